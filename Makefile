@@ -1,0 +1,38 @@
+# The README's two commands: `make run` and `make test`. Both set everything up on a fresh machine.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+# pip's config on these machines adds local indexes that may be absent; their warnings are noise.
+PIP_QUIET := 2>&1 | grep -v "is ignored: it is neither" || true
+
+.PHONY: run test venv lint chromium images clean
+
+venv: $(STAMP)
+
+$(STAMP): setup.cfg pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip $(PIP_QUIET)
+	$(PY) -m pip install -q -e ".[dev]" $(PIP_QUIET)
+	@$(PY) -c "import oal_widget, ipyevents, jupyterlab, tensorflow" # fails loudly if the install did
+	@touch $(STAMP)
+
+# Debian's Chromium for the browser test (browsers cannot be downloaded by Playwright here).
+chromium:
+	@command -v chromium >/dev/null || { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; }
+
+images: venv
+	@test -n "$$(ls images/*/ 2>/dev/null)" || $(PY) scripts/make_sample_images.py
+
+run: venv images
+	$(VENV)/bin/jupyter lab notebooks/quickstart.ipynb $$( [ "$$(id -u)" = 0 ] && echo --allow-root )
+
+lint: venv
+	$(VENV)/bin/ruff check oal_widget tests bench scripts
+	$(VENV)/bin/ruff format --check oal_widget tests bench scripts
+
+test: venv chromium lint
+	$(PY) -m pytest -ra $(PYTEST_ARGS)
+
+clean:
+	rm -rf $(VENV) build *.egg-info artifacts

@@ -1,0 +1,35 @@
+"""Shared fixtures: real images (scikit-learn's digits as PNG files), fresh workdirs."""
+
+import os
+
+import pytest
+
+# Keep TensorFlow quiet and small in tests: 2 cores, no GPU.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("MPLBACKEND", "Agg")
+
+
+@pytest.fixture(scope="session")
+def digits_dir(tmp_path_factory):
+    """200 digits (20 per class) as 16x16 PNGs in class folders ``<digit>/digit_NNNN.png``."""
+    from oal_widget.samples import write_digits
+
+    root = tmp_path_factory.mktemp("digits")
+    write_digits(root, per_class=20, size=16, seed=0)
+    return root
+
+
+@pytest.fixture
+def small_digits(tmp_path):
+    """A private, writable copy: 3 classes x 8 images, 16x16, for tests that change the folder."""
+    from oal_widget.samples import write_digits
+
+    root = tmp_path / "images"
+    paths = write_digits(root, per_class=8, size=16, seed=1)
+    for p in paths:  # keep digits 0, 1, 2 only
+        if p.parent.name not in {"0", "1", "2"}:
+            p.unlink()
+    for d in root.iterdir():
+        if d.is_dir() and not any(d.iterdir()):
+            d.rmdir()
+    return root
