@@ -1,0 +1,69 @@
+"""Command line: ``python -m oal_widget simulate ...`` and ``python -m oal_widget export ...``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m oal_widget", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    sim = sub.add_parser(
+        "simulate",
+        help="run the trainer with a simulated annotator (class = top-level sub-folder name)",
+    )
+    sim.add_argument("images_dir", type=Path, help="folder of images in class sub-folders")
+    sim.add_argument("--strategy", default=None, help="query strategy name (default: the product's default)")
+    sim.add_argument("--policy", default=None, help="exploration/exploitation policy name")
+    sim.add_argument("--budget", type=int, default=200, help="training labels to give (test split not counted)")
+    sim.add_argument("--seed", type=int, default=0)
+    sim.add_argument("--out", type=Path, default=None, help="CSV with one row per evaluation")
+    sim.add_argument("--workdir", type=Path, default=None, help="store and model folder (default: a temp dir)")
+    sim.add_argument("--eval-every", type=int, default=10, help="training labels between evaluations")
+    sim.add_argument("--query-every", type=int, default=10, help="training labels between queries")
+    sim.add_argument("--input-shape", default="32,32,1", help="H,W[,C] the model sees (default 32,32,1)")
+    sim.add_argument("--quiet", action="store_true", help="no progress lines")
+
+    exp = sub.add_parser("export", help="write the labels of a workdir as CSV (path,label,split)")
+    exp.add_argument("workdir", type=Path, help="the .oal folder holding annotations.sqlite")
+    exp.add_argument("--out", type=Path, required=True, help="CSV file to write")
+    return parser
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "simulate":
+            from .simulate import simulate
+
+            shape = tuple(int(v) for v in args.input_shape.split(","))
+            simulate(
+                args.images_dir,
+                strategy=args.strategy,
+                policy=args.policy,
+                budget=args.budget,
+                seed=args.seed,
+                out=args.out,
+                workdir=args.workdir,
+                eval_every=args.eval_every,
+                query_every=args.query_every,
+                input_shape=shape,
+                progress=None if args.quiet else print,
+            )
+        else:
+            from .store import open_existing
+
+            with open_existing(args.workdir) as store:
+                n = store.export_csv(args.out)
+            print(f"wrote {n} labels to {args.out}")
+    except (ValueError, FileNotFoundError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
