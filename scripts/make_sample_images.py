@@ -1,6 +1,6 @@
 """Write the sample images in images/: scikit-learn's digits as PNG files, one folder per digit.
 
-    python scripts/make_sample_images.py [--out images] [--per-class 30] [--size 32]
+python scripts/make_sample_images.py [--out images] [--per-class 30] [--size 32]
 """
 
 import argparse
