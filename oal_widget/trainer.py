@@ -1,0 +1,632 @@
+"""The training thread: train on ALL labels so far, evaluate, query, early-stop, save.
+
+The trainer never touches widgets. It reads commands from ``inbox`` (``messages.py``) and
+publishes immutable ``Update`` objects (``latest``, ``on_update`` and the ``updates`` queue).
+``run()`` is a thin loop over a synchronous API (``build``, ``handle``, ``train_round``,
+``evaluate``, ``query``, ``save``) that the simulator and the tests drive without the thread.
+
+TensorFlow is imported in ``build()`` only (from ``run()``), so creating a Trainer is cheap and
+the panel can appear before the ~7 s import.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+import math
+import os
+import queue
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+import numpy as np
+
+from .config import Config
+from .messages import Labelled, Pause, Resume, Retry, Stop, Unlabelled, Update
+
+log = logging.getLogger(__name__)
+
+#: Images per forward pass when predicting, so memory stays bounded on big pools.
+PREDICT_BATCH = 256
+#: How long the idle loop blocks on the inbox before looking again (never forever: pitfall 3).
+IDLE_WAIT_S = 0.2
+#: Updates kept on ``Trainer.updates`` when nobody reads them (the oldest are dropped).
+MAX_QUEUED_UPDATES = 1000
+METRICS_COLUMNS = ("n_labels", "accuracy", "loss", "n_test", "seconds")
+_EPS = 1e-7
+
+
+class Trainer(threading.Thread):
+    """Trains a Keras model in a daemon thread on every label it is sent.
+
+    Args:
+        pool: an ``ImagePool`` (``.paths``, ``.array(path)``, ``.arrays(paths)``).
+        label_names: class names; the class index is the position.
+        config: the session's ``Config``.
+        test_paths: the test split; never trained on, even if sent with ``split="train"``.
+        workdir: where ``model.keras`` and ``metrics.csv`` are written.
+        model_fn: ``(num_classes, input_shape) -> compiled keras.Model``; default
+            ``models.default_model_fn``.
+        on_update: called with every ``Update`` from the publishing thread; exceptions are logged.
+        resume_model: a saved ``.keras`` to continue from when it exists and fits the classes/shape.
+    """
+
+    def __init__(
+        self,
+        pool,
+        label_names: Iterable[str],
+        config: Config,
+        *,
+        test_paths: Iterable[str],
+        workdir,
+        model_fn: Callable | None = None,
+        on_update: Callable[[Update], None] | None = None,
+        resume_model=None,
+    ):
+        super().__init__(name="oal-trainer", daemon=True)
+        self.pool = pool
+        self.label_names = list(label_names)
+        if len(self.label_names) < 2 or len(set(self.label_names)) != len(self.label_names):
+            raise ValueError(
+                f"label_names={self.label_names!r} is invalid: expected at least 2 distinct class names"
+            )
+        self._index = {name: i for i, name in enumerate(self.label_names)}
+        self.config = config
+        self.test_paths = frozenset(test_paths)
+        self.workdir = Path(workdir)
+        self.model_fn = model_fn
+        self.on_update = on_update
+        self.resume_model = Path(resume_model) if resume_model is not None else None
+
+        self.inbox: queue.Queue = queue.Queue()
+        self.updates: queue.Queue = queue.Queue(maxsize=MAX_QUEUED_UPDATES)
+        self.latest = Update(status="waiting", message="trainer not started")
+        self.model = None
+        #: Every evaluation so far (plain floats/ints).
+        self.history: list[dict] = []
+        #: Why the trainer should stop (a Stop command or an early-stopping threshold); None = go on.
+        self.stop_reason: str | None = None
+        #: Every path that has appeared in a training batch (lets tests check test images never do).
+        self.trained_paths: set[str] = set()
+
+        self._train: dict[str, int] = {}  # path -> class index, insertion order = labelling order
+        self._test: dict[str, int] = {}
+        self._lock = threading.RLock()  # the sync API may be called while the thread runs
+        self._publish_lock = threading.Lock()
+        self._rng = np.random.default_rng(config.seed)
+        self._t0 = time.monotonic()
+        self._paused = False
+        self._error: str | None = None  # set: the model is unusable until Retry
+        self._finished = False
+        self._in_thread = False  # True inside run(): train_round then drains the inbox between steps
+        # Monotonic count of new training labels; eval/query are due when enough of them were trained on.
+        self._added = 0
+        self._trained_added = 0  # value of _added at the start of the last COMPLETE round
+        self._added_at_eval = 0
+        self._added_at_query = 0
+        self._idle = 0  # complete rounds since the last new label
+        self._queries = 0
+        self._steps_since_eval = 0
+        self._told_no_test = False
+        self._callback_failures = 0
+
+    # --- public state ------------------------------------------------------------------------
+    @property
+    def training_set_size(self) -> int:
+        """Training labels the next batch is drawn from (grows with every new label: pitfall 1)."""
+        return len(self._train)
+
+    @property
+    def test_set_size(self) -> int:
+        """Labelled test images the evaluation uses."""
+        return len(self._test)
+
+    @property
+    def error(self) -> str | None:
+        """The error message while the trainer waits for Retry, else None."""
+        return self._error
+
+    def send(self, command) -> None:
+        """Queue a command for the thread; never blocks."""
+        self.inbox.put_nowait(command)
+
+    # --- the thread ----------------------------------------------------------------------------
+    def run(self) -> None:
+        """Thin loop: drain commands without blocking while there is work; block briefly when idle."""
+        self._in_thread = True
+        try:
+            if self.stop_reason is None:
+                self._guard(self.build)
+            while self.stop_reason is None:
+                self._drain()
+                if self.stop_reason is not None:
+                    break
+                if self._has_work():
+                    self._guard(self._work)
+                else:
+                    self._publish_idle()
+                    try:
+                        command = self.inbox.get(timeout=IDLE_WAIT_S)
+                    except queue.Empty:
+                        continue
+                    self._guard(self.handle, command)
+        except BaseException as e:  # never lose an error silently, even a surprising one
+            self._fail(f"the trainer stopped unexpectedly: {type(e).__name__}: {e}")
+            self.stop_reason = self.stop_reason or f"unexpected error: {type(e).__name__}: {e}"
+        finally:
+            self._finish(self.stop_reason or "stopped")
+
+    def stop(self, timeout: float = 10.0) -> Update:
+        """Stop, save and return the final Update, within ``timeout`` seconds from any state.
+
+        Never started: stops (and saves a model built by ``build()``) in the calling thread.
+        If the thread cannot finish in time (e.g. it is still importing TensorFlow, which cannot be
+        interrupted), this returns an Update with status ``"stopping"`` at the deadline; the thread
+        then saves and publishes ``"stopped"`` as soon as the import returns.
+        """
+        if self._finished:
+            return self.latest
+        if self.ident is None:  # never started: nobody else will finish
+            self.stop_reason = self.stop_reason or Stop().reason
+            return self._finish(self.stop_reason)
+        self.send(Stop())
+        if threading.current_thread() is self:  # e.g. from on_update: cannot join ourselves
+            return self.latest
+        self.join(timeout)
+        if self.is_alive():
+            return Update(
+                status="stopping",
+                n_labels=len(self._train),
+                metrics=tuple(self.history),
+                message=f"the trainer is still busy ({self.latest.status}); it will save as soon as it can",
+            )
+        return self.latest
+
+    # --- synchronous API -------------------------------------------------------------------------
+    def build(self) -> bool:
+        """Import TensorFlow and build (or reload) the model. False, with an error Update, if it failed."""
+        with self._lock:
+            self._publish("importing", message="importing TensorFlow and building the model")
+            from . import models  # imports TensorFlow: the slow part
+
+            shape = self.config.input_shape
+            n = len(self.label_names)
+            note = ""
+            model = None
+            if self.resume_model is not None and self.resume_model.exists():
+                try:
+                    model = models.reload_model(self.resume_model)
+                    models.check_model(model, n, shape, source=f"the saved model {self.resume_model}")
+                    note = f"continuing from {self.resume_model}"
+                    self._load_metrics()
+                except Exception as e:
+                    model = None
+                    note = f"could not continue from {self.resume_model} ({e}); training a new model"
+                    log.warning(note)
+            if model is None:
+                model_fn = self.model_fn or models.default_model_fn
+                name = getattr(model_fn, "__name__", "model_fn")
+                if name == "<lambda>":
+                    name = "model_fn"
+                try:
+                    model = model_fn(n, shape)
+                except Exception as e:
+                    problem = f"{name} raised {type(e).__name__}: {e}"
+                else:
+                    try:
+                        models.check_model(model, n, shape, source=name)
+                        problem = None
+                    except Exception as e:
+                        problem = str(e)
+                if problem is not None:
+                    self.model = None
+                    self._fail(f"{problem}. Labels are kept: fix {name} and press Retry")
+                    return False
+            self.model = model
+            self._error = None
+            self._idle = 0
+            self._publish(self._state(), message=note)
+            return True
+
+    def handle(self, command) -> None:
+        """Apply one command from the inbox (labels, undo, pause, resume, retry, stop)."""
+        with self._lock:
+            if isinstance(command, Labelled):
+                self._on_labelled(command)
+            elif isinstance(command, Unlabelled):
+                if self._train.pop(command.path, None) is not None:
+                    self._idle = 0  # the training set changed: train on it again
+                self._test.pop(command.path, None)
+            elif isinstance(command, Pause):
+                self._paused = True
+                self._publish("paused", message="paused: labels are still received")
+            elif isinstance(command, Resume):
+                self._paused = False
+                self._idle = 0
+                self._publish(self._state())
+            elif isinstance(command, Retry):
+                self.build()
+            elif isinstance(command, Stop):
+                self.stop_reason = self.stop_reason or command.reason
+            else:
+                self._publish(
+                    "error",
+                    message=f"unknown command {command!r} ignored; send one of the commands in messages.py",
+                )
+
+    def train_round(self) -> bool:
+        """``config.train_steps`` gradient steps on batches drawn from ALL training labels.
+
+        Returns True when the round completed; False when there was nothing to do, or a Stop,
+        Pause or error cut it short. In the thread, the inbox is read between steps.
+        """
+        with self._lock:
+            if not self._can_train():
+                return False
+            started_with = self._added
+            self._publish_if_changed("training")
+            for _ in range(self.config.train_steps):
+                if self._in_thread:
+                    self._drain()
+                    if not self._can_train() or self.stop_reason is not None:
+                        return False
+                if not self._step():
+                    return False
+            self._trained_added = started_with
+            self._idle += 1
+            return True
+
+    def evaluate(self) -> dict | None:
+        """Evaluate on the labelled test images; append to ``history`` and rewrite ``metrics.csv``.
+
+        Returns the metrics row, or None when no test image is labelled yet (or no model exists).
+        Checks the early-stopping thresholds and sets ``stop_reason`` when one is crossed.
+        """
+        with self._lock:
+            if self.model is None or self._error is not None:
+                return None
+            X, y = self._labelled_arrays(self._test)
+            if len(y) == 0:
+                if not self._told_no_test:
+                    self._told_no_test = True
+                    self._publish(self._state(), message="no labelled test image yet: metrics will follow")
+                return None
+            self._told_no_test = False
+            self._publish("evaluating")
+            probs = self._predict(X)
+            p_true = np.clip(probs[np.arange(len(y)), y], _EPS, 1.0)
+            row = {
+                "n_labels": len(self._train),
+                "accuracy": float(np.mean(np.argmax(probs, axis=1) == y)),
+                "loss": float(-np.mean(np.log(p_true))),
+                "n_test": len(y),
+                "seconds": round(time.monotonic() - self._t0, 3),
+            }
+            self.history.append(row)
+            self._added_at_eval = self._trained_added
+            self._steps_since_eval = 0
+            self._write_metrics()
+            reason = self._threshold_crossed(row)
+            if reason is not None:
+                self.stop_reason = self.stop_reason or reason
+            self._publish(self._state(), message=reason or "")
+            return row
+
+    def query(self) -> Update:
+        """Score the unlabelled pool and publish the new order (a permutation of the candidates).
+
+        Candidates are the pool's paths not labelled and not in the test split. Unlabelled test
+        images are predicted too (the panel shows a prediction for them) but are not ranked.
+        Images that fail to decode are kept at the end of the order, never dropped.
+        """
+        from . import strategies
+
+        with self._lock:
+            if self.model is None or self._error is not None:
+                return self.latest
+            self._publish("querying")
+            candidates = [
+                p
+                for p in self.pool.paths
+                if p not in self._train and p not in self._test and p not in self.test_paths
+            ]
+            unlabelled_test = [p for p in self.pool.paths if p in self.test_paths and p not in self._test]
+            probs, scored = self._predict_paths(candidates)
+            test_probs, test_scored = self._predict_paths(unlabelled_test)
+            rng = np.random.default_rng(self.config.seed + self._queries)
+            self._queries += 1
+            ranked = list(
+                strategies.rank(
+                    scored, probs, self.config.strategy, self.config.policy, rng, epsilon=self.config.epsilon
+                )
+            )
+            scored_set = set(scored)
+            order = ranked + [p for p in candidates if p not in scored_set]
+            predictions = {}
+            for paths, p in ((scored, probs), (test_scored, test_probs)):
+                best = np.argmax(p, axis=1) if len(paths) else []
+                for path, k, row in zip(paths, best, p, strict=True):
+                    predictions[path] = (self.label_names[int(k)], float(row[k]))
+            self._added_at_query = self._trained_added
+            return self._publish(self._state(), order=tuple(order), predictions=predictions)
+
+    def save(self) -> dict:
+        """Write ``model.keras`` (when a model exists) and ``metrics.csv`` atomically; returns their paths."""
+        return self._save(with_model=True)
+
+    def _save(self, with_model: bool) -> dict:
+        with self._lock:
+            saved = {}
+            model = self.model if with_model else None
+            if model is None and not self.history:
+                return saved
+            self.workdir.mkdir(parents=True, exist_ok=True)
+            if model is not None:
+                target = self.workdir / "model.keras"
+                # Keras insists on the .keras suffix; a temp file in the same folder + os.replace means a
+                # kill during save never leaves a half-written model.keras.
+                fd, tmp = tempfile.mkstemp(dir=self.workdir, prefix=".model-", suffix=".keras")
+                os.close(fd)
+                try:
+                    model.save(tmp, overwrite=True)
+                    os.replace(tmp, target)
+                finally:
+                    if os.path.exists(tmp):
+                        os.unlink(tmp)
+                saved["model"] = str(target)
+            saved["metrics"] = str(self._write_metrics())
+            return saved
+
+    # --- internals -----------------------------------------------------------------------------
+    def _on_labelled(self, command: Labelled) -> None:
+        index = self._index.get(command.label)
+        if index is None:
+            self._publish(
+                "error",
+                message=(
+                    f"label {command.label!r} for {command.path} is not one of {self.label_names}; "
+                    "the trainer ignored it (training goes on)"
+                ),
+            )
+            return
+        if command.split not in ("train", "test"):
+            self._publish(
+                "error",
+                message=f"split {command.split!r} for {command.path} is invalid: expected 'train' or 'test'",
+            )
+            return
+        # The test split is fixed: a test image is never trained on, whatever the sender says.
+        is_test = command.split == "test" or command.path in self.test_paths
+        if is_test:
+            self._train.pop(command.path, None)
+            self._test[command.path] = index
+        else:
+            self._test.pop(command.path, None)
+            if command.path not in self._train:
+                self._added += 1
+            self._train[command.path] = index
+            self._idle = 0  # new data: train again even if the trainer had gone idle
+
+    def _drain(self) -> None:
+        while True:
+            try:
+                command = self.inbox.get_nowait()
+            except queue.Empty:
+                return
+            self._guard(self.handle, command)
+
+    def _has_work(self) -> bool:
+        return self._can_train() and self._idle < self.config.idle_rounds
+
+    def _can_train(self) -> bool:
+        return (
+            self.model is not None
+            and self._error is None
+            and not self._paused
+            and self.stop_reason is None
+            and len(self._train) > 0
+        )
+
+    def _work(self) -> None:
+        """One round, then the evaluation and the query when enough new labels were trained on."""
+        if not self.train_round():
+            return
+        if self._trained_added - self._added_at_eval >= self.config.eval_every:
+            self.evaluate()
+        if self.stop_reason is None and self._trained_added - self._added_at_query >= self.config.query_every:
+            self.query()
+
+    def _step(self) -> bool:
+        paths = list(self._train)
+        size = min(self.config.batch_size, len(paths))
+        chosen = [paths[i] for i in self._rng.choice(len(paths), size=size, replace=False)]
+        X, loaded = self.pool.arrays(chosen)
+        for path in set(chosen) - set(loaded):
+            # The pool recorded why in pool.skipped; keep it out of every later batch.
+            self._train.pop(path, None)
+            log.warning("dropped %s from training: it could not be decoded", path)
+        if not loaded:
+            return len(self._train) > 0
+        y = np.array([self._train[p] for p in loaded], dtype="int64")
+        try:
+            logs = self.model.train_on_batch(X, y, return_dict=True)
+            loss = float(logs["loss"])
+        except Exception as e:
+            self._fail(
+                f"a training step failed: {type(e).__name__}: {e}. Labels are kept; "
+                "check model_fn (loss, input shape) and press Retry"
+            )
+            return False
+        self.trained_paths.update(loaded)
+        self._steps_since_eval += 1
+        if not math.isfinite(loss):
+            self._fail(
+                f"the training loss became {loss} with {len(self._train)} labels. Labels are kept; "
+                "lower the learning rate in model_fn (or check the images) and press Retry"
+            )
+            return False
+        return True
+
+    def _labelled_arrays(self, labels: dict[str, int]) -> tuple[np.ndarray, np.ndarray]:
+        X, loaded = self.pool.arrays(list(labels))
+        return X, np.array([labels[p] for p in loaded], dtype="int64")
+
+    def _predict(self, X: np.ndarray) -> np.ndarray:
+        chunks = [
+            np.asarray(self.model.predict_on_batch(X[i : i + PREDICT_BATCH]))
+            for i in range(0, len(X), PREDICT_BATCH)
+        ]
+        return np.concatenate(chunks).astype("float64") if chunks else np.zeros((0, len(self.label_names)))
+
+    def _predict_paths(self, paths: list[str]) -> tuple[np.ndarray, list[str]]:
+        """Probabilities of the paths that decode, chunk by chunk (bounded memory), and those paths."""
+        probs, scored = [], []
+        for i in range(0, len(paths), PREDICT_BATCH):
+            X, loaded = self.pool.arrays(paths[i : i + PREDICT_BATCH])
+            if loaded:
+                probs.append(self._predict(X))
+                scored.extend(loaded)
+        if not probs:
+            return np.zeros((0, len(self.label_names))), []
+        return np.concatenate(probs), scored
+
+    def _threshold_crossed(self, row: dict) -> str | None:
+        if row["n_test"] < self.config.min_test_labels:
+            return None
+        for metric, (lower, upper) in self.config.early_stopping.items():
+            value = row[metric]
+            if lower is not None and value <= lower:
+                return f"{metric} {round(value, 4)} <= {lower}"
+            if upper is not None and value >= upper:
+                return f"{metric} {round(value, 4)} >= {upper}"
+        return None
+
+    def _write_metrics(self) -> Path:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        target = self.workdir / "metrics.csv"
+        fd, tmp = tempfile.mkstemp(dir=self.workdir, prefix=".metrics-", suffix=".csv")
+        try:
+            with os.fdopen(fd, "w", newline="") as f:
+                writer = csv.DictWriter(f, fieldnames=METRICS_COLUMNS, extrasaction="ignore")
+                writer.writeheader()
+                writer.writerows(self.history)
+            os.replace(tmp, target)
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+        return target
+
+    def _load_metrics(self) -> None:
+        """A continued session keeps its curve: read the rows of an earlier metrics.csv (once)."""
+        path = self.workdir / "metrics.csv"
+        if self.history or not path.is_file():
+            return
+        try:
+            with path.open(newline="") as f:
+                rows = [
+                    {
+                        "n_labels": int(r["n_labels"]),
+                        "accuracy": float(r["accuracy"]),
+                        "loss": float(r["loss"]),
+                        "n_test": int(r["n_test"]),
+                        "seconds": float(r["seconds"]),
+                    }
+                    for r in csv.DictReader(f)
+                ]
+        except (OSError, KeyError, TypeError, ValueError) as e:
+            log.warning("ignored the earlier %s (%s); the curve starts afresh", path, e)
+            return
+        self.history = rows
+        if rows:  # seconds go on from where the earlier session ended
+            self._t0 = time.monotonic() - rows[-1]["seconds"]
+
+    def _finish(self, reason: str) -> Update:
+        """Final evaluation if it adds anything, save, publish 'stopped'. Runs once."""
+        with self._lock:
+            if self._finished:
+                return self.latest
+            self._publish("stopping", message=reason)
+            message = reason
+            if self.model is not None and self._error is None and self._steps_since_eval > 0:
+                try:
+                    self.evaluate()
+                except Exception as e:
+                    log.exception("final evaluation failed")
+                    message += f"; the final evaluation failed ({type(e).__name__}: {e})"
+            # A failed model (e.g. NaN weights) must not overwrite a good model.keras.
+            with_model = self._error is None
+            if self.model is not None and not with_model:
+                message += "; the model was not saved because of the error"
+            try:
+                saved = self._save(with_model)
+            except Exception as e:
+                log.exception("saving failed")
+                saved = {}
+                message += f"; saving to {self.workdir} failed ({type(e).__name__}: {e}): check the folder"
+            self._finished = True
+            return self._publish("stopped", message=message, saved=saved)
+
+    def _guard(self, fn, *args) -> None:
+        """Run a step of the loop; an unexpected exception becomes an error Update, never a dead thread."""
+        try:
+            fn(*args)
+        except Exception as e:
+            log.exception("trainer step failed")
+            self._fail(
+                f"unexpected error in the trainer: {type(e).__name__}: {e}. Labels are kept; "
+                "press Retry or Stop (and please report it)"
+            )
+
+    def _fail(self, message: str) -> None:
+        self._error = message
+        self._publish("error", message=message)
+
+    def _state(self) -> str:
+        if self._finished:
+            return "stopped"
+        if self.stop_reason is not None:
+            return "stopping"
+        if self._error is not None:
+            return "error"
+        if self._paused:
+            return "paused"
+        if self.model is None:
+            return "importing"
+        if not self._train or self._idle >= self.config.idle_rounds:
+            return "waiting"
+        return "training"
+
+    def _publish_idle(self) -> None:
+        state = self._state()
+        if state == "error":
+            return  # the error Update already says what to do; don't overwrite its message
+        self._publish_if_changed(state)
+
+    def _publish_if_changed(self, status: str) -> None:
+        if self.latest.status != status or self.latest.n_labels != len(self._train):
+            self._publish(status)
+
+    def _publish(self, status: str, **fields) -> Update:
+        with self._publish_lock:
+            update = Update(status=status, n_labels=len(self._train), metrics=tuple(self.history), **fields)
+            self.latest = update
+            if self.updates.full():  # keep the newest: nobody may be reading this queue
+                try:
+                    self.updates.get_nowait()
+                except queue.Empty:
+                    pass
+            self.updates.put_nowait(update)
+        if self.on_update is not None:
+            try:
+                self.on_update(update)
+            except Exception:
+                # Once with the traceback; a callback broken for good must not flood the log.
+                self._callback_failures += 1
+                if self._callback_failures == 1:
+                    log.exception("on_update raised; training goes on (later failures are logged at debug)")
+                else:
+                    log.debug("on_update raised again", exc_info=True)
+        return update
