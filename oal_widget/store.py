@@ -111,8 +111,9 @@ class Store:
         except sqlite3.DatabaseError as e:
             self.close()
             raise ValueError(
-                f"{self.path} is not a usable annotations database ({e}): "
-                "move it away to start afresh, or pass another workdir"
+                f"{self.path} cannot be used as the annotations database ({e}): check that "
+                f"{str(self.workdir)!r} is writable; move the file away if it is not oal_widget's; "
+                "or pass another workdir"
             ) from e
         except BaseException:
             self.close()

@@ -181,7 +181,9 @@ def test_closed_store_says_so(tmp_path):
 
 def test_not_a_database_names_the_file(tmp_path):
     (tmp_path / FILENAME).write_bytes(b"this is not sqlite" * 100)
-    with pytest.raises(ValueError, match=f"{FILENAME}.*not a usable annotations database.*move it away"):
+    with pytest.raises(
+        ValueError, match=f"{FILENAME} cannot be used as the annotations database.*move the file away"
+    ):
         Store(tmp_path)
     (tmp_path / "afile").write_text("x")
     with pytest.raises(NotADirectoryError, match="afile"):
