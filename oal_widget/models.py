@@ -1,0 +1,278 @@
+"""Models the trainer can use: a small CNN trained from scratch, a frozen local-weights backbone, a reload.
+
+A ``model_fn`` is any callable ``(num_classes, input_shape) -> compiled keras.Model`` whose output is
+``num_classes`` softmax probabilities and whose input is an image batch already scaled to [0, 1]
+(``pool.load_array`` scales once; pitfall 7 of the original scaled twice).
+
+Keras (and so TensorFlow, ~7 s) is imported inside the functions only: importing this module is free,
+and the panel can show itself before TensorFlow has loaded.
+"""
+
+from __future__ import annotations
+
+import numbers
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # only for annotations: importing keras at run time costs seconds
+    import keras
+
+#: Keras applications we know how to feed. value: (scale, offset) mapping [0, 1] to the range the
+#: backbone was trained on (x * scale + offset), and whether it takes ``alpha`` (width multiplier).
+_BACKBONES = {
+    "MobileNetV2": (2.0, -1.0, True),  # keras.applications.mobilenet_v2.preprocess_input: [-1, 1]
+    "MobileNet": (2.0, -1.0, True),  # keras.applications.mobilenet.preprocess_input: [-1, 1]
+}
+#: Smallest height/width keras.applications accepts for these backbones.
+_MIN_BACKBONE_SIDE = 32
+#: The from-scratch CNN first average-pools large images down to about this side (bounded CPU cost).
+_WORKING_SIDE = 32
+#: Losses that silently give wrong numbers with integer labels and a softmax (pitfall 7).
+_WRONG_LOSSES = {"binary_crossentropy", "categorical_crossentropy", "binary_focal_crossentropy"}
+
+_COMPILE_HINT = (
+    "call model.compile(optimizer='adam', loss='sparse_categorical_crossentropy', metrics=['accuracy']) "
+    "at the end of your model_fn"
+)
+
+
+def _keras():
+    import keras  # lazily: imports TensorFlow
+
+    return keras
+
+
+def _shape(input_shape) -> tuple[int, int, int]:
+    """(h, w, c) from (h, w) or (h, w, c); ValueError names input_shape."""
+    shape = tuple(input_shape)
+    if len(shape) == 2:
+        shape = (*shape, 3)
+    if len(shape) != 3 or not all(isinstance(v, numbers.Integral) and v >= 1 for v in shape):
+        raise ValueError(f"input_shape={input_shape!r} is invalid: expected (height, width, channels)")
+    return tuple(int(v) for v in shape)
+
+
+def _check_num_classes(num_classes) -> int:
+    if isinstance(num_classes, bool) or not isinstance(num_classes, numbers.Integral) or num_classes < 1:
+        raise ValueError(f"num_classes={num_classes!r} is invalid: expected a whole number >= 1")
+    return int(num_classes)
+
+
+def _compile(model):
+    """Compile like every model here: Adam, sparse categorical cross-entropy on integer labels."""
+    keras = _keras()
+    model.compile(
+        optimizer=keras.optimizers.Adam(learning_rate=1e-3),
+        # Integer class indices + softmax: sparse CE. Binary CE here inflated "accuracy" (pitfall 7).
+        loss="sparse_categorical_crossentropy",
+        metrics=["accuracy"],
+        # Online training sees a new batch shape whenever the label count is below batch_size; XLA
+        # would recompile for each one, which costs far more than it saves on models this small.
+        jit_compile=False,
+    )
+    return model
+
+
+def default_model_fn(num_classes: int, input_shape) -> keras.Model:
+    """A small CNN trained from scratch on CPU, for images from 8x8 up to 224x224 and beyond.
+
+    Large images are first average-pooled to about 32 px (cost stays bounded; for photos where detail
+    matters use ``transfer_model_fn``). Then up to three Conv-ReLU-MaxPool blocks (no BatchNorm: its
+    batch statistics are unstable with the tiny, changing batches of online training), Flatten,
+    Dropout (also enables Monte-Carlo dropout later), a Dense layer named ``"embedding"`` (for
+    diversity sampling) and a softmax. Inputs must already be in [0, 1]: there is no Rescaling layer.
+    """
+    keras = _keras()
+    layers = keras.layers
+    num_classes = _check_num_classes(num_classes)
+    h, w, c = _shape(input_shape)
+
+    inputs = keras.Input(shape=(h, w, c), name="image")
+    x = inputs
+    fh, fw = max(1, h // _WORKING_SIDE), max(1, w // _WORKING_SIDE)
+    if fh > 1 or fw > 1:
+        x = layers.AveragePooling2D(pool_size=(fh, fw), name="downsample")(x)
+    sh, sw = h // fh, w // fw
+    for i, filters in enumerate((32, 64, 64)):
+        if min(sh, sw) <= 4 and i > 0:  # stop at about 4x4 so Flatten stays small
+            break
+        x = layers.Conv2D(filters, 3, padding="same", activation="relu", name=f"conv{i + 1}")(x)
+        if min(sh, sw) >= 2:
+            x = layers.MaxPooling2D(2, name=f"pool{i + 1}")(x)
+            sh, sw = sh // 2, sw // 2
+    x = layers.Flatten(name="flatten")(x)
+    x = layers.Dropout(0.3, name="dropout")(x)
+    x = layers.Dense(64, activation="relu", name="embedding")(x)
+    outputs = layers.Dense(num_classes, activation="softmax", name="probabilities")(x)
+    return _compile(keras.Model(inputs, outputs, name="oal_cnn"))
+
+
+def _missing_weights(path: Path, backbone: str, alpha: float) -> FileNotFoundError:
+    return FileNotFoundError(
+        f"backbone weights file {path} does not exist. Make one on a machine with internet access:\n"
+        f"  import keras\n"
+        f"  keras.applications.{backbone}(weights='imagenet', include_top=False, alpha={alpha}, "
+        f"input_shape=(96, 96, 3)).save_weights('{path.name}')\n"
+        f"then copy it here (nothing is downloaded at run time)."
+    )
+
+
+def transfer_model_fn(
+    weights_path, backbone: str = "MobileNetV2", alpha: float = 0.35, trainable: bool = False
+) -> Callable:
+    """A ``model_fn`` using an ImageNet backbone whose weights come from the LOCAL file ``weights_path``.
+
+    Helps with photos and few labels: only a small head (GlobalAveragePooling named ``"embedding"``,
+    Dropout, Dense softmax) is trained while the backbone stays frozen (``trainable=False``).
+    The backbone expects its own input range (MobileNet/MobileNetV2: [-1, 1]); our images arrive in
+    [0, 1], so a Rescaling layer ``x * 2 - 1`` maps them once. Grey images (1 channel) are repeated to
+    the 3 channels ImageNet backbones need. Inputs must be at least 32x32.
+    """
+    if backbone not in _BACKBONES:
+        raise ValueError(
+            f"backbone={backbone!r} is not supported: expected one of {', '.join(_BACKBONES)} "
+            f"(or write your own model_fn)"
+        )
+    if isinstance(alpha, bool) or not isinstance(alpha, numbers.Real) or not alpha > 0:
+        raise ValueError(f"alpha={alpha!r} is invalid: expected a width multiplier > 0, e.g. 0.35")
+    weights_path = Path(weights_path).expanduser()
+    if not weights_path.is_file():
+        raise _missing_weights(weights_path, backbone, alpha)
+    scale, offset, takes_alpha = _BACKBONES[backbone]
+
+    def model_fn(num_classes: int, input_shape):
+        keras = _keras()
+        layers = keras.layers
+        num_classes = _check_num_classes(num_classes)
+        h, w, c = _shape(input_shape)
+        if min(h, w) < _MIN_BACKBONE_SIDE:
+            raise ValueError(
+                f"input_shape={(h, w, c)} is too small for {backbone}: height and width must be at least "
+                f"{_MIN_BACKBONE_SIDE}; use a larger input_shape or default_model_fn"
+            )
+        if not weights_path.is_file():
+            raise _missing_weights(weights_path, backbone, alpha)
+        kwargs = {"alpha": alpha} if takes_alpha else {}
+        base = getattr(keras.applications, backbone)(
+            include_top=False, weights=None, input_shape=(h, w, 3), **kwargs
+        )
+        try:
+            # Keras warns once per layer before raising on a mismatch; the error below says it all.
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                base.load_weights(str(weights_path))
+        except Exception as e:  # any failure means "not the weights this backbone needs"
+            raise ValueError(
+                f"weights file {weights_path} does not fit {backbone}(alpha={alpha}, include_top=False): "
+                f"expected weights saved from keras.applications.{backbone}(include_top=False, "
+                f"alpha={alpha}) (any input size). Keras said: {str(e).splitlines()[0]}"
+            ) from e
+        base.trainable = bool(trainable)
+
+        inputs = keras.Input(shape=(h, w, c), name="image")
+        x = inputs
+        if c == 1:  # ImageNet backbones take RGB: repeat the grey channel
+            x = layers.Concatenate(name="grey_to_rgb")([x, x, x])
+        x = layers.Rescaling(scale, offset=offset, name="to_backbone_range")(x)
+        # training=False keeps BatchNorm in inference mode even if the backbone is unfrozen later.
+        x = base(x, training=False)
+        x = layers.GlobalAveragePooling2D(name="embedding")(x)
+        x = layers.Dropout(0.2, name="dropout")(x)
+        outputs = layers.Dense(num_classes, activation="softmax", name="probabilities")(x)
+        return _compile(keras.Model(inputs, outputs, name=f"oal_{backbone.lower()}"))
+
+    model_fn.__name__ = model_fn.__qualname__ = f"transfer_model_fn({backbone}, alpha={alpha})"
+    return model_fn
+
+
+def reload_model(path) -> keras.Model:
+    """A model saved as ``.keras`` (e.g. the trainer's ``model.keras``), loaded in safe mode.
+
+    Safe mode refuses files that would run arbitrary Python (Lambda layers). A model saved without
+    its compile state is compiled like ``default_model_fn``.
+    """
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise FileNotFoundError(f"model file {path} does not exist: give the path of a saved .keras model")
+    keras = _keras()
+    try:
+        model = keras.saving.load_model(str(path), safe_mode=True)
+    except Exception as e:  # whatever Keras raises, the user needs the file name
+        message = str(e).splitlines()[0] if str(e) else type(e).__name__
+        if "safe_mode" in str(e):
+            raise ValueError(
+                f"model file {path} contains Python code (e.g. a Lambda layer) that safe mode will not run. "
+                f"If you trust it, load it yourself with keras.saving.load_model(path, safe_mode=False) "
+                f"and pass the model instead. Keras said: {message}"
+            ) from e
+        raise ValueError(
+            f"model file {path} is not a Keras model this version can load (expected a .keras file "
+            f"saved with model.save; custom layers must be imported first). Keras said: {message}"
+        ) from e
+    if not isinstance(model, keras.Model):
+        raise ValueError(f"model file {path} holds a {type(model).__name__}, not a keras.Model")
+    if not getattr(model, "compiled", False) or getattr(model, "loss", None) is None:
+        _compile(model)
+    return model
+
+
+def _loss_name(loss) -> str | None:
+    if isinstance(loss, str):
+        return loss
+    return getattr(loss, "name", None) or getattr(loss, "__name__", None)
+
+
+def check_model(model, num_classes: int, input_shape, source: str = "model_fn") -> None:
+    """Raise ValueError saying what to fix unless ``model`` is a compiled keras.Model taking
+    ``input_shape`` images and returning ``num_classes`` probabilities. ``source`` names where the
+    model came from in the message (e.g. "model_fn", "the reloaded model")."""
+    keras = _keras()
+    h, w, c = _shape(input_shape)
+    if not isinstance(model, keras.Model):
+        raise ValueError(
+            f"{source} returned {type(model).__name__}, not a keras.Model: build and return a compiled "
+            f"keras.Model(inputs, outputs)"
+        )
+    if not getattr(model, "compiled", False) or getattr(model, "loss", None) is None:
+        raise ValueError(f"{source} returned an uncompiled model (no optimizer/loss): {_COMPILE_HINT}")
+    name = _loss_name(model.loss)
+    if name in _WRONG_LOSSES:
+        raise ValueError(
+            f"{source} compiled the model with loss={name!r}, but labels are integer class indices and "
+            f"the output a softmax: use loss='sparse_categorical_crossentropy' (other losses give wrong "
+            f"loss and accuracy values)"
+        )
+    try:
+        out_shape = model.output_shape
+        in_shape = model.input_shape
+    except (AttributeError, ValueError, RuntimeError) as e:
+        raise ValueError(f"{source} returned a model that is not built: give it a keras.Input ({e})") from e
+    if isinstance(out_shape, list) or tuple(out_shape) != (None, num_classes):
+        raise ValueError(
+            f"{source} returned a model with output shape {out_shape}; expected (None, {num_classes}): "
+            f"end with keras.layers.Dense({num_classes}, activation='softmax') (one unit per label)"
+        )
+    expected = (None, h, w, c)
+    fits = (
+        not isinstance(in_shape, list)
+        and len(in_shape) == 4
+        and all(got is None or got == want for got, want in zip(in_shape[1:], expected[1:], strict=True))
+    )
+    if not fits:
+        raise ValueError(
+            f"{source} returned a model with input shape {in_shape}; expected {expected} from the "
+            f"input_shape setting: use keras.Input(shape=input_shape) with the input_shape passed to it"
+        )
+
+
+def embedding_model(model) -> keras.Model:
+    """A model from the input to the layer named ``"embedding"`` (else the penultimate layer):
+    feature vectors for diversity sampling."""
+    keras = _keras()
+    try:
+        layer = model.get_layer("embedding")
+    except ValueError:
+        layer = model.layers[-2]
+    return keras.Model(model.inputs, layer.output, name=f"{model.name}_embedding")
