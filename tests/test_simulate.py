@@ -1,0 +1,121 @@
+"""The simulator: the product's Trainer and Store driven by a folder-name oracle, end to end."""
+
+import csv
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from oal_widget.config import Config
+from oal_widget.simulate import CSV_COLUMNS, simulate
+
+
+def listing(root: Path) -> dict[str, tuple[int, int]]:
+    """Every file and folder under root (hidden ones too) with size and mtime: any write shows."""
+    out = {}
+    for dirpath, dirnames, filenames in os.walk(root):
+        for name in dirnames + filenames:
+            p = Path(dirpath) / name
+            st = p.stat()
+            out[str(p.relative_to(root))] = (st.st_size, st.st_mtime_ns)
+    return out
+
+
+def read_csv(path):
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def test_cli_simulate_learns_and_never_writes_into_the_images_folder(digits_dir, tmp_path):
+    before = listing(digits_dir)
+    out = tmp_path / "curve.csv"
+    cmd = [sys.executable, "-m", "oal_widget", "simulate", str(digits_dir), "--budget", "80", "--seed", "0"]
+    cmd += ["--out", str(out), "--input-shape", "16,16,1", "--eval-every", "20", "--query-every", "20"]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    rows = read_csv(out)
+    assert list(rows[0]) == list(CSV_COLUMNS)
+    assert [int(r["n_labels"]) for r in rows] == [20, 40, 60, 80]
+    assert all(0.0 <= float(r["accuracy"]) <= 1.0 for r in rows)
+    assert float(rows[-1]["accuracy"]) > 0.3  # 10 classes: chance is 0.1
+    assert {r["strategy"] for r in rows} == {Config().strategy} and {r["seed"] for r in rows} == {"0"}
+    assert int(rows[0]["n_test"]) == 40  # the whole test split (20% of 200) is labelled first
+    assert done.stdout.count("labels  accuracy") == 4  # one progress line per evaluation
+    assert listing(digits_dir) == before
+
+
+def test_same_seed_gives_the_same_curve_and_rows_are_returned(digits_dir, tmp_path):
+    kw = dict(budget=20, seed=3, eval_every=10, query_every=5, input_shape=(16, 16, 1), progress=None)
+    kw["train_steps"] = 4  # a Config setting passed through
+    first = simulate(digits_dir, strategy="margin", out=tmp_path / "a.csv", **kw)
+    second = simulate(digits_dir, strategy="margin", out=tmp_path / "b.csv", **kw)
+    assert [r["n_labels"] for r in first] == [10, 20]
+    assert [r["accuracy"] for r in first] == [r["accuracy"] for r in second]
+    assert [r["accuracy"] for r in read_csv(tmp_path / "a.csv")] == [
+        r["accuracy"] for r in read_csv(tmp_path / "b.csv")
+    ]
+
+
+def test_random_strategy_workdir_kept_and_final_evaluation(digits_dir, tmp_path):
+    lines = []
+    wd = tmp_path / "wd"
+    rows = simulate(
+        digits_dir,
+        strategy="random",
+        policy="greedy",
+        budget=7,
+        eval_every=5,
+        query_every=5,
+        input_shape=(16, 16, 1),
+        workdir=wd,
+        progress=lines.append,
+        train_steps=2,
+    )
+    assert [r["n_labels"] for r in rows] == [5, 7]  # the last label is evaluated too
+    assert len(lines) == 2 and all(isinstance(x, str) for x in lines)
+    assert {r["strategy"] for r in rows} == {"random"}
+    assert (wd / "annotations.sqlite").is_file() and (wd / "model.keras").is_file()
+    from oal_widget.store import Store
+
+    with Store(wd) as store:
+        labels = store.labels()
+        assert len(labels) == 7 + len(store.test_paths())  # every oracle answer went through the store
+        assert all(p.split("/")[0] == label for p, label in labels.items())
+
+
+def test_flat_folder_is_refused_with_a_clear_message(small_digits, tmp_path):
+    loose = next((small_digits / "0").iterdir())
+    loose.rename(small_digits / "loose.png")
+    with pytest.raises(ValueError, match="class sub-folders") as e:
+        simulate(small_digits, budget=5, progress=None)
+    assert str(small_digits) in str(e.value) and "loose.png" in str(e.value)
+    done = subprocess.run(
+        [sys.executable, "-m", "oal_widget", "simulate", str(small_digits), "--budget", "5"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 2 and "class sub-folders" in done.stderr
+
+
+def test_workdir_inside_images_or_over_a_store_is_refused(small_digits, tmp_path):
+    before = listing(small_digits)
+    with pytest.raises(ValueError, match="inside the images folder"):
+        simulate(small_digits, budget=5, workdir=small_digits / ".oal", progress=None)
+    assert listing(small_digits) == before
+    used = tmp_path / "used"
+    used.mkdir()
+    (used / "annotations.sqlite").write_bytes(b"")
+    with pytest.raises(ValueError, match="already holds a store"):
+        simulate(small_digits, budget=5, workdir=used, progress=None)
+
+
+def test_bad_arguments_name_the_setting(small_digits, tmp_path):
+    with pytest.raises(ValueError, match="budget"):
+        simulate(small_digits, budget=0, progress=None)
+    with pytest.raises(ValueError, match="strategy"):
+        simulate(small_digits, strategy="clever", progress=None)
+    with pytest.raises(FileNotFoundError, match="nowhere"):
+        simulate(tmp_path / "nowhere", progress=None)
