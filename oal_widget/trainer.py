@@ -69,10 +69,8 @@ class Trainer(threading.Thread):
         super().__init__(name="oal-trainer", daemon=True)
         self.pool = pool
         self.label_names = list(label_names)
-        if len(self.label_names) < 2 or len(set(self.label_names)) != len(self.label_names):
-            raise ValueError(
-                f"label_names={self.label_names!r} is invalid: expected at least 2 distinct class names"
-            )
+        if not self.label_names or len(set(self.label_names)) != len(self.label_names):
+            raise ValueError(f"label_names={self.label_names!r} is invalid: expected distinct class names")
         self._index = {name: i for i, name in enumerate(self.label_names)}
         self.config = config
         self.test_paths = frozenset(test_paths)

@@ -116,6 +116,11 @@ def test_creating_a_trainer_does_not_import_tensorflow(digits_dir, tmp_path):
     assert out.stdout.split() == ["stopped", "False", "False"]
 
 
+def test_duplicate_label_names_are_refused(pool, tmp_path):
+    with pytest.raises(ValueError, match="label_names"):
+        Trainer(pool, ["0", "0"], CFG, test_paths=[], workdir=tmp_path)
+
+
 # --- pitfall 1: the training set grows ----------------------------------------------------------
 def test_training_set_grows_with_every_label_and_every_round_trains_on_all(make, split):
     train, _ = split
