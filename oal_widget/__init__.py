@@ -1,0 +1,40 @@
+"""Online active learning for image classification inside a Jupyter notebook.
+
+    from oal_widget import Annotator
+    Annotator("images/", labels=["cat", "dog"])
+
+Names are imported lazily (PEP 562), so ``import oal_widget`` is fast and never imports
+TensorFlow or ipywidgets; TensorFlow is imported by the trainer's thread, or by the model helpers
+when they are first used.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+__version__ = "0.1.0"
+
+# public name -> module that defines it
+_EXPORTS = {
+    "Annotator": "panel",
+    "DEFAULT_KEYS": "panel",
+    "Config": "config",
+    "Session": "session",
+    "default_model_fn": "models",
+    "transfer_model_fn": "models",
+    "reload_model": "models",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'oal_widget' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value  # later look-ups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
