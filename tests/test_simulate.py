@@ -119,3 +119,18 @@ def test_bad_arguments_name_the_setting(small_digits, tmp_path):
         simulate(small_digits, strategy="clever", progress=None)
     with pytest.raises(FileNotFoundError, match="nowhere"):
         simulate(tmp_path / "nowhere", progress=None)
+
+
+def test_budget_beyond_the_pool_stops_when_every_image_is_labelled(small_digits):
+    rows = simulate(
+        small_digits,
+        budget=100,
+        eval_every=10,
+        query_every=10,
+        input_shape=(16, 16, 1),
+        progress=None,
+        train_steps=1,
+    )
+    # 24 images, 5 in the test split (20%): 19 training labels, evaluated at 10 and at the end.
+    assert [r["n_labels"] for r in rows] == [10, 19]
+    assert rows[-1]["n_test"] == 5
