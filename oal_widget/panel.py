@@ -112,6 +112,16 @@ class Annotator(widgets.VBox):
             settings["strategy"] = strategy
         if workdir is not None:
             settings["workdir"] = workdir
+        # The session first: a wrong folder or setting raises before any widget exists.
+        self.session = Session(
+            images,
+            labels,
+            model_fn=model_fn,
+            trainer_factory=trainer_factory,
+            on_change=self._on_change,
+            start=False,
+            **settings,
+        )
         super().__init__()
         self.add_class("oal-panel")
         self._view = "none"
@@ -124,16 +134,6 @@ class Annotator(widgets.VBox):
         # typing a label name into the text box is not swallowed (ipyevents prevents defaults).
         self.event = ipyevents.Event(source=self, watched_events=[], prevent_default_action=True)
         self.event.on_dom_event(self._on_key)
-
-        self.session = Session(
-            images,
-            labels,
-            model_fn=model_fn,
-            trainer_factory=trainer_factory,
-            on_change=self._on_change,
-            start=False,
-            **settings,
-        )
         self._start_replacing_previous()
         if self.session.needs_labels:
             self._show_editor()
@@ -269,18 +269,19 @@ class Annotator(widgets.VBox):
             ],
             layout=w.Layout(width="100%", padding="0 0 0 10px"),
         )
-        self._plot = w.Image(format="png", layout=w.Layout(width="500px", object_fit="contain"))
+        self._plot = w.Image(format="png", layout=w.Layout(width="460px", object_fit="contain"))
         self._plot.add_class("oal-plot")
-        self._distribution = w.Image(format="png", layout=w.Layout(width="400px", object_fit="contain"))
+        self._distribution = w.Image(format="png", layout=w.Layout(width="368px", object_fit="contain"))
         self._distribution.add_class("oal-distribution")
         self._skipped = w.HTML()
         self._skipped.add_class("oal-skipped")
         self._help = w.HTML(layout=w.Layout(display="none"))
         self._help.add_class("oal-help")
+        self._plots = w.HBox([self._plot, self._distribution], layout=w.Layout(flex_flow="row wrap"))
         self._main = w.VBox(
             [
                 w.HBox([self._image, side]),
-                w.HBox([self._plot, self._distribution], layout=w.Layout(flex_flow="row wrap")),
+                self._plots,
                 self._skipped,
                 self._help,
             ]
@@ -414,7 +415,9 @@ class Annotator(widgets.VBox):
             self._done.layout.display = None
             for button in self._action_buttons + self._label_buttons:
                 button.disabled = True
-            self.children = [self._style, self._header, self._done, self._error]
+            self._hint.layout.display = "none"  # keys do nothing on the end screen
+            self.children = [self._style, self._header, self._done, self._plots, self._error]
+        self._render_plots()  # the final curve is what the person wants to see
 
     # --- keys and buttons ---------------------------------------------------------------------
     def _on_key(self, event: Mapping) -> None:
@@ -475,7 +478,7 @@ class Annotator(widgets.VBox):
         if s.current is None:
             self._finish()
 
-    def _stop_in_background(self) -> None:
+    def _stop_in_background(self, reason: str | None = None) -> None:
         if self._finishing:
             return
         self._finishing = True
@@ -485,7 +488,7 @@ class Annotator(widgets.VBox):
 
         def stop():
             try:
-                self.session.stop()
+                self.session.stop(reason=reason)
             except Exception as e:
                 self._show_error(e)
             self._show_done()
@@ -498,7 +501,7 @@ class Annotator(widgets.VBox):
             self._finishing = True
             self._show_done()
         elif not self._finishing:
-            self._stop_in_background()
+            self._stop_in_background("every image is labelled")
 
     # --- showing state ------------------------------------------------------------------------
     def _show_current(self) -> None:

@@ -58,6 +58,7 @@ def metrics_png(
         _threshold_lines(ax2, thresholds.get("loss"), _LOSS_COLOR)
     ax.set_xlabel("training labels")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_xlim(0, max(x) * 1.05 + 1)  # from zero labels: the curve's start is part of the story
     last = rows[-1]
     n_test = last.get("n_test")
     title = f"after {last['n_labels']} labels"

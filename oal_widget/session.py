@@ -23,7 +23,7 @@ from pathlib import Path
 
 from . import pool as pool_module
 from .config import Config
-from .messages import Labelled, Pause, Resume, Retry, Unlabelled, Update
+from .messages import Labelled, Pause, Resume, Retry, Stop, Unlabelled, Update
 from .pool import ImageError, ImagePool, Skipped, split_test
 from .store import Store, check_label_names
 
@@ -70,10 +70,8 @@ class Session:
         start: bool = True,
         **settings,
     ):
-        if config is None:
-            config = Config(**settings)
-        elif settings:
-            config = config.replace(**settings)
+        # replace() names an unknown setting and lists the accepted ones (Config(**kw) would not).
+        config = (config or Config()).replace(**settings) if settings else (config or Config())
         self.config = config
         self.pool = ImagePool(images, config.input_shape)  # FileNotFoundError names a missing folder
         self.images: Path = self.pool.root
@@ -505,14 +503,19 @@ class Session:
         with self._lock:
             self._send(Retry(), flush=True)
 
-    def stop(self, timeout: float = 10.0) -> dict[str, str]:
-        """Stop the trainer (bounded), which saves; returns where the model, metrics and labels are."""
+    def stop(self, timeout: float = 10.0, reason: str | None = None) -> dict[str, str]:
+        """Stop the trainer (bounded), which saves; returns where the model, metrics and labels are.
+
+        ``reason`` is what the end screen and the trainer's last update say (default: stopped by the user).
+        """
         with self._lock:
             self._flush()
             trainer = self._trainer
             self._stopped = True
         final = None
         if trainer is not None:
+            if reason:
+                trainer.send(Stop(reason))  # the first Stop's reason is the one kept
             final = trainer.stop(timeout)  # outside the lock: its callback takes the lock too
         with self._lock:
             if final is not None and (self._final is None or final.status == "stopped"):

@@ -110,6 +110,17 @@ def test_style_makes_the_hint_say_keys_live_only_when_watched(panel):
     assert "pointer is over the panel" in annotator._help.value
 
 
+def test_a_wrong_folder_raises_before_any_widget_exists(tmp_path):
+    from ipywidgets.widgets.widget import _instances
+
+    before = len(_instances)
+    with pytest.raises(FileNotFoundError, match="missing"):
+        make(tmp_path / "missing")
+    with pytest.raises(ValueError, match="keymap"):
+        make(tmp_path, keymap={"a": "fly"})
+    assert len(_instances) == before
+
+
 def test_label_buttons_show_their_keys_and_labels_beyond_ten_are_buttons_only(small_digits):
     names = [f"c{i}" for i in range(12)]
     annotator, _ = make(small_digits, labels=names)

@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from oal_widget.messages import Labelled, Pause, Resume, Retry, Unlabelled, Update
+from oal_widget.messages import Labelled, Pause, Resume, Retry, Stop, Unlabelled, Update
 from oal_widget.pool import ImageError
 from oal_widget.samples import write_digits
 from oal_widget.session import TEST_EVERY, Session
@@ -485,6 +485,19 @@ def test_stop_returns_where_everything_was_saved(small_digits):
     assert Path(saved["labels"]) == small_digits / ".oal" / "annotations.sqlite"
     assert Path(saved["model"]).is_file() and Path(saved["metrics"]).is_file()
     assert session.stopped and session.done
+
+
+def test_stop_with_a_reason_tells_the_trainer(small_digits):
+    session, factory = make(small_digits)
+    session.stop(reason="every image is labelled")
+    assert Stop("every image is labelled") in factory.last.commands
+
+
+def test_unknown_or_bad_setting_is_named(small_digits):
+    with pytest.raises(ValueError, match="eval_evry"):
+        make(small_digits, eval_evry=5)
+    with pytest.raises(ValueError, match="buffer_size"):
+        make(small_digits, buffer_size=0)
 
 
 def test_stop_before_labels_were_given_saves_the_store_only(small_digits):
