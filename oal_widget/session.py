@@ -249,8 +249,7 @@ class Session:
         for path in shuffled:
             if path not in self._labels:
                 (test if path in self._test else train).append(path)
-        for path in _mix(test, train):
-            self._enqueue(path)
+        self._rebuild(_mix(test, train))
 
     def _enqueue(self, path: str, *, front: bool = False) -> None:
         gen = next(self._gens)
@@ -271,7 +270,8 @@ class Session:
 
     def _live(self) -> list[str]:
         """Unlabelled queued paths in order (current excluded)."""
-        return [p for p, g in self._queue if self._gen.get(p) == g and self._wanted(p)]
+        gen, labels, unreadable = self._gen.get, self._labels, self._unreadable  # hot loop: local names
+        return [p for p, g in self._queue if gen(p) == g and p not in labels and p not in unreadable]
 
     def _set_current(self, path: str | None) -> None:
         if path is not None:
@@ -368,10 +368,15 @@ class Session:
                 front.append(path)
                 taken.add(path)
         rest = [p for p in live if p not in taken and p not in self._test and p not in tail]
-        self._queue = collections.deque()
-        self._gen = {}
-        for path in itertools.chain(_mix(test, front + rest), skipped):
-            self._enqueue(path)
+        self._rebuild(_mix(test, front + rest) + skipped)
+
+    def _rebuild(self, paths: list[str]) -> None:
+        """The queue becomes exactly ``paths`` (bulk version of ``_enqueue``: this runs per query)."""
+        start = next(self._gens)
+        gens = range(start, start + len(paths))
+        self._gens = itertools.count(start + len(paths))
+        self._gen = dict(zip(paths, gens, strict=True))
+        self._queue = collections.deque(zip(paths, gens, strict=True))
 
     def _on_update(self, update: Update) -> None:
         """The trainer's callback (its thread): apply, then tell the panel. Never raises."""
@@ -736,17 +741,14 @@ class Session:
 
 def _mix(test: list[str], train: list[str]) -> list[str]:
     """Every TEST_EVERY-th slot a test image while any remain; the rest in their order."""
+    per = TEST_EVERY - 1  # training images before each test image
+    groups = min(len(test), len(train) // per)
     out: list[str] = []
-    t = r = 0
-    while t < len(test) or r < len(train):
-        slot_for_test = len(out) % TEST_EVERY == TEST_EVERY - 1
-        if t < len(test) and (slot_for_test or r >= len(train)):
-            out.append(test[t])
-            t += 1
-        else:
-            out.append(train[r])
-            r += 1
-    return out
+    for i in range(groups):
+        out.extend(train[i * per : (i + 1) * per])
+        out.append(test[i])
+    # One of the two is used up; a short remainder of training images still goes first.
+    return out + train[groups * per :] + test[groups:]
 
 
 def _check_labels(labels) -> list[str]:
