@@ -68,7 +68,9 @@ STYLE = """<style>
 .oal-panel .oal-filename { font-family: monospace; }
 </style>"""
 KEYS_HINT = (
-    '<span class="oal-keys-off">keys off: move the pointer over this panel</span>'
+    # ipyevents starts listening when the pointer ENTERS the panel: after the label editor's Start
+    # the pointer is already inside, hence "out and back in".
+    '<span class="oal-keys-off">keys off: move the pointer onto this panel (out and back in)</span>'
     '<span class="oal-keys-on">keys live</span>'
 )
 
