@@ -271,9 +271,9 @@ class Annotator(widgets.VBox):
             ],
             layout=w.Layout(width="100%", padding="0 0 0 10px"),
         )
-        self._plot = w.Image(format="png", layout=w.Layout(width="460px", object_fit="contain"))
+        self._plot = w.Image(format="png", layout=w.Layout(width="440px", object_fit="contain"))
         self._plot.add_class("oal-plot")
-        self._distribution = w.Image(format="png", layout=w.Layout(width="368px", object_fit="contain"))
+        self._distribution = w.Image(format="png", layout=w.Layout(width="340px", object_fit="contain"))
         self._distribution.add_class("oal-distribution")
         self._skipped = w.HTML()
         self._skipped.add_class("oal-skipped")
