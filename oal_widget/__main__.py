@@ -1,4 +1,4 @@
-"""Command line: ``python -m oal_widget simulate ...`` and ``python -m oal_widget export ...``."""
+"""Command line: ``python -m oal_widget simulate | export | import ...``."""
 
 from __future__ import annotations
 
@@ -27,9 +27,28 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--input-shape", default="32,32,1", help="H,W[,C] the model sees (default 32,32,1)")
     sim.add_argument("--quiet", action="store_true", help="no progress lines")
 
-    exp = sub.add_parser("export", help="write the labels of a workdir as CSV (path,label,split)")
+    exp = sub.add_parser(
+        "export", help="write the labels of a workdir as CSV, JSON or class folders (keras-loadable)"
+    )
     exp.add_argument("workdir", type=Path, help="the .oal folder holding annotations.sqlite")
-    exp.add_argument("--out", type=Path, required=True, help="CSV file to write")
+    exp.add_argument("--out", type=Path, required=True, help="file (csv, json) or folder (folders) to write")
+    exp.add_argument(
+        "--format",
+        default=None,
+        help="csv, json or folders; default: from --out's suffix (.csv, .json; anything else: folders)",
+    )
+    exp.add_argument(
+        "--split", default="all", help="folders only: all, train, test, or both (out/train, out/test)"
+    )
+    exp.add_argument("--images", type=Path, default=None, help="folders only: the images folder if it moved")
+
+    imp = sub.add_parser(
+        "import", help="label images from a CSV (path,label), a JSON export or a folder in class sub-folders"
+    )
+    imp.add_argument("images_dir", type=Path, help="the images folder being labelled")
+    imp.add_argument("source", type=Path, help="CSV / JSON file, or a folder sorted into <label>/<image>")
+    imp.add_argument("--workdir", type=Path, default=None, help="store folder (default: <images_dir>/.oal)")
+    imp.add_argument("--overwrite", action="store_true", help="replace labels the store already has")
     return parser
 
 
@@ -53,12 +72,22 @@ def main(argv=None) -> int:
                 input_shape=shape,
                 progress=None if args.quiet else print,
             )
-        else:
+        elif args.command == "export":
+            from .exports import export
             from .store import open_existing
 
             with open_existing(args.workdir) as store:
-                n = store.export_csv(args.out)
-            print(f"wrote {n} labels to {args.out}")
+                result = export(store, args.out, args.format, images_root=args.images, split=args.split)
+            print(result)
+        else:
+            from .session import Session
+
+            # start=False: the labels go to the store only; no trainer, no TensorFlow.
+            session = Session(args.images_dir, None, workdir=args.workdir, start=False)
+            try:
+                print(session.import_labels(args.source, overwrite=args.overwrite))
+            finally:
+                session.close()
     except (ValueError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -56,6 +56,8 @@ class Session:
             thread after each of its updates; the panel redraws there. Must be quick.
         start: start the trainer now (False: call ``start()`` later, e.g. once an older session on
             the same workdir has stopped and saved its model).
+        import_labels: a CSV of ``path,label``, an oal_widget JSON export or a folder sorted in
+            class sub-folders whose labels are imported before the start (see ``import_labels``).
     """
 
     def __init__(
@@ -68,6 +70,7 @@ class Session:
         trainer_factory: Callable | None = None,
         on_change: Callable[[str], None] | None = None,
         start: bool = True,
+        import_labels=None,
         **settings,
     ):
         # replace() names an unknown setting and lists the accepted ones (Config(**kw) would not).
@@ -123,6 +126,15 @@ class Session:
         self._prefetcher = concurrent.futures.ThreadPoolExecutor(
             max_workers=1, thread_name_prefix="oal-prefetch"
         )
+        #: What ``import_labels=`` did (an ``exports.ImportResult``), or None.
+        self.imported = None
+        if import_labels is not None:
+            try:
+                self.imported = self.import_labels(import_labels)
+            except BaseException:
+                self._prefetcher.shutdown(wait=False)
+                self.store.close()
+                raise
         if start and not self.needs_labels:
             self.start()
 
@@ -545,14 +557,76 @@ class Session:
         self._prefetcher.shutdown(wait=False, cancel_futures=True)
         self.store.close()
 
+    # --- labels in and out (exports.py) ---------------------------------------------------------
+    def import_labels(self, source, *, overwrite: bool = False):
+        """Label images from a CSV of ``path,label``, a JSON export or a folder in class sub-folders.
+
+        Images that already have another label keep it unless ``overwrite``; the test split stays the
+        workdir's own (an imported test image is a test label). When the session has no label names
+        yet, they become the source's labels in sorted order; otherwise a label not among them is a
+        ``ValueError``. Imports are written by a separate store session, so Backspace never undoes
+        them one by one. Returns an ``exports.ImportResult`` (counts, and paths not found).
+        """
+        from . import exports
+
+        found, unmatched = exports.read_labels(source, self.images, self.pool.paths)
+        result = exports.ImportResult(source=Path(source), unmatched=unmatched)
+        with self._lock:
+            names = set(found.values())
+            if self.needs_labels:
+                self.set_labels(sorted(names), start=False)
+            unknown = sorted(names - set(self.label_names))
+            if unknown:
+                raise ValueError(
+                    f"{source} has the label(s) {unknown!r}, which are not among the labels "
+                    f"{self.label_names!r}: add them at the END of labels=[...], or fix the file"
+                )
+            current_was_unlabelled = self._current is not None and self._current not in self._labels
+            with Store(self.workdir) as writer:
+                for path, label in found.items():
+                    old = self._labels.get(path)
+                    if old == label:
+                        result.unchanged += 1
+                        continue
+                    if old is not None and not overwrite:
+                        result.kept.append(path)
+                        continue
+                    writer.label(path, label)  # committed before the mirror and the trainer hear of it
+                    self._set_label(path, label)
+                    self._send(Labelled(path, label, self._split(path)))
+                    if old is None:
+                        result.added += 1
+                    else:
+                        result.changed += 1
+            self._flush()
+            if current_was_unlabelled and self._current in self._labels:
+                self._current = None
+                self._advance()
+            result.label_names = list(self.label_names)
+        return result
+
+    def export(self, out, format: str | None = None, *, split: str = "all"):
+        """Write the labels as ``csv``, ``json`` or class ``folders`` (guessed from ``out``'s suffix).
+
+        Returns an ``exports.ExportResult``; see ``exports.export_folders`` for the folder layout.
+        """
+        from . import exports
+
+        return exports.export(self.store, out, format, images_root=self.images, split=split)
+
     # --- another session on the same workdir ----------------------------------------------------
     def refresh(self) -> bool:
         """Take in labels written by another session on this workdir. Cheap when nothing changed."""
+        version = self.store.data_version()  # before the read: a commit during it shows next time
         with self._lock:
-            if self._read_store_version() == len(self._labels):
+            if version == self._data_version:
                 return False
-        labels = dict(self.store.labels())
         with self._lock:
+            # Read under the lock: a label() of this session from another thread between the read and
+            # the merge would otherwise look like a label the other session removed.
+            labels = dict(self.store.labels())
+            self._data_version = version
+            current_was_new = self._current is not None and self._current not in self._labels
             for path, label in labels.items():
                 if self._labels.get(path) != label:
                     self._set_label(path, label)

@@ -1,0 +1,361 @@
+"""Labels in and out: CSV, JSON and class folders that ``keras.utils.image_dataset_from_directory`` loads.
+
+Export reads the store (the only source of truth) and never changes it. Import reads a CSV of
+``path,label`` or a folder sorted into class sub-folders and returns ``path -> label`` for the
+images of a pool; the session writes them to the store. Standard library only: no widgets, no
+TensorFlow.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import shutil
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+FORMATS = ("csv", "json", "folders")
+#: Written at the top of a class-folder export. Keras only takes sub-folders as classes, so this file
+#: does not disturb ``image_dataset_from_directory``; it also marks the folder as safe to replace.
+MANIFEST = "oal_export.json"
+SPLITS = ("all", "train", "test", "both")
+_FORBIDDEN_IN_NAMES = ("/", "\\", "\0")
+
+
+@dataclass
+class ExportResult:
+    """What an export wrote. ``missing``: labelled images whose file is gone (not exported)."""
+
+    out: Path
+    format: str
+    rows: int = 0
+    linked: int = 0
+    copied: int = 0
+    missing: list[str] = field(default_factory=list)
+    class_names: list[str] = field(default_factory=list)
+
+    def __str__(self) -> str:
+        text = f"wrote {self.rows} labels to {self.out} ({self.format})"
+        if self.format == "folders":
+            text += f": {self.linked} hard-linked, {self.copied} copied"
+        if self.missing:
+            text += f"; {len(self.missing)} labelled file(s) no longer exist and were left out"
+        return text
+
+
+@dataclass
+class ImportResult:
+    """What an import did: counts, and what could not be used (with the reason, to fix the source)."""
+
+    source: Path
+    added: int = 0
+    changed: int = 0
+    unchanged: int = 0
+    kept: list[str] = field(default_factory=list)  # had another label already (overwrite=False)
+    unmatched: list[str] = field(default_factory=list)  # not an image of the pool
+    label_names: list[str] = field(default_factory=list)
+
+    def __str__(self) -> str:
+        text = (
+            f"imported from {self.source}: {self.added} new, {self.changed} changed, "
+            f"{self.unchanged} already so"
+        )
+        if self.kept:
+            text += f"; {len(self.kept)} kept their existing label (pass overwrite=True to replace)"
+        if self.unmatched:
+            text += f"; {len(self.unmatched)} not found among the images (e.g. {self.unmatched[0]!r})"
+        return text
+
+
+# --- export ---------------------------------------------------------------------------------------
+def guess_format(out, format: str | None = None) -> str:
+    """``format`` checked, or guessed from ``out``: ``.csv``, ``.json``, anything else a folder."""
+    if format is None:
+        suffix = Path(out).suffix.lower()
+        format = {".csv": "csv", ".json": "json"}.get(suffix, "folders")
+    if format not in FORMATS:
+        raise ValueError(f"format={format!r} is invalid: expected one of {', '.join(FORMATS)}")
+    return format
+
+
+def rows(store) -> list[tuple[str, str, str]]:
+    """``(path, label, split)`` for every labelled image, sorted by path (split ``train`` or ``test``)."""
+    test = store.test_paths()
+    return [(p, label, "test" if p in test else "train") for p, label in store.labels().items()]
+
+
+def export(store, out, format: str | None = None, *, images_root=None, split: str = "all") -> ExportResult:
+    """Write the labels of ``store`` as CSV, JSON or class folders (see the ``export_*`` functions)."""
+    format = guess_format(out, format)
+    if format == "csv":
+        return export_csv(store, out)
+    if format == "json":
+        return export_json(store, out)
+    return export_folders(store, out, images_root=images_root, split=split)
+
+
+def export_csv(store, out) -> ExportResult:
+    """``path,label,split`` rows, quoted by the csv module (labels with commas read back exactly)."""
+    out = Path(out).expanduser()
+    n = store.export_csv(out)
+    return ExportResult(out=out, format="csv", rows=n, class_names=list(store.label_names()))
+
+
+def export_json(store, out) -> ExportResult:
+    """One JSON document: label names (key order), counts, images root and ``{path, label, split}`` items."""
+    out = Path(out).expanduser()
+    _check_file_target(out)
+    items = rows(store)
+    root = store.images_root
+    doc = {
+        "label_names": list(store.label_names()),
+        "counts": store.counts(),
+        "images_root": str(root) if root is not None else None,
+        "exported": datetime.now(UTC).isoformat(timespec="seconds"),
+        "items": [{"path": p, "label": label, "split": s} for p, label, s in items],
+    }
+    _write_atomic(out, json.dumps(doc, indent=1, ensure_ascii=False) + "\n")
+    return ExportResult(out=out, format="json", rows=len(items), class_names=doc["label_names"])
+
+
+def export_folders(store, out, *, images_root=None, split: str = "all", link: bool = True) -> ExportResult:
+    """A copy of the labelled images as ``out/<label>/<path>`` (hard links where the disk allows).
+
+    ``split``: ``"all"`` (default), ``"train"`` or ``"test"`` only, or ``"both"`` for
+    ``out/train/<label>/...`` and ``out/test/<label>/...``. Every label gets a folder (an empty one
+    too), so the class count matches. Keras orders classes alphabetically: pass
+    ``class_names=result.class_names`` to ``image_dataset_from_directory`` to keep the label order.
+    The original relative path is kept under each class folder, so names never collide. An earlier
+    export in ``out`` (it has ``oal_export.json``) is replaced; any other non-empty folder is refused.
+    """
+    if split not in SPLITS:
+        raise ValueError(f"split={split!r} is invalid: expected one of {', '.join(SPLITS)}")
+    out = Path(out).expanduser()
+    root = Path(images_root).expanduser() if images_root is not None else store.images_root
+    if root is None or not Path(root).is_dir():
+        raise FileNotFoundError(
+            f"the images folder {str(root)!r} of {store.path} does not exist: pass images_root=... "
+            "(the folder the labels belong to)"
+        )
+    root = Path(root)
+    names = list(store.label_names())
+    folders = class_folder_names(names)
+    _prepare_out(out, root)
+    result = ExportResult(out=out, format="folders", class_names=names)
+    parts = ("train", "test") if split == "both" else ("",)
+    for part in parts:
+        for name in names:
+            (out / part / folders[name]).mkdir(parents=True, exist_ok=True)
+    for path, label, which in rows(store):
+        if split in ("train", "test") and which != split:
+            continue
+        source = root / path
+        if not source.is_file():
+            result.missing.append(path)
+            continue
+        folder = folders.get(label) or _folder_name(label)  # a label dropped from the names still exports
+        target = out / (which if split == "both" else "") / folder / path
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if link and _try_link(source, target):
+            result.linked += 1
+        else:
+            shutil.copy2(source, target)
+            result.copied += 1
+        result.rows += 1
+    manifest = {
+        "class_names": names,
+        "folders": folders,
+        "split": split,
+        "images_root": str(root),
+        "rows": result.rows,
+        "missing": result.missing,
+        "exported": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
+    _write_atomic(out / MANIFEST, json.dumps(manifest, indent=1, ensure_ascii=False) + "\n")
+    return result
+
+
+def class_folder_names(names: Iterable[str]) -> dict[str, str]:
+    """label -> folder name: ``/``, ``\\`` and NUL become ``_``; a clash after that is a ``ValueError``."""
+    out: dict[str, str] = {}
+    seen: dict[str, str] = {}
+    for name in names:
+        folder = _folder_name(name)
+        if folder in seen:
+            raise ValueError(
+                f"labels {seen[folder]!r} and {name!r} would share the class folder {folder!r}: "
+                "rename one of them (set_label_names) before exporting folders"
+            )
+        seen[folder] = name
+        out[name] = folder
+    return out
+
+
+def _folder_name(name: str) -> str:
+    folder = name
+    for bad in _FORBIDDEN_IN_NAMES:
+        folder = folder.replace(bad, "_")
+    if folder in (".", ".."):
+        folder = folder.replace(".", "_")
+    return folder
+
+
+def _try_link(source: Path, target: Path) -> bool:
+    """Hard link (no extra disk space); False where the file system or device does not allow it."""
+    try:
+        if target.exists():
+            target.unlink()
+        os.link(source, target)
+        return True
+    except OSError:
+        return False
+
+
+def _prepare_out(out: Path, root: Path) -> None:
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"out {str(out)!r} is a file: pass a folder for the class-folder export")
+    resolved, root_resolved = out.resolve(), root.resolve()
+    if resolved == root_resolved or root_resolved in resolved.parents:
+        # Exporting inside the images folder would add the copies to the pool on the next scan.
+        raise ValueError(
+            f"out {str(out)!r} is inside the images folder {str(root)!r}: pass a folder outside it"
+        )
+    if out.is_dir() and any(out.iterdir()):
+        if not (out / MANIFEST).is_file():
+            raise ValueError(
+                f"out {str(out)!r} is not empty and is not an earlier oal_widget export: "
+                "pass a new or empty folder"
+            )
+        shutil.rmtree(out)  # our own earlier export: replace it, so removed labels do not linger
+    out.mkdir(parents=True, exist_ok=True)
+
+
+def _check_file_target(out: Path) -> None:
+    if out.is_dir():
+        raise ValueError(f"out {str(out)!r} is a folder: pass a file name such as labels.json")
+
+
+def _write_atomic(out: Path, text: str) -> None:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, out)  # a reader never sees half a file
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+# --- import ---------------------------------------------------------------------------------------
+def read_labels(source, images_root, pool_paths: Iterable[str]) -> tuple[dict[str, str], list[str]]:
+    """``(path -> label, unmatched)`` from a CSV/JSON file or a folder sorted into class sub-folders.
+
+    Paths are matched to ``pool_paths`` (relative, ``/`` separators). A CSV needs the columns
+    ``path`` and ``label`` (a header row; any other columns such as ``split`` are ignored); paths may
+    be relative to the images folder or absolute inside it. A JSON file is this module's export. A
+    folder ``<label>/<file>`` gives each image the name of its top-level folder: the images folder
+    itself when it is already sorted, or a sorted copy (e.g. an earlier folder export) whose files keep
+    their paths under the class folder. ``ValueError`` names the source and what to fix.
+    """
+    source = Path(source).expanduser()
+    root = Path(images_root).expanduser().resolve()
+    known = set(pool_paths)
+    if source.is_dir():
+        pairs = _read_folder(source, root)
+    elif source.is_file():
+        raw = _read_json(source) if source.suffix.lower() == ".json" else _read_csv(source)
+        pairs = [([_relative(path, root)], label, path) for path, label in raw]
+    else:
+        raise FileNotFoundError(f"import source {str(source)!r} does not exist: pass a CSV file or a folder")
+    labels: dict[str, str] = {}
+    unmatched: list[str] = []
+    for candidates, label, shown in pairs:
+        label = label.strip()
+        if not label:
+            raise ValueError(
+                f"{source}: {shown!r} has an empty label: give every row a label, or drop the row"
+            )
+        path = next((c for c in candidates if c in known), None)
+        if path is None:
+            unmatched.append(shown)
+            continue
+        previous = labels.get(path)
+        if previous is not None and previous != label:
+            raise ValueError(
+                f"{source}: {path!r} is given two labels ({previous!r} and {label!r}): keep one of them"
+            )
+        labels[path] = label
+    if pairs and not labels:
+        raise ValueError(
+            f"none of the {len(pairs)} image(s) in {source} is in the images folder {root} "
+            f"(e.g. {unmatched[0]!r}): paths must be relative to the images folder, e.g. 'cats/1.png'"
+        )
+    return labels, unmatched
+
+
+def _relative(raw: str, root: Path) -> str:
+    text = raw.strip().replace("\\", "/")
+    if os.path.isabs(text):
+        try:
+            return Path(text).resolve().relative_to(root).as_posix()
+        except ValueError:
+            return text
+    while text.startswith("./"):
+        text = text[2:]
+    return text
+
+
+def _read_csv(source: Path) -> list[tuple[str, str]]:
+    try:
+        with source.open(newline="", encoding="utf-8-sig") as f:
+            reader = csv.DictReader(f)
+            fields = [name.strip().lower() for name in reader.fieldnames or []]
+            if "path" not in fields or "label" not in fields:
+                raise ValueError(
+                    f"{source} needs a header row with the columns path,label (found {reader.fieldnames}): "
+                    "add the header line 'path,label'"
+                )
+            reader.fieldnames = fields
+            return [(row["path"], row["label"] or "") for row in reader if (row.get("path") or "").strip()]
+    except UnicodeDecodeError as e:
+        raise ValueError(f"{source} is not UTF-8 text ({e}): save it as UTF-8 CSV") from e
+    except csv.Error as e:
+        raise ValueError(f"{source} is not a readable CSV ({e}): expected the columns path,label") from e
+
+
+def _read_json(source: Path) -> list[tuple[str, str]]:
+    try:
+        doc = json.loads(source.read_text(encoding="utf-8"))
+        items = doc["items"] if isinstance(doc, Mapping) else doc
+        return [(str(item["path"]), str(item["label"])) for item in items]
+    except (ValueError, KeyError, TypeError) as e:
+        raise ValueError(
+            f"{source} is not an oal_widget JSON export ({type(e).__name__}: {e}): expected "
+            '{"items": [{"path": ..., "label": ...}, ...]}, or use a CSV with the columns path,label'
+        ) from e
+
+
+def _read_folder(source: Path, root: Path) -> list[tuple[list[str], str, str]]:
+    from .pool import scan  # the same rules as the pool: hidden folders and symlinks out are skipped
+
+    paths, _skipped = scan(source)
+    source_resolved = source.resolve()
+    out = []
+    for rel in paths:
+        if "/" not in rel:
+            continue  # a file next to the class folders has no class
+        label, rest = rel.split("/", 1)
+        if source_resolved == root:
+            candidates = [rel]  # the images folder itself is sorted: its paths are the pool's
+        else:
+            # A sorted copy: our export keeps the path under the class folder; a plain copy of the
+            # images folder keeps the class folder in the path.
+            candidates = [rest, rel]
+        out.append((candidates, label, rel))
+    if not out:
+        raise ValueError(
+            f"{source} has no images in class sub-folders: expected <label>/<image>, e.g. cat/1.png"
+        )
+    return out
