@@ -88,6 +88,8 @@ class Session:
         self._lock = threading.RLock()
 
         self._pool_set = frozenset(self.pool.paths)
+        # Read BEFORE the labels: another session's commit in between is then seen by refresh().
+        self._data_version = self.store.data_version()
         self._labels: dict[str, str] = dict(self.store.labels())  # mirror of the store, path -> label
         self.label_names: list[str] = []
         self._labels_changed = False  # a resumed model.keras has the old number of classes
@@ -634,16 +636,17 @@ class Session:
                         self._send(Labelled(path, label, self._split(path)))
             for path in [p for p in self._labels if p not in labels]:
                 self._set_label(path, None)
-                self._send(Unlabelled(path))
+                self._send(Unlabelled(path), flush=True)  # as undo(): not held back until the next label
                 if path in self._pool_set and path != self._current and path not in self._gen:
                     self._enqueue(path)
             self._compact()
+            if current_was_new and self._current in self._labels:
+                # The other session labelled the image about to be shown: show the next one instead
+                # (an image the person stepped back to keeps showing, to be relabelled).
+                self._back.append(self._current)
+                self._current = None
+                self._advance()
         return True
-
-    def _read_store_version(self) -> int:
-        # Our own writes keep the mirror in step with the store, so a different count means
-        # another session wrote. One COUNT(*) query: no O(N) work in Python per key.
-        return self.store.count()
 
     # --- what the panel shows -------------------------------------------------------------------
     def is_test(self, path: str | None) -> bool:

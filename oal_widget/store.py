@@ -269,6 +269,15 @@ class Store:
         """Number of labelled images (train and test)."""
         return self._read("SELECT COUNT(*) FROM labels")[0][0]
 
+    def data_version(self) -> int:
+        """A number that changes when ANOTHER connection (another Store, process or notebook) commits.
+
+        SQLite's ``PRAGMA data_version``: this Store's own writes leave it unchanged, so a session
+        compares it with the value it last saw to learn, in O(1), whether someone else wrote,
+        including a relabel, which leaves ``count()`` unchanged.
+        """
+        return self._read("PRAGMA data_version")[0][0]
+
     def counts(self) -> dict[str, int]:
         """Images per label name, every name included (zeros too), in label-name order."""
         with self._lock:
