@@ -15,8 +15,10 @@ from pathlib import Path
 
 # Metrics the trainer computes on the test split; thresholds may use any of them.
 METRICS = ("accuracy", "loss")
-STRATEGY_NAMES = ("margin", "least_confidence", "ratio", "entropy", "random")
-POLICY_NAMES = ("greedy", "epsilon_greedy")
+STRATEGY_NAMES = ("margin", "least_confidence", "ratio", "entropy", "random", "bald", "bandit")
+POLICY_NAMES = ("greedy", "epsilon_greedy", "power", "softmax")
+DIVERSITY_NAMES = ("none", "kcenter")
+SCHEDULE_NAMES = ("warm", "shrink_perturb", "refit")
 
 
 @dataclass(frozen=True)
@@ -50,10 +52,34 @@ class Config:
     policy: object = "epsilon_greedy"
     #: Share of the order given to random images by ``epsilon_greedy`` (exploration).
     epsilon: float = 0.1
+    #: Sharpness of the ``power`` / ``softmax`` policies: lower is closer to greedy (> 0).
+    temperature: float = 1.0
+    #: Monte-Carlo dropout passes for ``bald`` (and a ``bandit`` drawing it): more is steadier but slower.
+    mc_samples: int = 10
+    #: ``kcenter``: the next ``query_every`` images are spread over the model's embedding space
+    #: (k-center greedy among the best-ranked); ``none``: the order as ranked.
+    diversity: str = "none"
+    #: Random order until every class has this many training labels (capped at 3x that per class
+    #: overall), then the strategy; 0 starts the strategy at the first query.
+    cold_start: int = 0
+    #: Continuous training: ``warm`` keeps updating one model; ``shrink_perturb`` (Ash & Adams 2020)
+    #: or ``refit`` (a new model) whenever the training labels have doubled, with a catch-up fit.
+    schedule: str = "warm"
+    #: Draw training batches with equal weight per class (people rarely label classes evenly).
+    class_balance: bool = False
     #: Seed for the test split, sampling and exploration; the same seed gives the same session.
     seed: int = 0
     #: Where the store, model and metrics go; ``None`` means ``<images>/.oal``.
     workdir: Path | None = None
+    #: Keep decoded images in a memory-mapped file in ``<workdir>/cache`` (decoded once, memory stays
+    #: bounded, reused by the next session); False keeps them in the process's memory instead.
+    image_cache: bool = True
+    #: A query scores at most this many unlabelled images, a fresh random sample each time (the rest
+    #: follow in random order); 0 scores the whole pool every query.
+    query_sample: int = 5000
+    #: A ``tf.distribute`` strategy (e.g. ``tf.distribute.MirroredStrategy()`` on several GPUs) the model
+    #: is built and trained under; None uses TensorFlow's default device.
+    distribute: object = None
 
     def __post_init__(self):
         object.__setattr__(self, "input_shape", _check_shape(self.input_shape))
@@ -65,10 +91,26 @@ class Config:
                 _bad(name, value, "a whole number >= 1")
         if not _is_int(self.min_test_labels) or self.min_test_labels < 1:
             _bad("min_test_labels", self.min_test_labels, "a whole number >= 1")
+        if not _is_int(self.query_sample) or self.query_sample < 0:
+            _bad("query_sample", self.query_sample, "a whole number >= 0 (0 scores the whole pool)")
+        if not isinstance(self.image_cache, bool):
+            _bad("image_cache", self.image_cache, "True or False")
+        if self.distribute is not None and not callable(getattr(self.distribute, "scope", None)):
+            _bad("distribute", self.distribute, "None or a tf.distribute strategy, e.g. MirroredStrategy()")
         if not _is_int(self.seed):
             _bad("seed", self.seed, "a whole number")
         if not (isinstance(self.epsilon, (int, float)) and 0 <= self.epsilon <= 1):
             _bad("epsilon", self.epsilon, "a number in [0, 1]")
+        if not (isinstance(self.temperature, (int, float)) and 0 < self.temperature < math.inf):
+            _bad("temperature", self.temperature, "a number > 0, e.g. 1.0")
+        if not _is_int(self.mc_samples) or self.mc_samples < 1:
+            _bad("mc_samples", self.mc_samples, "a whole number >= 1, e.g. 10")
+        if not _is_int(self.cold_start) or self.cold_start < 0:
+            _bad("cold_start", self.cold_start, "a whole number >= 0 (labels per class)")
+        if not isinstance(self.class_balance, bool):
+            _bad("class_balance", self.class_balance, "True or False")
+        _check_choice("diversity", self.diversity, DIVERSITY_NAMES, allow_callable=False)
+        _check_choice("schedule", self.schedule, SCHEDULE_NAMES, allow_callable=False)
         _check_choice("strategy", self.strategy, STRATEGY_NAMES)
         _check_choice("policy", self.policy, POLICY_NAMES)
         object.__setattr__(self, "early_stopping", _check_thresholds(self.early_stopping))
@@ -99,6 +141,8 @@ class Config:
                 value = {k: list(v) for k, v in value.items()}
             elif isinstance(value, tuple):
                 value = list(value)
+            elif value is not None and not isinstance(value, (str, int, float, bool, list, dict)):
+                value = type(value).__name__  # e.g. a tf.distribute strategy
             out[f.name] = value
         return out
 
@@ -131,11 +175,11 @@ def _check_shape(shape):
     return tuple(shape)
 
 
-def _check_choice(name, value, names):
-    if callable(value):
+def _check_choice(name, value, names, allow_callable=True):
+    if allow_callable and callable(value):
         return
     if value not in names:
-        _bad(name, value, f"one of {', '.join(names)} or a callable")
+        _bad(name, value, f"one of {', '.join(names)}" + (" or a callable" if allow_callable else ""))
 
 
 def _check_thresholds(thresholds):

@@ -18,6 +18,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps
 
+from .cache import FILLED, ArrayCache, fingerprint, remove_stale
+
 #: Extensions (lower case, with dot) of the files taken as images; any case matches.
 IMAGE_EXTENSIONS: frozenset[str] = frozenset(
     {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
@@ -311,11 +313,67 @@ class ImagePool:
         self._cache: dict[str, np.ndarray] = {}
         self._failed: dict[str, str] = {}
         self._lock = threading.Lock()
+        #: The memory-mapped cache of decoded images (``use_disk_cache``), or None: arrays kept in RAM.
+        self.disk_cache: ArrayCache | None = None
+        self._index: dict[str, int] = {}
 
     def __len__(self) -> int:
         return len(self.paths)
 
+    def use_disk_cache(self, folder) -> ArrayCache:
+        """Keep decoded images in a memory-mapped file under ``folder`` instead of RAM (bounded memory).
+
+        The file is named after the input shape and a hash of the paths, so it is reused by the next
+        session on the same folder and replaced when the folder's content changes.
+        """
+        h, w, c = self.input_shape
+        prefix = f"images-{h}x{w}x{c}-"
+        name = prefix + fingerprint(self.paths, self.input_shape)
+        cache = ArrayCache(folder, name, len(self.paths), self.input_shape, "uint8")
+        remove_stale(folder, prefix, keep=name)
+        with self._lock:
+            self._index = {p: i for i, p in enumerate(self.paths)}
+            self.disk_cache = cache
+            self._cache.clear()
+        return cache
+
+    def _stat(self, path: str) -> os.stat_result | None:
+        try:
+            return os.stat(self.root / path)
+        except (OSError, ValueError):
+            return None
+
+    def _from_disk(self, path: str, index: int) -> np.ndarray:
+        cache = self.disk_cache
+        if cache.ready([index])[0]:
+            return cache.get([index])[0]
+        stat = self._stat(path)
+        state = cache.check(index, stat)
+        if state == FILLED:
+            return cache.get([index])[0]
+        try:
+            arr = _load_uint8(self.root, path, self.input_shape)
+        except ImageError as e:
+            cache.put(index, None, stat)
+            self._record_failure(path, e.reason)
+            raise
+        cache.put(index, arr, stat)
+        return arr
+
+    def _record_failure(self, path: str, reason: str) -> None:
+        with self._lock:
+            if path not in self._failed:
+                self._failed[path] = reason
+                self.skipped.append(Skipped(path, reason))
+
     def _uint8(self, path: str) -> np.ndarray:
+        if self.disk_cache is not None:
+            index = self._index.get(path)
+            failed = self._failed.get(path)
+            if failed is not None:
+                raise ImageError(path, failed)
+            if index is not None:
+                return self._from_disk(path, index)
         with self._lock:
             hit = self._cache.get(path)
             failed = self._failed.get(path)
@@ -328,10 +386,7 @@ class ImagePool:
                 self.root, path, self.input_shape
             )  # outside the lock: threads decode in parallel
         except ImageError as e:
-            with self._lock:
-                if path not in self._failed:
-                    self._failed[path] = e.reason
-                    self.skipped.append(Skipped(path, e.reason))
+            self._record_failure(path, e.reason)
             raise
         arr.setflags(write=False)
         with self._lock:
@@ -345,6 +400,17 @@ class ImagePool:
         """Stacked float32 ``(n, h, w, c)`` of the ``paths`` that load, and those paths (failures out)."""
         out = np.empty((len(paths), *self.input_shape), dtype=np.float32)
         ok: list[str] = []
+        cache = self.disk_cache
+        if cache is not None and paths:
+            # Fast path: slots already filled and checked in this process are gathered in one copy.
+            index = np.array([self._index.get(p, -1) for p in paths], dtype=np.int64)
+            known = index >= 0
+            ready = np.zeros(len(paths), dtype=bool)
+            ready[known] = cache.ready(index[known])
+            if ready.all():
+                out[:] = cache.get(index)
+                out /= np.float32(255)
+                return out, list(paths)
         for path in paths:
             try:
                 out[len(ok)] = self._uint8(path)
@@ -354,3 +420,31 @@ class ImagePool:
         out = out[: len(ok)]
         out /= np.float32(255)
         return out, ok
+
+    def fill(self, paths: Sequence[str] | None = None, workers: int = 2, progress=None) -> int:
+        """Decode ``paths`` (default: all) into the cache ahead of time with a few worker threads.
+
+        ``progress(done, total)`` is called now and then (from the calling thread). Files that fail
+        are recorded in ``.skipped`` as usual. Returns how many images are now cached.
+        """
+        import concurrent.futures
+
+        todo = list(self.paths if paths is None else paths)
+        total = len(todo)
+        chunk = 256  # images per task: results are counts, so memory stays at a few chunks
+        attempted = loaded = 0
+        if progress is not None:
+            progress(0, total)
+        with concurrent.futures.ThreadPoolExecutor(
+            max_workers=max(1, workers), thread_name_prefix="oal-fill"
+        ) as ex:
+            starts = range(0, total, chunk)
+            counts = ex.map(lambda i: len(self.arrays(todo[i : i + chunk])[1]), starts)
+            for start, n in zip(starts, counts, strict=True):
+                attempted = min(start + chunk, total)
+                loaded += n
+                if progress is not None:
+                    progress(attempted, total)
+        if self.disk_cache is not None:
+            self.disk_cache.flush()
+        return loaded

@@ -82,6 +82,8 @@ class Session:
             raise ValueError(_no_images_message(self.pool))
         self.workdir: Path = Path(config.workdir) if config.workdir is not None else self.images / ".oal"
         self.store = Store(self.workdir, images_root=self.images)
+        if config.image_cache:  # decoded images in a memory-mapped file: bounded memory, decoded once
+            self.pool.use_disk_cache(self.workdir / "cache")
         self.model_fn = model_fn
         self.on_change = on_change
         self._trainer_factory = trainer_factory
@@ -615,6 +617,42 @@ class Session:
         from . import exports
 
         return exports.export(self.store, out, format, images_root=self.images, split=split)
+
+    # --- the final model and what the model gets wrong (issue 7) --------------------------------
+    def _trainer_method(self, name: str):
+        method = getattr(self._trainer, name, None)
+        if method is None:
+            raise RuntimeError(
+                f"{name} needs the trainer: give the labels first"
+                if self.needs_labels
+                else f"{name} is not available: the trainer has not started (or does not offer it)"
+            )
+        return method
+
+    def final_fit(self, epochs: int = 30, out=None, progress=None, cancel=None) -> dict:
+        """Train a new model from scratch on every label, evaluate on the test split, save it + a model card.
+
+        Blocking (TensorFlow work): call it from a worker thread, as the panel's button does. See
+        ``Trainer.final_fit``; the files are ``<workdir>/final/model.keras`` and ``model_card.json``.
+        """
+        final_fit = self._trainer_method("final_fit")
+        # From the store (the source of truth), so labels still buffered for the trainer count too.
+        known = set(self.label_names)
+        labels = {p: lab for p, lab in self.labels().items() if p in self._pool_set and lab in known}
+        return final_fit(epochs=epochs, out=out, progress=progress, cancel=cancel, labels=labels)
+
+    def diagnose(self, n_wrong: int = 8) -> dict | None:
+        """Confusion matrix, per-class accuracy, most wrong test images of the live model; None: no model."""
+        return self._trainer_method("diagnose")(n_wrong)
+
+    def forecast(self, metric: str = "accuracy", target: float | None = None):
+        """How many more labels the learning curve suggests to reach ``target`` (default: the
+        early-stopping bound of ``metric``); a ``forecast.Forecast``, or None with under 4 evaluations."""
+        from .forecast import forecast, target_of
+
+        if target is None:
+            target = target_of(self.config.early_stopping, metric)
+        return forecast(self.history, metric, target, seed=self.config.seed)
 
     # --- another session on the same workdir ----------------------------------------------------
     def refresh(self) -> bool:

@@ -23,6 +23,8 @@ from .store import Store
 from .trainer import Trainer
 
 CSV_COLUMNS = ("n_labels", "accuracy", "loss", "n_test", "seconds", "strategy", "seed")
+#: Appended after CSV_COLUMNS: cumulative seconds in train_round() and in query(), and queries so far.
+TIMING_COLUMNS = ("train_seconds", "query_seconds", "queries")
 
 
 def simulate(
@@ -38,13 +40,15 @@ def simulate(
     input_shape=(32, 32, 1),
     progress: Callable[[str], object] | None = print,
     model_fn: Callable | None = None,
+    timing: bool = False,
     **settings,
 ) -> list[dict]:
     """Label up to ``budget`` training images in the trainer's order; return one row per evaluation.
 
     The whole test split is labelled first (outside the budget). Rows have ``n_labels`` (training
     labels so far), ``accuracy``, ``loss``, ``n_test``, ``seconds`` (since the start), ``strategy``
-    and ``seed``; ``out`` also gets them as CSV. ``settings`` are further ``Config`` fields.
+    and ``seed``, then the cumulative ``TIMING_COLUMNS``; ``out`` also gets them as CSV (the timing
+    columns only with ``timing=True``). ``settings`` are further ``Config`` fields.
     The store lives in ``workdir`` (default: a temporary folder), never in ``images_dir``.
     """
     start = time.monotonic()
@@ -82,6 +86,8 @@ def simulate(
     _seed_everything(seed)
     with _workdir(workdir, images_dir) as wd:
         store = Store(wd, images_root=images_dir)
+        if config.image_cache:
+            pool.use_disk_cache(wd / "cache")
         try:
             store.set_label_names(label_names)
             test = split_test(pool.paths, config.test_fraction, seed)
@@ -95,7 +101,7 @@ def simulate(
         finally:
             store.close()
     if out is not None:
-        _write_csv(out, rows)
+        _write_csv(out, rows, CSV_COLUMNS + TIMING_COLUMNS if timing else CSV_COLUMNS)
     return rows
 
 
@@ -115,6 +121,7 @@ def _run(store, trainer, pool, answer, test, config, budget, start, progress) ->
     strategy_name = _name(config.strategy)
     rows: list[dict] = []
     evaluated_at = -1
+    timing = {"train_seconds": 0.0, "query_seconds": 0.0, "queries": 0}
 
     def evaluate():
         row = trainer.evaluate()
@@ -125,6 +132,7 @@ def _run(store, trainer, pool, answer, test, config, budget, start, progress) ->
             "seconds": round(time.monotonic() - start, 3),
             "strategy": strategy_name,
             "seed": config.seed,
+            **{k: round(v, 3) if isinstance(v, float) else v for k, v in timing.items()},
         }
         rows.append(row)
         if progress is not None:
@@ -139,7 +147,9 @@ def _run(store, trainer, pool, answer, test, config, budget, start, progress) ->
         give(path, "train")
         labelled.add(path)
         given += 1
+        t = time.perf_counter()
         trainer.train_round()
+        timing["train_seconds"] += time.perf_counter() - t
         if trainer.error is not None:
             raise RuntimeError(f"training failed after {given} labels: {trainer.error}")
         if given % config.eval_every == 0:
@@ -150,7 +160,10 @@ def _run(store, trainer, pool, answer, test, config, budget, start, progress) ->
                     progress(f"early stop: {trainer.stop_reason}")
                 break
         if given % config.query_every == 0 and order:
+            t = time.perf_counter()
             update = trainer.query()
+            timing["query_seconds"] += time.perf_counter() - t
+            timing["queries"] += 1
             ranked = [p for p in (update.order or ()) if p not in labelled]
             if ranked:
                 order = ranked
@@ -202,10 +215,10 @@ def _name(value) -> str:
     return value if isinstance(value, str) else getattr(value, "__name__", repr(value))
 
 
-def _write_csv(out, rows: list[dict]) -> None:
+def _write_csv(out, rows: list[dict], columns=CSV_COLUMNS) -> None:
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     with out.open("w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=CSV_COLUMNS, extrasaction="ignore")
+        writer = csv.DictWriter(f, fieldnames=columns, extrasaction="ignore")
         writer.writeheader()
         writer.writerows(rows)
