@@ -89,6 +89,8 @@ class Trainer(threading.Thread):
         self.stop_reason: str | None = None
         #: Every path that has appeared in a training batch (lets tests check test images never do).
         self.trained_paths: set[str] = set()
+        #: The model of the last ``final_fit`` (trained from scratch on every label), or None.
+        self.final_model = None
 
         self._train: dict[str, int] = {}  # path -> class index, insertion order = labelling order
         self._test: dict[str, int] = {}
@@ -378,6 +380,140 @@ class Trainer(threading.Thread):
             saved["metrics"] = str(self._write_metrics())
             return saved
 
+    # --- final model and diagnostics (issue 7) ------------------------------------------------
+    def final_fit(self, epochs: int = 30, out=None, progress=None, cancel=None, labels=None) -> dict:
+        """Train a NEW model from scratch on every training label, evaluate it on the test split, save it.
+
+        Uses the session's ``model_fn``, ``input_shape``, ``batch_size`` and ``seed``; ``epochs``
+        passes over the labels, in batches loaded chunk by chunk (bounded memory). Runs in the
+        calling thread (the panel uses a worker thread) and leaves the online model alone, so
+        labelling and online training go on. Writes ``<out>/model.keras`` and
+        ``<out>/model_card.json`` (default ``out``: ``<workdir>/final``) and returns the card.
+        ``progress(done_steps, total_steps)`` is called after each step; setting the
+        ``threading.Event`` ``cancel`` stops the fit with ``RuntimeError`` (nothing is saved).
+        ``labels`` (path -> label name, e.g. the store's) replaces the labels the trainer was sent;
+        the test split decides which of them are test images.
+        """
+        import json
+        import platform
+
+        from . import __version__, diagnostics, models
+
+        if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
+            raise ValueError(f"epochs={epochs!r} is invalid: expected a whole number >= 1, e.g. 30")
+        if labels is not None:
+            index = {p: self._index[lab] for p, lab in labels.items() if lab in self._index}
+            train = {p: k for p, k in index.items() if p not in self.test_paths}
+            test = {p: k for p, k in index.items() if p in self.test_paths}
+        else:
+            with self._lock:  # a snapshot: labels that arrive during the fit are for the next one
+                train, test = dict(self._train), dict(self._test)
+        if not train:
+            raise ValueError("no training labels yet: label some images before the final fit")
+        started = time.monotonic()
+        n, shape = len(self.label_names), self.config.input_shape
+        model_fn = self.model_fn or models.default_model_fn
+        name = getattr(model_fn, "__name__", "model_fn")
+        model = model_fn(n, shape)
+        models.check_model(model, n, shape, source=name)
+        rng = np.random.default_rng(self.config.seed)
+        paths = list(train)
+        batch = self.config.batch_size
+        per_epoch = math.ceil(len(paths) / batch)
+        total, done = epochs * per_epoch, 0
+        for _ in range(epochs):
+            order = rng.permutation(len(paths))
+            for i in range(0, len(paths), batch):
+                if cancel is not None and cancel.is_set():
+                    raise RuntimeError("the final fit was cancelled; nothing was saved")
+                X, loaded = self.pool.arrays([paths[j] for j in order[i : i + batch]])
+                if loaded:
+                    y = np.array([train[p] for p in loaded], dtype="int64")
+                    loss = float(model.train_on_batch(X, y, return_dict=True)["loss"])
+                    if not math.isfinite(loss):
+                        raise ValueError(
+                            f"the final fit's loss became {loss}: lower the learning rate in {name}, "
+                            "or check the images"
+                        )
+                done += 1
+                if progress is not None:
+                    progress(done, total)
+        test_paths, probs = [], []
+        listed = list(test)
+        for i in range(0, len(listed), PREDICT_BATCH):
+            X, loaded = self.pool.arrays(listed[i : i + PREDICT_BATCH])
+            if loaded:
+                probs.append(np.asarray(model.predict_on_batch(X), dtype="float64"))
+                test_paths.extend(loaded)
+        probs_arr = np.concatenate(probs) if probs else np.zeros((0, n))
+        y_test = [test[p] for p in test_paths]
+        result = diagnostics.diagnose(test_paths, probs_arr, y_test, self.label_names)
+
+        folder = Path(out) if out is not None else self.workdir / "final"
+        folder.mkdir(parents=True, exist_ok=True)
+        target = folder / "model.keras"
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".model-", suffix=".keras")
+        os.close(fd)
+        try:
+            model.save(tmp, overwrite=True)
+            os.replace(tmp, target)  # never a half-written model.keras
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+        counts = {split: dict.fromkeys(self.label_names, 0) for split in ("train", "test")}
+        for split, labels in (("train", train), ("test", {p: test[p] for p in test_paths})):
+            for k in labels.values():
+                counts[split][self.label_names[k]] += 1
+        import keras
+
+        card = {
+            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "labels": list(self.label_names),
+            "counts": counts,
+            "metrics": {
+                k: result[k] for k in ("n_test", "accuracy", "loss", "per_class_accuracy", "confusion")
+            },
+            "most_wrong": result["most_wrong"],
+            "online_model_last_evaluation": dict(self.history[-1]) if self.history else None,
+            "settings": {
+                **self.config.to_dict(),
+                "model_fn": name,
+                "epochs": epochs,
+                "steps": total,
+                "input_shape": list(shape),
+            },
+            "versions": {
+                "oal_widget": __version__,
+                "python": platform.python_version(),
+                "keras": keras.__version__,
+                "tensorflow": _version("tensorflow"),
+                "numpy": np.__version__,
+            },
+            "images_root": str(self.pool.root),
+            "seconds": round(time.monotonic() - started, 3),
+            "files": {"model": str(target), "card": str(folder / "model_card.json")},
+        }
+        card_tmp = folder / ".model_card.json.tmp"
+        card_tmp.write_text(json.dumps(card, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+        os.replace(card_tmp, folder / "model_card.json")
+        self.final_model = model
+        return card
+
+    def diagnose(self, n_wrong: int = 8) -> dict | None:
+        """Confusion matrix, per-class accuracy and most wrong images of the live model on the test split.
+
+        None while there is no model (or it is in the error state). Holds the trainer's lock for one
+        prediction pass over the labelled test images (the online model is not thread-safe).
+        """
+        from . import diagnostics
+
+        with self._lock:
+            if self.model is None or self._error is not None:
+                return None
+            probs, scored = self._predict_paths(list(self._test))
+            y = [self._test[p] for p in scored]
+            return diagnostics.diagnose(scored, probs, y, self.label_names, n_wrong)
+
     # --- internals -----------------------------------------------------------------------------
     def _on_labelled(self, command: Labelled) -> None:
         index = self._index.get(command.label)
@@ -628,3 +764,13 @@ class Trainer(threading.Thread):
                 else:
                     log.debug("on_update raised again", exc_info=True)
         return update
+
+
+def _version(package: str) -> str | None:
+    """An installed distribution's version, for the model card (None when it is not installed)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(package)
+    except PackageNotFoundError:
+        return None
