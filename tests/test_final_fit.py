@@ -1,0 +1,79 @@
+"""The final fit (a new model from scratch on every label, saved with a model card) and the
+diagnostics of the live model, with real TensorFlow on tiny digits."""
+
+import json
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from oal_widget.models import reload_model
+from oal_widget.session import Session
+
+SETTINGS = dict(input_shape=(16, 16, 1), batch_size=8, train_steps=2, eval_every=4, query_every=4)
+
+
+def _wait(condition, timeout=60.0):
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met in time")
+        time.sleep(0.05)
+
+
+@pytest.fixture
+def session(small_digits, tmp_path):
+    s = Session(small_digits, ["0", "1", "2"], workdir=tmp_path / "work", buffer_size=5, **SETTINGS)
+    while s.current is not None:
+        s.label(s.current.split("/")[0])
+    yield s
+    s.close()
+
+
+def test_final_fit_trains_on_every_label_and_saves_model_and_card(session, tmp_path):
+    steps = []
+    card = session.final_fit(epochs=3, progress=lambda done, total: steps.append((done, total)))
+    folder = session.workdir / "final"
+    assert card["files"] == {"model": str(folder / "model.keras"), "card": str(folder / "model_card.json")}
+    assert json.loads((folder / "model_card.json").read_text(encoding="utf-8")) == card
+    n_test = sum(1 for p in session.labels() if session.is_test(p))
+    # Every label of the store, the buffered ones (buffer_size=5) included, split by the test split.
+    assert sum(card["counts"]["train"].values()) == 24 - n_test
+    assert sum(card["counts"]["test"].values()) == n_test == card["metrics"]["n_test"]
+    assert card["labels"] == ["0", "1", "2"] and card["settings"]["epochs"] == 3
+    assert card["settings"]["batch_size"] == 8 and card["settings"]["model_fn"] == "default_model_fn"
+    assert set(card["versions"]) >= {"oal_widget", "python", "keras", "tensorflow", "numpy"}
+    assert 0.0 <= card["metrics"]["accuracy"] <= 1.0
+    assert np.sum(card["metrics"]["confusion"]) == n_test
+    # 3 epochs over 24 - n_test labels in batches of 8, each step reported.
+    per_epoch = -(-(24 - n_test) // 8)
+    assert steps[-1] == (3 * per_epoch, 3 * per_epoch) and len(steps) == 3 * per_epoch
+    # The saved model is the final one and reloads with the same predictions.
+    reloaded = reload_model(folder / "model.keras")
+    X, _ = session.pool.arrays(sorted(session.labels())[:4])
+    final = session.trainer.final_model
+    assert final is not session.model  # a new model: the online one is left alone
+    np.testing.assert_allclose(reloaded.predict_on_batch(X), final.predict_on_batch(X), atol=1e-5)
+
+
+def test_final_fit_can_be_cancelled_and_refuses_bad_epochs(session):
+    cancel = threading.Event()
+    cancel.set()
+    with pytest.raises(RuntimeError, match="cancelled; nothing was saved"):
+        session.final_fit(epochs=1, cancel=cancel)
+    assert not (session.workdir / "final" / "model.keras").exists()
+    with pytest.raises(ValueError, match="epochs=0 is invalid"):
+        session.final_fit(epochs=0)
+
+
+def test_diagnose_the_live_model_on_the_test_split(session):
+    _wait(lambda: session.model is not None)
+    result = session.diagnose(n_wrong=3)
+    n_test = sum(1 for p in session.labels() if session.is_test(p))
+    assert result["n_test"] == n_test and np.sum(result["confusion"]) == n_test
+    assert set(result["per_class_accuracy"]) == {"0", "1", "2"}
+    assert len(result["most_wrong"]) <= 3
+    for item in result["most_wrong"]:
+        assert session.is_test(item["path"]) and item["predicted"] != item["label"]
+    assert session.forecast() is None or session.forecast().n_labels > 0  # few evaluations: maybe none
