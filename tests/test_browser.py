@@ -1,0 +1,479 @@
+"""End to end: the quickstart notebook in a real JupyterLab 4 (and Notebook 7) driven by a real Chromium.
+
+Run All through the menu, real key presses with the pointer over the panel, labels checked in the
+SQLite store, undo, real (small) training until an evaluation redraws the plot, Stop -> model.keras.
+Keys meant for the panel must never change the notebook (JupyterLab binds 1, 2, Enter... in command
+mode), so the cells are compared before and after.
+
+Notebook 7 runs the same test as a strict xfail: its shortcuts see keys before ipyevents does (see
+NOTEBOOK7_KEYS_LEAK below).
+
+Env: E2E_CHROMIUM (default /usr/bin/chromium), E2E_ARTIFACTS (default <repo>/artifacts: screenshots,
+timings, server logs; on failure also the console log, page HTML, keys pressed and the store's labels),
+E2E_APPS ("lab,notebook"), E2E_ROUNDS and E2E_LABELS (how much labelling; see N_ROUNDS).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import nbformat
+import pytest
+
+pytestmark = pytest.mark.browser
+
+REPO = Path(__file__).resolve().parents[1]
+NOTEBOOK = REPO / "notebooks" / "quickstart.ipynb"
+ARTIFACTS = Path(os.environ.get("E2E_ARTIFACTS", REPO / "artifacts"))
+CHROMIUM = os.environ.get("E2E_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-dev-shm-usage",  # small /dev/shm in containers
+]
+APPS = [a for a in os.environ.get("E2E_APPS", "lab,notebook").split(",") if a]
+TOKEN = "oal-e2e-token"
+TIMEOUT_MS = 60_000  # a loaded 2-core box: Lab's first load alone can take 20 s
+EVAL_TIMEOUT_MS = 120_000  # TensorFlow import (~7 s idle, much more when loaded) + training + evaluation
+# The quickstart's labels are the digits in key order: key "1" gives label "1", key "0" label "0".
+LABEL_KEYS = ["1", "2", "3", "4", "5", "6", "7", "8", "9", "0"]
+# Rounds of labels given after the undo/skip checks, each followed by waiting for an evaluation.
+# docs/panel.png is artifacts/panel-lab.png of E2E_APPS=lab E2E_ROUNDS=8 E2E_LABELS=10 (a real curve).
+N_ROUNDS = int(os.environ.get("E2E_ROUNDS", "1"))
+N_LABELS = int(os.environ.get("E2E_LABELS", "15"))
+
+
+# --------------------------------------------------------------------------------------------------
+# workspace + server
+# --------------------------------------------------------------------------------------------------
+def make_workspace(root: Path) -> Path:
+    """<root>/notebooks/quickstart.ipynb + <root>/images/ (no .oal): the notebook's ../images holds."""
+    (root / "notebooks").mkdir(parents=True)
+    shutil.copy(NOTEBOOK, root / "notebooks" / NOTEBOOK.name)
+    shutil.copytree(REPO / "images", root / "images", ignore=shutil.ignore_patterns(".oal"))
+    return root
+
+
+def _write_json(path: Path, data) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data))
+
+
+def _server_info(runtime_dir: Path, proc: subprocess.Popen, log_path: Path, deadline: float) -> dict:
+    """Jupyter Server writes jpserver-<pid>.json (url, token) once it listens on its port-0 port."""
+    info_file = runtime_dir / f"jpserver-{proc.pid}.json"
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"jupyter server exited early (rc={proc.returncode}):\n{log_path.read_text()}")
+        if info_file.exists():
+            try:
+                info = json.loads(info_file.read_text())
+                url = info["url"].rstrip("/")
+                with urllib.request.urlopen(f"{url}/api/status?token={info['token']}", timeout=2):
+                    return info
+            except (OSError, ValueError, KeyError):
+                pass
+        time.sleep(0.2)
+    raise TimeoutError(f"jupyter server did not come up; log:\n{log_path.read_text()}")
+
+
+# Notebook 7 registers its shortcuts on the document in the CAPTURE phase (JupyterLab 4: bubbling), so
+# it sees a key before ipyevents can stop it: with the pointer over the panel, "1".."6" also turn the
+# active markdown cell into a heading, and one press of "0" labels two images (Lumino holds it as the
+# start of the chord "0, 0", then replays it to the document, where ipyevents gets it again). Clicking
+# the panel first helps until a key (seen: ArrowRight) moves the focus back to a cell. Strict: once
+# the panel handles Notebook 7, this XPASSes and the mark must go.
+NOTEBOOK7_KEYS_LEAK = pytest.mark.xfail(
+    strict=True,
+    reason="Notebook 7 handles shortcuts before ipyevents: keys change cells, '0' labels two images",
+)
+
+
+@pytest.fixture(params=[pytest.param(a, marks=NOTEBOOK7_KEYS_LEAK) if a == "notebook" else a for a in APPS])
+def jupyter(request, tmp_path):
+    """A Jupyter server (Lab 4 or Notebook 7) on 127.0.0.1 with fresh config/data/runtime dirs."""
+    app = request.param
+    module = {"lab": "jupyterlab", "notebook": "notebook"}[app]
+    pytest.importorskip(module)
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    root = make_workspace(tmp_path / "root")
+    cfg = tmp_path / "jupyter_config"
+    settings = cfg / "lab" / "user-settings" / "@jupyterlab"
+    # No "receive official Jupyter news?" toast covering the page; no update check.
+    _write_json(
+        settings / "apputils-extension" / "notification.jupyterlab-settings",
+        {"fetchNews": "false", "checkForUpdates": False},
+    )
+    # Every cell stays in the DOM, so the cell counts below see them all.
+    _write_json(settings / "notebook-extension" / "tracker.jupyterlab-settings", {"windowingMode": "none"})
+    runtime = tmp_path / "runtime"
+    env = dict(os.environ)
+    env.update(
+        JUPYTER_PLATFORM_DIRS="1",
+        JUPYTER_CONFIG_DIR=str(cfg),  # isolated from ~/.jupyter
+        JUPYTER_DATA_DIR=str(tmp_path / "jupyter_data"),  # so the venv's python3 kernelspec is the one found
+        JUPYTER_RUNTIME_DIR=str(runtime),
+        IPYTHONDIR=str(tmp_path / "ipython"),
+        MPLBACKEND="Agg",
+        MPLCONFIGDIR=str(tmp_path / "mpl"),
+        TF_CPP_MIN_LOG_LEVEL="2",
+        PATH=str(Path(sys.executable).parent) + os.pathsep + env.get("PATH", ""),
+    )
+    appcls = {"lab": "LabApp", "notebook": "JupyterNotebookApp"}[app]
+    cmd = [
+        sys.executable,
+        "-m",
+        module,
+        "--no-browser",
+        "--allow-root",  # CI containers run as root
+        "--ServerApp.ip=127.0.0.1",
+        "--ServerApp.port=0",  # the OS picks a free port; read back from jpserver-<pid>.json
+        "--ServerApp.port_retries=0",
+        f"--IdentityProvider.token={TOKEN}",
+        f"--ServerApp.root_dir={root}",
+        "--ServerApp.terminals_enabled=False",
+        # Lab-only traits go to LabApp: an unknown trait on JupyterNotebookApp makes notebook_shim drop
+        # all of its config.
+        "--LabApp.news_url=None",
+        "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
+        "--LabApp.extension_manager=readonly",
+        f"--{appcls}.expose_app_in_browser=True",  # window.jupyterapp: kernel status and the cell model
+    ]
+    log_path = tmp_path / f"server-{app}.log"
+    t_launch = time.monotonic()
+    with open(log_path, "w") as log:
+        proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=root)
+        info = None
+        try:
+            info = _server_info(runtime, proc, log_path, time.monotonic() + 90)
+            log.flush()
+            assert "error linking extension" not in log_path.read_text(), log_path.read_text()
+            url = info["url"].rstrip("/")
+            page = {
+                "lab": "lab/tree/notebooks/quickstart.ipynb",
+                "notebook": "notebooks/notebooks/quickstart.ipynb",
+            }
+            yield {
+                "app": app,
+                "page_url": f"{url}/{page[app]}?token={info['token']}",
+                "root": root,
+                "workdir": root / "images" / ".oal",
+                "t_launch": t_launch,
+                "t_server_ready": time.monotonic() - t_launch,
+            }
+        finally:
+            _shutdown(proc, info)
+            shutil.copy(log_path, ARTIFACTS / log_path.name)
+
+
+def _shutdown(proc: subprocess.Popen, info: dict | None) -> None:
+    """Graceful first (the server shuts its kernels down too), then SIGTERM, then SIGKILL."""
+    try:
+        req = urllib.request.Request(
+            f"{info['url'].rstrip('/')}/api/shutdown",
+            method="POST",
+            headers={"Authorization": f"token {TOKEN}"},
+        )
+        urllib.request.urlopen(req, timeout=5).close()
+    except Exception:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+@pytest.fixture
+def browser():
+    sync_api = pytest.importorskip("playwright.sync_api")
+    if not os.path.exists(CHROMIUM):
+        pytest.skip(
+            f"no Chromium at {CHROMIUM}: `apt-get install chromium` (make test does) or set E2E_CHROMIUM"
+        )
+    with sync_api.sync_playwright() as p:
+        # Never `playwright install`: its CDN is unreachable here; Debian's Chromium is used instead.
+        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        yield b
+        b.close()
+
+
+# --------------------------------------------------------------------------------------------------
+# page helpers
+# --------------------------------------------------------------------------------------------------
+def wait_kernel_idle(page, timeout=TIMEOUT_MS) -> None:
+    page.wait_for_function(
+        """() => {
+            const w = window.jupyterapp && window.jupyterapp.shell.currentWidget;
+            const k = w && w.sessionContext && w.sessionContext.session && w.sessionContext.session.kernel;
+            return k && k.status === 'idle' && k.connectionStatus === 'connected';
+        }""",
+        timeout=timeout,
+    )
+
+
+def run_all_cells(page) -> None:
+    """Run > Run All Cells through the real menu (the same in Lab 4 and Notebook 7)."""
+    page.locator(".lm-MenuBar-itemLabel", has_text=re.compile(r"^Run$")).click()
+    page.locator(".lm-Menu-itemLabel", has_text=re.compile(r"^Run All Cells$")).click()
+
+
+def notebook_state(page) -> dict:
+    """The notebook as the front end holds it: mode and (type, source) of every cell, plus DOM counts."""
+    return page.evaluate(
+        """() => {
+            const nb = window.jupyterapp.shell.currentWidget.content;
+            const cells = [];
+            for (let i = 0; i < nb.model.cells.length; i++) {
+                const c = nb.model.cells.get(i);
+                cells.push([c.type, c.sharedModel.getSource()]);
+            }
+            return {
+                mode: nb.mode,
+                cells: cells,
+                dom_cells: document.querySelectorAll('.jp-Notebook .jp-Cell').length,
+                dom_markdown: document.querySelectorAll('.jp-Notebook .jp-MarkdownCell').length,
+            };
+        }"""
+    )
+
+
+def wait_src_changed(page, selector: str, old: str | None, timeout=TIMEOUT_MS) -> str:
+    """Wait until the <img> has a new src that has loaded; returns the new src."""
+    page.wait_for_function(
+        """([sel, old]) => {
+            const i = document.querySelector(sel);
+            return i && i.src && i.src !== old && i.complete && i.naturalWidth > 0;
+        }""",
+        arg=[selector, old],
+        timeout=timeout,
+    )
+    return page.locator(selector).get_attribute("src")
+
+
+def wait_until(predicate, timeout: float, what: str):
+    """Poll ``predicate`` until it returns a truthy value; fail naming ``what`` after ``timeout`` s."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        try:
+            last = predicate()
+        except sqlite3.OperationalError as e:  # the kernel may hold a write lock for a moment
+            last = e
+        else:
+            if last:
+                return last
+        time.sleep(0.2)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}; last value: {last!r}")
+
+
+def store_labels(workdir: Path) -> dict[str, str]:
+    """path -> label, read from the panel's SQLite store (the only source of truth)."""
+    from oal_widget.store import open_existing
+
+    store = open_existing(workdir)  # never creates a store where the panel made none
+    try:
+        return store.labels()
+    finally:
+        store.close()
+
+
+def shown_path(filename_text: str, labels_or_paths) -> str | None:
+    """Which image path the `.oal-filename` text names (it may show the relative path or the basename)."""
+    hits = [p for p in labels_or_paths if p in filename_text or Path(p).name in filename_text]
+    return hits[0] if len(hits) == 1 else None
+
+
+# --------------------------------------------------------------------------------------------------
+# the test
+# --------------------------------------------------------------------------------------------------
+def test_quickstart_in_browser(jupyter, browser):
+    from playwright.sync_api import expect
+
+    expect.set_options(timeout=TIMEOUT_MS)
+    app, workdir = jupyter["app"], jupyter["workdir"]
+    all_paths = sorted(
+        p.relative_to(jupyter["root"] / "images").as_posix()
+        for p in (jupyter["root"] / "images").rglob("*.png")
+    )
+    original = nbformat.read(NOTEBOOK, as_version=4)
+    original_cells = [[c.cell_type, c.source] for c in original.cells]
+    n_markdown = sum(t == "markdown" for t, _ in original_cells)
+    t = {"app": app, "server_ready": round(jupyter["t_server_ready"], 1)}
+
+    def mark(name):
+        t[name] = round(time.monotonic() - jupyter["t_launch"], 1)
+
+    ctx = browser.new_context(viewport={"width": 1280, "height": 1400})
+    page = ctx.new_page()
+    page.set_default_timeout(TIMEOUT_MS)
+    console: list[str] = []
+    actions: list[str] = []
+    page.on("console", lambda m: console.append(f"{m.type}: {m.text}"))
+    page.on("pageerror", lambda e: console.append(f"pageerror: {e}"))
+    try:
+        page.goto(jupyter["page_url"])
+        page.wait_for_selector(".jp-Notebook .jp-Cell", state="visible")
+        wait_kernel_idle(page)
+        mark("kernel_idle")
+
+        run_all_cells(page)
+        panel = page.locator(".oal-panel")
+        expect(panel).to_be_visible()
+        image_src = wait_src_changed(page, "img.oal-image", None)
+        wait_kernel_idle(page)  # every cell ran: the panel's cell returned at once, the others too
+        mark("panel_shown")
+        before = notebook_state(page)
+        assert before["cells"] == original_cells
+        page.screenshot(path=str(ARTIFACTS / f"{app}-1-panel.png"))
+
+        # ipyevents listens only while the pointer is over its widget: point at the image, never a button.
+        point_at_image = page.locator("img.oal-image").hover
+        point_at_image()
+        expect(
+            page.locator(".oal-panel.ipyevents-watched, .oal-panel .ipyevents-watched").first
+        ).to_be_attached()
+
+        filename = page.locator(".oal-filename")
+        error = page.locator(".oal-error")
+        labelled: dict[str, str] = {}  # what the store must hold: path -> label
+
+        def current_path() -> str:
+            text = filename.inner_text()
+            path = shown_path(text, all_paths)
+            assert path, f"`.oal-filename` text {text!r} names no single image of {len(all_paths)}"
+            return path
+
+        def press_and_wait_next(key: str) -> str:
+            """Press ``key``; wait until another image is named AND drawn. Returns the path pressed on."""
+            nonlocal image_src
+            text = filename.inner_text()
+            path = current_path()
+            page.keyboard.press(key)
+            expect(filename).not_to_have_text(text)
+            image_src = wait_src_changed(page, "img.oal-image", image_src)
+            actions.append(f"{key!r} on {path} -> {filename.inner_text()}")
+            return path
+
+        def label_current() -> None:
+            # The folder is the true digit and the labels are the digits, so key == folder name: the
+            # model really learns, and the picture in docs/ shows a real curve.
+            key = current_path().split("/")[0]
+            assert key in LABEL_KEYS, key
+            labelled[press_and_wait_next(key)] = key
+
+        def store_is(want: dict[str, str], when: str) -> None:
+            # Each label is committed before the next image shows; the bound only covers reading a WAL
+            # database from another process.
+            want = dict(want)
+            wait_until(lambda: store_labels(workdir) == want, 10, f"the store to hold {want} {when}")
+
+        def assert_notebook_unchanged(when: str) -> None:
+            # Keys meant for the panel never reach the notebook's shortcuts (1..6 make headings, Enter
+            # edits, 0,0 restarts): same cells, types and sources, same mode, same DOM cells.
+            now = notebook_state(page)
+            assert now["cells"] == original_cells, f"a key press changed the notebook's cells {when}"
+            assert now["mode"] == before["mode"], f"a key press switched the notebook's mode {when}"
+            assert (now["dom_cells"], now["dom_markdown"]) == (len(original_cells), n_markdown), (when, now)
+
+        # Enter accepts the model's prediction: there is none before the first label, so the panel
+        # says so and stays on this image (and the notebook must not enter edit mode: checked below).
+        first = current_path()
+        page.keyboard.press("Enter")
+        expect(error).to_contain_text("prediction")
+        assert current_path() == first
+
+        for _ in range(3):
+            label_current()
+        store_is(labelled, "after 3 key presses")
+        assert_notebook_unchanged("after Enter and 3 labels")
+        mark("three_labels")
+
+        # Undo: the last label leaves the store and its image is current again.
+        last = list(labelled)[-1]
+        page.keyboard.press("Backspace")
+        expect(filename).to_contain_text(last)
+        del labelled[last]
+        store_is(labelled, "after Backspace (undo)")
+
+        # Skip: another image, nothing stored.
+        press_and_wait_next("ArrowRight")
+        store_is(labelled, "after ArrowRight (skip)")
+        mark("undo_skip_checked")
+
+        # Keep labelling until the trainer has evaluated and the plot was redrawn (it is redrawn only
+        # when there are new metrics). Labels come at a human pace: each waits for the next image.
+        plot = "img.oal-plot"
+        plot_src = page.locator(plot).get_attribute("src")
+        for _ in range(N_ROUNDS):
+            for _ in range(N_LABELS):
+                label_current()
+            page.screenshot(path=str(ARTIFACTS / f"{app}-2-labelled.png"))
+            plot_src = wait_src_changed(page, plot, plot_src, timeout=EVAL_TIMEOUT_MS)
+        mark("evaluated")
+        point_at_image()  # keep the "keys live" look for the picture
+        panel.screenshot(path=str(ARTIFACTS / f"panel-{app}.png"))
+        page.screenshot(path=str(ARTIFACTS / f"{app}-3-evaluated.png"))
+        store_is(labelled, f"after {len(labelled)} labels")
+
+        assert_notebook_unchanged(f"after {len(labelled)} labels")
+
+        # Key "0" labels ONE image, also when the next key is another one. (Notebook 7 binds the chord
+        # "0, 0": Lumino holds the first "0" and replays it to the document when the next key is not
+        # "0"; ipyevents then gets it twice. That next key triggers any replay, so no waiting needed.)
+        zero_on = press_and_wait_next("0")
+        labelled[zero_on] = "0"
+        press_and_wait_next("ArrowRight")
+        store_is(labelled, "after one press of '0' then ArrowRight")
+        assert_notebook_unchanged("after the '0' check")
+
+        # Stop: the end screen, the model and the metrics on disk.
+        page.locator(".oal-stop").click()
+        expect(page.locator(".oal-done")).to_be_visible()
+        mark("stopped")
+        page.screenshot(path=str(ARTIFACTS / f"{app}-4-done.png"))
+        wait_until(lambda: (workdir / "model.keras").is_file(), 30, f"{workdir / 'model.keras'} to be saved")
+        rows = wait_until(lambda: _metric_rows(workdir / "metrics.csv"), 30, "metrics.csv with an evaluation")
+        assert 0.0 <= float(rows[-1]["accuracy"]) <= 1.0, rows[-1]
+        assert store_labels(workdir) == labelled, "stopping changed the labels"
+        mark("total")
+    except Exception:
+        page.screenshot(path=str(ARTIFACTS / f"failure-{app}.png"))
+        (ARTIFACTS / f"failure-{app}-console.txt").write_text("\n".join(console))
+        (ARTIFACTS / f"failure-{app}.html").write_text(page.content())
+        (ARTIFACTS / f"failure-{app}-keys.txt").write_text("\n".join(actions))
+        if (workdir / "annotations.sqlite").is_file():
+            stored = store_labels(workdir)
+            (ARTIFACTS / f"failure-{app}-store.json").write_text(json.dumps(stored, indent=1))
+        raise
+    finally:
+        ctx.close()
+        with open(ARTIFACTS / "timings.jsonl", "a") as f:
+            f.write(json.dumps(t) + "\n")
+        print(json.dumps(t))
+
+
+def _metric_rows(path: Path) -> list[dict]:
+    import csv
+
+    if not path.is_file():
+        return []
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
