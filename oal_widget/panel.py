@@ -25,6 +25,7 @@ import ipyevents
 import ipywidgets as widgets
 
 from . import plots
+from .insight import InsightMixin
 from .pool import ImageError
 from .session import Session
 
@@ -79,7 +80,7 @@ _REGISTRY: weakref.WeakValueDictionary[str, Annotator] = weakref.WeakValueDictio
 _REGISTRY_LOCK = threading.Lock()
 
 
-class Annotator(widgets.VBox):
+class Annotator(InsightMixin, widgets.VBox):
     """Label the images of a folder with number keys while a model trains on every label.
 
     Args:
@@ -91,6 +92,8 @@ class Annotator(widgets.VBox):
         keymap: keys to change, merged over ``DEFAULT_KEYS``: ``{"a": ("label", 0), "x": "skip"}``;
             a value of None removes a key.
         trainer_factory: builds the trainer (tests pass a fake); default ``trainer.Trainer``.
+        import_labels: a CSV of ``path,label``, a JSON export or a folder sorted in class sub-folders
+            to start from (``Session.import_labels``); without ``labels`` its labels become the keys.
         **settings: any ``Config`` setting, e.g. ``input_shape=(32, 32, 1)``, ``eval_every=5``.
 
     Show it by making it the last expression of a cell; the cell returns at once (TensorFlow is
@@ -132,6 +135,8 @@ class Annotator(widgets.VBox):
         self._plotted_counts: dict | None = None
         self._finishing = False
         self._build_widgets()
+        self._build_insight()  # final fit, model insight (insight.py)
+        self._main.children = (*self._main.children, self._insight_box)
         # ONE event watcher, created before display. In the label editor it watches nothing, so
         # typing a label name into the text box is not swallowed (ipyevents prevents defaults).
         self.event = ipyevents.Event(source=self, watched_events=[], prevent_default_action=True)
@@ -418,7 +423,14 @@ class Annotator(widgets.VBox):
             for button in self._action_buttons + self._label_buttons:
                 button.disabled = True
             self._hint.layout.display = "none"  # keys do nothing on the end screen
-            self.children = [self._style, self._header, self._done, self._plots, self._error]
+            self.children = [
+                self._style,
+                self._header,
+                self._done,
+                self._plots,
+                self._insight_box,
+                self._error,
+            ]
         self._render_plots()  # the final curve is what the person wants to see
 
     # --- keys and buttons ---------------------------------------------------------------------
