@@ -4,6 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 # pip's config on these machines adds local indexes that may be absent; their warnings are noise.
+export TF_CPP_MIN_LOG_LEVEL ?= 2
 PIP_QUIET := 2>&1 | grep -v "is ignored: it is neither" || true
 
 .PHONY: run test venv lint chromium images clean
@@ -28,8 +29,8 @@ run: venv images
 	$(VENV)/bin/jupyter lab notebooks/quickstart.ipynb $$( [ "$$(id -u)" = 0 ] && echo --allow-root )
 
 lint: venv
-	$(VENV)/bin/ruff check oal_widget tests bench scripts
-	$(VENV)/bin/ruff format --check oal_widget tests bench scripts
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 
 test: venv chromium lint
 	$(PY) -m pytest -ra $(PYTEST_ARGS)
