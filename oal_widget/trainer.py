@@ -11,6 +11,8 @@ the panel can appear before the ~7 s import.
 
 from __future__ import annotations
 
+import collections
+import contextlib
 import csv
 import logging
 import math
@@ -37,6 +39,18 @@ IDLE_WAIT_S = 0.2
 MAX_QUEUED_UPDATES = 1000
 METRICS_COLUMNS = ("n_labels", "accuracy", "loss", "n_test", "seconds")
 _EPS = 1e-7
+#: shrink_perturb: weights become SHRINK * w + PERTURB * (a fresh initialisation) (Ash & Adams 2020).
+SHRINK, PERTURB = 0.4, 0.1
+#: Schedules other than ``warm`` reset first at this many training labels, then at each doubling.
+RESET_MIN_LABELS = 20
+#: After a reset, this many passes over the training labels are added to the next round(s).
+CATCH_UP_EPOCHS = 10
+
+
+def _default_model_fn():
+    from . import models
+
+    return models.default_model_fn
 
 
 class Trainer(threading.Thread):
@@ -109,9 +123,21 @@ class Trainer(threading.Thread):
         self._added_at_query = 0
         self._idle = 0  # complete rounds since the last new label
         self._queries = 0
+        # Label efficiency (issue 4): the query strategy object (a bandit keeps state across queries),
+        # the accuracy before the pending bandit arm's labels, the schedule's reset point and catch-up.
+        self._strategy = None
+        self._bandit_baseline: float | None = None
+        self._labels_at_reset = 0
+        self._catch_up = 0
         self._steps_since_eval = 0
         self._told_no_test = False
         self._callback_failures = 0
+        # Performance (issue 5): new labels go into the very next batch; the time from send() to the end
+        # of that step is kept in label_latency.
+        self._sent_at: dict[str, float] = {}
+        self._fresh: dict[str, None] = {}  # training labels not in any batch yet, oldest first
+        #: (path, seconds from ``send`` to the end of the first training step that included it), newest 1000.
+        self.label_latency: collections.deque = collections.deque(maxlen=1000)
 
     # --- public state ------------------------------------------------------------------------
     @property
@@ -131,6 +157,10 @@ class Trainer(threading.Thread):
 
     def send(self, command) -> None:
         """Queue a command for the thread; never blocks."""
+        if (
+            isinstance(command, Labelled) and self.ident is not None
+        ):  # labels handed over at start don't count
+            self._sent_at[command.path] = time.monotonic()
         self.inbox.put_nowait(command)
 
     # --- the thread ----------------------------------------------------------------------------
@@ -198,7 +228,8 @@ class Trainer(threading.Thread):
             model = None
             if self.resume_model is not None and self.resume_model.exists():
                 try:
-                    model = models.reload_model(self.resume_model)
+                    with self._scope():
+                        model = models.reload_model(self.resume_model)
                     models.check_model(model, n, shape, source=f"the saved model {self.resume_model}")
                     note = f"continuing from {self.resume_model}"
                     self._load_metrics()
@@ -212,7 +243,8 @@ class Trainer(threading.Thread):
                 if name == "<lambda>":
                     name = "model_fn"
                 try:
-                    model = model_fn(n, shape)
+                    with self._scope():  # a user's tf.distribute strategy: variables mirrored per device
+                        model = model_fn(n, shape)
                 except Exception as e:
                     problem = f"{name} raised {type(e).__name__}: {e}"
                 else:
@@ -268,7 +300,10 @@ class Trainer(threading.Thread):
                 return False
             started_with = self._added
             self._publish_if_changed("training")
-            for _ in range(self.config.train_steps):
+            self._maybe_reset()
+            steps, self._catch_up = self.config.train_steps + self._catch_up, 0
+            for done in range(steps):
+                self._catch_up = max(0, steps - self.config.train_steps - done)  # kept if cut short
                 if self._in_thread:
                     self._drain()
                     if not self._can_train() or self.stop_reason is not None:
@@ -309,6 +344,7 @@ class Trainer(threading.Thread):
             self._added_at_eval = self._trained_added
             self._steps_since_eval = 0
             self._write_metrics()
+            self._reward_bandit(row["accuracy"])
             reason = self._threshold_crossed(row)
             if reason is not None:
                 self.stop_reason = self.stop_reason or reason
@@ -334,17 +370,27 @@ class Trainer(threading.Thread):
                 if p not in self._train and p not in self._test and p not in self.test_paths
             ]
             unlabelled_test = [p for p in self.pool.paths if p in self.test_paths and p not in self._test]
+            # Large pools: score a bounded random sample (issue 5); the rest follows unscored.
+            candidates, rest = self._query_sample(candidates)
+            unlabelled_test, _ = self._query_sample(unlabelled_test)
             probs, scored = self._predict_paths(candidates)
             test_probs, test_scored = self._predict_paths(unlabelled_test)
             rng = np.random.default_rng(self.config.seed + self._queries)
             self._queries += 1
+            strategy = self._query_strategy(rng)
             ranked = list(
                 strategies.rank(
-                    scored, probs, self.config.strategy, self.config.policy, rng, epsilon=self.config.epsilon
+                    scored,
+                    probs,
+                    strategy,
+                    self.config.policy,
+                    rng,
+                    epsilon=self.config.epsilon,
+                    **self._query_inputs(strategy, scored),
                 )
             )
             scored_set = set(scored)
-            order = ranked + [p for p in candidates if p not in scored_set]
+            order = ranked + rest + [p for p in candidates if p not in scored_set]
             predictions = {}
             for paths, p in ((scored, probs), (test_scored, test_probs)):
                 best = np.argmax(p, axis=1) if len(paths) else []
@@ -541,6 +587,7 @@ class Trainer(threading.Thread):
             self._test.pop(command.path, None)
             if command.path not in self._train:
                 self._added += 1
+                self._fresh[command.path] = None
             self._train[command.path] = index
             self._idle = 0  # new data: train again even if the trainer had gone idle
 
@@ -576,7 +623,10 @@ class Trainer(threading.Thread):
     def _step(self) -> bool:
         paths = list(self._train)
         size = min(self.config.batch_size, len(paths))
-        chosen = [paths[i] for i in self._rng.choice(len(paths), size=size, replace=False)]
+        chosen = [
+            paths[i] for i in self._rng.choice(len(paths), size=size, replace=False, p=self._batch_weights())
+        ]
+        chosen = self._with_fresh(chosen)
         X, loaded = self.pool.arrays(chosen)
         for path in set(chosen) - set(loaded):
             # The pool recorded why in pool.skipped; keep it out of every later batch.
@@ -586,8 +636,7 @@ class Trainer(threading.Thread):
             return len(self._train) > 0
         y = np.array([self._train[p] for p in loaded], dtype="int64")
         try:
-            logs = self.model.train_on_batch(X, y, return_dict=True)
-            loss = float(logs["loss"])
+            loss = self._fit_batch(X, y)
         except Exception as e:
             self._fail(
                 f"a training step failed: {type(e).__name__}: {e}. Labels are kept; "
@@ -595,6 +644,7 @@ class Trainer(threading.Thread):
             )
             return False
         self.trained_paths.update(loaded)
+        self._note_trained(loaded)
         self._steps_since_eval += 1
         if not math.isfinite(loss):
             self._fail(
@@ -604,14 +654,181 @@ class Trainer(threading.Thread):
             return False
         return True
 
+    # --- label efficiency (issue 4): query inputs, cold start, bandit, schedule, class balance -------
+    def _query_strategy(self, rng: np.random.Generator):
+        """The strategy for this query: ``random`` during the cold start, else the configured one
+        (a bandit draws one of its arms here and is rewarded at the next evaluation)."""
+        from . import strategies
+
+        if self._strategy is None:
+            self._strategy = strategies.get_strategy(self.config.strategy)  # fresh bandit state per trainer
+        if self._in_cold_start():
+            return "random"
+        if hasattr(self._strategy, "choose") and hasattr(self._strategy, "reward"):
+            arm = self._strategy.choose(rng)
+            self._bandit_baseline = self.history[-1]["accuracy"] if self.history else None
+            return arm
+        return self._strategy
+
+    def _in_cold_start(self) -> bool:
+        """Random order until every class has ``cold_start`` training labels; capped at 3x that per class
+        overall, so a rare class cannot keep the session random for ever."""
+        per_class = self.config.cold_start
+        if per_class <= 0:
+            return False
+        k = len(self.label_names)
+        if len(self._train) >= 3 * per_class * k:
+            return False
+        counts = np.bincount(np.fromiter(self._train.values(), dtype=np.int64), minlength=k)
+        return bool(counts.min() < per_class)
+
+    def _query_inputs(self, strategy, paths: list[str]) -> dict:
+        """Extra inputs only when used: MC-dropout passes for BALD-like strategies, embeddings for kcenter."""
+        from . import strategies
+
+        inputs = {}
+        if self.config.diversity != "none":
+            inputs.update(diversity=self.config.diversity, batch=self.config.query_every)
+        if self.config.policy in ("power", "softmax"):
+            inputs["temperature"] = self.config.temperature
+        need_mc = strategies.needs_mc_samples(strategies.get_strategy(strategy))
+        need_emb = self.config.diversity == "kcenter"
+        if not paths or not (need_mc or need_emb):
+            return inputs
+        mc, emb = [], []
+        embed = self._embedding_model() if need_emb else None
+        for i in range(0, len(paths), PREDICT_BATCH):
+            X, _ = self.pool.arrays(paths[i : i + PREDICT_BATCH])  # cached: these decoded a moment ago
+            if need_mc:
+                # training=True keeps dropout on: each pass is a sample from the approximate posterior.
+                mc.append(
+                    np.stack(
+                        [np.asarray(self.model(X, training=True)) for _ in range(self.config.mc_samples)]
+                    )
+                )
+            if need_emb:
+                emb.append(np.asarray(embed.predict_on_batch(X)).reshape(len(X), -1))
+        if need_mc:
+            inputs["mc_probs"] = np.concatenate(mc, axis=1).astype("float64")
+        if need_emb:
+            inputs["embeddings"] = np.concatenate(emb).astype("float64")
+        return inputs
+
+    def _embedding_model(self):
+        from . import models
+
+        if getattr(self, "_embed_for", None) is not self.model:  # rebuilt when the model was replaced
+            self._embed = models.embedding_model(self.model)
+            self._embed_for = self.model
+        return self._embed
+
+    def _reward_bandit(self, accuracy: float) -> None:
+        """Credit the bandit's pending arm with the accuracy gain its labels brought."""
+        bandit = self._strategy
+        if bandit is None or not hasattr(bandit, "reward") or getattr(bandit, "last_arm", None) is None:
+            return
+        if self._bandit_baseline is not None:
+            bandit.reward(accuracy - self._bandit_baseline)
+            self._bandit_baseline = None
+
+    def _batch_weights(self) -> np.ndarray | None:
+        """With ``class_balance``, each class gets the same share of every batch (None: uniform)."""
+        if not self.config.class_balance or len(self._train) < 2:
+            return None
+        y = np.fromiter(self._train.values(), dtype=np.int64, count=len(self._train))
+        w = 1.0 / np.bincount(y)[y]
+        return w / w.sum()
+
+    def _maybe_reset(self) -> None:
+        """``shrink_perturb``/``refit``: when the training labels have doubled since the last reset, shrink
+        the weights towards a fresh initialisation (or start afresh), then schedule a catch-up fit.
+
+        A warm model that saw its first labels for thousands of steps generalises worse than one
+        trained on all labels together (Ash & Adams 2020); the reset restores that at a bounded cost.
+        """
+        n = len(self._train)
+        if self.config.schedule == "warm" or n < RESET_MIN_LABELS or n < 2 * self._labels_at_reset:
+            return
+        self._labels_at_reset = n
+        try:
+            fresh = (self.model_fn or _default_model_fn())(len(self.label_names), self.config.input_shape)
+        except Exception as e:  # keep training the current model; the reset is an optimisation
+            log.warning("%s reset skipped: model_fn raised %s: %s", self.config.schedule, type(e).__name__, e)
+            return
+        if self.config.schedule == "refit":
+            self.model = fresh
+        else:
+            old_w, new_w = self.model.trainable_weights, fresh.trainable_weights
+            if [tuple(w.shape) for w in old_w] != [tuple(w.shape) for w in new_w]:
+                log.warning("shrink_perturb skipped: model_fn builds a model unlike the current one")
+                return
+            for w, f in zip(old_w, new_w, strict=True):
+                w.assign(SHRINK * np.asarray(w) + PERTURB * np.asarray(f))
+        epochs_steps = math.ceil(CATCH_UP_EPOCHS * n / self.config.batch_size)
+        self._catch_up = max(self._catch_up, epochs_steps)
+
+    # --- performance (issue 5): query sample, fresh labels first, devices, latency ---------------------
+    def _query_sample(self, paths: list[str]) -> tuple[list[str], list[str]]:
+        """(a random sample of at most ``query_sample`` paths to score, the others shuffled).
+
+        Like baal's ``max_sample``: scoring 100,000 images on every query would take far longer than
+        the labels it re-orders; a fresh sample each query still reaches every image over time.
+        """
+        limit = self.config.query_sample
+        if limit == 0 or len(paths) <= limit:
+            return paths, []
+        rng = np.random.default_rng((self.config.seed, self._queries, len(paths)))
+        picked = rng.permutation(len(paths))
+        return [paths[i] for i in picked[:limit]], [paths[i] for i in picked[limit:]]
+
+    def _with_fresh(self, chosen: list[str]) -> list[str]:
+        """The batch with every label not yet trained on put in first (a new label is in the next step)."""
+        fresh = [p for p in self._fresh if p in self._train][: len(chosen)]
+        if not fresh:
+            return chosen
+        taken = set(fresh)
+        return fresh + [p for p in chosen if p not in taken][: len(chosen) - len(fresh)]
+
+    def _note_trained(self, paths: list[str]) -> None:
+        now = time.monotonic()
+        for path in paths:
+            if self._fresh.pop(path, 0) is None:  # a fresh label's first step
+                sent = self._sent_at.pop(path, None)
+                if sent is not None:
+                    self.label_latency.append((path, now - sent))
+
+    def _scope(self):
+        """The user's ``tf.distribute`` strategy scope (variables created in it are mirrored), or nothing."""
+        strategy = self.config.distribute
+        return strategy.scope() if strategy is not None else contextlib.nullcontext()
+
+    def _replicas(self) -> int:
+        strategy = self.config.distribute
+        return int(getattr(strategy, "num_replicas_in_sync", 1)) if strategy is not None else 1
+
+    def _fit_batch(self, X: np.ndarray, y: np.ndarray) -> float:
+        """One gradient step; returns the loss. Under a strategy with R replicas the batch is padded to a
+        multiple of R (repeating its own images): Keras fails on a replica that gets no example."""
+        r = self._replicas()
+        if r > 1 and len(X) % r:
+            extra = np.arange(r - len(X) % r) % len(X)
+            X, y = np.concatenate([X, X[extra]]), np.concatenate([y, y[extra]])
+        return float(self.model.train_on_batch(X, y, return_dict=True)["loss"])
+
+    def _forward(self, X: np.ndarray) -> np.ndarray:
+        """Probabilities for a batch. Under a strategy, ``predict_on_batch`` returns one copy per replica
+        (Keras 3.x on TensorFlow), so the distributed ``predict`` is used instead."""
+        if self._replicas() > 1:
+            return self.model.predict(X, batch_size=max(len(X), 1), verbose=0)
+        return self.model.predict_on_batch(X)
+
     def _labelled_arrays(self, labels: dict[str, int]) -> tuple[np.ndarray, np.ndarray]:
         X, loaded = self.pool.arrays(list(labels))
         return X, np.array([labels[p] for p in loaded], dtype="int64")
 
     def _predict(self, X: np.ndarray) -> np.ndarray:
         chunks = [
-            np.asarray(self.model.predict_on_batch(X[i : i + PREDICT_BATCH]))
-            for i in range(0, len(X), PREDICT_BATCH)
+            np.asarray(self._forward(X[i : i + PREDICT_BATCH])) for i in range(0, len(X), PREDICT_BATCH)
         ]
         return np.concatenate(chunks).astype("float64") if chunks else np.zeros((0, len(self.label_names)))
 
