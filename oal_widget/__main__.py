@@ -26,6 +26,22 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--query-every", type=int, default=10, help="training labels between queries")
     sim.add_argument("--input-shape", default="32,32,1", help="H,W[,C] the model sees (default 32,32,1)")
     sim.add_argument("--quiet", action="store_true", help="no progress lines")
+    # Label-efficiency settings (Config fields of the same name; default: the product's default).
+    sim.add_argument("--epsilon", type=float, default=None, help="exploration share of epsilon_greedy")
+    sim.add_argument("--temperature", type=float, default=None, help="power/softmax policy temperature")
+    sim.add_argument("--mc-samples", type=int, default=None, help="Monte-Carlo dropout passes for bald")
+    sim.add_argument("--diversity", default=None, help="none or kcenter (spread each batch over embeddings)")
+    sim.add_argument(
+        "--cold-start", type=int, default=None, help="random order until each class has N labels"
+    )
+    sim.add_argument("--schedule", default=None, help="warm, shrink_perturb or refit")
+    sim.add_argument(
+        "--class-balance", default=None, choices=("on", "off"), help="class-balanced training batches"
+    )
+    sim.add_argument("--train-steps", type=int, default=None, help="gradient steps per label")
+    sim.add_argument(
+        "--timing", action="store_true", help="add train_seconds, query_seconds, queries to the CSV"
+    )
 
     exp = sub.add_parser(
         "export", help="write the labels of a workdir as CSV, JSON or class folders (keras-loadable)"
@@ -52,6 +68,15 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _label_efficiency_settings(args) -> dict:
+    """The Config settings given on the command line (those left out keep Config's defaults)."""
+    names = ("epsilon", "temperature", "mc_samples", "diversity", "cold_start", "schedule", "train_steps")
+    settings = {name: getattr(args, name) for name in names if getattr(args, name) is not None}
+    if args.class_balance is not None:
+        settings["class_balance"] = args.class_balance == "on"
+    return settings
+
+
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     try:
@@ -71,6 +96,8 @@ def main(argv=None) -> int:
                 query_every=args.query_every,
                 input_shape=shape,
                 progress=None if args.quiet else print,
+                timing=args.timing,
+                **_label_efficiency_settings(args),
             )
         elif args.command == "export":
             from .exports import export
