@@ -110,6 +110,7 @@ class Annotator(InsightMixin, widgets.VBox):
         workdir=None,
         keymap=None,
         trainer_factory=None,
+        import_labels=None,
         **settings,
     ):
         self._keymap = merge_keymap(keymap)  # cheap checks first: nothing started if they fail
@@ -125,6 +126,7 @@ class Annotator(InsightMixin, widgets.VBox):
             trainer_factory=trainer_factory,
             on_change=self._on_change,
             start=False,
+            import_labels=import_labels,
             **settings,
         )
         super().__init__()
@@ -165,6 +167,7 @@ class Annotator(InsightMixin, widgets.VBox):
 
     @property
     def workdir(self):
+        """Where the labels, the model and its metrics are saved (``<images>/.oal`` by default)."""
         return self.session.workdir
 
     def stop(self, timeout: float = 10.0) -> dict[str, str]:
