@@ -102,6 +102,7 @@ class Session:
 
         self._trainer = None
         self._latest = Update(status="waiting", message="the trainer has not started")
+        self._predictions: Mapping[str, tuple[str, float]] = {}  # from the last query
         self._final: Update | None = None
         self._paused = False
         self._stopped = False
@@ -364,6 +365,10 @@ class Session:
                 self._final = update
             if update.order is not None:
                 self._apply_order(update.order)
+            if update.predictions:
+                # Only query updates carry predictions (copying them into every update would be O(N)):
+                # keep the last ones until the next query.
+                self._predictions = update.predictions
         if update.status == "stopped":
             return "stopped"
         if len(update.metrics) != len(previous.metrics):
@@ -699,7 +704,7 @@ class Session:
 
     def prediction(self, path: str | None) -> tuple[str, float] | None:
         """(class name, confidence) from the trainer's latest query, or None."""
-        predicted = self._latest.predictions.get(path) if path is not None else None
+        predicted = self._predictions.get(path) if path is not None else None
         if predicted is None:
             return None
         name, confidence = predicted

@@ -257,6 +257,17 @@ def test_accept_prediction(small_digits):
     assert session.store.get(current) == "two"
 
 
+def test_predictions_outlive_the_status_updates_after_a_query(small_digits):
+    # The trainer sends predictions only with a query; the status updates in between carry none.
+    session, factory = make(small_digits)
+    current = session.current
+    factory.last.publish(Update(status="training", order=(), predictions={current: ("one", 0.6)}))
+    factory.last.publish(Update(status="evaluating"))
+    factory.last.publish(Update(status="training"))
+    assert session.prediction(current) == ("one", 0.6)
+    assert session.accept_prediction() is True
+
+
 # --- buffer_size, pause, retry -------------------------------------------------------------------
 def test_buffer_size_hands_labels_over_in_groups(small_digits):
     session, factory = make(small_digits, buffer_size=3)
