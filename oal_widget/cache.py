@@ -63,6 +63,10 @@ class ArrayCache:
                 "workdir is writable and has free space, or pass image_cache=False"
             ) from e
         self._verified = np.zeros(max(self.n, 1), dtype=bool)  # slots checked against their file here
+        # Slots are written with pwrite, not through the mapping: filling the whole cache then does not
+        # make every page resident in this process (only what is read back is).
+        self._fd = os.open(self.data_path, os.O_RDWR)
+        self._item_bytes = int(np.prod(self.item_shape)) * self.dtype.itemsize
         self._lock = threading.Lock()
 
     @staticmethod
@@ -116,7 +120,8 @@ class ArrayCache:
         """Fill slot ``index`` with ``value`` (None records a failure) taken from a file with ``stat``."""
         with self._lock:
             if value is not None:
-                self._data[index] = value
+                buf = np.ascontiguousarray(value, dtype=self.dtype).reshape(self.item_shape).tobytes()
+                os.pwrite(self._fd, buf, index * self._item_bytes)
             size, mtime = (stat.st_size, stat.st_mtime_ns) if stat is not None else (-1, -1)
             self._state[index, 1] = size
             self._state[index, 2] = mtime
@@ -124,8 +129,15 @@ class ArrayCache:
             self._verified[index] = True
 
     def flush(self) -> None:
-        self._data.flush()
-        self._state.flush()
+        self._state.flush()  # data went straight to the file (pwrite)
+
+    def __del__(self):
+        fd = getattr(self, "_fd", None)
+        if fd is not None:
+            try:
+                os.close(fd)
+            except OSError:
+                pass
 
     def close(self) -> None:
         """Flush and let go of the mappings (further use raises)."""
@@ -133,6 +145,9 @@ class ArrayCache:
             self.flush()
         finally:
             self._data = self._state = None  # type: ignore[assignment]
+            if self._fd is not None:
+                os.close(self._fd)
+                self._fd = None
 
 
 def remove_stale(folder, prefix: str, keep: str) -> None:

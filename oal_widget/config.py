@@ -75,8 +75,8 @@ class Config:
     #: bounded, reused by the next session); False keeps them in the process's memory instead.
     image_cache: bool = True
     #: A query scores at most this many unlabelled images, a fresh random sample each time (the rest
-    #: follow in random order); 0 scores the whole pool every query.
-    query_sample: int = 5000
+    #: follow in random order; unlabelled test images: a tenth of it); 0 scores the whole pool.
+    query_sample: int = 2000
     #: A ``tf.distribute`` strategy (e.g. ``tf.distribute.MirroredStrategy()`` on several GPUs) the model
     #: is built and trained under; None uses TensorFlow's default device.
     distribute: object = None

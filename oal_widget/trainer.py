@@ -372,7 +372,8 @@ class Trainer(threading.Thread):
             unlabelled_test = [p for p in self.pool.paths if p in self.test_paths and p not in self._test]
             # Large pools: score a bounded random sample (issue 5); the rest follows unscored.
             candidates, rest = self._query_sample(candidates)
-            unlabelled_test, _ = self._query_sample(unlabelled_test)
+            # Test images only get a prediction to show; a tenth of the sample is plenty between queries.
+            unlabelled_test, _ = self._query_sample(unlabelled_test, max(1, self.config.query_sample // 10))
             probs, scored = self._predict_paths(candidates)
             test_probs, test_scored = self._predict_paths(unlabelled_test)
             rng = np.random.default_rng(self.config.seed + self._queries)
@@ -768,13 +769,13 @@ class Trainer(threading.Thread):
         self._catch_up = max(self._catch_up, epochs_steps)
 
     # --- performance (issue 5): query sample, fresh labels first, devices, latency ---------------------
-    def _query_sample(self, paths: list[str]) -> tuple[list[str], list[str]]:
+    def _query_sample(self, paths: list[str], limit: int | None = None) -> tuple[list[str], list[str]]:
         """(a random sample of at most ``query_sample`` paths to score, the others shuffled).
 
         Like baal's ``max_sample``: scoring 100,000 images on every query would take far longer than
         the labels it re-orders; a fresh sample each query still reaches every image over time.
         """
-        limit = self.config.query_sample
+        limit = self.config.query_sample if limit is None or self.config.query_sample == 0 else limit
         if limit == 0 or len(paths) <= limit:
             return paths, []
         rng = np.random.default_rng((self.config.seed, self._queries, len(paths)))
