@@ -259,14 +259,14 @@ class Session:
 
     # --- the order ------------------------------------------------------------------------------
     def _build_initial_order(self) -> None:
-        # Shuffle ALL paths, then drop the labelled ones: a restart continues the same order.
+        # Shuffle and mix ALL paths, then drop the labelled ones: a restart continues the same order
+        # from the image that was on screen (mixing only the rest would shift the test images).
         shuffled = list(self.pool.paths)
         random.Random(self.config.seed).shuffle(shuffled)
         test, train = [], []
         for path in shuffled:
-            if path not in self._labels:
-                (test if path in self._test else train).append(path)
-        self._rebuild(_mix(test, train))
+            (test if path in self._test else train).append(path)
+        self._rebuild([p for p in _mix(test, train) if p not in self._labels])
 
     def _enqueue(self, path: str, *, front: bool = False) -> None:
         gen = next(self._gens)
