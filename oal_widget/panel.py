@@ -55,6 +55,8 @@ ACTIONS: dict[str, str] = {
 }
 _MODIFIERS = ("ctrlKey", "metaKey", "altKey")
 IMAGE_SIDE = "384px"
+#: The label bars are redrawn this long after the last label, off the key path (~50 ms of matplotlib).
+DISTRIBUTION_DELAY_S = 0.4
 
 # The hint says "keys live" only while ipyevents marks the panel as watched (pointer over it).
 STYLE = """<style>
@@ -135,6 +137,7 @@ class Annotator(InsightMixin, widgets.VBox):
         self._lock = threading.RLock()  # the trainer thread and the main thread both update widgets
         self._plotted_metrics = -1
         self._plotted_counts: dict | None = None
+        self._distribution_timer: threading.Timer | None = None
         self._finishing = False
         self._build_widgets()
         self._build_insight()  # final fit, model insight (insight.py)
@@ -492,6 +495,7 @@ class Annotator(InsightMixin, widgets.VBox):
         self._show_current()
         self._refresh_texts()
         s.prefetch()
+        self._redraw_distribution_soon()
         if s.current is None:
             self._finish()
 
@@ -596,6 +600,24 @@ class Annotator(InsightMixin, widgets.VBox):
         if force or counts != self._plotted_counts:
             self._plotted_counts = counts
             self._distribution.value = plots.distribution_png(counts)
+
+    def _redraw_distribution_soon(self) -> None:
+        """Debounced: a burst of keys costs one redraw, in a timer thread, never in the handler."""
+        if self._distribution_timer is not None:
+            self._distribution_timer.cancel()
+        self._distribution_timer = threading.Timer(DISTRIBUTION_DELAY_S, self._redraw_distribution)
+        self._distribution_timer.daemon = True
+        self._distribution_timer.start()
+
+    def _redraw_distribution(self) -> None:
+        try:
+            with self._lock:
+                counts = self.session.counts()
+                if counts != self._plotted_counts:
+                    self._distribution.value = plots.distribution_png(counts)
+                    self._plotted_counts = counts
+        except Exception as e:
+            self._show_error(e)
 
     def _on_change(self, kind: str) -> None:
         """The session's callback, from the trainer's thread: texts, prediction, plots."""

@@ -146,6 +146,16 @@ def test_number_key_labels_and_shows_the_next_image(panel):
     assert annotator._error.value == ""
 
 
+def test_label_bars_follow_the_keys_without_a_trainer_update(panel):
+    # No evaluation or query happens here: the bars must still show the new counts, soon after.
+    annotator, _ = panel
+    before = annotator._distribution.value
+    for name in ("1", "1", "3"):
+        annotator._on_key(key(name))
+    wait_for(lambda: annotator._plotted_counts == {"zero": 2, "one": 0, "two": 1})
+    assert annotator._distribution.value != before
+
+
 def test_undo_skip_back_keys(panel):
     annotator, _ = panel
     s = annotator.session
