@@ -902,6 +902,11 @@ class Trainer(threading.Thread):
                 return self.latest
             self._publish("stopping", message=reason)
             message = reason
+            try:
+                self._train_fresh()
+            except Exception as e:
+                log.exception("final training steps failed")
+                message += f"; the last training steps failed ({type(e).__name__}: {e})"
             if self.model is not None and self._error is None and self._steps_since_eval > 0:
                 try:
                     self.evaluate()
@@ -920,6 +925,17 @@ class Trainer(threading.Thread):
                 message += f"; saving to {self.workdir} failed ({type(e).__name__}: {e}): check the folder"
             self._finished = True
             return self._publish("stopped", message=message, saved=saved)
+
+    def _train_fresh(self) -> None:
+        """At stop: steps (at most a round) until every label has been in a batch, so the saved model
+        knows the last image labelled, or every label when the person was faster than the TF import."""
+        for _ in range(self.config.train_steps):
+            if self.model is None or self._error is not None or self._paused or not self._train:
+                return
+            if not any(p in self._train for p in self._fresh):
+                return
+            if not self._step():
+                return
 
     def _guard(self, fn, *args) -> None:
         """Run a step of the loop; an unexpected exception becomes an error Update, never a dead thread."""

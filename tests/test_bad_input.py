@@ -1,0 +1,179 @@
+"""Bad input through the real panel and the real (tiny) trainer: bad images next to good ones, bad
+settings, bad models. Nothing stops the session; every problem is named where the person looks.
+
+tests/test_pool.py checks each damaged format at the decoding level; here they all sit in ONE folder
+that a person labels with keys, while a real Keras model trains.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import time
+import zlib
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from oal_widget import Annotator
+from oal_widget.pool import SYMLINK_OUTSIDE
+
+LABELS = ["zero", "one", "two"]
+SHAPE = (16, 16, 1)
+WAIT = 60.0  # bound for conditions on a shared 2-core box; never a timing assertion
+TINY = dict(input_shape=SHAPE, train_steps=2, batch_size=64, eval_every=4, query_every=4, idle_rounds=5)
+
+
+def tiny_model_fn(num_classes, input_shape):
+    import keras
+
+    model = keras.Sequential(
+        [
+            keras.Input(input_shape),
+            keras.layers.Flatten(),
+            keras.layers.Dense(num_classes, activation="softmax"),
+        ]
+    )
+    model.compile(optimizer=keras.optimizers.Adam(0.01), loss="sparse_categorical_crossentropy")
+    return model
+
+
+def wait_for(condition, what: str, timeout: float = WAIT) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what} not reached within {timeout} s")
+        time.sleep(0.02)
+
+
+def key(name: str) -> dict:
+    return {"type": "keydown", "event": "keydown", "key": name, "repeat": False}
+
+
+def png(im: Image.Image, **kw) -> bytes:
+    buf = io.BytesIO()
+    im.save(buf, "PNG", **kw)
+    return buf.getvalue()
+
+
+def jpeg(im: Image.Image, **kw) -> bytes:
+    buf = io.BytesIO()
+    im.save(buf, "JPEG", **kw)
+    return buf.getvalue()
+
+
+def bomb_png() -> bytes:
+    """A PNG whose header claims 30000 x 30000 pixels: Pillow refuses it as a decompression bomb."""
+    data = bytearray(png(Image.new("L", (8, 8))))
+    ihdr = data.index(b"IHDR")
+    data[ihdr + 4 : ihdr + 12] = (30000).to_bytes(4, "big") * 2
+    data[ihdr + 17 : ihdr + 21] = zlib.crc32(bytes(data[ihdr : ihdr + 17])).to_bytes(4, "big")
+    return bytes(data)
+
+
+def write(root: Path, rel: str, data: bytes) -> str:
+    path = root / rel
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+    return rel
+
+
+def add_odd_files(root: Path, outside: Path) -> tuple[dict[str, str], set[str]]:
+    """Bad files (path -> a word their reason must contain) and odd-but-good files, next to the digits."""
+    noise = Image.fromarray(np.random.default_rng(0).integers(0, 256, (32, 32, 3), dtype=np.uint8))
+    good_png = png(Image.new("RGB", (8, 8), "red"))
+    bad_crc = bytearray(good_png)
+    idat = bad_crc.index(b"IDAT")
+    bad_crc[idat + 4 + int.from_bytes(bad_crc[idat - 4 : idat], "big")] ^= 0xFF
+    full_jpeg = jpeg(noise)
+    bad = {
+        write(root, "bad/empty.png", b""): "0 bytes",
+        write(root, "bad/truncated.jpg", full_jpeg[: len(full_jpeg) // 2]): "truncated",
+        write(root, "bad/text.png", b"I am a text file, not a PNG\n"): "not an image",
+        write(root, "bad/crc.png", bytes(bad_crc)): "checksum",
+        write(root, "bad/bomb.png", bomb_png()): "decompression bomb",
+    }
+    os.symlink(root / "bad/loop_b.png", root / "bad/loop_a.png")
+    os.symlink(root / "bad/loop_a.png", root / "bad/loop_b.png")
+    bad["bad/loop_a.png"] = bad["bad/loop_b.png"] = "symlink loop"
+    os.symlink(root, root / "bad/folder_loop")  # never entered: no hang, nothing listed
+    write(outside, "secret.png", good_png)
+    os.symlink(outside / "secret.png", root / "bad/escape.png")
+    bad["bad/escape.png"] = SYMLINK_OUTSIDE
+
+    exif = Image.new("L", (16, 8), 255)
+    exif_data = exif.getexif()
+    exif_data[0x0112] = 6  # rotate 90 degrees on display
+    cmyk = Image.new("CMYK", (16, 16), (0, 0, 0, 255))
+    palette = Image.new("P", (16, 16), 1)
+    palette.putpalette([255, 255, 255, 0, 0, 0] + [0] * 762)
+    frames = [Image.new("L", (16, 16), v) for v in (0, 128, 255)]
+    gif = io.BytesIO()
+    frames[0].save(gif, "GIF", save_all=True, append_images=frames[1:], duration=50, loop=0)
+    good = {
+        write(root, "odd/one pixel.png", png(Image.new("L", (1, 1), 0))),
+        write(root, "odd/cmyk.jpg", jpeg(cmyk)),
+        write(root, "odd/deep/16 bit.png", png(Image.fromarray(np.full((16, 16), 40000, np.uint16)))),
+        write(root, "odd/deep/er/palette, transparent.png", png(palette, transparency=0)),
+        write(root, "odd/animated.gif", gif.getvalue()),
+        write(root, "odd/exif rotated.JPEG", jpeg(exif, exif=exif_data)),
+        write(root, "odd/ünïcödé 猫, comma.png", png(Image.new("L", (16, 16), 200))),
+    }
+    locked = write(root, "odd/locked.png", png(Image.new("L", (16, 16), 90)))
+    (root / locked).chmod(0)
+    if os.geteuid() == 0:
+        good.add(locked)  # root reads any file (tests/test_pool.py checks the reason as 'nobody')
+    else:
+        bad[locked] = "permission denied"
+    return bad, good
+
+
+def label_for(path: str) -> str:
+    top = path.split("/")[0]
+    return LABELS[int(top)] if top in {"0", "1", "2"} else "zero"
+
+
+def test_bad_images_are_listed_and_every_good_one_is_labelled_and_trained_on(small_digits, tmp_path):
+    bad, odd_good = add_odd_files(small_digits, tmp_path / "outside")
+    panel = Annotator(small_digits, LABELS, model_fn=tiny_model_fn, workdir=tmp_path / "wd", **TINY)
+    s = panel.session
+    try:
+        # Deleted after the folder was indexed, and far from the images already decoded for display.
+        deleted = [p for p in s.order() if p.startswith(("0/", "1/", "2/"))][-1]
+        (small_digits / deleted).unlink()
+        bad[deleted] = "deleted"
+        digits = {p for p in s.pool.paths if p.startswith(("0/", "1/", "2/"))} - {deleted}
+        good = digits | odd_good
+
+        for _ in range(len(s.pool.paths) + 1):  # bounded: one key per image at most
+            if s.current is None:
+                break
+            assert s.current in good, f"{s.current} was shown to be labelled"
+            panel._on_key(key(str(LABELS.index(label_for(s.current)) + 1)))
+            assert not panel._error.value.startswith("error"), panel._error.value
+        assert s.current is None, "labelling did not reach the end"
+        wait_for(lambda: s.trainer_status == "stopped" and not s.trainer.is_alive(), "the automatic stop")
+
+        assert set(s.labels()) == good  # every good image labelled, with its label
+        assert all(label == label_for(p) for p, label in s.labels().items())
+        reasons = {item.path: item.reason for item in s.skipped}
+        for path, word in bad.items():
+            assert word in reasons.get(path, ""), (path, reasons.get(path))
+            assert html_escaped(path) in panel._skipped.value  # listed in the panel with its reason
+        assert "folder_loop" not in " ".join(reasons)
+        assert f"{len(reasons)} file(s) skipped" in panel._skipped.value
+        trainer = s.trainer
+        train_good = good - set(s._test)
+        assert trainer.trained_paths == train_good  # every good training image was in a batch
+        assert trainer.history and trainer.history[-1]["n_test"] == len(good & set(s._test))
+        assert (s.workdir / "model.keras").is_file() and panel._done.layout.display != "none"
+    finally:
+        (small_digits / "odd/locked.png").chmod(0o644)
+        s.close()
+
+
+def html_escaped(text: str) -> str:
+    import html
+
+    return html.escape(text)
