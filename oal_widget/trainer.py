@@ -43,8 +43,10 @@ _EPS = 1e-7
 SHRINK, PERTURB = 0.4, 0.1
 #: Schedules other than ``warm`` reset first at this many training labels, then at each doubling.
 RESET_MIN_LABELS = 20
-#: After a reset, this many passes over the training labels are added to the next round(s).
+#: After a reset, this many passes over the training labels (at least CATCH_UP_MIN_STEPS steps) are added
+#: to the next round(s): a shrunk or new model is worse than the warm one until it has caught up.
 CATCH_UP_EPOCHS = 10
+CATCH_UP_MIN_STEPS = 100
 
 
 def _default_model_fn():
@@ -766,7 +768,7 @@ class Trainer(threading.Thread):
             for w, f in zip(old_w, new_w, strict=True):
                 w.assign(SHRINK * np.asarray(w) + PERTURB * np.asarray(f))
         epochs_steps = math.ceil(CATCH_UP_EPOCHS * n / self.config.batch_size)
-        self._catch_up = max(self._catch_up, epochs_steps)
+        self._catch_up = max(self._catch_up, epochs_steps, CATCH_UP_MIN_STEPS)
 
     # --- performance (issue 5): query sample, fresh labels first, devices, latency ---------------------
     def _query_sample(self, paths: list[str], limit: int | None = None) -> tuple[list[str], list[str]]:
