@@ -146,11 +146,12 @@ class Annotator(InsightMixin, widgets.VBox):
         # typing a label name into the text box is not swallowed (ipyevents prevents defaults).
         self.event = ipyevents.Event(source=self, watched_events=[], prevent_default_action=True)
         self.event.on_dom_event(self._on_key)
-        self._start_replacing_previous()
         if self.session.needs_labels:
             self._show_editor()
         else:
             self._show_labelling()
+        # Last: the trainer thread's TensorFlow import competes for the GIL with building widgets.
+        self._start_replacing_previous()
 
     # --- Python API ---------------------------------------------------------------------------
     @property
@@ -389,7 +390,8 @@ class Annotator(InsightMixin, widgets.VBox):
             )
         self._show_current()
         self._refresh_texts()
-        self._render_plots(force=True)
+        # The first plots (~1 s with matplotlib's import) arrive after the panel is on screen.
+        threading.Thread(target=self._render_plots_safely, name="oal-plots", daemon=True).start()
         self.session.prefetch()
         if self.session.done:
             self._finish()
@@ -574,7 +576,29 @@ class Annotator(InsightMixin, widgets.VBox):
             "resume" if s.paused else "pause", self._keys_by_action().get("pause")
         )
         self._retry_button.layout.display = None if s.trainer_status == "error" else "none"
+        self._show_model_error()
         self._refresh_skipped()
+
+    def _show_model_error(self) -> None:
+        """The trainer's error (model_fn failed, NaN loss) in the error line, until it is resolved.
+
+        A message of the person's own last key is not overwritten; a key clears it, then this shows
+        the model error again: it stays in sight while the person goes on labelling.
+        """
+        s = self.session
+        shown = getattr(self, "_model_error_text", "")
+        if s.trainer_status == "error":
+            text = (
+                f"model error: {s.latest.message} · labelling goes on and every label is saved; "
+                "press retry once it is fixed (or run the cell again with a fixed model_fn)"
+            )
+            if not self._error.value or self._error.value == shown:
+                self._error.value = text
+            self._model_error_text = text
+        elif shown:
+            if self._error.value == shown:
+                self._error.value = ""
+            self._model_error_text = ""
 
     def _refresh_skipped(self) -> None:
         skipped = self.session.skipped
@@ -594,12 +618,20 @@ class Annotator(InsightMixin, widgets.VBox):
         s = self.session
         metrics = s.metrics
         if force or len(metrics) != self._plotted_metrics:
-            self._plotted_metrics = len(metrics)
             self._plot.value = plots.metrics_png(metrics, s.config.early_stopping)
+            self._plotted_metrics = len(metrics)
         counts = s.counts()
         if force or counts != self._plotted_counts:
-            self._plotted_counts = counts
             self._distribution.value = plots.distribution_png(counts)
+            self._plotted_counts = counts
+
+    def _render_plots_safely(self) -> None:
+        try:
+            plots.warm_up()  # the slow import happens outside the lock the key handler may need
+            with self._lock:
+                self._render_plots(force=True)
+        except Exception as e:
+            self._show_error(e)
 
     def _redraw_distribution_soon(self) -> None:
         """Debounced: a burst of keys costs one redraw, in a timer thread, never in the handler."""
@@ -631,6 +663,7 @@ class Annotator(InsightMixin, widgets.VBox):
                     return
                 self._status.value = self.session.status
                 self._retry_button.layout.display = None if self.session.trainer_status == "error" else "none"
+                self._show_model_error()
                 self._show_prediction()
                 if kind in ("metrics", "stopped", "order"):
                     self._render_plots()

@@ -9,10 +9,6 @@ from __future__ import annotations
 import io
 from collections.abc import Mapping, Sequence
 
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
-from matplotlib.ticker import MaxNLocator
-
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 #: Dots per inch of every figure; ``size`` is in inches, so (5, 3) is 500 x 300 pixels.
 DPI = 100
@@ -20,6 +16,25 @@ EMPTY_METRICS_TEXT = "no evaluation yet: label some test images"
 EMPTY_COUNTS_TEXT = "no labels yet"
 _ACCURACY_COLOR = "tab:blue"
 _LOSS_COLOR = "tab:orange"
+
+
+# matplotlib is imported on first use: it costs ~1 s, and the panel must be on screen before that.
+def _figure(size):
+    from matplotlib.figure import Figure
+
+    return Figure(figsize=size, dpi=DPI)
+
+
+def warm_up() -> None:
+    """Import matplotlib's figure and Agg canvas now (about a second, once per process)."""
+    import matplotlib.backends.backend_agg  # noqa: F401
+    import matplotlib.figure  # noqa: F401
+
+
+def _integer_ticks():
+    from matplotlib.ticker import MaxNLocator
+
+    return MaxNLocator(integer=True)
 
 
 def metrics_png(
@@ -33,7 +48,7 @@ def metrics_png(
     ``thresholds`` is ``Config.early_stopping``: each bound is drawn as a dashed line in the colour
     of its metric. No rows gives a placeholder figure that says why the plot is empty.
     """
-    fig = Figure(figsize=size, dpi=DPI)
+    fig = _figure(size)
     ax = fig.add_subplot()
     rows = [r for r in rows if "n_labels" in r]
     if not rows:
@@ -57,7 +72,7 @@ def metrics_png(
         ax2.set_ylim(bottom=0)
         _threshold_lines(ax2, thresholds.get("loss"), _LOSS_COLOR)
     ax.set_xlabel("training labels")
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.xaxis.set_major_locator(_integer_ticks())
     ax.set_xlim(0, max(x) * 1.05 + 1)  # from zero labels: the curve's start is part of the story
     last = rows[-1]
     n_test = last.get("n_test")
@@ -75,7 +90,7 @@ def metrics_png(
 
 def distribution_png(counts: Mapping[str, int], size: tuple[float, float] = (4, 3)) -> bytes:
     """Horizontal bars: how many images carry each label (label order kept, first on top)."""
-    fig = Figure(figsize=size, dpi=DPI)
+    fig = _figure(size)
     ax = fig.add_subplot()
     names = list(counts)
     if not names or not any(counts.values()):
@@ -89,7 +104,7 @@ def distribution_png(counts: Mapping[str, int], size: tuple[float, float] = (4, 
     ax.invert_yaxis()
     ax.bar_label(bars, fontsize=8, padding=2)
     ax.set_xlabel("images")
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.xaxis.set_major_locator(_integer_ticks())
     ax.set_xlim(0, max(values + [1]) * 1.15)
     ax.set_title(f"{sum(values)} labels", fontsize=9)
     fig.subplots_adjust(left=0.36, right=0.95, bottom=0.15, top=0.9)
@@ -121,7 +136,9 @@ def _short(name: str, limit: int = 18) -> str:
     return name.replace("$", r"\$")
 
 
-def _png(fig: Figure) -> bytes:
+def _png(fig) -> bytes:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
     buf = io.BytesIO()
     FigureCanvasAgg(fig).print_png(buf)
     return buf.getvalue()
