@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -97,8 +98,8 @@ class Config:
             _bad("image_cache", self.image_cache, "True or False")
         if self.distribute is not None and not callable(getattr(self.distribute, "scope", None)):
             _bad("distribute", self.distribute, "None or a tf.distribute strategy, e.g. MirroredStrategy()")
-        if not _is_int(self.seed):
-            _bad("seed", self.seed, "a whole number")
+        if not _is_int(self.seed) or not 0 <= self.seed < 2**32:  # numpy's generators refuse the others
+            _bad("seed", self.seed, "a whole number in [0, 2**32)")
         if not (isinstance(self.epsilon, (int, float)) and 0 <= self.epsilon <= 1):
             _bad("epsilon", self.epsilon, "a number in [0, 1]")
         if not (isinstance(self.temperature, (int, float)) and 0 < self.temperature < math.inf):
@@ -115,6 +116,8 @@ class Config:
         _check_choice("policy", self.policy, POLICY_NAMES)
         object.__setattr__(self, "early_stopping", _check_thresholds(self.early_stopping))
         if self.workdir is not None:
+            if not isinstance(self.workdir, (str, os.PathLike)) or not str(self.workdir).strip():
+                _bad("workdir", self.workdir, "None or a folder path, e.g. 'labels/.oal'")
             object.__setattr__(self, "workdir", Path(self.workdir))
 
     @property

@@ -75,6 +75,13 @@ class Session:
     ):
         # replace() names an unknown setting and lists the accepted ones (Config(**kw) would not).
         config = (config or Config()).replace(**settings) if settings else (config or Config())
+        if model_fn is not None and not callable(model_fn):  # else it fails later, in the trainer's thread
+            raise ValueError(
+                f"model_fn={model_fn!r} is not callable: pass a function (num_classes, input_shape) -> "
+                "compiled keras.Model, or None for the default model"
+            )
+        if labels is not None:
+            labels = _check_labels(labels)  # before the store exists: wrong labels leave no file behind
         self.config = config
         self.pool = ImagePool(images, config.input_shape)  # FileNotFoundError names a missing folder
         self.images: Path = self.pool.root
@@ -524,9 +531,22 @@ class Session:
     def paused(self) -> bool:
         return self._paused
 
-    def retry(self) -> None:
-        """Ask the trainer to build the model again (after a model_fn error was fixed)."""
+    def retry(self, model_fn: Callable | None = None) -> None:
+        """Ask the trainer to build the model again (after a model_fn error was fixed).
+
+        ``model_fn``: a corrected function to build it with from now on (the default: the same one
+        again, e.g. after freeing memory or changing what it reads). Labels are kept either way.
+        """
         with self._lock:
+            if model_fn is not None:
+                if not callable(model_fn):
+                    raise ValueError(
+                        f"model_fn={model_fn!r} is not callable: pass a function "
+                        "(num_classes, input_shape) -> compiled keras.Model"
+                    )
+                self.model_fn = model_fn
+                if self._trainer is not None:
+                    self._trainer.model_fn = model_fn  # read by the trainer's build(), which Retry runs
             self._send(Retry(), flush=True)
 
     def stop(self, timeout: float = 10.0, reason: str | None = None) -> dict[str, str]:

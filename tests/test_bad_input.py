@@ -14,6 +14,7 @@ import zlib
 from pathlib import Path
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from oal_widget import Annotator
@@ -167,7 +168,8 @@ def test_bad_images_are_listed_and_every_good_one_is_labelled_and_trained_on(sma
         train_good = good - set(s._test)
         assert trainer.trained_paths == train_good  # every good training image was in a batch
         assert trainer.history and trainer.history[-1]["n_test"] == len(good & set(s._test))
-        assert (s.workdir / "model.keras").is_file() and panel._done.layout.display != "none"
+        assert (s.workdir / "model.keras").is_file()
+        wait_for(lambda: panel._done.layout.display != "none", "the end screen")
     finally:
         (small_digits / "odd/locked.png").chmod(0o644)
         s.close()
@@ -177,3 +179,115 @@ def html_escaped(text: str) -> str:
     import html
 
     return html.escape(text)
+
+
+# --- bad models in the panel ---------------------------------------------------------------------
+def raising_model_fn(num_classes, input_shape):
+    raise RuntimeError("out of GPU memory")
+
+
+def uncompiled_model_fn(num_classes, input_shape):
+    import keras
+
+    return keras.Sequential(
+        [keras.Input(input_shape), keras.layers.Flatten(), keras.layers.Dense(num_classes)]
+    )
+
+
+def wrong_outputs_model_fn(num_classes, input_shape):
+    model = tiny_model_fn(num_classes + 1, input_shape)
+    return model
+
+
+def nan_model_fn(num_classes, input_shape):
+    import keras
+
+    model = tiny_model_fn(num_classes, input_shape)
+    # Stands for a diverging model: the loss is NaN from the first step.
+    model.compile(optimizer="sgd", loss=lambda y, p: keras.ops.mean(p) * float("nan"))
+    return model
+
+
+@pytest.mark.parametrize(
+    "model_fn, says",
+    [
+        (raising_model_fn, "raising_model_fn raised RuntimeError: out of GPU memory"),
+        (uncompiled_model_fn, "uncompiled_model_fn returned an uncompiled model"),
+        (wrong_outputs_model_fn, "expected (None, 3)"),
+        (nan_model_fn, "the training loss became nan"),
+    ],
+)
+def test_a_bad_model_shows_an_error_keeps_every_label_and_retry_recovers(
+    small_digits, tmp_path, model_fn, says
+):
+    panel = Annotator(small_digits, LABELS, model_fn=model_fn, workdir=tmp_path / "wd", **TINY)
+    s = panel.session
+    try:
+        for _ in range(3):
+            panel._on_key(key(str(LABELS.index(label_for(s.current)) + 1)))
+        wait_for(lambda: s.trainer_status == "error", "the error")
+        assert says in panel._error.value and "retry" in panel._error.value
+        assert panel._retry_button.layout.display != "none"
+        for _ in range(3):  # the person goes on labelling: each key still saves, the error stays in sight
+            panel._on_key(key(str(LABELS.index(label_for(s.current)) + 1)))
+            assert says in panel._error.value
+        assert len(s.labels()) == 6
+        assert "model" not in (s.trainer.latest.saved or {})
+
+        s.retry(model_fn=tiny_model_fn)  # the fixed function; the retry button sends the same Retry
+        n_train = len(set(s.labels()) - set(s._test))
+        wait_for(
+            lambda: s.trainer_status != "error" and s.trainer.training_set_size == n_train,
+            "training after retry",
+        )
+        wait_for(lambda: panel._error.value == "", "the error line cleared")
+        assert panel._retry_button.layout.display == "none"
+        saved = panel.stop(timeout=10)
+        assert Path(saved["model"]).is_file() and len(s.labels()) == 6
+    finally:
+        s.close()
+
+
+def test_the_retry_button_rebuilds_with_the_same_model_fn(small_digits, tmp_path):
+    """A model_fn that failed for a passing reason (memory, a setting it reads) works on Retry."""
+    state = {"fail": True}
+
+    def flaky_model_fn(num_classes, input_shape):
+        if state["fail"]:
+            raise MemoryError("not enough memory for the model")
+        return tiny_model_fn(num_classes, input_shape)
+
+    panel = Annotator(small_digits, LABELS, model_fn=flaky_model_fn, workdir=tmp_path / "wd", **TINY)
+    s = panel.session
+    try:
+        panel._on_key(key("1"))
+        wait_for(lambda: s.trainer_status == "error", "the error")
+        state["fail"] = False
+        panel._retry_button.click()
+        wait_for(lambda: s.model is not None and s.trainer_status != "error", "the model after retry")
+        assert len(s.labels()) == 1
+    finally:
+        s.close()
+
+
+# --- bad settings ----------------------------------------------------------------------------------
+def test_every_invalid_setting_raises_a_value_error_naming_it_and_writes_nothing(small_digits):
+    from oal_widget.config import field_names
+
+    for name in field_names():  # any setting added later is covered too
+        with pytest.raises(ValueError) as info:
+            Annotator(small_digits, LABELS, **{name: object()})
+        assert name in str(info.value), (name, str(info.value))
+    bad_arguments = [
+        ({"labels": ["cat"]}, "labels"),
+        ({"labels": ["cat", "cat"]}, "labels"),
+        ({"labels": "cat,dog"}, "labels"),
+        ({"labels": LABELS, "model_fn": "my_model"}, "model_fn"),
+        ({"labels": LABELS, "keymap": {"x": "fly"}}, "keymap"),
+        ({"labels": LABELS, "seed": -1}, "seed"),
+        ({"labels": LABELS, "learning_rate": 0.1}, "learning_rate"),
+    ]
+    for kwargs, name in bad_arguments:
+        with pytest.raises(ValueError, match=name):
+            Annotator(small_digits, **kwargs)
+    assert not (small_digits / ".oal").exists()  # a wrong setting leaves no trace in the folder
