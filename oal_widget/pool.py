@@ -153,7 +153,8 @@ def _open(root, path: str, draft_side: int | None = None) -> Image.Image:
     _check_rel(path)
     full = Path(root) / path
     try:
-        if full.is_symlink() and not _inside(os.path.realpath(full), os.path.realpath(root)):
+        # The whole path, not only its last part: a folder swapped for a link out after the scan.
+        if not _inside(os.path.realpath(full), os.path.realpath(root)):
             raise ImageError(path, SYMLINK_OUTSIDE)
         data = full.read_bytes()  # read once: the PNG check and the decode both use these bytes
     except FileNotFoundError:
