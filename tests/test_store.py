@@ -429,7 +429,11 @@ class StoreMachine(RuleBasedStateMachine):
 
     @rule(who=st.integers(0, 1), path=st.sampled_from(PATHS), label=st.sampled_from(LABELS))
     def label(self, who, path, label):
+        other = self.stores[1 - who]
+        seen, own = other.data_version(), self.stores[who].data_version()
         self.stores[who].label(path, label)
+        # Session.refresh() relies on this: another connection's commit (a relabel too) changes it.
+        assert other.data_version() != seen and self.stores[who].data_version() == own
         self.stacks[who].append((path, self.model.get(path)))
         self.model[path] = label
 
