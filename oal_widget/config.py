@@ -81,6 +81,10 @@ class Config:
     #: A ``tf.distribute`` strategy (e.g. ``tf.distribute.MirroredStrategy()`` on several GPUs) the model
     #: is built and trained under; None uses TensorFlow's default device.
     distribute: object = None
+    #: Frozen-backbone mode: each image's ``embedding`` (the output of a frozen feature extractor, as in
+    #: ``transfer_model_fn``) is computed once and cached in ``<workdir>/cache``; training and queries run
+    #: the small head on it. ``"auto"`` when every layer up to ``embedding`` is frozen and deterministic.
+    frozen_backbone: object = "auto"
 
     def __post_init__(self):
         object.__setattr__(self, "input_shape", _check_shape(self.input_shape))
@@ -98,6 +102,8 @@ class Config:
             _bad("image_cache", self.image_cache, "True or False")
         if self.distribute is not None and not callable(getattr(self.distribute, "scope", None)):
             _bad("distribute", self.distribute, "None or a tf.distribute strategy, e.g. MirroredStrategy()")
+        if not (isinstance(self.frozen_backbone, bool) or self.frozen_backbone == "auto"):
+            _bad("frozen_backbone", self.frozen_backbone, "'auto', True or False")
         if not _is_int(self.seed) or not 0 <= self.seed < 2**32:  # numpy's generators refuse the others
             _bad("seed", self.seed, "a whole number in [0, 2**32)")
         if not (isinstance(self.epsilon, (int, float)) and 0 <= self.epsilon <= 1):

@@ -82,6 +82,9 @@ class Update:
     message: str = ""
     #: Files written on stop: {"model": ..., "metrics": ...}.
     saved: Mapping[str, str] = field(default_factory=lambda: _EMPTY)
+    #: Long work in progress: (what, done, total), e.g. ("embedding images", 1200, 5000); done == total
+    #: when it finished. None: this update says nothing about it (keep the last one you received).
+    work: tuple[str, int, int] | None = None
 
     def __post_init__(self):
         if self.status not in STATUSES:
@@ -91,3 +94,6 @@ class Update:
         object.__setattr__(self, "metrics", tuple(MappingProxyType(dict(m)) for m in self.metrics))
         if self.order is not None:
             object.__setattr__(self, "order", tuple(self.order))
+        if self.work is not None:
+            what, done, total = self.work
+            object.__setattr__(self, "work", (str(what), int(done), int(total)))

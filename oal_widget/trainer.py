@@ -47,6 +47,8 @@ RESET_MIN_LABELS = 20
 #: to the next round(s): a shrunk or new model is worse than the warm one until it has caught up.
 CATCH_UP_EPOCHS = 10
 CATCH_UP_MIN_STEPS = 100
+#: Progress of long work (caching, embedding) is published at most this often, and once when it ends.
+WORK_PUBLISH_S = 0.25
 
 
 def _default_model_fn():
@@ -140,6 +142,13 @@ class Trainer(threading.Thread):
         self._fresh: dict[str, None] = {}  # training labels not in any batch yet, oldest first
         #: (path, seconds from ``send`` to the end of the first training step that included it), newest 1000.
         self.label_latency: collections.deque = collections.deque(maxlen=1000)
+        # Frozen-backbone mode (issue 5): the head over cached embeddings, for the model it was split from.
+        self._head = None
+        self._frozen_model = None
+        self._embeddings = None
+        self._prefill = None  # the idle-time walk over the pool (embed or decode ahead)
+        self._prefill_for = None
+        self._work_published = 0.0
 
     # --- public state ------------------------------------------------------------------------
     @property
@@ -178,6 +187,8 @@ class Trainer(threading.Thread):
                     break
                 if self._has_work():
                     self._guard(self._work)
+                elif self._prefill_pending():  # idle: decode / embed the pool ahead, a short chunk at a time
+                    self._guard(self.prefill_step)
                 else:
                     self._publish_idle()
                     try:
@@ -260,6 +271,13 @@ class Trainer(threading.Thread):
                     self._fail(f"{problem}. Labels are kept: fix {name} and press Retry")
                     return False
             self.model = model
+            try:
+                note = "; ".join(filter(None, (note, self._setup_frozen())))
+            except ValueError as e:
+                self._fail(
+                    f"{e}. Labels are kept: set frozen_backbone='auto' or fix the model_fn, and press Retry"
+                )
+                return False
             self._error = None
             self._idle = 0
             self._publish(self._state(), message=note)
@@ -630,7 +648,7 @@ class Trainer(threading.Thread):
             paths[i] for i in self._rng.choice(len(paths), size=size, replace=False, p=self._batch_weights())
         ]
         chosen = self._with_fresh(chosen)
-        X, loaded = self.pool.arrays(chosen)
+        X, loaded = self._inputs(chosen)
         for path in set(chosen) - set(loaded):
             # The pool recorded why in pool.skipped; keep it out of every later batch.
             self._train.pop(path, None)
@@ -816,17 +834,125 @@ class Trainer(threading.Thread):
         if r > 1 and len(X) % r:
             extra = np.arange(r - len(X) % r) % len(X)
             X, y = np.concatenate([X, X[extra]]), np.concatenate([y, y[extra]])
-        return float(self.model.train_on_batch(X, y, return_dict=True)["loss"])
+        model = self._frozen() or self.model  # frozen backbone: X are embeddings, the head shares the weights
+        return float(model.train_on_batch(X, y, return_dict=True)["loss"])
 
     def _forward(self, X: np.ndarray) -> np.ndarray:
         """Probabilities for a batch. Under a strategy, ``predict_on_batch`` returns one copy per replica
-        (Keras 3.x on TensorFlow), so the distributed ``predict`` is used instead."""
+        (Keras 3.x on TensorFlow), so the distributed ``predict`` is used instead. ``X`` comes from
+        ``_inputs`` (embeddings in frozen-backbone mode): call ``self.model`` directly on images."""
+        model = self._frozen() or self.model
         if self._replicas() > 1:
-            return self.model.predict(X, batch_size=max(len(X), 1), verbose=0)
-        return self.model.predict_on_batch(X)
+            return model.predict(X, batch_size=max(len(X), 1), verbose=0)
+        return model.predict_on_batch(X)
+
+    # --- frozen backbone and long work (issue 5) -------------------------------------------------------
+    @property
+    def frozen_backbone(self) -> bool:
+        """True when training and queries run the head over cached embeddings (frozen-backbone mode)."""
+        return self._frozen() is not None
+
+    def prefill_step(self) -> tuple[str, int, int] | None:
+        """One short chunk of the work done while idle: embed (frozen-backbone mode) or decode into the
+        disk cache the pool's next images. Returns (what, done, total), or None when nothing is left.
+        Progress is published as ``Update.work``."""
+        from .embeddings import Prefill
+
+        with self._lock:
+            target = self._prefill_target()
+            if target is None:
+                return None
+            if self._prefill_for is not target:
+                if target is self._embeddings:
+                    self._prefill = Prefill("embedding images", self.pool.paths, self._embeddings.vectors)
+                else:
+                    self._prefill = Prefill("caching images", self.pool.paths, self.pool.arrays)
+                self._prefill_for = target
+            if self._prefill.finished:
+                return None
+            work = self._prefill.step()
+            self._publish_work(*work)
+            return work
+
+    def _prefill_target(self):
+        if self.model is None or self._error is not None or self._paused or self.stop_reason is not None:
+            return None
+        return self._embeddings if self._frozen() is not None else self.pool.disk_cache
+
+    def _prefill_pending(self) -> bool:
+        target = self._prefill_target()
+        return target is not None and (self._prefill_for is not target or not self._prefill.finished)
+
+    def _setup_frozen(self) -> str:
+        """Split ``self.model`` into backbone and head when frozen-backbone mode applies (``config``
+        ``frozen_backbone``); returns a note for the status line. ValueError when it is required and
+        the model does not qualify."""
+        from . import embeddings
+
+        self._head, self._frozen_model = None, self.model
+        setting = self.config.frozen_backbone
+        if setting is False or self.model is None:
+            return ""
+        reason = embeddings.frozen_reason(self.model)
+        if reason is not None:
+            if setting is True:
+                raise ValueError(f"frozen_backbone=True, but the model cannot use it: {reason}")
+            return ""
+        with self._scope():
+            backbone, head = embeddings.split(self.model)
+        if self._replicas() > 1:  # predict_on_batch returns one copy per replica (see _forward)
+
+            def predict(X):
+                return backbone.predict(X, batch_size=max(len(X), 1), verbose=0)
+        else:
+            predict = backbone.predict_on_batch
+        digest = embeddings.weights_digest(backbone)
+        if self._embeddings is not None and self._embeddings.digest == digest:
+            self._embeddings.use(backbone, predict)  # e.g. a refit model with the same backbone weights
+        else:
+            self._embeddings = embeddings.Embeddings(
+                self.pool, backbone, self.workdir / "cache", predict=predict, digest=digest
+            )
+        self._head = head
+        return f"frozen backbone: the head trains on cached embeddings ({self._embeddings.dim} per image)"
+
+    def _frozen(self):
+        """The head model in frozen-backbone mode (split again if the model was replaced), else None."""
+        if self._frozen_model is not self.model:
+            try:
+                self._setup_frozen()
+            except ValueError as e:  # e.g. a reset built an unfit model: train the full model instead
+                log.warning("%s; training the full model", e)
+        return self._head
+
+    def _inputs(self, paths: list[str]) -> tuple[np.ndarray, list[str]]:
+        """What the model in use takes for the paths that load: images, or in frozen-backbone mode
+        their cached embeddings (computed now for those missing)."""
+        if self._frozen() is None:
+            return self.pool.arrays(paths)
+        return self._embeddings.vectors(paths)
+
+    def _embed_ahead(self, paths: list[str]) -> None:
+        """Frozen-backbone mode: embed the missing ones of many paths at once, publishing progress."""
+        if self._frozen() is None:
+            return
+        missing = self._embeddings.missing(paths)
+        if missing:
+            self._embeddings.vectors(
+                missing, progress=lambda done, total: self._publish_work("embedding images", done, total)
+            )
+
+    def _publish_work(self, what: str, done: int, total: int) -> None:
+        """Progress of long work as ``Update.work``: throttled, but the end is always published."""
+        now = time.monotonic()
+        if done < total and now - self._work_published < WORK_PUBLISH_S:
+            return
+        self._work_published = now
+        status = self.latest.status if self.latest.status in ("training", "evaluating", "querying") else None
+        self._publish(status or self._state(), work=(what, done, total))
 
     def _labelled_arrays(self, labels: dict[str, int]) -> tuple[np.ndarray, np.ndarray]:
-        X, loaded = self.pool.arrays(list(labels))
+        X, loaded = self._inputs(list(labels))
         return X, np.array([labels[p] for p in loaded], dtype="int64")
 
     def _predict(self, X: np.ndarray) -> np.ndarray:
@@ -838,8 +964,9 @@ class Trainer(threading.Thread):
     def _predict_paths(self, paths: list[str]) -> tuple[np.ndarray, list[str]]:
         """Probabilities of the paths that decode, chunk by chunk (bounded memory), and those paths."""
         probs, scored = [], []
+        self._embed_ahead(paths)
         for i in range(0, len(paths), PREDICT_BATCH):
-            X, loaded = self.pool.arrays(paths[i : i + PREDICT_BATCH])
+            X, loaded = self._inputs(paths[i : i + PREDICT_BATCH])
             if loaded:
                 probs.append(self._predict(X))
                 scored.extend(loaded)
