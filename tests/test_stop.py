@@ -1,5 +1,5 @@
-"""Stop from the states tests/test_trainer.py does not cover: evaluating, querying, twice at once, and
-through a Session/panel. Real (tiny) TensorFlow training on real digits.
+"""Stop from the states tests/test_trainer.py does not cover: evaluating, querying, twice at once,
+through a Session, and while the REAL TensorFlow import runs. Real (tiny) training on real digits.
 
 Already covered in tests/test_trainer.py: never started, no label yet, importing (a model_fn that
 blocks like the import), training, paused, after a model_fn error, a second stop() after the first.
@@ -185,3 +185,43 @@ def test_session_stop_after_a_training_error_keeps_the_labels_and_does_not_save_
         assert session.stop(timeout=STOP_S) == saved  # twice in a row
     finally:
         session.close()
+
+
+IMPORTING = r"""
+import json, sys, time
+from oal_widget.session import Session
+
+s = Session(sys.argv[1], ["zero", "one", "two"], workdir=sys.argv[2], input_shape=(16, 16, 1),
+            train_steps=2, batch_size=16, test_fraction=0)
+for _ in range(3):  # labelled faster than TensorFlow imports
+    s.label(["zero", "one", "two"][int(s.current.split("/")[0])])
+status = s.trainer_status
+first = s.stop(timeout=0.5)  # the real import takes seconds: it is still running at this deadline
+early = s.latest.status
+s.trainer.join(120)
+print(json.dumps({"status": status, "first": first, "early": early, "alive": s.trainer.is_alive(),
+                  "final": s.trainer_status, "saved": s.saved(), "trained": sorted(s.trainer.trained_paths),
+                  "labels": sorted(s.labels())}))
+"""
+
+
+def test_stop_while_really_importing_tensorflow_returns_then_saves_a_model_of_every_label(
+    small_digits, tmp_path
+):
+    import json
+    import subprocess
+    import sys
+
+    out = subprocess.run(
+        [sys.executable, "-c", IMPORTING, str(small_digits), str(tmp_path / "wd")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    r = json.loads(out.stdout.strip().splitlines()[-1])
+    assert r["status"] == "importing"
+    assert r["early"] == "stopping" and "model" not in r["first"]  # returned at its deadline
+    assert not r["alive"] and r["final"] == "stopped"
+    assert Path(r["saved"]["model"]).is_file() and Path(r["saved"]["metrics"]).is_file()
+    assert r["trained"] == r["labels"]  # the saved model was trained on the three labels
