@@ -268,6 +268,11 @@ class Annotator(InsightMixin, widgets.VBox):
         self._test_bar = w.IntProgress(min=0, max=1, description="test", layout=w.Layout(width="95%"))
         self._progress = _label("oal-progress")
         self._status = _label("oal-status")
+        # Long work of the trainer (caching / embedding the pool): shown only while it runs.
+        self._work_bar = w.IntProgress(min=0, max=1, layout=w.Layout(width="60%"))
+        self._work_text = w.Label()
+        self._work = w.HBox([self._work_bar, self._work_text], layout=w.Layout(display="none"))
+        self._work.add_class("oal-work-progress")
         side = w.VBox(
             [
                 self._filename,
@@ -280,6 +285,7 @@ class Annotator(InsightMixin, widgets.VBox):
                 self._test_bar,
                 self._progress,
                 self._status,
+                self._work,
             ],
             layout=w.Layout(width="100%", padding="0 0 0 10px"),
         )
@@ -572,12 +578,25 @@ class Annotator(InsightMixin, widgets.VBox):
             f"{p['labelled']} / {p['total']} labelled · test {p['test_labelled']} / {p['test_total']}"
         )
         self._status.value = s.status
+        self._show_work()
         self._pause_button.description = _with_key(
             "resume" if s.paused else "pause", self._keys_by_action().get("pause")
         )
         self._retry_button.layout.display = None if s.trainer_status == "error" else "none"
         self._show_model_error()
         self._refresh_skipped()
+
+    def _show_work(self) -> None:
+        """The trainer's long work as a progress bar + "embedding images 1200 / 5000"; hidden when idle."""
+        work = self.session.work
+        if work is None:
+            self._work.layout.display = "none"
+            return
+        what, done, total = work
+        self._work_bar.max = max(1, total)
+        self._work_bar.value = min(done, total)
+        self._work_text.value = f"{what} {done} / {total}"
+        self._work.layout.display = None
 
     def _show_model_error(self) -> None:
         """The trainer's error (model_fn failed, NaN loss) in the error line, until it is resolved.
@@ -662,6 +681,7 @@ class Annotator(InsightMixin, widgets.VBox):
                         self._show_done()  # e.g. the model was saved after a slow stop
                     return
                 self._status.value = self.session.status
+                self._show_work()
                 self._retry_button.layout.display = None if self.session.trainer_status == "error" else "none"
                 self._show_model_error()
                 self._show_prediction()

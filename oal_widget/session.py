@@ -110,6 +110,7 @@ class Session:
         self._trainer = None
         self._latest = Update(status="waiting", message="the trainer has not started")
         self._predictions: Mapping[str, tuple[str, float]] = {}  # from the last query
+        self._work: tuple[str, int, int] | None = None  # the trainer's last long-work progress
         self._final: Update | None = None
         self._paused = False
         self._stopped = False
@@ -376,6 +377,8 @@ class Session:
                 # Only query updates carry predictions (copying them into every update would be O(N)):
                 # keep the last ones until the next query.
                 self._predictions = update.predictions
+            if update.work is not None:  # only progress updates carry it: keep the last one
+                self._work = update.work
         if update.status == "stopped":
             return "stopped"
         if len(update.metrics) != len(previous.metrics):
@@ -751,6 +754,15 @@ class Session:
     def latest(self) -> Update:
         """The trainer's latest update."""
         return self._latest
+
+    @property
+    def work(self) -> tuple[str, int, int] | None:
+        """Long work the trainer is doing (caching or embedding images): (what, done, total); None
+        when there is none (finished, or the trainer stopped)."""
+        work = self._work
+        if work is None or work[1] >= work[2] or self.stopped or self._latest.status == "stopping":
+            return None
+        return work
 
     @property
     def trainer_status(self) -> str:

@@ -92,7 +92,15 @@ def simulate(
             store.set_label_names(label_names)
             test = split_test(pool.paths, config.test_fraction, seed)
             store.add_test_paths(test)
-            trainer = Trainer(pool, label_names, config, test_paths=test, workdir=wd, model_fn=model_fn)
+            trainer = Trainer(
+                pool,
+                label_names,
+                config,
+                test_paths=test,
+                workdir=wd,
+                model_fn=model_fn,
+                on_update=_work_printer(progress),
+            )
             if not trainer.build():
                 raise ValueError(trainer.error)
             rows = _run(store, trainer, pool, answer, test, config, budget, start, progress)
@@ -170,6 +178,20 @@ def _run(store, trainer, pool, answer, test, config, budget, start, progress) ->
     if given and evaluated_at != given:
         evaluate()
     return rows
+
+
+def _work_printer(progress):
+    """Plain progress lines for the trainer's long work (e.g. ``embedding images 1280/5000``); the
+    trainer already throttles them to a few per second."""
+    if progress is None:
+        return None
+
+    def on_update(update):
+        if update.work is not None:
+            what, done, total = update.work
+            progress(f"{what} {done}/{total}")
+
+    return on_update
 
 
 def _seed_everything(seed: int) -> None:

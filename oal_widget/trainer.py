@@ -850,7 +850,7 @@ class Trainer(threading.Thread):
     @property
     def frozen_backbone(self) -> bool:
         """True when training and queries run the head over cached embeddings (frozen-backbone mode)."""
-        return self._frozen() is not None
+        return self._head is not None and self._frozen_model is self.model  # no side effect: any thread
 
     def prefill_step(self) -> tuple[str, int, int] | None:
         """One short chunk of the work done while idle: embed (frozen-backbone mode) or decode into the
@@ -949,7 +949,8 @@ class Trainer(threading.Thread):
             return
         self._work_published = now
         status = self.latest.status if self.latest.status in ("training", "evaluating", "querying") else None
-        self._publish(status or self._state(), work=(what, done, total))
+        # The message stays: progress must not wipe what the last update said (e.g. the build note).
+        self._publish(status or self._state(), message=self.latest.message, work=(what, done, total))
 
     def _labelled_arrays(self, labels: dict[str, int]) -> tuple[np.ndarray, np.ndarray]:
         X, loaded = self._inputs(list(labels))
