@@ -97,6 +97,7 @@ class Session:
         self._lock = threading.RLock()
 
         self._pool_set = frozenset(self.pool.paths)
+        self._clash_rng = random.Random(self.store.session_id)  # differs per session: panels drift apart
         # Read BEFORE the labels: another session's commit in between is then seen by refresh().
         self._data_version = self.store.data_version()
         self._labels: dict[str, str] = dict(self.store.labels())  # mirror of the store, path -> label
@@ -432,16 +433,30 @@ class Session:
                 return None
             if name not in self.label_names:
                 raise ValueError(f"label {name!r} is not one of the labels {self.label_names!r}")
-            self.store.label(path, name)  # the commit comes before anything else
+            previous = self.store.label(path, name)  # the commit comes before anything else
+            clash = previous is not None and path not in self._labels  # another session labelled it too
             self._set_label(path, name)
             self._user_skipped.pop(path, None)
             self._send(Labelled(path, name, self._split(path)))
             self._back.append(path)
             self._current = None
+            if clash:
+                self._diverge()
             self._advance()
             if self._current is None:
                 self._flush()  # nothing left to label: do not hold labels back
             return path
+
+    def _diverge(self) -> None:
+        """Another panel on this workdir shows the same order (same seed, same ranking), so both
+        people label each image. Jump a random block ahead (the skipped block comes right after it):
+        the two panels then work on different images, at the cost of one clash per block."""
+        live = self._live()
+        if len(live) < 4:
+            return
+        top = max(1, min(len(live) // 2, self.config.query_every))
+        m = self._clash_rng.randint(max(1, top // 2), top)
+        self._rebuild(live[m : 2 * m] + live[:m] + live[2 * m :])
 
     def accept_prediction(self) -> bool:
         """Label the current image with the model's prediction; False (no-op) when there is none."""

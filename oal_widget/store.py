@@ -201,8 +201,11 @@ class Store:
             self._set_meta(db, "label_names", json.dumps(names, ensure_ascii=False))
 
     # --- labels ---------------------------------------------------------------------------------
-    def label(self, path: str, label: str) -> None:
-        """Give ``path`` the label ``label`` (a relabel replaces); committed before returning."""
+    def label(self, path: str, label: str) -> str | None:
+        """Give ``path`` the label ``label`` (a relabel replaces); committed before returning.
+
+        Returns the label it had before (None if it had none).
+        """
         _check_path(path)
         with self._write() as db:
             names = self._names(db)
@@ -215,6 +218,7 @@ class Store:
             now = _now()
             db.execute(_UPSERT, (path, label, now, now))
             self._log(db, path, row[0] if row else None, label, now)
+            return row[0] if row else None
 
     def unlabel(self, path: str) -> str | None:
         """Remove the label of ``path`` (undoable); returns the label it had, or None."""
