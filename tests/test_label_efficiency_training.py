@@ -64,7 +64,7 @@ def test_cold_start_is_random_until_every_class_has_its_labels_then_the_strategy
 
 # --- with TensorFlow ---------------------------------------------------------------------------------
 def test_bald_query_uses_mc_dropout_and_the_bandit_is_rewarded_by_accuracy_gains(pool, split, tmp_path):
-    trainer = make(pool, split, tmp_path, strategy="bandit", mc_samples=3, diversity="kcenter")
+    trainer = make(pool, split, tmp_path, strategy="bandit", mc_samples=3, diversity="kcenter", cold_start=0)
     assert trainer.build()
     give(trainer, split[1], "test")
     train = split[0]
