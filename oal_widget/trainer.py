@@ -33,6 +33,9 @@ log = logging.getLogger(__name__)
 
 #: Images per forward pass when predicting, so memory stays bounded on big pools.
 PREDICT_BATCH = 256
+#: Embeddings per forward pass of the head in frozen-backbone mode (8192 x 1280 float32 = 42 MB): the
+#: head is tiny, so per-call overhead would dominate with image-sized batches.
+HEAD_BATCH = 8192
 #: How long the idle loop blocks on the inbox before looking again (never forever: pitfall 3).
 IDLE_WAIT_S = 0.2
 #: Updates kept on ``Trainer.updates`` when nobody reads them (the oldest are dropped).
@@ -932,6 +935,9 @@ class Trainer(threading.Thread):
             return self.pool.arrays(paths)
         return self._embeddings.vectors(paths)
 
+    def _predict_batch(self) -> int:
+        return HEAD_BATCH if self._frozen() is not None else PREDICT_BATCH
+
     def _embed_ahead(self, paths: list[str]) -> None:
         """Frozen-backbone mode: embed the missing ones of many paths at once, publishing progress."""
         if self._frozen() is None:
@@ -957,17 +963,17 @@ class Trainer(threading.Thread):
         return X, np.array([labels[p] for p in loaded], dtype="int64")
 
     def _predict(self, X: np.ndarray) -> np.ndarray:
-        chunks = [
-            np.asarray(self._forward(X[i : i + PREDICT_BATCH])) for i in range(0, len(X), PREDICT_BATCH)
-        ]
+        step = self._predict_batch()
+        chunks = [np.asarray(self._forward(X[i : i + step])) for i in range(0, len(X), step)]
         return np.concatenate(chunks).astype("float64") if chunks else np.zeros((0, len(self.label_names)))
 
     def _predict_paths(self, paths: list[str]) -> tuple[np.ndarray, list[str]]:
         """Probabilities of the paths that decode, chunk by chunk (bounded memory), and those paths."""
         probs, scored = [], []
         self._embed_ahead(paths)
-        for i in range(0, len(paths), PREDICT_BATCH):
-            X, loaded = self._inputs(paths[i : i + PREDICT_BATCH])
+        step = self._predict_batch()
+        for i in range(0, len(paths), step):
+            X, loaded = self._inputs(paths[i : i + step])
             if loaded:
                 probs.append(self._predict(X))
                 scored.extend(loaded)
