@@ -74,7 +74,8 @@ def parse_args(argv=None):
         "--configs", default=",".join(DEFAULT_SET), help=f"comma-separated, from {list(CONFIGS)}"
     )
     parser.add_argument("--quick", action="store_true", help=f"only {', '.join(QUICK)}, 2 seeds, 150 labels")
-    parser.add_argument("--seeds", type=int, default=3, help="paired seeds 0..N-1 (default 3)")
+    parser.add_argument("--seeds", type=int, default=3, help="paired seeds: N of them (default 3)")
+    parser.add_argument("--first-seed", type=int, default=0, help="seeds first..first+N-1 (default 0)")
     parser.add_argument("--budget", type=int, default=300, help="training labels per run (default 300)")
     parser.add_argument(
         "--random-budget",
@@ -100,6 +101,10 @@ def parse_args(argv=None):
     return args
 
 
+def _seeds(args) -> range:
+    return range(args.first_seed, args.first_seed + args.seeds)
+
+
 def run_one(images: Path, name: str, seed: int, args, tmp: Path) -> list[dict]:
     """One simulate run in its own process; its CSV rows with the configuration's name."""
     out = tmp / f"{name}-{seed}.csv"
@@ -117,12 +122,12 @@ def run_one(images: Path, name: str, seed: int, args, tmp: Path) -> list[dict]:
     return [{**r, "config": name} for r in rows]
 
 
-def curves(rows: list[dict], names: list[str], seeds: int):
+def curves(rows: list[dict], names: list[str], seeds):
     """{config: (n_labels (m,), accuracy (seeds, m))} on the evaluation points all seeds share."""
     out = {}
     for name in names:
         per_seed = []
-        for seed in range(seeds):
+        for seed in seeds:
             mine = {
                 int(r["n_labels"]): float(r["accuracy"])
                 for r in rows
@@ -141,7 +146,7 @@ def labels_to_reach(ns: np.ndarray, acc: np.ndarray, target: float) -> float:
 
 
 def summarise(rows, names, args) -> list[dict]:
-    data = curves(rows, names, args.seeds)
+    data = curves(rows, names, _seeds(args))
     rns, racc = data["random"]
     table = []
     for name in names:
@@ -197,7 +202,7 @@ def summarise(rows, names, args) -> list[dict]:
 def plot(rows, names, args, path: Path) -> None:
     from matplotlib.figure import Figure
 
-    data = curves(rows, names, args.seeds)
+    data = curves(rows, names, _seeds(args))
     fig = Figure(figsize=(9, 5.5), dpi=110)
     ax = fig.add_subplot(1, 1, 1)
     for name in names:
@@ -244,7 +249,7 @@ def main(argv=None) -> int:
         tmp = Path(tmp)
         images = tmp / "digits"
         write_digits(images, per_class=None, size=args.size, seed=0)
-        jobs = [(name, seed) for seed in range(args.seeds) for name in args.names]
+        jobs = [(name, seed) for seed in _seeds(args) for name in args.names]
         rows: list[dict] = []
         with concurrent.futures.ThreadPoolExecutor(args.jobs) as ex:
             futures = {ex.submit(run_one, images, n, s, args, tmp): (n, s) for n, s in jobs}
