@@ -775,7 +775,8 @@ class Trainer(threading.Thread):
             return
         self._labels_at_reset = n
         try:
-            fresh = (self.model_fn or _default_model_fn())(len(self.label_names), self.config.input_shape)
+            with self._scope():  # under a distribution strategy, like the model build() made
+                fresh = (self.model_fn or _default_model_fn())(len(self.label_names), self.config.input_shape)
         except Exception as e:  # keep training the current model; the reset is an optimisation
             log.warning("%s reset skipped: model_fn raised %s: %s", self.config.schedule, type(e).__name__, e)
             return
