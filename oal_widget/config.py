@@ -51,7 +51,7 @@ class Config:
     #: (default chosen by ``bench/label_efficiency.py``; see the README).
     strategy: object = "margin"
     #: How scores become an order: a name from ``POLICY_NAMES`` or a callable ``(scores, rng) -> order``.
-    policy: object = "power"
+    policy: object = "epsilon_greedy"
     #: Share of the order given to random images by ``epsilon_greedy`` (exploration).
     epsilon: float = 0.1
     #: Sharpness of the ``power`` / ``softmax`` policies: lower is closer to greedy (> 0).
@@ -63,7 +63,7 @@ class Config:
     diversity: str = "none"
     #: Random order until every class has this many training labels (capped at 3x that per class
     #: overall), then the strategy; 0 starts the strategy at the first query.
-    cold_start: int = 2
+    cold_start: int = 0
     #: Continuous training: ``warm`` keeps updating one model; ``shrink_perturb`` (Ash & Adams 2020)
     #: or ``refit`` (a new model) whenever the training labels have doubled, with a catch-up fit.
     schedule: str = "warm"
