@@ -33,3 +33,22 @@ def small_digits(tmp_path):
         if d.is_dir() and not any(d.iterdir()):
             d.rmdir()
     return root
+
+
+@pytest.fixture(scope="module")
+def pool(digits_dir):
+    """An ImagePool over ``digits_dir`` at the tests' small shape (one per module: pools cache arrays)."""
+    from helpers import SHAPE
+
+    from oal_widget.pool import ImagePool
+
+    return ImagePool(digits_dir, SHAPE)
+
+
+@pytest.fixture(scope="module")
+def split(pool):
+    """(train paths, test paths) of ``pool`` with the default fraction and seed."""
+    from oal_widget.pool import split_test
+
+    test = split_test(pool.paths, 0.2, 0)
+    return [p for p in pool.paths if p not in set(test)], test

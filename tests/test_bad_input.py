@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import io
 import os
-import time
 import zlib
 from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import tiny_model_fn, wait_for
 from PIL import Image
 
 from oal_widget import Annotator
@@ -24,28 +24,6 @@ LABELS = ["zero", "one", "two"]
 SHAPE = (16, 16, 1)
 WAIT = 60.0  # bound for conditions on a shared 2-core box; never a timing assertion
 TINY = dict(input_shape=SHAPE, train_steps=2, batch_size=64, eval_every=4, query_every=4, idle_rounds=5)
-
-
-def tiny_model_fn(num_classes, input_shape):
-    import keras
-
-    model = keras.Sequential(
-        [
-            keras.Input(input_shape),
-            keras.layers.Flatten(),
-            keras.layers.Dense(num_classes, activation="softmax"),
-        ]
-    )
-    model.compile(optimizer=keras.optimizers.Adam(0.01), loss="sparse_categorical_crossentropy")
-    return model
-
-
-def wait_for(condition, what: str, timeout: float = WAIT) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what} not reached within {timeout} s")
-        time.sleep(0.02)
 
 
 def key(name: str) -> dict:

@@ -10,11 +10,11 @@ from __future__ import annotations
 import re
 import sys
 import threading
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import wait_for
 from PIL import Image
 
 from oal_widget.config import Config
@@ -54,13 +54,6 @@ def frozen_model_fn(num_classes, input_shape, seed=1):
         jit_compile=False,
     )
     return model
-
-
-def wait_for(condition, timeout: float = WAIT) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition() and time.monotonic() < deadline:
-        time.sleep(0.02)
-    assert condition(), "condition not reached in time"
 
 
 def make_trainer(root, workdir, model_fn=frozen_model_fn, config=CFG, **kw) -> Trainer:

@@ -6,24 +6,12 @@ import pytest
 
 from oal_widget.config import Config
 from oal_widget.messages import Labelled
-from oal_widget.pool import ImagePool, split_test
 from oal_widget.simulate import simulate
 from oal_widget.trainer import Trainer
 
 SHAPE = (16, 16, 1)
 LABELS = [str(d) for d in range(10)]
 CFG = Config(input_shape=SHAPE, train_steps=2, batch_size=16, eval_every=5, query_every=5, min_test_labels=1)
-
-
-@pytest.fixture(scope="module")
-def pool(digits_dir):
-    return ImagePool(digits_dir, SHAPE)
-
-
-@pytest.fixture(scope="module")
-def split(pool):
-    test = split_test(pool.paths, 0.2, 0)
-    return [p for p in pool.paths if p not in set(test)], test
 
 
 def make(pool, split, tmp_path, **settings):

@@ -6,12 +6,12 @@ import subprocess
 import sys
 import textwrap
 import threading
-import time
 
 import ipyevents
 import ipywidgets as widgets
 import pytest
 from fake_trainer import Factory
+from helpers import wait_for
 from PIL import Image
 
 from oal_widget import Annotator
@@ -57,13 +57,6 @@ def key(name: str, **changes) -> dict:
     }
     event.update(changes)
     return event
-
-
-def wait_for(condition, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition() and time.monotonic() < deadline:
-        time.sleep(0.02)
-    assert condition(), "condition not reached in time"
 
 
 def walk(widget):

@@ -7,41 +7,15 @@ import sys
 import textwrap
 import time
 
-import pytest
+from helpers import tiny_model_fn
 
 from oal_widget.config import Config
 from oal_widget.messages import Labelled
-from oal_widget.pool import ImagePool, split_test
 from oal_widget.trainer import Trainer
 
 SHAPE = (16, 16, 1)
 LABELS = [str(d) for d in range(10)]
 WAIT = 30.0  # bound for conditions on a shared 2-core box; never a timing assertion
-
-
-def tiny_model_fn(num_classes, input_shape):
-    import keras
-
-    model = keras.Sequential(
-        [
-            keras.Input(input_shape),
-            keras.layers.Flatten(),
-            keras.layers.Dense(num_classes, activation="softmax"),
-        ]
-    )
-    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
-    return model
-
-
-@pytest.fixture(scope="module")
-def pool(digits_dir):
-    return ImagePool(digits_dir, SHAPE)
-
-
-@pytest.fixture(scope="module")
-def split(pool):
-    test = split_test(pool.paths, 0.2, 0)
-    return [p for p in pool.paths if p not in set(test)], test
 
 
 def _trainer(pool, split, tmp_path, **settings):

@@ -14,10 +14,10 @@ import time
 from pathlib import Path
 
 import pytest
+from helpers import tiny_model_fn, wait_for
 
 from oal_widget.config import Config
 from oal_widget.messages import Labelled
-from oal_widget.pool import ImagePool, split_test
 from oal_widget.session import Session
 from oal_widget.trainer import Trainer
 
@@ -35,39 +35,6 @@ CFG = Config(
 )
 STOP_S = 10.0  # the bound
 WAIT = 30.0  # bound for conditions on a shared 2-core box; never a timing assertion
-
-
-def tiny_model_fn(num_classes, input_shape):
-    import keras
-
-    model = keras.Sequential(
-        [
-            keras.Input(input_shape),
-            keras.layers.Flatten(),
-            keras.layers.Dense(num_classes, activation="softmax"),
-        ]
-    )
-    model.compile(optimizer=keras.optimizers.Adam(0.01), loss="sparse_categorical_crossentropy")
-    return model
-
-
-@pytest.fixture(scope="module")
-def pool(digits_dir):
-    return ImagePool(digits_dir, SHAPE)
-
-
-@pytest.fixture(scope="module")
-def split(pool):
-    test = split_test(pool.paths, 0.2, 0)
-    return [p for p in pool.paths if p not in set(test)], test
-
-
-def wait_for(condition, what: str, timeout: float = WAIT) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what} not reached within {timeout} s")
-        time.sleep(0.01)
 
 
 def assert_stopped_and_saved(final, workdir: Path) -> None:

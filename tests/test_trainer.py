@@ -11,12 +11,14 @@ import threading
 import time
 from pathlib import Path
 
+import helpers
 import numpy as np
 import pytest
+from helpers import tiny_model_fn
 
 from oal_widget.config import Config
 from oal_widget.messages import Labelled, Pause, Resume, Retry, Stop, Unlabelled, Update
-from oal_widget.pool import ImagePool, split_test
+from oal_widget.pool import ImagePool
 from oal_widget.trainer import Trainer
 
 SHAPE = (16, 16, 1)
@@ -32,35 +34,6 @@ CFG = Config(
     seed=0,
 )
 WAIT = 20.0  # generous bound for conditions (2 shared cores); never a timing assertion
-
-
-def tiny_model_fn(num_classes, input_shape):
-    """Smallest real model that learns digits a bit: flatten + softmax."""
-    import keras
-
-    model = keras.Sequential(
-        [
-            keras.Input(input_shape),
-            keras.layers.Flatten(),
-            keras.layers.Dense(num_classes, activation="softmax"),
-        ]
-    )
-    model.compile(
-        optimizer=keras.optimizers.Adam(0.01), loss="sparse_categorical_crossentropy", metrics=["accuracy"]
-    )
-    return model
-
-
-@pytest.fixture(scope="module")
-def pool(digits_dir):
-    return ImagePool(digits_dir, SHAPE)
-
-
-@pytest.fixture(scope="module")
-def split(pool):
-    test = split_test(pool.paths, 0.2, 0)
-    train = [p for p in pool.paths if p not in set(test)]
-    return train, test
 
 
 def answer(path):
@@ -85,12 +58,7 @@ def make(pool, split, tmp_path):
 
 
 def wait_for(condition, trainer, timeout=WAIT, what="condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.01)
-    raise AssertionError(f"{what} not reached within {timeout} s; latest update: {trainer.latest}")
+    helpers.wait_for(condition, what, timeout, context=lambda: f"latest update: {trainer.latest}")
 
 
 def label_all(trainer, paths, split_name="train"):

@@ -1,0 +1,36 @@
+"""What many test modules share: a tiny real Keras model and a bounded wait."""
+
+from __future__ import annotations
+
+import time
+
+SHAPE = (16, 16, 1)
+#: Bound for waiting on a condition on a shared 2-core box; never a timing assertion.
+WAIT = 60.0
+
+
+def tiny_model_fn(num_classes, input_shape):
+    """A real, compiled Keras model small enough to train in milliseconds (softmax over flat pixels)."""
+    import keras
+
+    model = keras.Sequential(
+        [
+            keras.Input(input_shape),
+            keras.layers.Flatten(),
+            keras.layers.Dense(num_classes, activation="softmax"),
+        ]
+    )
+    model.compile(
+        optimizer=keras.optimizers.Adam(0.01), loss="sparse_categorical_crossentropy", metrics=["accuracy"]
+    )
+    return model
+
+
+def wait_for(condition, what: str = "condition", timeout: float = WAIT, context=None) -> None:
+    """Poll ``condition`` until it holds; fail after ``timeout`` s naming ``what`` (and ``context()``)."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            extra = f"; {context()}" if context is not None else ""
+            raise AssertionError(f"{what} not reached within {timeout} s{extra}")
+        time.sleep(0.01)
