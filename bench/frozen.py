@@ -25,9 +25,7 @@ Writes ``bench/results/frozen.csv`` and prints the table.
 from __future__ import annotations
 
 import argparse
-import csv
 import os
-import platform
 import resource
 import sys
 import tempfile
@@ -35,6 +33,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from _report import report  # noqa: E402  (bench/ is on sys.path when run as a script)
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
@@ -220,20 +219,12 @@ def main(argv=None) -> int:
         add("peak memory (max RSS, TensorFlow included)", peak_mb(), "MB", "< 1536 MB")
 
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    machine = f"{platform.machine()} {os.cpu_count()} cores, no GPU"
-    date = time.strftime("%Y-%m-%d")
-    with open(args.out, "w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(["metric", "value", "unit", "target", "note", "n_images", "input", "machine", "date"])
-        for metric, value, unit, target, note in rows:
-            w.writerow(
-                [metric, f"{value:.4g}", unit, target, note, n, "x".join(map(str, shape)), machine, date]
-            )
-    print(f"\nfrozen bench: {n} images in {folder} (generated in {gen_s:.0f} s this run), {machine}, {date}")
-    width = max(len(r[0]) for r in rows)
-    for metric, value, unit, target, note in rows:
-        print(f"{metric:<{width}}  {value:>10.4g} {unit:<3} {target:>10}  {note}")
-    print(f"written {args.out}")
+    report(
+        f"frozen bench: {n} images in {folder} (generated in {gen_s:.0f} s this run)",
+        rows,
+        args.out,
+        {"n_images": n, "input": "x".join(map(str, shape))},
+    )
     return 0
 
 

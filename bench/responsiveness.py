@@ -21,17 +21,15 @@ sample digits. Writes ``bench/results/responsiveness.csv`` and prints the table.
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import os
-import platform
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
+from _report import report  # noqa: E402  (bench/ is on sys.path when run as a script)
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
@@ -141,18 +139,7 @@ def main(argv=None) -> int:
     add("label-to-model p90 (small CNN)", float(np.percentile(latency, 90)), "s", "", "")
 
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    machine = f"{platform.machine()} {os.cpu_count()} cores, no GPU"
-    date = time.strftime("%Y-%m-%d")
-    with open(args.out, "w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(["metric", "value", "unit", "target", "note", "machine", "date"])
-        for metric, value, unit, target, note in rows:
-            w.writerow([metric, f"{value:.4g}", unit, target, note, machine, date])
-    print(f"\nresponsiveness bench: {machine}, {date}, interval {args.interval} s between keys")
-    width = max(len(r[0]) for r in rows)
-    for metric, value, unit, target, note in rows:
-        print(f"{metric:<{width}}  {value:>9.3f} {unit:<2} {target:>8}  {note}")
-    print(f"written {args.out}")
+    report(f"responsiveness bench: interval {args.interval} s between keys", rows, args.out)
     return 0
 
 

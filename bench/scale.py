@@ -6,7 +6,7 @@ generated once into ``/tmp/oal-scale-100000`` and reused).
 The images are scikit-learn's 1,797 handwritten digits, upscaled to 20x20, placed at a random shift
 on a 28x28 canvas, with Gaussian noise: 100,000 distinct files in 10 class folders. Everything else
 is the product's own code at its DEFAULT settings (``Config()``: 64x64x3 input, the small CNN,
-``query_sample`` 5000, the memory-mapped image cache in the workdir):
+``query_sample`` 2000, the memory-mapped image cache in the workdir):
 
 - index: ``ImagePool(folder)`` (list and stat only, no decoding);
 - query: ``Trainer.query()`` over the whole unlabelled pool (~80,000 candidates + the test split),
@@ -24,9 +24,7 @@ from __future__ import annotations
 
 import argparse
 import concurrent.futures
-import csv
 import os
-import platform
 import resource
 import sys
 import tempfile
@@ -34,6 +32,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from _report import report  # noqa: E402  (bench/ is on sys.path when run as a script)
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
@@ -205,20 +204,12 @@ def main(argv=None) -> int:
         cache.close()
 
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    machine = f"{platform.machine()} {os.cpu_count()} cores, no GPU"
-    date = time.strftime("%Y-%m-%d")
-    with open(args.out, "w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(["metric", "value", "unit", "target", "note", "n_images", "machine", "date"])
-        for metric, value, unit, target, note in rows:
-            w.writerow([metric, f"{value:.4g}", unit, target, note, args.n, machine, date])
-    print(
-        f"\nscale bench: {args.n} images in {folder} (generated in {gen_s:.0f} s this run), {machine}, {date}"
+    report(
+        f"scale bench: {args.n} images in {folder} (generated in {gen_s:.0f} s this run)",
+        rows,
+        args.out,
+        {"n_images": args.n},
     )
-    width = max(len(r[0]) for r in rows)
-    for metric, value, unit, target, note in rows:
-        print(f"{metric:<{width}}  {value:>10.3f} {unit:<3} {target:>10}  {note}")
-    print(f"written {args.out}")
     return 0
 
 
