@@ -22,6 +22,8 @@ from pathlib import Path
 import numpy as np
 
 EMPTY, FILLED, FAILED = 0, 1, 2
+#: Sub-folder of the workdir holding the decoded-image and embedding caches (safe to delete).
+CACHE_DIR = "cache"
 
 
 def fingerprint(paths: Sequence[str], *parts) -> str:

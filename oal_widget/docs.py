@@ -103,7 +103,7 @@ def _params(fn) -> str:
 
 def workdir_files() -> list[tuple[str, str]]:
     """(name, what) of every file oal_widget writes in the workdir, named by the code's constants."""
-    from . import session, store
+    from . import cache, session, store
 
     return [
         (
@@ -114,6 +114,11 @@ def workdir_files() -> list[tuple[str, str]]:
         (session.METRICS_FILE, "one row per evaluation: n_labels, accuracy, loss, n_test, seconds"),
         (f"{FINAL_DIR}/model.keras", "the final fit: a new model trained from scratch on every label"),
         (f"{FINAL_DIR}/model_card.json", "labels, counts, test metrics, settings, date and versions of it"),
+        (
+            f"{cache.CACHE_DIR}/",
+            "decoded images (`images-*.data`) and frozen-backbone embeddings (`embeddings-*.data`), "
+            "memory-mapped; rebuilt when missing, safe to delete",
+        ),
     ]
 
 

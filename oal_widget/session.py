@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 
 from . import pool as pool_module
+from .cache import CACHE_DIR
 from .config import Config
 from .messages import Labelled, Pause, Resume, Retry, Stop, Unlabelled, Update
 from .pool import ImageError, ImagePool, Skipped, split_test
@@ -90,7 +91,7 @@ class Session:
         self.workdir: Path = Path(config.workdir) if config.workdir is not None else self.images / ".oal"
         self.store = Store(self.workdir, images_root=self.images)
         if config.image_cache:  # decoded images in a memory-mapped file: bounded memory, decoded once
-            self.pool.use_disk_cache(self.workdir / "cache")
+            self.pool.use_disk_cache(self.workdir / CACHE_DIR)
         self.model_fn = model_fn
         self.on_change = on_change
         self._trainer_factory = trainer_factory

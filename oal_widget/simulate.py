@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .cache import CACHE_DIR
 from .config import Config
 from .messages import Labelled
 from .pool import ImagePool, split_test
@@ -87,7 +88,7 @@ def simulate(
     with _workdir(workdir, images_dir) as wd:
         store = Store(wd, images_root=images_dir)
         if config.image_cache:
-            pool.use_disk_cache(wd / "cache")
+            pool.use_disk_cache(wd / CACHE_DIR)
         try:
             store.set_label_names(label_names)
             test = split_test(pool.paths, config.test_fraction, seed)

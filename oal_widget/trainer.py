@@ -26,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .cache import CACHE_DIR
 from .config import Config
 from .messages import Labelled, Pause, Resume, Retry, Stop, Unlabelled, Update
 
@@ -915,7 +916,7 @@ class Trainer(threading.Thread):
             self._embeddings.use(backbone, predict)  # e.g. a refit model with the same backbone weights
         else:
             self._embeddings = embeddings.Embeddings(
-                self.pool, backbone, self.workdir / "cache", predict=predict, digest=digest
+                self.pool, backbone, self.workdir / CACHE_DIR, predict=predict, digest=digest
             )
         self._head = head
         return f"frozen backbone: the head trains on cached embeddings ({self._embeddings.dim} per image)"
