@@ -3,23 +3,15 @@ diagnostics of the live model, with real TensorFlow on tiny digits."""
 
 import json
 import threading
-import time
 
 import numpy as np
 import pytest
+from helpers import wait_for
 
 from oal_widget.models import reload_model
 from oal_widget.session import Session
 
 SETTINGS = dict(input_shape=(16, 16, 1), batch_size=8, train_steps=2, eval_every=4, query_every=4)
-
-
-def _wait(condition, timeout=60.0):
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        time.sleep(0.05)
 
 
 @pytest.fixture
@@ -68,7 +60,7 @@ def test_final_fit_can_be_cancelled_and_refuses_bad_epochs(session):
 
 
 def test_diagnose_the_live_model_on_the_test_split(session):
-    _wait(lambda: session.model is not None)
+    wait_for(lambda: session.model is not None)
     result = session.diagnose(n_wrong=3)
     n_test = sum(1 for p in session.labels() if session.is_test(p))
     assert result["n_test"] == n_test and np.sum(result["confusion"]) == n_test

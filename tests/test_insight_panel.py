@@ -4,10 +4,10 @@ import_labels= wiring. A fake trainer with canned results: no TF (test_final_fit
 from __future__ import annotations
 
 import threading
-import time
 
 import pytest
 from fake_trainer import FakeTrainer
+from helpers import wait_for
 
 from oal_widget import Annotator, diagnostics
 from oal_widget.messages import Update
@@ -43,14 +43,6 @@ class InsightTrainer(FakeTrainer):
         return diagnostics.diagnose(paths, probs, [0, 0], self.label_names, n_wrong)
 
 
-def _wait(condition, timeout=10.0):
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        time.sleep(0.02)
-
-
 @pytest.fixture
 def panel(small_digits, tmp_path):
     a = Annotator(
@@ -69,7 +61,7 @@ def test_final_fit_button_runs_off_the_main_thread_and_reports(panel):
     panel.session.label("1")
     trainer.release.clear()
     panel._final_button.click()
-    _wait(lambda: trainer.threads)
+    wait_for(lambda: trainer.threads)
     assert trainer.threads == ["oal-final-fit"] and panel._final_button.disabled  # the click returned
     assert panel.final_fit() is panel._final_future  # a second request joins the running fit
     trainer.release.set()
@@ -91,7 +83,7 @@ def test_final_fit_error_is_shown_and_raised(small_digits, tmp_path):
 def test_model_insight_shows_confusion_most_wrong_and_forecast(panel):
     trainer = panel.session.trainer
     panel._insight_button.click()
-    _wait(lambda: "oal-confusion-table" in panel._confusion.value)
+    wait_for(lambda: "oal-confusion-table" in panel._confusion.value)
     assert trainer.threads == ["oal-insight"]
     assert panel._insight.layout.display is None
     assert "needs 4 evaluations" in panel._forecast.value
