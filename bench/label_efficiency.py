@@ -46,6 +46,7 @@ _OPTIONS = {
     "bandit": "--strategy bandit --policy greedy --cold-start 0",
     "entropy": "--strategy entropy --policy greedy --cold-start 0",
     "margin+shrink": "--strategy margin --policy greedy --schedule shrink_perturb --cold-start 0",
+    "margin+refit": "--strategy margin --policy greedy --schedule refit --cold-start 0",
     "margin+balanced": "--strategy margin --policy greedy --class-balance on --cold-start 0",
 }
 CONFIGS = {name: options.split() for name, options in _OPTIONS.items()}

@@ -97,6 +97,7 @@ def main(argv=None) -> int:
                 input_shape=shape,
                 progress=None if args.quiet else print,
                 timing=args.timing,
+                bar=not args.quiet,
                 **_label_efficiency_settings(args),
             )
         elif args.command == "export":

@@ -42,6 +42,7 @@ def simulate(
     progress: Callable[[str], object] | None = print,
     model_fn: Callable | None = None,
     timing: bool = False,
+    bar: bool = False,
     **settings,
 ) -> list[dict]:
     """Label up to ``budget`` training images in the trainer's order; return one row per evaluation.
@@ -49,7 +50,8 @@ def simulate(
     The whole test split is labelled first (outside the budget). Rows have ``n_labels`` (training
     labels so far), ``accuracy``, ``loss``, ``n_test``, ``seconds`` (since the start), ``strategy``
     and ``seed``, then the cumulative ``TIMING_COLUMNS``; ``out`` also gets them as CSV (the timing
-    columns only with ``timing=True``). ``settings`` are further ``Config`` fields.
+    columns only with ``timing=True``). ``settings`` are further ``Config`` fields. ``bar`` shows a
+    tqdm progress bar of the labels given (the command line does, unless ``--quiet``).
     The store lives in ``workdir`` (default: a temporary folder), never in ``images_dir``.
     """
     start = time.monotonic()
@@ -104,7 +106,7 @@ def simulate(
             )
             if not trainer.build():
                 raise ValueError(trainer.error)
-            rows = _run(store, trainer, pool, answer, test, config, budget, start, progress)
+            rows = _run(store, trainer, pool, answer, test, config, budget, start, progress, bar)
             if workdir is not None:
                 trainer.save()
         finally:
@@ -114,8 +116,15 @@ def simulate(
     return rows
 
 
-def _run(store, trainer, pool, answer, test, config, budget, start, progress) -> list[dict]:
+def _run(store, trainer, pool, answer, test, config, budget, start, progress, bar=False) -> list[dict]:
     """The deterministic labelling loop: oracle labels, one round per label, eval and query on schedule."""
+    if bar and progress is not None:
+        from tqdm import tqdm
+
+        bar = tqdm(total=min(budget, len(pool.paths) - len(test)), desc="labels", unit="label", leave=False)
+        progress = bar.write  # lines go above the bar instead of breaking it
+    else:
+        bar = None
 
     def give(path, split):
         store.label(path, answer[path])
@@ -156,6 +165,8 @@ def _run(store, trainer, pool, answer, test, config, budget, start, progress) ->
         give(path, "train")
         labelled.add(path)
         given += 1
+        if bar is not None:
+            bar.update()
         t = time.perf_counter()
         trainer.train_round()
         timing["train_seconds"] += time.perf_counter() - t
@@ -178,6 +189,8 @@ def _run(store, trainer, pool, answer, test, config, budget, start, progress) ->
                 order = ranked
     if given and evaluated_at != given:
         evaluate()
+    if bar is not None:
+        bar.close()
     return rows
 
 

@@ -43,6 +43,7 @@ def test_cli_simulate_learns_and_never_writes_into_the_images_folder(digits_dir,
     assert {r["strategy"] for r in rows} == {Config().strategy} and {r["seed"] for r in rows} == {"0"}
     assert int(rows[0]["n_test"]) == 40  # the whole test split (20% of 200) is labelled first
     assert done.stdout.count("labels  accuracy") == 4  # one progress line per evaluation
+    assert "80/80" in done.stderr  # the tqdm bar of labels given reached the budget
     assert listing(digits_dir) == before
 
 
