@@ -10,6 +10,12 @@ Why keys never reach JupyterLab: ipyevents adds its keydown listener to ``docume
 capture phase while the pointer is over the panel, and calls ``stopPropagation()`` and
 ``preventDefault()`` on every key it forwards; JupyterLab 4 listens for shortcuts on ``document``
 in the bubbling phase (``bubblingKeydown: true``), so a key meant for the panel never arrives there.
+Jupyter Notebook 7 listens on ``document`` in the capture phase, registered at start-up, so it sees
+every key BEFORE ipyevents (same target and phase: registration order). Its command-mode shortcuts
+(``1``..``6`` headings, ``0,0`` restart, ``Enter`` edit...) use selectors ending in
+``:focus:not(:read-write)``, so the panel keeps a tiny invisible ``Text`` (the key sink) focused
+while the pointer is over it: no shortcut matches a focused text input, ipyevents still gets the key
+and its ``preventDefault()`` stops the character being typed. No JavaScript of our own.
 """
 
 from __future__ import annotations
@@ -69,6 +75,9 @@ STYLE = """<style>
 .oal-panel .oal-test-flag { color: #b35c00; font-weight: bold; }
 .oal-panel .oal-error { color: #c62828; }
 .oal-panel .oal-filename { font-family: monospace; }
+/* Invisible but focusable (display:none could not take focus); fixed: focusing it never scrolls. */
+.oal-panel .oal-keysink { position: fixed; top: 0; left: 0; width: 1px; height: 1px; margin: 0;
+  opacity: 0; pointer-events: none; overflow: hidden; }
 </style>"""
 KEYS_HINT = (
     # ipyevents starts listening when the pointer ENTERS the panel: after the label editor's Start
@@ -146,6 +155,9 @@ class Annotator(InsightMixin, widgets.VBox):
         # typing a label name into the text box is not swallowed (ipyevents prevents defaults).
         self.event = ipyevents.Event(source=self, watched_events=[], prevent_default_action=True)
         self.event.on_dom_event(self._on_key)
+        # Pointer events only (no prevent_default: clicks and the notebook's own handling are untouched).
+        self._pointer_event = ipyevents.Event(source=self, watched_events=[], prevent_default_action=False)
+        self._pointer_event.on_dom_event(self._on_pointer)
         if self.session.needs_labels:
             self._show_editor()
         else:
@@ -214,8 +226,12 @@ class Annotator(InsightMixin, widgets.VBox):
         self._hint = w.HTML(KEYS_HINT)
         self._hint.add_class("oal-keys-hint")
         self._title = w.Label("oal_widget")
+        # Takes the keys in Notebook 7 (see the module docstring); ipyevents stops them being typed.
+        self._keysink = w.Text(layout=w.Layout(width="1px"))
+        self._keysink.add_class("oal-keysink")
         self._header = w.HBox(
-            [self._title, self._hint], layout=w.Layout(justify_content="space-between", width="100%")
+            [self._title, self._hint, self._keysink],
+            layout=w.Layout(justify_content="space-between", width="100%"),
         )
 
         self._image = w.Image(
@@ -391,6 +407,8 @@ class Annotator(InsightMixin, widgets.VBox):
             self._help.value = self._help_html()
             self.children = [self._style, self._header, self._main, self._error, self._done]
             self.event.watched_events = ["keydown"]
+            # mouseup: a click (on a button, the image) may have moved the focus off the key sink.
+            self._pointer_event.watched_events = ["mouseenter", "mouseup", "mouseleave"]
             self._title.value = (
                 f"oal_widget · {self.session.images.name} · labels: {len(self.session.label_names)}"
             )
@@ -459,6 +477,19 @@ class Annotator(InsightMixin, widgets.VBox):
             if action is None or self._view != "label":
                 return
             self._do(action)
+        except Exception as e:
+            self._show_error(e)
+
+    def _on_pointer(self, event: Mapping) -> None:
+        """Focus the key sink while the pointer is over the labelling panel, release it when it leaves."""
+        try:
+            kind = event.get("type", event.get("event"))
+            if kind == "mouseleave":
+                self._keysink.blur()  # keys go back to the notebook, as the "keys off" hint says
+            elif kind in ("mouseenter", "mouseup") and self._view == "label":
+                self._keysink.focus()
+            if self._keysink.value:  # typed while ipyevents was not listening: nothing to keep
+                self._keysink.value = ""
         except Exception as e:
             self._show_error(e)
 

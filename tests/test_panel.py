@@ -103,6 +103,38 @@ def test_style_makes_the_hint_say_keys_live_only_when_watched(panel):
     assert "pointer is over the panel" in annotator._help.value
 
 
+def test_the_key_sink_is_focused_while_the_pointer_is_over_the_labelling_panel(panel, monkeypatch):
+    # Notebook 7 matches its command-mode shortcuts before ipyevents sees a key, but never on a
+    # focused text input: the panel keeps its invisible Text focused while the pointer is over it.
+    annotator, _ = panel
+    sink = annotator._keysink
+    assert "oal-keysink" in classes(annotator) and isinstance(sink, widgets.Text)
+    assert ".oal-keysink" in annotator._style.value and "opacity: 0" in annotator._style.value
+    pointer = annotator._pointer_event
+    assert pointer.source is annotator and pointer.prevent_default_action is False
+    assert pointer.watched_events == ["mouseenter", "mouseup", "mouseleave"]
+    sent: list[dict] = []
+    monkeypatch.setattr(sink, "send", sent.append)
+    for kind in ["mouseenter", "mouseup", "mouseleave"]:
+        annotator._on_pointer({"event": kind})
+    assert sent == [{"do": "focus"}, {"do": "focus"}, {"do": "blur"}]
+    sink.value = "12"  # typed while ipyevents did not listen: dropped, never a label
+    annotator._on_pointer({"event": "mouseenter"})
+    assert sink.value == "" and annotator.labels == {}
+
+
+def test_the_key_sink_is_not_focused_in_the_label_editor(small_digits, monkeypatch):
+    annotator, _ = make(small_digits, labels=None)
+    try:
+        assert annotator._pointer_event.watched_events == []  # the editor's text box keeps its focus
+        sent: list[dict] = []
+        monkeypatch.setattr(annotator._keysink, "send", sent.append)
+        annotator._on_pointer({"event": "mouseenter"})
+        assert sent == []
+    finally:
+        annotator.session.close()
+
+
 def test_a_wrong_folder_raises_before_any_widget_exists(tmp_path):
     from ipywidgets.widgets.widget import _instances
 
