@@ -670,6 +670,8 @@ class Annotator(InsightMixin, widgets.VBox):
         if force or len(metrics) != self._plotted_metrics:
             self._plot.value = plots.metrics_png(metrics, s.config.early_stopping)
             self._plotted_metrics = len(metrics)
+            if metrics:  # a page (or a browser test) can tell a curve from the placeholder
+                self._plot.add_class("oal-plot-has-metrics")
         counts = s.counts()
         if force or counts != self._plotted_counts:
             self._distribution.value = plots.distribution_png(counts)

@@ -416,13 +416,18 @@ def test_quickstart_in_browser(jupyter, browser):
 
         # Keep labelling until the trainer has evaluated and the plot was redrawn (it is redrawn only
         # when there are new metrics). Labels come at a human pace: each waits for the next image.
+        # The first redraw must be a real curve, not the placeholder drawn at start-up (both change
+        # the src): the panel marks a plot with metrics with the class oal-plot-has-metrics.
         plot = "img.oal-plot"
-        plot_src = page.locator(plot).get_attribute("src")
-        for _ in range(N_ROUNDS):
+        for round_ in range(N_ROUNDS):
+            plot_src = page.locator(plot).get_attribute("src")
             for _ in range(N_LABELS):
                 label_current()
             page.screenshot(path=str(ARTIFACTS / f"{app}-2-labelled.png"))
-            plot_src = wait_src_changed(page, plot, plot_src, timeout=EVAL_TIMEOUT_MS)
+            if round_ == 0:
+                wait_src_changed(page, "img.oal-plot.oal-plot-has-metrics", None, timeout=EVAL_TIMEOUT_MS)
+            else:
+                wait_src_changed(page, plot, plot_src, timeout=EVAL_TIMEOUT_MS)
         mark("evaluated")
         point_at_image()  # keep the "keys live" look for the picture
         panel.screenshot(path=str(ARTIFACTS / f"panel-{app}.png"))

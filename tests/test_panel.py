@@ -287,6 +287,7 @@ def test_an_error_in_the_handler_is_shown_not_raised(panel, monkeypatch):
 def test_an_update_from_a_thread_redraws_status_and_plots(panel):
     annotator, factory = panel
     plot_before = annotator._plot.value
+    assert "oal-plot-has-metrics" not in annotator._plot._dom_classes  # the placeholder, not a curve
     annotator._on_key(key("1"))
     row = {"n_labels": 1, "accuracy": 0.5, "loss": 1.1, "n_test": 1, "seconds": 0.5}
     thread = threading.Thread(
@@ -294,7 +295,8 @@ def test_an_update_from_a_thread_redraws_status_and_plots(panel):
     )
     thread.start()
     thread.join(timeout=30)
-    wait_for(lambda: annotator._plot.value != plot_before)
+    wait_for(lambda: "oal-plot-has-metrics" in annotator._plot._dom_classes)
+    assert annotator._plot.value != plot_before
     assert bytes(annotator._plot.value).startswith(b"\x89PNG")
     assert annotator._status.value.startswith("training · trained on 1 labels")
     assert annotator.history == [row]
