@@ -17,6 +17,7 @@ imports Keras lazily.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import os
 import time
 from collections.abc import Callable, Sequence
@@ -138,32 +139,51 @@ class Embeddings:
 
     def missing(self, paths: Sequence[str]) -> list[str]:
         """The ``paths`` whose embedding is not cached (checked against the file), in their order."""
-        out = []
-        index = np.array([self._index.get(p, -1) for p in paths], dtype=np.int64)
+        return self._missing(paths, self._indices(paths))
+
+    def _indices(self, paths: Sequence[str]) -> np.ndarray:
+        """Each path's slot, -1 for a path not in the pool (one dict lookup per path, nothing else)."""
+        return np.fromiter(
+            map(self._index.get, paths, itertools.repeat(-1)), dtype=np.int64, count=len(paths)
+        )
+
+    def _missing(self, paths: Sequence[str], index: np.ndarray) -> list[str]:
         known = index >= 0
         ready = np.zeros(len(paths), dtype=bool)
         ready[known] = self.cache.ready(index[known])
-        for path, i, ok in zip(paths, index, ready, strict=True):
-            if ok or path in self._failed:
+        out = []
+        # Vectorised first: after the idle prefill nearly every slot is ready and skips the Python loop.
+        for j in np.flatnonzero(~ready).tolist():
+            path, i = paths[j], int(index[j])
+            if path in self._failed:
                 continue
-            if i < 0 or self.cache.check(int(i), _stat(self.pool.root / path)) != FILLED:
+            if i < 0 or self.cache.check(i, _stat(self.pool.root / path)) != FILLED:
                 out.append(path)
         return out
 
-    def vectors(self, paths: Sequence[str], progress=None) -> tuple[np.ndarray, list[str]]:
-        """float32 ``(n, dim)`` embeddings of the ``paths`` that load, and those paths (in order).
+    def vectors(self, paths: Sequence[str], progress=None, dtype=np.float32) -> tuple[np.ndarray, list[str]]:
+        """``(n, dim)`` embeddings (float32, or ``dtype``) of the ``paths`` that load, and those paths.
 
         Missing ones are computed now in batches of ``EMBED_BATCH``; ``progress(done, total)`` is
         called after each batch when there is more than one. Images that fail to decode are left out
-        (the pool records why in ``.skipped``) and not tried again by this object.
+        (the pool records why in ``.skipped``) and not tried again by this object. ``dtype=
+        EMBEDDING_DTYPE`` skips the conversion (a query over 100,000 images casts on the device instead).
         """
-        todo = self.missing(paths)
+        paths = list(paths)
+        index = self._indices(paths)
+        todo = self._missing(paths, index)
         if todo:
             self._compute(todo, progress)
-        ok = [p for p in paths if p not in self._failed and p in self._index]
-        index = np.array([self._index[p] for p in ok], dtype=np.int64)
-        out = self.cache.get(index).astype(np.float32) if ok else np.zeros((0, self.dim), np.float32)
-        return out, ok
+        keep = index >= 0
+        if self._failed:
+            keep &= np.fromiter((p not in self._failed for p in paths), dtype=bool, count=len(paths))
+        if keep.all():
+            ok = paths
+        else:
+            ok = [paths[j] for j in np.flatnonzero(keep).tolist()]
+            index = index[keep]
+        out = self.cache.get(index) if ok else np.zeros((0, self.dim), EMBEDDING_DTYPE)
+        return out.astype(dtype, copy=False), ok
 
     def _compute(self, paths: list[str], progress=None) -> None:
         total = len(paths)

@@ -180,29 +180,28 @@ def epsilon_greedy(epsilon: float = 0.1) -> Policy:
 
     def policy(scores, rng: np.random.Generator | None = None) -> np.ndarray:
         rng = np.random.default_rng() if rng is None else rng
-        ranked = greedy(scores, rng)
+        ranked = greedy(scores, rng).tolist()
         n = len(ranked)
-        explore = rng.random(n) < epsilon
-        # `unused` holds the indices not placed yet in its first `left` slots; `where` locates them,
-        # so a random pick is an O(1) swap-remove.
-        unused = np.arange(n)
-        where = np.arange(n)
-        left = n
-        best = 0  # next position in `ranked` that may still be unused
-        order = np.empty(n, dtype=np.intp)
-        for pos in range(n):
-            if explore[pos]:
-                idx = unused[rng.integers(left)]
+        explore = (rng.random(n) < epsilon).tolist()
+        # Exploration takes the next unused image of a uniform random permutation: given what is used so
+        # far, that is a uniform pick among the unused ones. Plain lists: this loop runs once per image
+        # (100,000 in a large pool's query), and numpy scalar indexing would cost several times more.
+        shuffled = rng.permutation(n).tolist()
+        used = bytearray(n)
+        order = []
+        best = pick = 0  # next positions in `ranked` / `shuffled` that may still be unused
+        for e in explore:
+            if e:
+                while used[shuffled[pick]]:
+                    pick += 1
+                idx = shuffled[pick]
             else:
-                while where[ranked[best]] >= left:  # already placed by exploration
+                while used[ranked[best]]:
                     best += 1
                 idx = ranked[best]
-            order[pos] = idx
-            left -= 1
-            slot, last = where[idx], unused[left]
-            unused[slot], where[last] = last, slot
-            unused[left], where[idx] = idx, left
-        return order
+            used[idx] = 1
+            order.append(idx)
+        return np.array(order, dtype=np.intp)
 
     policy.__name__ = policy.__qualname__ = f"epsilon_greedy({epsilon:g})"
     return policy
