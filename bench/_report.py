@@ -1,13 +1,26 @@
-"""What every bench prints and writes: one row per measurement, with the machine and the date."""
+"""What the timing benches share: timing, peak memory, and one report (CSV + table, machine, date)."""
 
 from __future__ import annotations
 
 import csv
 import os
 import platform
+import resource
 import time
 
 COLUMNS = ["metric", "value", "unit", "target", "note"]
+
+
+def peak_mb() -> float:
+    """Peak resident memory of this process so far, in MB."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+
+
+def timed(fn):
+    """(seconds, result) of ``fn()``."""
+    started = time.perf_counter()
+    result = fn()
+    return time.perf_counter() - started, result
 
 
 def machine() -> str:
