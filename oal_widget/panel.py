@@ -147,6 +147,7 @@ class Annotator(InsightMixin, widgets.VBox):
         self._plotted_metrics = -1
         self._plotted_counts: dict | None = None
         self._distribution_timer: threading.Timer | None = None
+        self._skipped_shown = 0  # files listed under "skipped" (the list is rebuilt only when it grows)
         self._finishing = False
         self._build_widgets()
         self._build_insight()  # final fit, model insight (insight.py)
@@ -652,7 +653,7 @@ class Annotator(InsightMixin, widgets.VBox):
 
     def _refresh_skipped(self) -> None:
         skipped = self.session.skipped
-        if len(skipped) == getattr(self, "_skipped_shown", 0):
+        if len(skipped) == self._skipped_shown:
             return
         self._skipped_shown = len(skipped)
         items = "".join(

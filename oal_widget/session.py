@@ -705,7 +705,6 @@ class Session:
         with self._lock:
             if version == self._data_version:
                 return False
-        with self._lock:
             # Read under the lock: a label() of this session from another thread between the read and
             # the merge would otherwise look like a label the other session removed.
             labels = dict(self.store.labels())

@@ -822,7 +822,8 @@ class Trainer(threading.Thread):
     def _note_trained(self, paths: list[str]) -> None:
         now = time.monotonic()
         for path in paths:
-            if self._fresh.pop(path, 0) is None:  # a fresh label's first step
+            if path in self._fresh:  # a fresh label's first step
+                del self._fresh[path]
                 sent = self._sent_at.pop(path, None)
                 if sent is not None:
                     self.label_latency.append((path, now - sent))
