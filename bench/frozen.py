@@ -62,10 +62,10 @@ def main(argv=None) -> int:
     import keras
 
     from oal_widget.config import Config
+    from oal_widget.data.pool import ImagePool, split_test
     from oal_widget.messages import Labelled
-    from oal_widget.models import transfer_model_fn
-    from oal_widget.pool import ImagePool, split_test
-    from oal_widget.trainer import Trainer
+    from oal_widget.training.models import transfer_model_fn
+    from oal_widget.training.trainer import Trainer
 
     rows: list[tuple[str, float, str, str, str]] = []
 

@@ -251,7 +251,7 @@ def print_table(table) -> None:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    from oal_widget.samples import write_digits
+    from oal_widget.data.samples import write_digits
 
     start = time.monotonic()
     args.out.mkdir(parents=True, exist_ok=True)

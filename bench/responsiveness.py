@@ -100,7 +100,7 @@ def main(argv=None) -> int:
     parser.add_argument("--out", type=Path, default=RESULTS / "responsiveness.csv")
     args = parser.parse_args(argv)
     sys.path.insert(0, str(ROOT))
-    from oal_widget.samples import write_digits
+    from oal_widget.data.samples import write_digits
 
     rows = []
     with tempfile.TemporaryDirectory(prefix="oal-resp-images-") as images:

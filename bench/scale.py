@@ -44,7 +44,7 @@ def _make_chunk(args) -> int:
     """Write images ``start..stop`` (a separate process: PNG encoding is CPU-bound)."""
     from PIL import Image
 
-    from oal_widget.samples import load_digits_arrays
+    from oal_widget.data.samples import load_digits_arrays
 
     out, start, stop, seed = args
     images, targets = load_digits_arrays()
@@ -109,9 +109,9 @@ def main(argv=None) -> int:
     gen_s = generate(folder, args.n)
 
     from oal_widget.config import Config
+    from oal_widget.data.pool import ImagePool, split_test
     from oal_widget.messages import Labelled
-    from oal_widget.pool import ImagePool, split_test
-    from oal_widget.trainer import Trainer
+    from oal_widget.training.trainer import Trainer
 
     rows: list[tuple[str, float, str, str, str]] = []  # metric, value, unit, target, note
 

@@ -16,13 +16,13 @@ __version__ = "0.1.0"
 
 # public name -> module that defines it
 _EXPORTS = {
-    "Annotator": "panel",
-    "DEFAULT_KEYS": "panel",
+    "Annotator": "ui.panel",
+    "DEFAULT_KEYS": "ui.panel",
     "Config": "config",
-    "Session": "session",
-    "default_model_fn": "models",
-    "transfer_model_fn": "models",
-    "reload_model": "models",
+    "Session": "session.session",
+    "default_model_fn": "training.models",
+    "transfer_model_fn": "training.models",
+    "reload_model": "training.models",
 }
 __all__ = sorted(_EXPORTS)
 

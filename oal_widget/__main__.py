@@ -101,14 +101,14 @@ def main(argv=None) -> int:
                 **_label_efficiency_settings(args),
             )
         elif args.command == "export":
-            from .exports import export
-            from .store import open_existing
+            from .data.store import open_existing
+            from .reports.exports import export
 
             with open_existing(args.workdir) as store:
                 result = export(store, args.out, args.format, images_root=args.images, split=args.split)
             print(result)
         else:
-            from .session import Session
+            from .session.session import Session
 
             # start=False: the labels go to the store only; no trainer, no TensorFlow.
             session = Session(args.images_dir, None, workdir=args.workdir, start=False)

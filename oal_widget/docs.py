@@ -103,7 +103,8 @@ def _params(fn) -> str:
 
 def workdir_files() -> list[tuple[str, str]]:
     """(name, what) of every file oal_widget writes in the workdir, named by the code's constants."""
-    from . import cache, session, store
+    from .data import cache, store
+    from .session import session
 
     return [
         (
@@ -138,7 +139,9 @@ MODEL_FN_CONTRACT = (
 
 def api_section() -> str:
     """The README's API section, from the code."""
-    from . import config, panel, strategies
+    from . import config
+    from .al import strategies
+    from .ui import panel
 
     sig = inspect.signature(panel.Annotator.__init__)
     docs = arg_docs(panel.Annotator)

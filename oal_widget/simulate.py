@@ -16,12 +16,12 @@ from pathlib import Path
 
 import numpy as np
 
-from .cache import CACHE_DIR
 from .config import Config
+from .data.cache import CACHE_DIR
+from .data.pool import ImagePool, split_test
+from .data.store import Store
 from .messages import Labelled
-from .pool import ImagePool, split_test
-from .store import Store
-from .trainer import Trainer
+from .training.trainer import Trainer
 
 CSV_COLUMNS = ("n_labels", "accuracy", "loss", "n_test", "seconds", "strategy", "seed")
 #: Appended after CSV_COLUMNS: cumulative seconds in train_round() and in query(), and queries so far.

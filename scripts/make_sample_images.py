@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from oal_widget.samples import write_digits  # noqa: E402
+from oal_widget.data.samples import write_digits  # noqa: E402
 
 
 def main():

@@ -12,7 +12,7 @@ os.environ.setdefault("MPLBACKEND", "Agg")
 @pytest.fixture(scope="session")
 def digits_dir(tmp_path_factory):
     """200 digits (20 per class) as 16x16 PNGs in class folders ``<digit>/digit_NNNN.png``."""
-    from oal_widget.samples import write_digits
+    from oal_widget.data.samples import write_digits
 
     root = tmp_path_factory.mktemp("digits")
     write_digits(root, per_class=20, size=16, seed=0)
@@ -22,7 +22,7 @@ def digits_dir(tmp_path_factory):
 @pytest.fixture
 def small_digits(tmp_path):
     """A private, writable copy: 3 classes x 8 images, 16x16, for tests that change the folder."""
-    from oal_widget.samples import write_digits
+    from oal_widget.data.samples import write_digits
 
     root = tmp_path / "images"
     paths = write_digits(root, per_class=8, size=16, seed=1)
@@ -40,7 +40,7 @@ def pool(digits_dir):
     """An ImagePool over ``digits_dir`` at the tests' small shape (one per module: pools cache arrays)."""
     from helpers import SHAPE
 
-    from oal_widget.pool import ImagePool
+    from oal_widget.data.pool import ImagePool
 
     return ImagePool(digits_dir, SHAPE)
 
@@ -48,7 +48,7 @@ def pool(digits_dir):
 @pytest.fixture(scope="module")
 def split(pool):
     """(train paths, test paths) of ``pool`` with the default fraction and seed."""
-    from oal_widget.pool import split_test
+    from oal_widget.data.pool import split_test
 
     test = split_test(pool.paths, 0.2, 0)
     return [p for p in pool.paths if p not in set(test)], test

@@ -3,8 +3,10 @@
 import inspect
 from pathlib import Path
 
-from oal_widget import config, docs, panel, strategies
-from oal_widget.trainer import Trainer
+from oal_widget import config, docs
+from oal_widget.al import strategies
+from oal_widget.training.trainer import Trainer
+from oal_widget.ui import panel
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 
@@ -38,7 +40,8 @@ def test_every_key_strategy_and_policy_is_in_the_section_with_a_description():
 
 
 def test_workdir_files_are_the_ones_the_code_writes():
-    from oal_widget import session, store
+    from oal_widget.data import store
+    from oal_widget.session import session
 
     names = [name for name, _ in docs.workdir_files()]
     assert {store.FILENAME, session.MODEL_FILE, session.METRICS_FILE} <= set(names)

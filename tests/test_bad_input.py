@@ -18,7 +18,7 @@ from helpers import tiny_model_fn, wait_for
 from PIL import Image
 
 from oal_widget import Annotator
-from oal_widget.pool import SYMLINK_OUTSIDE
+from oal_widget.data.pool import SYMLINK_OUTSIDE
 
 LABELS = ["zero", "one", "two"]
 SHAPE = (16, 16, 1)

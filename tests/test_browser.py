@@ -6,7 +6,7 @@ Keys meant for the panel must never change the notebook (JupyterLab binds 1, 2, 
 mode), so the cells are compared before and after.
 
 Notebook 7 runs the same test: its shortcuts see keys before ipyevents does, so the panel keeps a
-focused text input (the key sink) that no command-mode shortcut matches (see oal_widget/panel.py).
+focused text input (the key sink) that no command-mode shortcut matches (see oal_widget/ui/panel.py).
 
 Env: E2E_CHROMIUM (default /usr/bin/chromium), E2E_ARTIFACTS (default <repo>/artifacts: screenshots,
 timings, server logs; on failure also the console log, page HTML, keys pressed and the store's labels),
@@ -274,7 +274,7 @@ def wait_until(predicate, timeout: float, what: str):
 
 def store_labels(workdir: Path) -> dict[str, str]:
     """path -> label, read from the panel's SQLite store (the only source of truth)."""
-    from oal_widget.store import open_existing
+    from oal_widget.data.store import open_existing
 
     store = open_existing(workdir)  # never creates a store where the panel made none
     try:

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from oal_widget import pool as pool_module
-from oal_widget.cache import ArrayCache
-from oal_widget.pool import ImageError, ImagePool, load_array
+from oal_widget.data import pool as pool_module
+from oal_widget.data.cache import ArrayCache
+from oal_widget.data.pool import ImageError, ImagePool, load_array
 
 SHAPE = (16, 16, 1)
 

@@ -15,9 +15,9 @@ from pathlib import Path
 
 from fake_trainer import Factory
 
+from oal_widget.data.store import FILENAME, Store
 from oal_widget.messages import Unlabelled
-from oal_widget.session import Session
-from oal_widget.store import FILENAME, Store
+from oal_widget.session.session import Session
 
 LABELS = ["zero", "one", "two"]
 SHAPE = (16, 16, 1)

@@ -26,10 +26,10 @@ from pathlib import Path
 import pytest
 from fake_trainer import Factory
 
+from oal_widget.data.samples import write_digits
+from oal_widget.data.store import FILENAME
 from oal_widget.messages import Labelled
-from oal_widget.samples import write_digits
-from oal_widget.session import Session
-from oal_widget.store import FILENAME
+from oal_widget.session.session import Session
 
 TESTS = Path(__file__).parent
 KILLS = 20
@@ -40,8 +40,8 @@ import json, os, random, sys, time, traceback
 sys.path.insert(0, sys.argv[3])
 from fake_trainer import Factory
 from oal_widget.messages import Labelled
-from oal_widget import plots
-from oal_widget.panel import Annotator
+from oal_widget.ui import plots
+from oal_widget.ui.panel import Annotator
 
 plots.metrics_png(())  # warm matplotlib (fonts, PNG writer) once, before forking
 plots.distribution_png({"a": 1})

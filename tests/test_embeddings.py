@@ -18,9 +18,9 @@ from helpers import wait_for
 from PIL import Image
 
 from oal_widget.config import Config
+from oal_widget.data.pool import ImagePool, split_test
 from oal_widget.messages import Labelled, Update
-from oal_widget.pool import ImagePool, split_test
-from oal_widget.trainer import Trainer
+from oal_widget.training.trainer import Trainer
 
 sys.path.insert(0, str(Path(__file__).parent))
 from fake_trainer import Factory  # noqa: E402
@@ -82,8 +82,8 @@ def images(root, n=32) -> np.ndarray:
 def test_frozen_reason_says_why_a_model_does_not_qualify():
     import keras
 
-    from oal_widget import embeddings
-    from oal_widget.models import default_model_fn
+    from oal_widget.training import frozen as embeddings
+    from oal_widget.training.models import default_model_fn
 
     assert embeddings.frozen_reason(frozen_model_fn(3, SHAPE)) is None
     assert "trainable weights" in embeddings.frozen_reason(default_model_fn(3, SHAPE))
@@ -99,7 +99,7 @@ def test_frozen_reason_says_why_a_model_does_not_qualify():
 
 
 def test_training_the_head_trains_the_full_model(digits_dir):
-    from oal_widget import embeddings
+    from oal_widget.training import frozen as embeddings
 
     model = frozen_model_fn(10, SHAPE)
     backbone, head = embeddings.split(model)
@@ -185,8 +185,8 @@ def test_an_edited_image_or_other_backbone_weights_are_embedded_again(small_digi
 def test_saved_model_is_the_full_transfer_model_and_resumes_without_embedding_again(small_digits, tmp_path):
     import keras
 
-    from oal_widget import embeddings
-    from oal_widget.models import reload_model, transfer_model_fn
+    from oal_widget.training import frozen as embeddings
+    from oal_widget.training.models import reload_model, transfer_model_fn
 
     weights = tmp_path / "mobilenet_v2.weights.h5"
     keras.applications.MobileNetV2(
@@ -220,7 +220,7 @@ def test_saved_model_is_the_full_transfer_model_and_resumes_without_embedding_ag
 
 
 def test_frozen_backbone_setting_true_and_false(digits_dir, tmp_path):
-    from oal_widget.models import default_model_fn
+    from oal_widget.training.models import default_model_fn
 
     required = make_trainer(
         digits_dir, tmp_path / "a", model_fn=default_model_fn, config=CFG.replace(frozen_backbone=True)
@@ -267,7 +267,7 @@ def test_idle_trainer_thread_embeds_the_pool_with_progress_then_trains_on_new_la
 
 
 def test_idle_trainer_decodes_the_pool_into_the_disk_cache_without_frozen_backbone(digits_dir, tmp_path):
-    from oal_widget.models import default_model_fn
+    from oal_widget.training.models import default_model_fn
 
     trainer = make_trainer(digits_dir, tmp_path, model_fn=default_model_fn)
     assert trainer.build() and not trainer.frozen_backbone

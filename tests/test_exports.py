@@ -7,10 +7,10 @@ import os
 import pytest
 from fake_trainer import FakeTrainer
 
-from oal_widget import exports
 from oal_widget.__main__ import main
-from oal_widget.session import Session
-from oal_widget.store import Store
+from oal_widget.data.store import Store
+from oal_widget.reports import exports
+from oal_widget.session.session import Session
 
 
 def _session(images, labels=("0", "1", "2"), **kw):

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from helpers import wait_for
 
-from oal_widget.models import reload_model
-from oal_widget.session import Session
+from oal_widget.session.session import Session
+from oal_widget.training.models import reload_model
 
 SETTINGS = dict(input_shape=(16, 16, 1), batch_size=8, train_steps=2, eval_every=4, query_every=4)
 

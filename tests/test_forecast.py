@@ -6,8 +6,8 @@ import math
 import numpy as np
 import pytest
 
-from oal_widget import diagnostics
-from oal_widget.forecast import fit_curve, forecast, labels_needed, target_of
+from oal_widget.reports import diagnostics
+from oal_widget.reports.forecast import fit_curve, forecast, labels_needed, target_of
 
 
 def _curve(ns, a=0.95, b=-0.8, c=0.5, noise=0.0, seed=0):

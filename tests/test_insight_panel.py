@@ -9,8 +9,9 @@ import pytest
 from fake_trainer import FakeTrainer
 from helpers import wait_for
 
-from oal_widget import Annotator, diagnostics
+from oal_widget import Annotator
 from oal_widget.messages import Update
+from oal_widget.reports import diagnostics
 
 SHAPE = (16, 16, 1)
 

@@ -7,8 +7,8 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from oal_widget import config
-from oal_widget.bandit import Exp3Strategy
-from oal_widget.strategies import (
+from oal_widget.al.bandit import Exp3Strategy
+from oal_widget.al.strategies import (
     POLICIES,
     STRATEGIES,
     bald,

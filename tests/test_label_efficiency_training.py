@@ -7,7 +7,7 @@ import pytest
 from oal_widget.config import Config
 from oal_widget.messages import Labelled
 from oal_widget.simulate import simulate
-from oal_widget.trainer import Trainer
+from oal_widget.training.trainer import Trainer
 
 SHAPE = (16, 16, 1)
 LABELS = [str(d) for d in range(10)]

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from oal_widget.models import (
+from oal_widget.training.models import (
     check_model,
     default_model_fn,
     embedding_model,
@@ -47,7 +47,8 @@ def mobilenet_weights(keras, tmp_path_factory):
 
 def test_importing_models_does_not_import_tensorflow():
     code = (
-        "import sys, oal_widget.models; assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules"
+        "import sys, oal_widget.training.models; "
+        "assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
 

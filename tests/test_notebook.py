@@ -24,7 +24,7 @@ WIDGET_STATE = "application/vnd.jupyter.widget-state+json"
 # Appended to the notebook in the test only: stop the session (bounded), then report as JSON.
 FINAL_CELL = """
 import json as _json, sys as _sys, threading as _threading
-from oal_widget.trainer import Trainer as _Trainer
+from oal_widget.training.trainer import Trainer as _Trainer
 annotator.stop()
 print(_json.dumps({
     "executable": _sys.executable,

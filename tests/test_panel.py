@@ -16,7 +16,7 @@ from PIL import Image
 
 from oal_widget import Annotator
 from oal_widget.messages import Update
-from oal_widget.panel import DEFAULT_KEYS, merge_keymap
+from oal_widget.ui.panel import DEFAULT_KEYS, merge_keymap
 
 LABELS = ["zero", "one", "two"]
 SHAPE = (16, 16, 1)

@@ -6,7 +6,7 @@ import threading
 import pytest
 from PIL import Image
 
-from oal_widget.plots import PNG_SIGNATURE, distribution_png, metrics_png
+from oal_widget.ui.plots import PNG_SIGNATURE, distribution_png, metrics_png
 
 ROWS = [
     {"n_labels": 10, "accuracy": 0.4, "loss": 1.9, "n_test": 5, "seconds": 3.0},

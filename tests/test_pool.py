@@ -18,8 +18,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from oal_widget import pool as pool_mod
-from oal_widget.pool import (
+from oal_widget.data import pool as pool_mod
+from oal_widget.data.pool import (
     IMAGE_EXTENSIONS,
     SYMLINK_OUTSIDE,
     ImageError,
@@ -186,7 +186,7 @@ def test_zero_byte_file_is_skipped_by_scan_and_refused_by_load(tmp_path):
 
 UNREADABLE_CHECK = """
 import json, os, sys
-from oal_widget.pool import ImageError, load_array, scan
+from oal_widget.data.pool import ImageError, load_array, scan
 if os.geteuid() == 0:  # root reads anything: drop to 'nobody' once Python and the package are loaded
     os.setgid(65534)
     os.setuid(65534)

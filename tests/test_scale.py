@@ -11,7 +11,7 @@ from helpers import tiny_model_fn
 
 from oal_widget.config import Config
 from oal_widget.messages import Labelled
-from oal_widget.trainer import Trainer
+from oal_widget.training.trainer import Trainer
 
 SHAPE = (16, 16, 1)
 LABELS = [str(d) for d in range(10)]
@@ -100,9 +100,9 @@ DISTRIBUTED = textwrap.dedent(
     tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
     from oal_widget.config import Config
     from oal_widget.messages import Labelled
-    from oal_widget.models import reload_model
-    from oal_widget.pool import ImagePool, split_test
-    from oal_widget.trainer import Trainer
+    from oal_widget.training.models import reload_model
+    from oal_widget.data.pool import ImagePool, split_test
+    from oal_widget.training.trainer import Trainer
 
     images, workdir = sys.argv[1], sys.argv[2]
     strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])

@@ -19,8 +19,8 @@ from fake_trainer import Factory
 from PIL import Image
 
 from oal_widget import Annotator
+from oal_widget.data.pool import SYMLINK_OUTSIDE
 from oal_widget.messages import Update
-from oal_widget.pool import SYMLINK_OUTSIDE
 
 TESTS = Path(__file__).parent
 
@@ -193,7 +193,7 @@ def test_label_and_file_names_are_escaped_in_every_html_widget(tmp_path):
         )
         assert NASTY in panel._error.value  # a Label: shown as plain text, never parsed as HTML
         if hasattr(panel, "_show_insight"):  # the model-insight view (confusion matrix, most wrong images)
-            from oal_widget import diagnostics
+            from oal_widget.reports import diagnostics
 
             paths = [p for p in s.pool.paths if "broken" not in p][:3]
             probs = np.array([[0.1, 0.1, 0.8], [0.8, 0.1, 0.1], [0.1, 0.8, 0.1]])
@@ -211,7 +211,7 @@ def test_label_and_file_names_are_escaped_in_every_html_widget(tmp_path):
 def test_a_folder_swapped_for_a_link_out_after_the_scan_is_not_read(tmp_path):
     import pytest
 
-    from oal_widget.pool import ImageError, ImagePool, display_png
+    from oal_widget.data.pool import ImageError, ImagePool, display_png
 
     root, secret = tmp_path / "images", tmp_path / "secret"
     for folder in (root / "sub", secret):

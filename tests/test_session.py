@@ -14,11 +14,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
+from oal_widget.data.pool import ImageError
+from oal_widget.data.samples import write_digits
+from oal_widget.data.store import Store
 from oal_widget.messages import Labelled, Pause, Resume, Retry, Stop, Unlabelled, Update
-from oal_widget.pool import ImageError
-from oal_widget.samples import write_digits
-from oal_widget.session import TEST_EVERY, Session
-from oal_widget.store import Store
+from oal_widget.session.session import TEST_EVERY, Session
 
 LABELS = ["zero", "one", "two"]
 SHAPE = (16, 16, 1)

@@ -78,7 +78,7 @@ def test_random_strategy_workdir_kept_and_final_evaluation(digits_dir, tmp_path)
     assert len(lines) == 2 and all(isinstance(x, str) for x in lines)
     assert {r["strategy"] for r in rows} == {"random"}
     assert (wd / "annotations.sqlite").is_file() and (wd / "model.keras").is_file()
-    from oal_widget.store import Store
+    from oal_widget.data.store import Store
 
     with Store(wd) as store:
         labels = store.labels()

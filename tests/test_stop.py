@@ -18,8 +18,8 @@ from helpers import tiny_model_fn, wait_for
 
 from oal_widget.config import Config
 from oal_widget.messages import Labelled
-from oal_widget.session import Session
-from oal_widget.trainer import Trainer
+from oal_widget.session.session import Session
+from oal_widget.training.trainer import Trainer
 
 SHAPE = (16, 16, 1)
 LABELS = [str(d) for d in range(10)]
@@ -156,7 +156,7 @@ def test_session_stop_after_a_training_error_keeps_the_labels_and_does_not_save_
 
 IMPORTING = r"""
 import json, sys, time
-from oal_widget.session import Session
+from oal_widget.session.session import Session
 
 s = Session(sys.argv[1], ["zero", "one", "two"], workdir=sys.argv[2], input_shape=(16, 16, 1),
             train_steps=2, batch_size=16, test_fraction=0)

@@ -17,7 +17,7 @@ from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
-from oal_widget.store import FILENAME, Store, open_existing
+from oal_widget.data.store import FILENAME, Store, open_existing
 
 NAMES = ["cat", "dog", "bird"]
 NASTY = ["a, b", 'say "hi"', "multi\nline", "colon: yes", "ünïcödé 🐱", "  spaced  ", "semi;colon", "=1+1"]
@@ -324,7 +324,7 @@ def test_open_existing(tmp_path, store):
 # --- processes ----------------------------------------------------------------------------------
 READER = """
 import json, sys
-from oal_widget.store import Store
+from oal_widget.data.store import Store
 with Store(sys.argv[1]) as s:
     undone = s.undo()  # this process's session has nothing to undo
     s.label("from_child.png", "bird")
@@ -345,7 +345,7 @@ def test_another_process_sees_committed_labels_and_we_see_its(tmp_path, store):
 
 KILLED_CHILD = """
 import os, signal, sys
-from oal_widget.store import Store
+from oal_widget.data.store import Store
 s = Store(sys.argv[1])
 s.set_label_names(["a", "b, c", "ü"])
 n = int(sys.argv[2])
@@ -375,7 +375,7 @@ def test_labels_survive_sigkill_right_after_label_returns(tmp_path):
 
 LABELLING_CHILD = """
 import sys
-from oal_widget.store import Store
+from oal_widget.data.store import Store
 s = Store(sys.argv[1])
 s.set_label_names(["x", "y"])
 i = 0

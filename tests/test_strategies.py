@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from oal_widget import config
-from oal_widget.strategies import (
+from oal_widget.al.strategies import (
     POLICIES,
     STRATEGIES,
     RankingWarning,
@@ -272,7 +272,7 @@ def test_builtin_ranking_emits_no_warning():
 
 def test_importing_strategies_does_not_import_tensorflow():
     code = (
-        "import sys, oal_widget.strategies; "
+        "import sys, oal_widget.al.strategies; "
         "assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules"
     )
     subprocess.run([sys.executable, "-c", code], check=True)

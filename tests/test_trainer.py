@@ -17,9 +17,9 @@ import pytest
 from helpers import tiny_model_fn
 
 from oal_widget.config import Config
+from oal_widget.data.pool import ImagePool
 from oal_widget.messages import Labelled, Pause, Resume, Retry, Stop, Unlabelled, Update
-from oal_widget.pool import ImagePool
-from oal_widget.trainer import Trainer
+from oal_widget.training.trainer import Trainer
 
 SHAPE = (16, 16, 1)
 LABELS = [str(d) for d in range(10)]
@@ -71,8 +71,8 @@ def test_creating_a_trainer_does_not_import_tensorflow(digits_dir, tmp_path):
     code = (
         "import sys\n"
         "from oal_widget.config import Config\n"
-        "from oal_widget.pool import ImagePool\n"
-        "from oal_widget.trainer import Trainer\n"
+        "from oal_widget.data.pool import ImagePool\n"
+        "from oal_widget.training.trainer import Trainer\n"
         f"pool = ImagePool({str(digits_dir)!r}, (16, 16, 1))\n"
         "names = [str(d) for d in range(10)]\n"
         f"t = Trainer(pool, names, Config(), test_paths=[], workdir={str(tmp_path)!r})\n"

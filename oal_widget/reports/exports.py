@@ -338,7 +338,7 @@ def _read_json(source: Path) -> list[tuple[str, str]]:
 
 
 def _read_folder(source: Path, root: Path) -> list[tuple[list[str], str, str]]:
-    from .pool import scan  # the same rules as the pool: hidden folders and symlinks out are skipped
+    from ..data.pool import scan  # the same rules as the pool: hidden folders and symlinks out are skipped
 
     paths, _skipped = scan(source)
     source_resolved = source.resolve()

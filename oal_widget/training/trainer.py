@@ -26,9 +26,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .cache import CACHE_DIR
-from .config import Config
-from .messages import Labelled, Pause, Resume, Retry, Stop, Unlabelled, Update
+from ..config import Config
+from ..data.cache import CACHE_DIR
+from ..messages import Labelled, Pause, Resume, Retry, Stop, Unlabelled, Update
 
 log = logging.getLogger(__name__)
 
@@ -382,7 +382,7 @@ class Trainer(threading.Thread):
         images are predicted too (the panel shows a prediction for them) but are not ranked.
         Images that fail to decode are kept at the end of the order, never dropped.
         """
-        from . import strategies
+        from ..al import strategies
 
         with self._lock:
             if self.model is None or self._error is not None:
@@ -472,7 +472,9 @@ class Trainer(threading.Thread):
         import json
         import platform
 
-        from . import __version__, diagnostics, models
+        from .. import __version__
+        from ..reports import diagnostics
+        from . import models
 
         if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
             raise ValueError(f"epochs={epochs!r} is invalid: expected a whole number >= 1, e.g. 30")
@@ -580,7 +582,7 @@ class Trainer(threading.Thread):
         None while there is no model (or it is in the error state). Holds the trainer's lock for one
         prediction pass over the labelled test images (the online model is not thread-safe).
         """
-        from . import diagnostics
+        from ..reports import diagnostics
 
         with self._lock:
             if self.model is None or self._error is not None:
@@ -687,7 +689,7 @@ class Trainer(threading.Thread):
     def _query_strategy(self, rng: np.random.Generator):
         """The strategy for this query: ``random`` during the cold start, else the configured one
         (a bandit draws one of its arms here and is rewarded at the next evaluation)."""
-        from . import strategies
+        from ..al import strategies
 
         if self._strategy is None:
             self._strategy = strategies.get_strategy(self.config.strategy)  # fresh bandit state per trainer
@@ -713,7 +715,7 @@ class Trainer(threading.Thread):
 
     def _query_inputs(self, strategy, paths: list[str]) -> dict:
         """Extra inputs only when used: MC-dropout passes for BALD-like strategies, embeddings for kcenter."""
-        from . import strategies
+        from ..al import strategies
 
         inputs = {}
         if self.config.diversity != "none":
@@ -871,7 +873,7 @@ class Trainer(threading.Thread):
         """One short chunk of the work done while idle: embed (frozen-backbone mode) or decode into the
         disk cache the pool's next images. Returns (what, done, total), or None when nothing is left.
         Progress is published as ``Update.work``."""
-        from .embeddings import Prefill
+        from .frozen import Prefill
 
         with self._lock:
             target = self._prefill_target()
@@ -902,7 +904,7 @@ class Trainer(threading.Thread):
         """Split ``self.model`` into backbone and head when frozen-backbone mode applies (``config``
         ``frozen_backbone``); returns a note for the status line. ValueError when it is required and
         the model does not qualify."""
-        from . import embeddings
+        from . import frozen as embeddings
 
         self._head, self._frozen_model = None, self.model
         setting = self.config.frozen_backbone
@@ -947,7 +949,7 @@ class Trainer(threading.Thread):
         if self._frozen() is None:
             return self.pool.arrays(paths)
         if stored:
-            from .embeddings import EMBEDDING_DTYPE
+            from .frozen import EMBEDDING_DTYPE
 
             return self._embeddings.vectors(paths, dtype=EMBEDDING_DTYPE)
         return self._embeddings.vectors(paths)

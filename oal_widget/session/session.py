@@ -21,12 +21,12 @@ import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 
-from . import pool as pool_module
-from .cache import CACHE_DIR
-from .config import Config
-from .messages import Labelled, Pause, Resume, Retry, Stop, Unlabelled, Update
-from .pool import ImageError, ImagePool, Skipped, split_test
-from .store import Store, check_label_names
+from ..config import Config
+from ..data import pool as pool_module
+from ..data.cache import CACHE_DIR
+from ..data.pool import ImageError, ImagePool, Skipped, split_test
+from ..data.store import Store, check_label_names
+from ..messages import Labelled, Pause, Resume, Retry, Stop, Unlabelled, Update
 
 log = logging.getLogger(__name__)
 
@@ -217,7 +217,7 @@ class Session:
                 return
             factory = self._trainer_factory
             if factory is None:
-                from .trainer import Trainer  # imports no TensorFlow: the thread does, later
+                from ..training.trainer import Trainer  # imports no TensorFlow: the thread does, later
 
                 factory = Trainer
             model_path = self.workdir / MODEL_FILE
@@ -615,7 +615,7 @@ class Session:
         ``ValueError``. Imports are written by a separate store session, so Backspace never undoes
         them one by one. Returns an ``exports.ImportResult`` (counts, and paths not found).
         """
-        from . import exports
+        from ..reports import exports
 
         found, unmatched = exports.read_labels(source, self.images, self.pool.paths)
         result = exports.ImportResult(source=Path(source), unmatched=unmatched)
@@ -658,7 +658,7 @@ class Session:
 
         Returns an ``exports.ExportResult``; see ``exports.export_folders`` for the folder layout.
         """
-        from . import exports
+        from ..reports import exports
 
         return exports.export(self.store, out, format, images_root=self.images, split=split)
 
@@ -692,7 +692,7 @@ class Session:
     def forecast(self, metric: str = "accuracy", target: float | None = None):
         """How many more labels the learning curve suggests to reach ``target`` (default: the
         early-stopping bound of ``metric``); a ``forecast.Forecast``, or None with under 4 evaluations."""
-        from .forecast import forecast, target_of
+        from ..reports.forecast import forecast, target_of
 
         if target is None:
             target = target_of(self.config.early_stopping, metric)

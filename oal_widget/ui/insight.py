@@ -13,7 +13,7 @@ import threading
 
 import ipywidgets as widgets
 
-from . import diagnostics
+from ..reports import diagnostics
 
 #: Images shown in the "most wrong" strip.
 N_WRONG = 8
@@ -169,7 +169,7 @@ class InsightMixin:
 
 
 def _forecast_html(session) -> str:
-    from .forecast import MIN_POINTS
+    from ..reports.forecast import MIN_POINTS
 
     f = session.forecast()
     if f is None:

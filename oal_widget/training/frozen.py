@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .cache import FILLED, ArrayCache, fingerprint, remove_stale
+from ..data.cache import FILLED, ArrayCache, fingerprint, remove_stale
 
 #: Embeddings are stored as float16: half the disk and page cache of float32 (100,000 x 1280 values
 #: take 256 MB), and the head does not notice the rounding (about 1e-3 relative).

@@ -30,10 +30,10 @@ from collections.abc import Mapping
 import ipyevents
 import ipywidgets as widgets
 
+from ..data.pool import ImageError
+from ..session.session import Session
 from . import plots
 from .insight import InsightMixin
-from .pool import ImageError
-from .session import Session
 
 log = logging.getLogger(__name__)
 

@@ -1,0 +1,1 @@
+"""The notebook panel: ipywidgets and ipyevents live here and nowhere else."""
