@@ -7,7 +7,7 @@ import os
 import pytest
 from fake_trainer import FakeTrainer
 
-from oal_widget.__main__ import main
+from oal_widget.cli import main
 from oal_widget.data.store import Store
 from oal_widget.reports import exports
 from oal_widget.session.session import Session
