@@ -2,7 +2,7 @@
 
 Names follow the original framework's config files (BUFFER_SIZE, TEST_SET_FRAC, BATCH_SIZE,
 EARLY_STOPPING_METRICS_THRESHOLDS, EVAL_AND_QUERY_EVERY, INPUT_SHAPE) in snake case.
-Knows nothing of widgets or TensorFlow.
+Knows nothing of widgets or TensorFlow; the names of strategies and policies come from ``al.registry``.
 """
 
 from __future__ import annotations
@@ -14,11 +14,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .al.registry import DIVERSITY_NAMES, POLICY_NAMES, STRATEGY_NAMES
+
+__all__ = ["Config", "DIVERSITY_NAMES", "METRICS", "POLICY_NAMES", "SCHEDULE_NAMES", "STRATEGY_NAMES"]
+
 # Metrics the trainer computes on the test split; thresholds may use any of them.
 METRICS = ("accuracy", "loss")
-STRATEGY_NAMES = ("margin", "least_confidence", "ratio", "entropy", "random", "bald", "bandit")
-POLICY_NAMES = ("greedy", "epsilon_greedy", "power", "softmax")
-DIVERSITY_NAMES = ("none", "kcenter")
 SCHEDULE_NAMES = ("warm", "shrink_perturb", "refit")
 
 

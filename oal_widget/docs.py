@@ -140,7 +140,7 @@ MODEL_FN_CONTRACT = (
 def api_section() -> str:
     """The README's API section, from the code."""
     from . import config
-    from .al import strategies
+    from .al import registry
     from .ui import panel
 
     sig = inspect.signature(panel.Annotator.__init__)
@@ -171,11 +171,10 @@ def api_section() -> str:
 
     strat = ["| strategy | what it scores (higher = asked sooner) |", "| --- | --- |"]
     for name in config.STRATEGY_NAMES:
-        strat.append(f"| `{name}` | {_cell(_first_line(strategies.get_strategy(name)))} |")
+        strat.append(f"| `{name}` | {_cell(_first_line(registry.get_strategy(name)))} |")
     pol = ["| policy | how scores become an order |", "| --- | --- |"]
     for name in config.POLICY_NAMES:
-        # The plain function's docstring where there is one (``greedy``), else the factory's.
-        policy = getattr(strategies, name, None) or strategies.POLICIES[name]
+        policy = registry.POLICIES[name][0]  # the policy itself, or its factory
         pol.append(f"| `{name}` | {_cell(_first_line(policy))} |")
 
     files = ["| file | what |", "| --- | --- |"]

@@ -4,7 +4,7 @@ import inspect
 from pathlib import Path
 
 from oal_widget import config, docs
-from oal_widget.al import strategies
+from oal_widget.al import registry
 from oal_widget.training.trainer import Trainer
 from oal_widget.ui import panel
 
@@ -33,7 +33,7 @@ def test_every_key_strategy_and_policy_is_in_the_section_with_a_description():
     for key in panel.DEFAULT_KEYS:
         assert f"| `{key}` |" in section
     for name in config.STRATEGY_NAMES:
-        assert docs._first_line(strategies.get_strategy(name)), f"strategy {name!r} needs a docstring"
+        assert docs._first_line(registry.get_strategy(name)), f"strategy {name!r} needs a docstring"
         assert f"| `{name}` |" in section
     for name in config.POLICY_NAMES:
         assert f"| `{name}` |" in section

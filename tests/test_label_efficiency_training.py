@@ -63,7 +63,7 @@ def test_bald_query_uses_mc_dropout_and_the_bandit_is_rewarded_by_accuracy_gains
     assert bandit is None  # created at the first query, one per trainer
     update = trainer.query()
     bandit = trainer._strategy
-    assert bandit.last_arm is not None
+    assert len(trainer._pending_arms) == 1
     labelled = set(train[:5])
     assert sorted(update.order) == sorted(p for p in train if p not in labelled)
     # The dropout passes really differ (dropout on): BALD gets real disagreement to score.
@@ -75,7 +75,7 @@ def test_bald_query_uses_mc_dropout_and_the_bandit_is_rewarded_by_accuracy_gains
     give(trainer, train[5:10])
     trainer.train_round()
     row = trainer.evaluate()
-    assert len(bandit.rewards) == 1 and bandit.last_arm is None
+    assert len(bandit.rewards) == 1 and not trainer._pending_arms
     arm, reward = bandit.rewards[0]
     assert arm in bandit.arms and 0.0 <= reward <= 1.0
     gain = row["accuracy"] - trainer.history[-2]["accuracy"]

@@ -1,10 +1,10 @@
 """An EXP3 bandit that learns, from measured accuracy gains, which query strategy to use.
 
-Pure numpy; knows nothing of TensorFlow or widgets. The trainer asks it for a strategy before each
-query (``choose``) and tells it the test-accuracy gain measured after the labels that query ordered
-(``reward``). Which strategy works best changes during a session (random early, uncertainty later);
-EXP3 (Auer et al. 2002) makes no assumption that the rewards stay the same, and its exploration floor
-``gamma`` keeps trying every arm.
+Pure numpy; knows nothing of TensorFlow or widgets. The trainer draws an ``Arm`` before each query
+(``choose``) and credits that arm with the accuracy gain measured, on the same evaluation images, after
+the labels that query ordered (``reward``). Which strategy works best changes during a session
+(random early, uncertainty later); EXP3 (Auer et al. 2002) makes no assumption that the rewards stay
+the same, and its exploration floor ``gamma`` keeps trying every arm.
 """
 
 from __future__ import annotations
@@ -15,11 +15,13 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from .adaptive import AdaptiveStrategy, Arm
+
 #: Strategies the default bandit chooses between.
 DEFAULT_ARMS = ("margin", "bald", "random")
 
 
-class Exp3Strategy:
+class Exp3Strategy(AdaptiveStrategy):
     """EXP3 over several strategies (default margin, BALD, random): learns from accuracy gains which to use.
 
     Stateful: each call (or ``choose``) draws one of ``arms``; ``reward`` updates it. Helps when you do
@@ -29,7 +31,7 @@ class Exp3Strategy:
     are accuracy gains mapped to [0, 1] by ``0.5 + gain / (2 * scale)`` (``scale`` or more: full reward).
 
     Args:
-        arms: strategy names from ``strategies.STRATEGIES`` (not ``"bandit"``) or callables.
+        arms: strategy names from ``registry.STRATEGIES`` (not ``"bandit"``) or callables.
         gamma: exploration share in (0, 1]: every arm keeps at least ``gamma / len(arms)`` probability.
         scale: accuracy gain that earns the full reward.
     """
@@ -38,14 +40,14 @@ class Exp3Strategy:
     __qualname__ = "bandit"
 
     def __init__(self, arms: Sequence = DEFAULT_ARMS, gamma: float = 0.2, scale: float = 0.05):
-        from . import strategies
+        from .registry import get_strategy
 
         arms = tuple(arms)
         if len(arms) < 1 or any(a == "bandit" for a in arms):
             raise ValueError(
                 f"bandit arms={arms!r} are invalid: expected one or more strategies, not 'bandit'"
             )
-        self._fns = [strategies.get_strategy(a) for a in arms]  # ValueError names a bad arm
+        self._fns = [get_strategy(a) for a in arms]  # ValueError names a bad arm
         if not (isinstance(gamma, numbers.Real) and 0 < gamma <= 1):
             raise ValueError(f"bandit gamma={gamma!r} is invalid: expected a number in (0, 1]")
         if not (isinstance(scale, numbers.Real) and scale > 0):
@@ -54,9 +56,6 @@ class Exp3Strategy:
         self.gamma = float(gamma)
         self.scale = float(scale)
         self.log_weights = np.zeros(len(arms))
-        #: Index of the arm drawn last and not rewarded yet (None: nothing pending).
-        self.last_arm: int | None = None
-        self._p_last = 1.0
         #: (arm name, reward) of every update, for inspection and tests.
         self.rewards: list[tuple[str, float]] = []
 
@@ -69,40 +68,32 @@ class Exp3Strategy:
         w = np.exp(self.log_weights - self.log_weights.max())
         return (1 - self.gamma) * w / w.sum() + self.gamma / len(self.arms)
 
-    def choose(self, rng: np.random.Generator | None = None):
-        """Draw an arm; returns its strategy callable (remembered until ``reward``)."""
+    def choose(self, rng: np.random.Generator | None = None) -> Arm:
+        """Draw an arm: its strategy is ``arm.strategy``; pass the arm to ``reward`` later."""
         rng = np.random.default_rng() if rng is None else rng
         p = self.probabilities()
-        self.last_arm = int(rng.choice(len(self.arms), p=p))
-        self._p_last = float(p[self.last_arm])
-        return self._fns[self.last_arm]
+        index = int(rng.choice(len(self.arms), p=p))
+        arm = self.arms[index]
+        name = arm if isinstance(arm, str) else getattr(arm, "__name__", repr(arm))
+        return Arm(index=index, name=name, strategy=self._fns[index], probability=float(p[index]))
 
-    @property
-    def arm_name(self) -> str | None:
-        """Name of the pending arm, or None."""
-        if self.last_arm is None:
-            return None
-        arm = self.arms[self.last_arm]
-        return arm if isinstance(arm, str) else getattr(arm, "__name__", repr(arm))
-
-    def reward(self, gain: float) -> float | None:
-        """Credit the pending arm with an accuracy ``gain``; returns the reward in [0, 1] (None: no arm)."""
-        if self.last_arm is None or not isinstance(gain, numbers.Real) or not math.isfinite(gain):
+    def reward(self, arm: Arm, gain: float) -> float | None:
+        """Credit ``arm`` with an accuracy ``gain``; the reward in [0, 1] (None: not a finite gain)."""
+        if not isinstance(gain, numbers.Real) or not math.isfinite(gain):
             return None
         r = min(1.0, max(0.0, 0.5 + float(gain) / (2 * self.scale)))
         # Importance weighting: an arm drawn rarely gets a larger update, so estimates stay unbiased.
-        self.log_weights[self.last_arm] += self.gamma * (r / self._p_last) / len(self.arms)
-        self.rewards.append((self.arm_name, r))
-        self.last_arm = None
+        self.log_weights[arm.index] += self.gamma * (r / arm.probability) / len(self.arms)
+        self.rewards.append((arm.name, r))
         return r
 
     def __call__(self, probs, rng: np.random.Generator | None = None, **inputs) -> np.ndarray:
         """Score with a freshly drawn arm (for ``rank()``); the trainer calls ``choose`` itself instead."""
-        from . import strategies
+        from .rank import accepts
 
-        fn = self.choose(rng)
+        fn = self.choose(rng).strategy
         kwargs = {"rng": rng, **inputs}
-        return fn(probs, **{k: v for k, v in kwargs.items() if v is not None and strategies.accepts(fn, k)})
+        return fn(probs, **{k: v for k, v in kwargs.items() if v is not None and accepts(fn, k)})
 
     def __repr__(self) -> str:
         return f"Exp3Strategy(arms={self.arms!r}, gamma={self.gamma:g}, scale={self.scale:g})"

@@ -134,7 +134,7 @@ class Trainer(threading.Thread):
         # Label efficiency (issue 4): the query strategy object (a bandit keeps state across queries),
         # the accuracy before the pending bandit arm's labels, the schedule's reset point and catch-up.
         self._strategy = None
-        self._bandit_baseline: float | None = None
+        self._pending_arms: list = []  # (arm, accuracy before its labels) of each bandit draw
         self._labels_at_reset = 0
         self._catch_up = 0
         self._steps_since_eval = 0
@@ -382,7 +382,7 @@ class Trainer(threading.Thread):
         images are predicted too (the panel shows a prediction for them) but are not ranked.
         Images that fail to decode are kept at the end of the order, never dropped.
         """
-        from ..al import strategies
+        from ..al import rank
 
         with self._lock:
             if self.model is None or self._error is not None:
@@ -405,7 +405,7 @@ class Trainer(threading.Thread):
             self._queries += 1
             strategy = self._query_strategy(rng)
             ranked = list(
-                strategies.rank(
+                rank(
                     scored,
                     probs,
                     strategy,
@@ -689,16 +689,18 @@ class Trainer(threading.Thread):
     def _query_strategy(self, rng: np.random.Generator):
         """The strategy for this query: ``random`` during the cold start, else the configured one
         (a bandit draws one of its arms here and is rewarded at the next evaluation)."""
-        from ..al import strategies
+        from ..al import get_strategy
+        from ..al.adaptive import AdaptiveStrategy
 
         if self._strategy is None:
-            self._strategy = strategies.get_strategy(self.config.strategy)  # fresh bandit state per trainer
+            self._strategy = get_strategy(self.config.strategy)  # fresh bandit state per trainer
         if self._in_cold_start():
             return "random"
-        if hasattr(self._strategy, "choose") and hasattr(self._strategy, "reward"):
+        if isinstance(self._strategy, AdaptiveStrategy):
             arm = self._strategy.choose(rng)
-            self._bandit_baseline = self.history[-1]["accuracy"] if self.history else None
-            return arm
+            baseline = self.history[-1]["accuracy"] if self.history else None
+            self._pending_arms.append((arm, baseline))
+            return arm.strategy
         return self._strategy
 
     def _in_cold_start(self) -> bool:
@@ -715,14 +717,14 @@ class Trainer(threading.Thread):
 
     def _query_inputs(self, strategy, paths: list[str]) -> dict:
         """Extra inputs only when used: MC-dropout passes for BALD-like strategies, embeddings for kcenter."""
-        from ..al import strategies
+        from ..al import get_strategy, needs_mc_samples
 
         inputs = {}
         if self.config.diversity != "none":
             inputs.update(diversity=self.config.diversity, batch=self.config.query_every)
         if self.config.policy in ("power", "softmax"):
             inputs["temperature"] = self.config.temperature
-        need_mc = strategies.needs_mc_samples(strategies.get_strategy(strategy))
+        need_mc = needs_mc_samples(get_strategy(strategy))
         need_emb = self.config.diversity == "kcenter"
         if not paths or not (need_mc or need_emb):
             return inputs
@@ -755,12 +757,10 @@ class Trainer(threading.Thread):
 
     def _reward_bandit(self, accuracy: float) -> None:
         """Credit the bandit's pending arm with the accuracy gain its labels brought."""
-        bandit = self._strategy
-        if bandit is None or not hasattr(bandit, "reward") or getattr(bandit, "last_arm", None) is None:
-            return
-        if self._bandit_baseline is not None:
-            bandit.reward(accuracy - self._bandit_baseline)
-            self._bandit_baseline = None
+        pending, self._pending_arms = self._pending_arms, []
+        for arm, baseline in pending:
+            if baseline is not None:
+                self._strategy.reward(arm, accuracy - baseline)
 
     def _batch_weights(self) -> np.ndarray | None:
         """With ``class_balance``, each class gets the same share of every batch (None: uniform)."""
