@@ -110,7 +110,7 @@ def main(argv=None) -> int:
                 last = time.perf_counter()
                 print("  {} {}/{}".format(*trainer.latest.work), flush=True)
         embed_s = time.perf_counter() - started
-        emb = trainer._embeddings
+        emb = trainer.learner.frozen.embeddings
         add(
             "embed every image once (decode + backbone)",
             embed_s,
@@ -135,7 +135,7 @@ def main(argv=None) -> int:
             trainer.send(Labelled(p, answer[p], "test"))
         picked = [train[i] for i in rng.choice(len(train), size=args.labels, replace=False)]
         for p in picked:
-            trainer.send(Labelled(p, answer[p]))
+            trainer.send(Labelled(p, answer[p], sent_at=time.monotonic()))
             time.sleep(args.interval)
         deadline = time.monotonic() + 60
         while len(trainer.label_latency) < len(picked) and time.monotonic() < deadline:
@@ -186,7 +186,7 @@ def main(argv=None) -> int:
             q_restart,
             "s",
             "",
-            f"embedded again: {again._embeddings.computed}; slots checked against the files",
+            f"embedded again: {again.learner.frozen.embeddings.computed}; slots checked against the files",
         )
         q_again, _ = timed(again.query)
         add("query scoring every image, next one", q_again, "s", "< 1 s")

@@ -61,7 +61,7 @@ for i in range(n_keys):
     pressed[path] = start
     time.sleep(interval)
 deadline = time.monotonic() + 30
-while trainer.latest.status == "training" and trainer._fresh and time.monotonic() < deadline:
+while trainer.latest.status == "training" and trainer.labels.has_fresh and time.monotonic() < deadline:
     time.sleep(0.05)  # let the last labels reach a step
 # label_latency is measured from send(), inside the handler: adding the whole handler time makes it
 # key-event-to-step (a slight over-estimate: send is not the handler's very last step).

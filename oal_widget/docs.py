@@ -102,29 +102,22 @@ def _params(fn) -> str:
 
 
 def workdir_files() -> list[tuple[str, str]]:
-    """(name, what) of every file oal_widget writes in the workdir, named by the code's constants."""
-    from .data import cache, store
-    from .session import session
+    """(name, what) of every file oal_widget writes in the workdir, named by ``workdir.py``'s constants."""
+    from . import workdir as w
 
     return [
+        (w.STORE_FILE, "labels (one row per image), label names, test split, undo history; SQLite, WAL mode"),
+        (w.MODEL_FILE, "the online model, saved on stop (atomically); a restart continues from it"),
+        (w.METRICS_FILE, "one row per evaluation: n_labels, accuracy, loss, n_test, seconds"),
+        (f"{w.FINAL_DIR}/{w.MODEL_FILE}", "the final fit: a new model trained from scratch on every label"),
+        (f"{w.FINAL_DIR}/{w.MODEL_CARD_FILE}", "labels, counts, test metrics, settings, date, versions"),
         (
-            store.FILENAME,
-            "labels (one row per image), label names, test split, undo history; SQLite, WAL mode",
-        ),
-        (session.MODEL_FILE, "the online model, saved on stop (atomically); a restart continues from it"),
-        (session.METRICS_FILE, "one row per evaluation: n_labels, accuracy, loss, n_test, seconds"),
-        (f"{FINAL_DIR}/model.keras", "the final fit: a new model trained from scratch on every label"),
-        (f"{FINAL_DIR}/model_card.json", "labels, counts, test metrics, settings, date and versions of it"),
-        (
-            f"{cache.CACHE_DIR}/",
+            f"{w.CACHE_DIR}/",
             "decoded images (`images-*.data`) and frozen-backbone embeddings (`embeddings-*.data`), "
             "memory-mapped; rebuilt when missing, safe to delete",
         ),
     ]
 
-
-#: Sub-folder of the workdir where ``final_fit`` saves (``Trainer.final_fit``'s default ``out``).
-FINAL_DIR = "final"
 
 MODEL_FN_CONTRACT = (
     "A `model_fn` is any callable `(num_classes, input_shape) -> keras.Model`, called in the trainer's "

@@ -27,11 +27,16 @@ STATUSES = (
 # --- commands: panel -> trainer -------------------------------------------------------------
 @dataclass(frozen=True)
 class Labelled:
-    """An image got a label (or a new one). ``label`` is the class name, ``split`` 'train' or 'test'."""
+    """An image got a label (or a new one). ``label`` is the class name, ``split`` 'train' or 'test'.
+
+    ``sent_at`` (``time.monotonic()`` when the person gave it; None for labels handed over at start) lets
+    the trainer measure label-to-model latency without anyone setting its attributes.
+    """
 
     path: str
     label: str
     split: str = "train"
+    sent_at: float | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)
@@ -53,7 +58,9 @@ class Resume:
 
 @dataclass(frozen=True)
 class Retry:
-    """Build the model again after an error (e.g. a fixed ``model_fn``)."""
+    """Build the model again after an error; with ``model_fn``, build it with that fixed function."""
+
+    model_fn: object = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)

@@ -1,8 +1,13 @@
 """Shared fixtures: real images (scikit-learn's digits as PNG files), fresh workdirs."""
 
 import os
+import sys
+from pathlib import Path
 
 import pytest
+
+# Test modules in sub-folders import the shared helpers (helpers.py, fake_trainer.py) from here.
+sys.path.insert(0, str(Path(__file__).parent))
 
 # Keep TensorFlow quiet and small in tests: 2 cores, no GPU.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")

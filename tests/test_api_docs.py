@@ -5,7 +5,6 @@ from pathlib import Path
 
 from oal_widget import config, docs
 from oal_widget.al import registry
-from oal_widget.training.trainer import Trainer
 from oal_widget.ui import panel
 
 README = Path(__file__).resolve().parents[1] / "README.md"
@@ -40,14 +39,18 @@ def test_every_key_strategy_and_policy_is_in_the_section_with_a_description():
 
 
 def test_workdir_files_are_the_ones_the_code_writes():
+    """Every file name is a constant of workdir.py, and the code that writes files uses them."""
+    from oal_widget import workdir
     from oal_widget.data import store
-    from oal_widget.session import session
+    from oal_widget.training import checkpoint, final_fit
 
     names = [name for name, _ in docs.workdir_files()]
-    assert {store.FILENAME, session.MODEL_FILE, session.METRICS_FILE} <= set(names)
-    # final_fit's default folder is the one documented.
-    assert f'self.workdir / "{docs.FINAL_DIR}"' in inspect.getsource(Trainer.final_fit)
-    assert "model_card.json" in inspect.getsource(Trainer.final_fit)
+    assert store.FILENAME == workdir.STORE_FILE
+    assert {workdir.STORE_FILE, workdir.MODEL_FILE, workdir.METRICS_FILE} <= set(names)
+    assert f"{workdir.FINAL_DIR}/{workdir.MODEL_CARD_FILE}" in names
+    for module in (checkpoint, final_fit):
+        source = inspect.getsource(module)
+        assert '"model.keras"' not in source and '"metrics.csv"' not in source and '"final"' not in source
 
 
 def test_arg_docs_reads_google_style_args():

@@ -72,15 +72,15 @@ def test_a_new_label_is_in_the_very_next_training_step(pool, split, tmp_path):
 def test_label_to_model_latency_is_measured_from_send_to_the_first_step(pool, split, tmp_path):
     train, _ = split
     trainer = _trainer(pool, split, tmp_path, idle_rounds=1000)
-    trainer.send(Labelled(train[0], train[0].split("/")[0], "train"))  # before start: not measured
+    trainer.send(Labelled(train[0], train[0].split("/")[0], "train"))  # no send time (start-up): not measured
     trainer.start()
     try:
         deadline = time.monotonic() + 60
         while trainer.model is None and time.monotonic() < deadline:
             time.sleep(0.05)
         assert trainer.model is not None, trainer.latest
-        for path in train[1:4]:
-            trainer.send(Labelled(path, path.split("/")[0], "train"))
+        for path in train[1:4]:  # the sender stamps the time: the message carries it
+            trainer.send(Labelled(path, path.split("/")[0], "train", sent_at=time.monotonic()))
         deadline = time.monotonic() + WAIT
         while len(trainer.label_latency) < 3 and time.monotonic() < deadline:
             time.sleep(0.05)

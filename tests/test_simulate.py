@@ -135,3 +135,33 @@ def test_budget_beyond_the_pool_stops_when_every_image_is_labelled(small_digits)
     # 24 images, 5 in the test split (20%): 19 training labels, evaluated at 10 and at the end.
     assert [r["n_labels"] for r in rows] == [10, 19]
     assert rows[-1]["n_test"] == 5
+
+
+@pytest.mark.parametrize(
+    "strategy, policy, extra",
+    [
+        ("margin", "epsilon_greedy", {}),
+        ("margin", "power", {"diversity": "kcenter"}),
+        ("bald", "softmax", {"temperature": 0.1, "mc_samples": 2, "class_balance": True}),
+        ("bandit", "greedy", {"cold_start": 1, "schedule": "shrink_perturb"}),
+    ],
+)
+def test_small_simulation_per_policy(digits_dir, strategy, policy, extra):
+    rows = simulate(
+        digits_dir,
+        strategy=strategy,
+        policy=policy,
+        budget=20,
+        eval_every=10,
+        query_every=5,
+        input_shape=(16, 16, 1),
+        progress=None,
+        train_steps=2,
+        timing=True,
+        **extra,
+    )
+    assert [r["n_labels"] for r in rows] == [10, 20]
+    assert all(0.0 <= r["accuracy"] <= 1.0 for r in rows)
+    assert rows[-1]["queries"] == 3  # after 5, 10 and 15 labels (not after the last)
+    assert rows[-1]["query_seconds"] > 0 and rows[-1]["train_seconds"] > 0
+    assert {r["strategy"] for r in rows} == {strategy}

@@ -21,9 +21,9 @@ from pathlib import Path
 
 import numpy as np
 
+from ..workdir import CACHE_DIR  # noqa: F401 (the cache's folder in the workdir, named once)
+
 EMPTY, FILLED, FAILED = 0, 1, 2
-#: Sub-folder of the workdir holding the decoded-image and embedding caches (safe to delete).
-CACHE_DIR = "cache"
 
 
 def fingerprint(paths: Sequence[str], *parts) -> str:

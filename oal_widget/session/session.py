@@ -18,6 +18,7 @@ import itertools
 import logging
 import random
 import threading
+import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 
@@ -438,7 +439,7 @@ class Session:
             clash = previous is not None and path not in self._labels  # another session labelled it too
             self._set_label(path, name)
             self._user_skipped.pop(path, None)
-            self._send(Labelled(path, name, self._split(path)))
+            self._send(Labelled(path, name, self._split(path), sent_at=time.monotonic()))
             self._back.append(path)
             self._current = None
             if clash:
@@ -564,9 +565,7 @@ class Session:
                         "(num_classes, input_shape) -> compiled keras.Model"
                     )
                 self.model_fn = model_fn
-                if self._trainer is not None:
-                    self._trainer.model_fn = model_fn  # read by the trainer's build(), which Retry runs
-            self._send(Retry(), flush=True)
+            self._send(Retry(model_fn=model_fn), flush=True)
 
     def stop(self, timeout: float = 10.0, reason: str | None = None) -> dict[str, str]:
         """Stop the trainer (bounded), which saves; returns where the model, metrics and labels are.

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+import logging
 import os
 import time
 from collections.abc import Callable, Sequence
@@ -26,6 +27,8 @@ from pathlib import Path
 import numpy as np
 
 from ..data.cache import FILLED, ArrayCache, fingerprint, remove_stale
+
+log = logging.getLogger(__name__)
 
 #: Embeddings are stored as float16: half the disk and page cache of float32 (100,000 x 1280 values
 #: take 256 MB), and the head does not notice the rounding (about 1e-3 relative).
@@ -242,3 +245,55 @@ class Prefill:
                 per_item = max(took, 1e-6) / len(chunk)
                 self.chunk = int(min(max(self.target_s / per_item, self.chunk / 2, 1), self.chunk * 2, 1024))
         return self.kind, self.done, len(self.paths)
+
+
+class FrozenMode:
+    """Frozen-backbone mode of one trainer: the head of the current model, and the embeddings it reads.
+
+    ``setting`` is ``config.frozen_backbone`` (``"auto"``, True, False). A model replaced later (a
+    schedule's reset, a Retry) is split again; the same backbone weights reuse the embeddings file.
+    """
+
+    def __init__(self, pool, setting, folder, devices):
+        self.pool = pool
+        self.setting = setting
+        self.folder = Path(folder)
+        self.devices = devices
+        self.head = None
+        self.embeddings: Embeddings | None = None
+        self._model = None  # the model ``head`` was split from
+
+    def setup(self, model) -> str:
+        """Split ``model`` when the mode applies; returns a note for the status line. ValueError when
+        ``frozen_backbone=True`` and the model does not qualify."""
+        self.head, self._model = None, model
+        if self.setting is False or model is None:
+            return ""
+        reason = frozen_reason(model)
+        if reason is not None:
+            if self.setting is True:
+                raise ValueError(f"frozen_backbone=True, but the model cannot use it: {reason}")
+            return ""
+        with self.devices.scope():
+            backbone, head = split(model)
+        predict = self.devices.predictor(backbone)
+        digest = weights_digest(backbone)
+        if self.embeddings is not None and self.embeddings.digest == digest:
+            self.embeddings.use(backbone, predict)  # e.g. a refit model with the same backbone weights
+        else:
+            self.embeddings = Embeddings(self.pool, backbone, self.folder, predict=predict, digest=digest)
+        self.head = head
+        return f"frozen backbone: the head trains on cached embeddings ({self.embeddings.dim} per image)"
+
+    def head_for(self, model):
+        """The head of ``model`` (split again if the model was replaced), or None outside the mode."""
+        if self._model is not model:
+            try:
+                self.setup(model)
+            except ValueError as e:  # e.g. a reset built an unfit model: train the full model instead
+                log.warning("%s; training the full model", e)
+        return self.head
+
+    def active_for(self, model) -> bool:
+        """In the mode for ``model`` right now (no side effect: safe from any thread)."""
+        return self.head is not None and self._model is model

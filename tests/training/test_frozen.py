@@ -8,12 +8,13 @@ computed once per image (also across sessions), the saved model is the full mode
 from __future__ import annotations
 
 import re
-import sys
 import threading
+import time
 from pathlib import Path
 
 import numpy as np
 import pytest
+from fake_trainer import Factory  # noqa: E402
 from helpers import wait_for
 from PIL import Image
 
@@ -21,9 +22,6 @@ from oal_widget.config import Config
 from oal_widget.data.pool import ImagePool, split_test
 from oal_widget.messages import Labelled, Update
 from oal_widget.training.trainer import Trainer
-
-sys.path.insert(0, str(Path(__file__).parent))
-from fake_trainer import Factory  # noqa: E402
 
 SHAPE = (16, 16, 1)
 LABELS = [str(d) for d in range(10)]
@@ -129,21 +127,21 @@ def test_trainer_learns_on_cached_embeddings_and_a_restart_embeds_nothing(digits
     assert row["n_test"] == len(trainer.test_paths) and row["accuracy"] >= 0.5  # chance: 0.1
     update = trainer.query()
     assert sorted(update.order) == sorted(
-        p for p in trainer.pool.paths if p not in trainer.test_paths and p not in trainer._train
+        p for p in trainer.pool.paths if p not in trainer.test_paths and p not in trainer.labels.train
     )
     while trainer.prefill_step() is not None:
         pass
     n = len(trainer.pool.paths)
     # Every image embedded exactly once over training, evaluation, query and the idle prefill.
-    assert trainer._embeddings.computed == n
-    assert trainer._embeddings.cache.filled() == n
+    assert trainer.learner.frozen.embeddings.computed == n
+    assert trainer.learner.frozen.embeddings.cache.filled() == n
     assert trainer.latest.work == ("embedding images", n, n)
     # The full model's predictions equal the head's over the cached (float16) embeddings.
     X = images(digits_dir, 20)
-    E, _ = trainer._embeddings.vectors(trainer.pool.paths[:20])
+    E, _ = trainer.learner.frozen.embeddings.vectors(trainer.pool.paths[:20])
     np.testing.assert_allclose(
         np.asarray(trainer.model.predict_on_batch(X)),
-        np.asarray(trainer._head.predict_on_batch(E)),
+        np.asarray(trainer.learner.head().predict_on_batch(E)),
         atol=1e-2,
     )
 
@@ -154,7 +152,7 @@ def test_trainer_learns_on_cached_embeddings_and_a_restart_embeds_nothing(digits
     again.query()
     while again.prefill_step() is not None:
         pass
-    assert again._embeddings.computed == 0
+    assert again.learner.frozen.embeddings.computed == 0
     assert len(list((tmp_path / "cache").glob("embeddings-*.data"))) == 1
 
 
@@ -164,7 +162,7 @@ def test_an_edited_image_or_other_backbone_weights_are_embedded_again(small_digi
     while first.prefill_step() is not None:
         pass
     n = len(first.pool.paths)
-    assert first._embeddings.computed == n
+    assert first.learner.frozen.embeddings.computed == n
     edited = small_digits / first.pool.paths[0]
     Image.fromarray(np.full((16, 16), 200, dtype=np.uint8)).save(edited)
 
@@ -172,13 +170,13 @@ def test_an_edited_image_or_other_backbone_weights_are_embedded_again(small_digi
     assert second.build()
     while second.prefill_step() is not None:
         pass
-    assert second._embeddings.computed == 1  # only the edited file
+    assert second.learner.frozen.embeddings.computed == 1  # only the edited file
 
     other = make_trainer(small_digits, tmp_path, model_fn=lambda k, s: frozen_model_fn(k, s, seed=2))
     assert other.build()
     while other.prefill_step() is not None:
         pass
-    assert other._embeddings.computed == n  # other weights: other embeddings
+    assert other.learner.frozen.embeddings.computed == n  # other weights: other embeddings
     assert len(list((tmp_path / "cache").glob("embeddings-*.data"))) == 1  # the stale file is gone
 
 
@@ -216,7 +214,7 @@ def test_saved_model_is_the_full_transfer_model_and_resumes_without_embedding_ag
     assert "continuing from" in resumed.latest.message
     resumed.evaluate()
     resumed.query()
-    assert resumed._embeddings.computed == 0
+    assert resumed.learner.frozen.embeddings.computed == 0
 
 
 def test_frozen_backbone_setting_true_and_false(digits_dir, tmp_path):
@@ -232,7 +230,7 @@ def test_frozen_backbone_setting_true_and_false(digits_dir, tmp_path):
     off = make_trainer(digits_dir, tmp_path / "b", config=CFG.replace(frozen_backbone=False))
     assert off.build() and not off.frozen_backbone
     label_some(off, every=8)
-    assert off.trained_paths and off._embeddings is None
+    assert off.trained_paths and off.learner.frozen.embeddings is None
     with pytest.raises(ValueError, match="frozen_backbone"):
         Config(frozen_backbone="yes")
 
@@ -257,13 +255,13 @@ def test_idle_trainer_thread_embeds_the_pool_with_progress_then_trains_on_new_la
         assert all(w[0] == "embedding images" and w[2] == n for w in work)
         train = [p for p in trainer.pool.paths if p not in trainer.test_paths][:3]
         for p in train:
-            trainer.send(Labelled(p, p.split("/")[0]))
+            trainer.send(Labelled(p, p.split("/")[0], sent_at=time.monotonic()))
         wait_for(lambda: len(trainer.label_latency) == 3 or trainer.error)
         assert {p for p, _ in trainer.label_latency} == set(train)
     finally:
         final = trainer.stop(timeout=WAIT)
     assert final.status == "stopped" and "model" in final.saved
-    assert trainer._embeddings.computed == n
+    assert trainer.learner.frozen.embeddings.computed == n
 
 
 def test_idle_trainer_decodes_the_pool_into_the_disk_cache_without_frozen_backbone(digits_dir, tmp_path):

@@ -1,0 +1,52 @@
+"""What the trainer leaves on disk: ``model.keras`` and ``metrics.csv``, written atomically.
+
+A continued session reads the earlier ``metrics.csv`` so its curve goes on where it stopped.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+from pathlib import Path
+
+from ..workdir import METRICS_FILE, MODEL_FILE, atomic_save_model, atomic_write_csv
+from .evaluation import METRICS_COLUMNS
+
+log = logging.getLogger(__name__)
+
+
+def save(workdir: Path, model, history: list[dict]) -> dict[str, str]:
+    """Write the model (when given) and the metrics; returns ``{"model": ..., "metrics": ...}``."""
+    saved = {}
+    if model is None and not history:
+        return saved
+    if model is not None:
+        saved["model"] = str(atomic_save_model(model, Path(workdir) / MODEL_FILE))
+    saved["metrics"] = str(write_metrics(workdir, history))
+    return saved
+
+
+def write_metrics(workdir: Path, history: list[dict]) -> Path:
+    return atomic_write_csv(Path(workdir) / METRICS_FILE, METRICS_COLUMNS, history)
+
+
+def load_metrics(workdir: Path) -> list[dict]:
+    """The rows of an earlier ``metrics.csv`` ([] when there is none or it cannot be read)."""
+    path = Path(workdir) / METRICS_FILE
+    if not path.is_file():
+        return []
+    try:
+        with path.open(newline="") as f:
+            return [
+                {
+                    "n_labels": int(r["n_labels"]),
+                    "accuracy": float(r["accuracy"]),
+                    "loss": float(r["loss"]),
+                    "n_test": int(r["n_test"]),
+                    "seconds": float(r["seconds"]),
+                }
+                for r in csv.DictReader(f)
+            ]
+    except (OSError, KeyError, TypeError, ValueError) as e:
+        log.warning("ignored the earlier %s (%s); the curve starts afresh", path, e)
+        return []

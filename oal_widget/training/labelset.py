@@ -1,0 +1,85 @@
+"""The labels the trainer has been sent: training and evaluation images, by class index.
+
+Insertion order is labelling order. A path in the fixed test split is never a training label, whatever
+a sender says. A training label not yet in any batch is *fresh*: it goes into the very next step, and
+the time from its send to the end of that step is its label-to-model latency.
+"""
+
+from __future__ import annotations
+
+import collections
+import time
+
+#: Latencies kept (the newest).
+LATENCY_KEPT = 1000
+
+
+class LabelSet:
+    def __init__(self, label_names, test_paths):
+        self.names = list(label_names)
+        self.index = {name: i for i, name in enumerate(self.names)}
+        self.test_paths = frozenset(test_paths)
+        self.train: dict[str, int] = {}
+        self.test: dict[str, int] = {}
+        #: Monotonic count of new training labels (a relabel is not new).
+        self.added = 0
+        self._fresh: dict[str, float | None] = {}  # path -> send time, oldest first
+        #: (path, seconds from send to the end of the first step that included it), newest last.
+        self.latency: collections.deque = collections.deque(maxlen=LATENCY_KEPT)
+
+    def problem(self, path: str, label: str, split: str) -> str | None:
+        """Why a label cannot be taken (named for the error message), or None."""
+        if label not in self.index:
+            return f"label {label!r} for {path} is not one of {self.names}; the trainer ignored it"
+        if split not in ("train", "test"):
+            return f"split {split!r} for {path} is invalid: expected 'train' or 'test'"
+        return None
+
+    def add(self, path: str, label: str, split: str, sent_at: float | None = None) -> bool:
+        """Take a label (check ``problem`` first); True when it is a NEW training label."""
+        k = self.index[label]
+        if split == "test" or path in self.test_paths:
+            self.train.pop(path, None)
+            self._fresh.pop(path, None)
+            self.test[path] = k
+            return False
+        self.test.pop(path, None)
+        new = path not in self.train
+        if new:
+            self.added += 1
+            self._fresh[path] = sent_at
+        self.train[path] = k
+        return new
+
+    def remove(self, path: str) -> bool:
+        """Forget a label (undo); True when the training set changed."""
+        self.test.pop(path, None)
+        self._fresh.pop(path, None)
+        return self.train.pop(path, None) is not None
+
+    def drop_unreadable(self, paths) -> None:
+        for path in paths:
+            self.train.pop(path, None)
+            self._fresh.pop(path, None)
+
+    def fresh(self, limit: int) -> list[str]:
+        """Training labels not in any batch yet, oldest first."""
+        out = []
+        for path in self._fresh:
+            if len(out) >= limit:
+                break
+            out.append(path)
+        return out
+
+    @property
+    def has_fresh(self) -> bool:
+        return bool(self._fresh)
+
+    def trained(self, paths) -> None:
+        """These were in a batch: a fresh label's first step ends now."""
+        now = time.monotonic()
+        for path in paths:
+            if path in self._fresh:
+                sent = self._fresh.pop(path)
+                if sent is not None:
+                    self.latency.append((path, now - sent))

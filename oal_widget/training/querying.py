@@ -1,0 +1,129 @@
+"""A query: score (a sample of) the unlabelled pool with the live model and order it for the person.
+
+The order is a permutation of the candidates (pool images neither labelled nor in the test split): the
+ranked sample, then the unscored rest shuffled, then images that failed to decode. Unlabelled test
+images get a prediction (the panel shows it) but are not ranked. An adaptive strategy (the bandit)
+draws an arm per query; the arm is credited at the next evaluation with the accuracy gain measured on
+the images the last evaluation used (the same images before and after).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..al import get_strategy, needs_mc_samples, rank
+from ..al.adaptive import AdaptiveStrategy
+from .evaluation import accuracy_on
+
+
+class Querier:
+    def __init__(self, config, label_names):
+        self.config = config
+        self.label_names = list(label_names)
+        self.queries = 0
+        self.strategy = None  # resolved at the first query: a fresh bandit per trainer
+        #: (arm, path -> correct at the last evaluation before the query) of each draw not credited yet.
+        self.pending: list = []
+
+    def query(self, learner, pool_paths, labels, last_correct=None, progress=None):
+        """(order, predictions): the candidates in the order to ask, and path -> (label, confidence)."""
+        candidates, unlabelled_test = [], []
+        train, test, test_paths = labels.train, labels.test, labels.test_paths
+        for p in pool_paths:  # one pass: this runs over 100,000 paths per query
+            if p in test_paths:
+                if p not in test:
+                    unlabelled_test.append(p)
+            elif p not in train and p not in test:
+                candidates.append(p)
+        # Large pools: score a bounded random sample; the rest follows unscored.
+        candidates, rest = self._sample(candidates)
+        # Test images only get a prediction to show; a tenth of the sample is plenty between queries.
+        unlabelled_test, _ = self._sample(unlabelled_test, max(1, self.config.query_sample // 10))
+        probs, scored = learner.predict_paths(candidates, progress)
+        test_probs, test_scored = learner.predict_paths(unlabelled_test, progress)
+        rng = np.random.default_rng(self.config.seed + self.queries)
+        self.queries += 1
+        strategy = self._choose(rng, labels, last_correct)
+        ranked = rank(
+            scored,
+            probs,
+            strategy,
+            self.config.policy,
+            rng,
+            epsilon=self.config.epsilon,
+            **self._inputs(strategy, learner, scored),
+        )
+        scored_set = set(scored)
+        order = list(ranked) + rest + [p for p in candidates if p not in scored_set]
+        predictions = {}
+        names = np.array(self.label_names, dtype=object)
+        for paths, p in ((scored, probs), (test_scored, test_probs)):
+            if len(paths):  # vectorised: tolist() gives plain str/float (JSON-safe) in one call each
+                best = np.argmax(p, axis=1)
+                confidence = p[np.arange(len(p)), best].astype(float).tolist()
+                predictions.update(
+                    zip(paths, zip(names[best].tolist(), confidence, strict=True), strict=True)
+                )
+        return tuple(order), predictions
+
+    def credit(self, correct_now: dict[str, bool]) -> None:
+        """Reward every pending arm with the accuracy gain on the images its baseline was measured on."""
+        pending, self.pending = self.pending, []
+        for arm, before in pending:
+            then, now = accuracy_on(before, before), accuracy_on(correct_now, before)
+            if then is not None and now is not None:
+                self.strategy.reward(arm, now - then)
+
+    # --- the strategy of this query ----------------------------------------------------------------
+    def _choose(self, rng, labels, last_correct):
+        """``random`` during the cold start, else the configured strategy (an adaptive one draws an arm)."""
+        if self.strategy is None:
+            self.strategy = get_strategy(self.config.strategy)
+        if self.in_cold_start(labels):
+            return "random"
+        if isinstance(self.strategy, AdaptiveStrategy):
+            arm = self.strategy.choose(rng)
+            if last_correct:
+                self.pending.append((arm, dict(last_correct)))
+            return arm.strategy
+        return self.strategy
+
+    def in_cold_start(self, labels) -> bool:
+        """Random order until every class has ``cold_start`` training labels; capped at 3x that per class
+        overall, so a rare class cannot keep the session random for ever."""
+        per_class = self.config.cold_start
+        if per_class <= 0:
+            return False
+        k = len(self.label_names)
+        if len(labels.train) >= 3 * per_class * k:
+            return False
+        counts = np.bincount(np.fromiter(labels.train.values(), dtype=np.int64), minlength=k)
+        return bool(counts.min() < per_class)
+
+    def _inputs(self, strategy, learner, paths) -> dict:
+        """Extra inputs only when used: MC-dropout passes for BALD-like strategies, embeddings for kcenter."""
+        inputs = {}
+        if self.config.diversity != "none":
+            inputs.update(diversity=self.config.diversity, batch=self.config.query_every)
+        if self.config.policy in ("power", "softmax"):
+            inputs["temperature"] = self.config.temperature
+        if not paths:
+            return inputs
+        if needs_mc_samples(get_strategy(strategy)):
+            inputs["mc_probs"] = learner.mc_probs(paths, self.config.mc_samples)
+        if self.config.diversity == "kcenter":
+            inputs["embeddings"] = learner.embeddings(paths)
+        return inputs
+
+    def _sample(self, paths: list[str], limit: int | None = None) -> tuple[list[str], list[str]]:
+        """(a random sample of at most ``query_sample`` paths to score, the others shuffled).
+
+        Like baal's ``max_sample``: scoring 100,000 images on every query would take far longer than
+        the labels it re-orders; a fresh sample each query still reaches every image over time.
+        """
+        limit = self.config.query_sample if limit is None or self.config.query_sample == 0 else limit
+        if limit == 0 or len(paths) <= limit:
+            return paths, []
+        rng = np.random.default_rng((self.config.seed, self.queries, len(paths)))
+        picked = rng.permutation(len(paths))
+        return [paths[i] for i in picked[:limit]], [paths[i] for i in picked[limit:]]

@@ -1,0 +1,148 @@
+"""Queries in the trainer: cold start, MC dropout and embeddings for BALD / k-center (from the cached
+embeddings in frozen-backbone mode), and the bandit credited per draw on the same images. Real (tiny)
+TensorFlow training on real digit images."""
+
+import numpy as np
+import pytest
+
+from oal_widget.config import Config
+from oal_widget.messages import Labelled
+from oal_widget.training.trainer import Trainer
+
+SHAPE = (16, 16, 1)
+LABELS = [str(d) for d in range(10)]
+CFG = Config(input_shape=SHAPE, train_steps=2, batch_size=16, eval_every=5, query_every=5, min_test_labels=1)
+
+
+def make(pool, split, tmp_path, model_fn=None, **settings):
+    return Trainer(
+        pool, LABELS, CFG.replace(**settings), test_paths=split[1], workdir=tmp_path, model_fn=model_fn
+    )
+
+
+def give(trainer, paths, split_name="train"):
+    for p in paths:
+        trainer.handle(Labelled(p, p.split("/")[0], split_name))
+
+
+def by_class(paths, classes, n):
+    return [p for c in classes for p in [q for q in paths if q.split("/")[0] == c][:n]]
+
+
+# --- without TensorFlow: the bookkeeping ------------------------------------------------------------
+def test_cold_start_is_random_until_every_class_has_its_labels(pool, split, tmp_path):
+    trainer = make(pool, split, tmp_path, strategy="margin", cold_start=1)
+    give(trainer, by_class(split[0], LABELS[:9], 1))  # class 9 still missing
+    assert trainer.querier.in_cold_start(trainer.labels)
+    give(trainer, by_class(split[0], ["9"], 1))
+    assert not trainer.querier.in_cold_start(trainer.labels)
+    # A class nobody labels cannot keep the session random for ever: the cap is 3 x cold_start x classes.
+    capped = make(pool, split, tmp_path / "c", strategy="margin", cold_start=1)
+    give(capped, by_class(split[0], LABELS[:9], 4))
+    assert not capped.querier.in_cold_start(capped.labels)
+
+
+# --- with TensorFlow ---------------------------------------------------------------------------------
+def test_bald_and_kcenter_get_mc_passes_and_embeddings_and_the_order_is_a_permutation(pool, split, tmp_path):
+    trainer = make(pool, split, tmp_path, strategy="bald", mc_samples=3, diversity="kcenter")
+    assert trainer.build()
+    give(trainer, split[1], "test")
+    give(trainer, split[0][:5])
+    trainer.train_round()
+    update = trainer.query()
+    labelled = set(split[0][:5])
+    assert sorted(update.order) == sorted(p for p in split[0] if p not in labelled)
+    mc = trainer.learner.mc_probs(split[0][5:15], 3)
+    assert mc.shape == (3, 10, 10) and not np.allclose(mc[0], mc[1])  # dropout on: passes differ
+    assert trainer.learner.embeddings(split[0][5:15]).shape[0] == 10
+
+
+def test_bandit_credits_every_draw_on_the_same_images_before_and_after(pool, split, tmp_path):
+    """query_every < eval_every draws twice per evaluation: both arms are credited, and a test set
+    that grew in between does not count: the gain is measured on the images of the baseline."""
+    trainer = make(pool, split, tmp_path, strategy="bandit", query_every=2, eval_every=4)
+    assert trainer.build()
+    first_test, later_test = split[1][:10], split[1][10:]
+    give(trainer, first_test, "test")
+    give(trainer, split[0][:4])
+    trainer.train_round()
+    trainer.evaluate()
+    trainer.query()
+    trainer.query()
+    assert len(trainer.querier.pending) == 2
+    give(trainer, later_test, "test")  # the test set grows between the two measurements
+    give(trainer, split[0][4:8])
+    trainer.train_round()
+    trainer.evaluate()
+    bandit = trainer.querier.strategy
+    assert len(bandit.rewards) == 2 and not trainer.querier.pending
+    before = trainer.history[-2]["accuracy"]
+    # The reward is the gain on the first ten test images only (what both measurements share).
+    from oal_widget.training.evaluation import evaluate
+
+    _, correct = evaluate(trainer.learner, {p: int(p.split("/")[0]) for p in first_test})
+    gain = np.mean([correct[p] for p in first_test]) - before
+    for _, reward in bandit.rewards:
+        assert reward == pytest.approx(min(1.0, max(0.0, 0.5 + gain / (2 * bandit.scale))))
+
+
+def batchnorm_dropout_model_fn(num_classes, input_shape):
+    import keras
+
+    model = keras.Sequential(
+        [
+            keras.Input(input_shape),
+            keras.layers.Flatten(),
+            keras.layers.Dense(32, activation="relu"),
+            keras.layers.BatchNormalization(name="bn"),
+            keras.layers.Dropout(0.5, name="embedding"),
+            keras.layers.Dense(num_classes, activation="softmax"),
+        ]
+    )
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", jit_compile=False)
+    return model
+
+
+def test_mc_dropout_leaves_a_users_batchnorm_alone(pool, split, tmp_path):
+    """Only dropout is random in the BALD passes: BatchNormalization keeps its statistics."""
+    trainer = make(pool, split, tmp_path, model_fn=batchnorm_dropout_model_fn, strategy="bald", mc_samples=4)
+    assert trainer.build()
+    give(trainer, split[0][:8])
+    trainer.train_round()
+    bn = trainer.model.get_layer("bn")
+    before = [np.array(w) for w in bn.non_trainable_weights]
+    mc = trainer.learner.mc_probs(split[0][8:40], 4)
+    trainer.query()
+    assert not np.allclose(mc[0], mc[1])  # dropout still random
+    for old, new in zip(before, bn.non_trainable_weights, strict=True):
+        np.testing.assert_array_equal(old, np.array(new))  # moving mean and variance untouched
+    # And the layers are themselves again: an ordinary prediction is deterministic.
+    X, _ = pool.arrays(split[0][:5])
+    np.testing.assert_allclose(trainer.model(X, training=False), trainer.model(X, training=False))
+
+
+def test_frozen_mode_queries_bald_and_kcenter_on_the_cached_embeddings(digits_dir, tmp_path):
+    """No image is decoded again and the backbone does not run: the passes use the head."""
+    from test_frozen import frozen_model_fn, make_trainer
+
+    config = CFG.replace(strategy="bald", mc_samples=3, diversity="kcenter", query_sample=0)
+    trainer = make_trainer(digits_dir, tmp_path, config=config)
+    assert trainer.build() and trainer.frozen_backbone
+    while trainer.prefill_step() is not None:  # every image embedded, as the idle thread would
+        pass
+    test = sorted(trainer.test_paths)
+    train = [p for p in trainer.pool.paths if p not in trainer.test_paths]
+    for p in test:
+        trainer.handle(Labelled(p, p.split("/")[0], "test"))
+    for p in train[:6]:
+        trainer.handle(Labelled(p, p.split("/")[0]))
+    trainer.train_round()
+    embeddings = trainer.learner.frozen.embeddings
+    computed = embeddings.computed
+    decoded = []
+    original = trainer.pool.arrays
+    trainer.pool.arrays = lambda paths: decoded.append(len(paths)) or original(paths)
+    update = trainer.query()
+    assert sorted(update.order) == sorted(train[6:])
+    assert decoded == [] and embeddings.computed == computed
+    assert frozen_model_fn  # the model of make_trainer: a frozen projection named "embedding"
