@@ -69,3 +69,73 @@ def test_diagnose_the_live_model_on_the_test_split(session):
     for item in result["most_wrong"]:
         assert session.is_test(item["path"]) and item["predicted"] != item["label"]
     assert session.forecast() is None or session.forecast().n_labels > 0  # few evaluations: maybe none
+
+
+def test_stop_cancels_a_running_final_fit_and_nothing_is_saved(session):
+    """A final fit of many epochs in a worker thread ends at Stop, not after its last epoch."""
+    started, outcome = threading.Event(), {}
+
+    def progress(done, total):
+        started.set()
+
+    def work():
+        try:
+            session.final_fit(epochs=10_000, progress=progress)
+        except BaseException as e:  # the cancellation is the expected outcome
+            outcome["error"] = e
+
+    worker = threading.Thread(target=work, daemon=True)
+    worker.start()
+    assert started.wait(60), "the final fit never made a step"
+    session.stop()
+    worker.join(60)
+    assert not worker.is_alive(), "stop did not cancel the final fit"
+    assert "cancelled" in str(outcome.get("error"))
+    assert not (session.workdir / "final" / "model.keras").exists()
+
+
+def test_the_final_fit_is_seeded_and_built_in_the_distribution_scope(small_digits, tmp_path):
+    """Same labels and seed: the same model. A user's tf.distribute strategy scopes its build."""
+    import contextlib
+
+    from helpers import tiny_model_fn
+
+    class Strategy:  # the part of the tf.distribute interface the trainer uses
+        num_replicas_in_sync = 1
+        inside = 0
+
+        @contextlib.contextmanager
+        def scope(self):
+            Strategy.inside += 1
+            try:
+                yield
+            finally:
+                Strategy.inside -= 1
+
+    built_inside = []
+
+    def model_fn(n, shape):
+        built_inside.append(Strategy.inside > 0)
+        return tiny_model_fn(n, shape)
+
+    s = Session(
+        small_digits,
+        ["0", "1", "2"],
+        workdir=tmp_path / "w",
+        model_fn=model_fn,
+        distribute=Strategy(),
+        **SETTINGS,
+    )
+    try:
+        while s.current is not None:
+            s.label(s.current.split("/")[0])
+        wait_for(lambda: s.model is not None)
+        weights = []
+        for _ in range(2):
+            s.final_fit(epochs=2)
+            weights.append([np.array(w) for w in s.trainer.final_model.weights])
+        for a, b in zip(*weights, strict=True):
+            np.testing.assert_array_equal(a, b)
+        assert built_inside and all(built_inside)  # the online model and both final models
+    finally:
+        s.close()
