@@ -143,9 +143,9 @@ def test_bad_images_are_listed_and_every_good_one_is_labelled_and_trained_on(sma
         assert "folder_loop" not in " ".join(reasons)
         assert f"{len(reasons)} file(s) skipped" in panel._skipped.value
         trainer = s.trainer
-        train_good = good - set(s._test)
-        assert trainer.trained_paths == train_good  # every good training image was in a batch
-        assert trainer.history and trainer.history[-1]["n_test"] == len(good & set(s._test))
+        test = {p for p in s.pool.paths if s.is_test(p)}
+        assert trainer.trained_paths == good - test  # every good training image was in a batch
+        assert trainer.history and trainer.history[-1]["n_test"] == len(good & test)
         assert (s.workdir / "model.keras").is_file()
         wait_for(lambda: panel._done.layout.display != "none", "the end screen")
     finally:
@@ -213,7 +213,7 @@ def test_a_bad_model_shows_an_error_keeps_every_label_and_retry_recovers(
         assert "model" not in (s.trainer.latest.saved or {})
 
         s.retry(model_fn=tiny_model_fn)  # the fixed function; the retry button sends the same Retry
-        n_train = len(set(s.labels()) - set(s._test))
+        n_train = len(set(s.labels()) - {p for p in s.pool.paths if s.is_test(p)})
         wait_for(
             lambda: s.trainer_status != "error" and s.trainer.training_set_size == n_train,
             "training after retry",

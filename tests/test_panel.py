@@ -344,7 +344,7 @@ def test_an_unreadable_current_image_is_skipped_with_a_note(small_digits):
     s = annotator.session
     nxt = s.upcoming(1)[0]
     (small_digits / nxt).write_bytes(b"GIF89a broken")
-    s._png_cache.clear()  # it may have been prefetched while still intact
+    s.thumbnails.clear()  # it may have been prefetched while still intact
     annotator._on_key(key("1"))
     assert s.current != nxt and s.current is not None
     assert nxt in annotator._error.value and nxt in annotator._skipped.value

@@ -18,7 +18,7 @@ from oal_widget.data.pool import ImageError
 from oal_widget.data.samples import write_digits
 from oal_widget.data.store import Store
 from oal_widget.messages import Labelled, Pause, Resume, Retry, Stop, Unlabelled, Update
-from oal_widget.session.session import TEST_EVERY, Session
+from oal_widget.session.session import Session
 
 LABELS = ["zero", "one", "two"]
 SHAPE = (16, 16, 1)
@@ -32,7 +32,7 @@ def make(root, labels=LABELS, factory=None, **kw) -> tuple[Session, Factory]:
 
 def unlabelled(session: Session) -> set[str]:
     labelled = set(session.store.labels())
-    return {p for p in session.pool.paths if p not in labelled and p not in session._unreadable}
+    return {p for p in session.pool.paths if p not in labelled and p not in {s.path for s in session.skipped}}
 
 
 def check_order(session: Session) -> list[str]:
@@ -88,8 +88,8 @@ def test_initial_order_mixes_test_images_in_early(small_digits):
     test_positions = [i for i, p in enumerate(order) if session.is_test(p)]
     n_test = len(test_positions)
     assert n_test == session.progress()["test_total"] >= 2
-    # Every TEST_EVERY-th image is a test image until they run out: all of them come early.
-    assert test_positions == [TEST_EVERY * (k + 1) - 1 for k in range(n_test)]
+    # One test image after each training image until they run out: all of them come early.
+    assert test_positions == [2 * (k + 1) - 1 for k in range(n_test)]
 
 
 def test_same_seed_same_order_and_split(small_digits, tmp_path):
@@ -287,14 +287,23 @@ def test_buffer_size_hands_labels_over_in_groups(small_digits):
     assert trainer.labels() == session.store.labels()
 
 
-def test_pause_resume_retry_are_sent(small_digits):
+def test_pause_and_resume_are_sent_and_retry_only_after_an_error(small_digits):
     session, factory = make(small_digits)
     session.pause()
     assert session.paused
     session.resume()
-    session.retry()
-    assert factory.last.commands == [Pause(), Resume(), Retry()]
+    assert not session.retry()  # nothing to retry: nothing is sent
+    assert factory.last.commands == [Pause(), Resume()]
     assert not session.paused
+    factory.last.publish(Update(status="error", message="model_fn raised"))
+
+    def fixed(num_classes, input_shape):
+        raise AssertionError("only the trainer calls it")
+
+    assert session.retry(model_fn=fixed)
+    retry = factory.last.commands[-1]
+    assert retry == Retry() and retry.model_fn is fixed  # the message carries the fixed function
+    assert factory.last.model_fn is not fixed  # nobody set the trainer's attributes
 
 
 def test_status_line_says_what_the_trainer_does(small_digits):
@@ -461,9 +470,8 @@ def test_prefetch_decodes_the_next_images_in_the_background(small_digits):
     assert len(nxt) == 3 and session.current not in nxt
     session.prefetch(3)
     for path in nxt:
-        future = session._png_cache[path]
-        assert future.result(timeout=30).startswith(b"\x89PNG")
-        assert session.display_png(path) == future.result()
+        assert session.thumbnails.cached(path)  # submitted: the display reads the decoded bytes
+        assert session.display_png(path).startswith(b"\x89PNG")
 
 
 def test_actions_from_two_threads_keep_the_order_consistent(small_digits):

@@ -114,7 +114,7 @@ def test_relabel_replaces_and_unlabelled_removes(make, split):
     t.handle(Unlabelled(train[0]))
     assert t.training_set_size == 1
     t.handle(Labelled(test[0], answer(test[0]), "test"))
-    assert (t.training_set_size, t.test_set_size) == (1, 1)
+    assert (t.training_set_size, len(t.labels.test)) == (1, 1)
 
 
 def test_unknown_label_publishes_an_error_and_training_goes_on(make, split):
@@ -159,7 +159,7 @@ def test_test_images_never_in_a_training_batch(make, pool, split):
     test_arrays = {pool.array(p).tobytes() for p in test}
     trained_rows = {row.tobytes() for batch in batches for row in batch}
     assert not (trained_rows & test_arrays)
-    assert t.training_set_size == 20 and t.test_set_size == 11
+    assert t.training_set_size == 20 and len(t.labels.test) == 11
 
 
 # --- evaluation: plain floats (pitfall 6), metrics.csv --------------------------------------------
@@ -537,3 +537,26 @@ def test_unexpected_exception_in_the_loop_is_published_and_stop_still_works(pool
     t.send(Stop("done"))
     t.join(WAIT)
     assert t.latest.status == "stopped" and t.latest.message.startswith("done")
+
+
+def test_retry_with_a_fixed_model_fn_builds_with_it_not_the_saved_model(pool, split, tmp_path):
+    """A Retry after an error uses the fixed function even when a model.keras from an earlier
+    session exists (which the first build continued from)."""
+    from helpers import tiny_model_fn
+
+    first = Trainer(pool, LABELS, CFG, test_paths=split[1], workdir=tmp_path, model_fn=tiny_model_fn)
+    assert first.build()
+    first.save()
+    resumed = Trainer(
+        pool, LABELS, CFG, test_paths=split[1], workdir=tmp_path, resume_model=tmp_path / "model.keras"
+    )
+    assert resumed.build() and "continuing from" in resumed.latest.message
+    built = []
+
+    def fixed(num_classes, input_shape):
+        built.append(input_shape)
+        return tiny_model_fn(num_classes, input_shape)
+
+    resumed.handle(Retry(model_fn=fixed))
+    assert built == [CFG.input_shape] and resumed.error is None
+    assert "continuing from" not in resumed.latest.message

@@ -1,0 +1,99 @@
+"""The person's actions: label, accept, undo, skip, back. Each is cheap (O(1) in the pool size) and
+keeps one order of events: the store commits first, then the mirror, then the trainer hears of it, then
+the next image is shown.
+"""
+
+from __future__ import annotations
+
+import time
+
+from ..messages import Labelled, Unlabelled
+
+
+class Labelling:
+    """Args: the store, the ``LabelBook`` mirror, the ``TrainerBridge``, the ``Order``, ``names()`` (the
+    label names now), ``prediction(path)``, the session's lock, its ``unreadable`` dict, a ``random.Random``
+    and the ``query_every`` setting (the size of a jump when two panels collide)."""
+
+    def __init__(self, store, book, bridge, order, *, names, prediction, lock, unreadable, rng, query_every):
+        self.store, self.book, self.bridge, self.order = store, book, bridge, order
+        self._names, self._prediction, self._lock = names, prediction, lock
+        self._unreadable, self._rng, self._query_every = unreadable, rng, query_every
+
+    def label(self, name: str) -> str | None:
+        with self._lock:
+            path = self.order.current
+            if path is None:
+                return None
+            if name not in self._names():
+                raise ValueError(f"label {name!r} is not one of the labels {self._names()!r}")
+            previous = self.store.label(path, name)  # the commit comes before anything else
+            clash = previous is not None and path not in self.book  # another session labelled it too
+            self.book.set(path, name)
+            self.bridge.forget(path)  # an older label of it still held back must never go out
+            self.bridge.send(Labelled(path, name, self.book.split(path), sent_at=time.monotonic()))
+            self.order.done_with_current()
+            if clash:
+                self._diverge()
+            if self.order.current is None:
+                self.bridge.flush()  # nothing left to label: do not hold labels back
+            return path
+
+    def _diverge(self) -> None:
+        """Another panel on this workdir shows the same order (same seed, same ranking), so both people
+        label each image. Jump a random block ahead: the two panels then work on different images, at
+        the cost of one clash per block."""
+
+        def block(left: int) -> int:
+            if left < 4:
+                return 0
+            top = max(1, min(left // 2, self._query_every))
+            return self._rng.randint(max(1, top // 2), top)
+
+        self.order.jump_ahead(block)
+
+    def accept(self, shown: tuple[str, str] | None = None) -> bool:
+        with self._lock:
+            path = self.order.current
+            if shown is not None:  # what was on screen: only for the image still on screen
+                if path is None or shown[0] != path or shown[1] not in self._names():
+                    return False
+                name = shown[1]
+            else:
+                predicted = self._prediction(path) if path is not None else None
+                if predicted is None:
+                    return False
+                name = predicted[0]
+            self.label(name)
+            return True
+
+    def undo(self) -> str | None:
+        with self._lock:
+            path = self.store.undo()
+            if path is None:
+                return None
+            restored = self.store.get(path)  # the label it had before, if any
+            self.book.set(path, restored)
+            self.bridge.forget(path)
+            if restored is None:
+                self.bridge.send(Unlabelled(path), flush=True)
+            else:
+                self.bridge.send(Labelled(path, restored, self.book.split(path)), flush=True)
+            self._unreadable.pop(path, None)
+            self.order.show(path)
+            return path
+
+    def skip(self) -> str | None:
+        with self._lock:
+            return self.order.skip()
+
+    def back(self) -> str | None:
+        with self._lock:
+            return self.order.back()
+
+    def skip_unreadable(self, reason: str) -> str | None:
+        with self._lock:
+            if self.order.current is None:
+                return None
+            self._unreadable.setdefault(self.order.current, reason)
+            return self.order.drop_current()

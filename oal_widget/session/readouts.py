@@ -1,0 +1,125 @@
+"""What the panel reads from a session: the image's state, progress, counts, the status line, the
+trainer's latest update. Read-only; every answer is O(1) or reads the front of the order only.
+
+A part of ``Session`` (its base class): it reads ``_lock``, ``_book``, ``_order``, ``_unreadable``,
+``_trainer_state``, ``_bridge``, ``_paused``, ``_stopped``, ``thumbnails``, ``pool``, ``store``,
+``label_names`` and ``needs_labels``, which ``Session`` sets up.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from ..data.pool import Skipped
+from ..messages import Update
+from .status import status_line
+
+
+class Readouts:
+    def is_test(self, path: str | None) -> bool:
+        return path in self._book.test
+
+    def label_of(self, path: str | None) -> str | None:
+        """The label an image has now (None: unlabelled)."""
+        return self._book.get(path)
+
+    def prediction(self, path: str | None) -> tuple[str, float] | None:
+        """(class name, confidence) from the trainer's latest query, or None."""
+        return self._trainer_state.prediction(path)
+
+    def order(self) -> list[str]:
+        """The images still to label, in the order they will be shown (current first). O(n)."""
+        with self._lock:
+            return self._order.paths()
+
+    def upcoming(self, n: int = 3) -> list[str]:
+        """The next ``n`` images after the current one (cheap: looks at the front only)."""
+        with self._lock:
+            return self._order.upcoming(n)
+
+    def display_png(self, path: str) -> bytes:
+        """PNG bytes of ``path`` for the panel (decoded ahead); ``ImageError`` for unreadable files."""
+        return self.thumbnails.png(path)
+
+    def prefetch(self, n: int = 3) -> None:
+        """Decode the next ``n`` images in the background so showing them costs no decoding."""
+        self.thumbnails.prefetch(self.upcoming(n))
+
+    def progress(self) -> dict[str, int]:
+        with self._lock:
+            book = self._book
+            unreadable = sum(1 for p in self._unreadable if p not in book)
+            return {
+                "labelled": book.n_labelled,
+                "total": len(book.pool) - unreadable,
+                "test_labelled": book.n_test_labelled,
+                "test_total": book.test_total,
+            }
+
+    def counts(self) -> dict[str, int]:
+        """Images per label, in label order."""
+        with self._lock:
+            return self._book.per_label(self.label_names)
+
+    @property
+    def latest(self) -> Update:
+        """The trainer's latest update (as applied)."""
+        return self._trainer_state.latest
+
+    @property
+    def work(self) -> tuple[str, int, int] | None:
+        """Long work the trainer is doing (caching or embedding images): (what, done, total); None
+        when there is none (finished, or the trainer stopped)."""
+        work = self._trainer_state.work
+        if work is None or work[1] >= work[2] or self.stopped or self.latest.status == "stopping":
+            return None
+        return work
+
+    @property
+    def trainer_status(self) -> str:
+        """The trainer's raw status (one of ``messages.STATUSES``)."""
+        return self.latest.status
+
+    @property
+    def status(self) -> str:
+        """One readable line: what the trainer does now and why."""
+        return status_line(
+            self.latest,
+            needs_labels=self.needs_labels,
+            started=self._bridge.trainer is not None,
+            stopped=self._stopped,
+            paused=self._paused,
+            test_total=self._book.test_total,
+        )
+
+    @property
+    def metrics(self) -> tuple[Mapping[str, float], ...]:
+        return self.latest.metrics
+
+    @property
+    def history(self) -> list[dict]:
+        """Every evaluation so far as plain dicts."""
+        return [dict(row) for row in self.latest.metrics]
+
+    @property
+    def stopped(self) -> bool:
+        return self._stopped or self.latest.status == "stopped"
+
+    @property
+    def done(self) -> bool:
+        """Every image labelled, or the trainer stopped (by the person or by a threshold)."""
+        return self._order.current is None or self.stopped
+
+    @property
+    def skipped(self) -> list[Skipped]:
+        """Files that cannot be used (found by the scan, the trainer or the display), one per path."""
+        seen: dict[str, Skipped] = {}
+        for item in list(self.pool.skipped):
+            seen.setdefault(item.path, item)
+        for path, reason in list(self._unreadable.items()):
+            seen.setdefault(path, Skipped(path, reason))
+        return list(seen.values())
+
+    def labels(self) -> dict[str, str]:
+        """path -> label, read from the store (the source of truth)."""
+        return dict(self.store.labels())

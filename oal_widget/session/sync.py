@@ -1,0 +1,40 @@
+"""Labels written by another session on the same workdir (another panel, another process).
+
+Cheap when nobody else wrote: SQLite's ``data_version`` changes only when ANOTHER connection commits.
+"""
+
+from __future__ import annotations
+
+from ..messages import Labelled, Unlabelled
+
+
+def refresh(session) -> bool:
+    """Take the other sessions' labels, relabels and undos into ``session``; True when any changed."""
+    version = session.store.data_version()  # before the read: a commit during it shows next time
+    with session._lock:
+        if version == session._data_version:
+            return False
+        # Read under the lock: a label() of this session from another thread between the read and the
+        # merge would otherwise look like a label the other session removed.
+        labels = dict(session.store.labels())
+        session._data_version = version
+        book, bridge, order = session._book, session._bridge, session._order
+        current = order.current
+        current_was_new = current is not None and current not in book
+        for path, label in labels.items():
+            if book.get(path) != label:
+                book.set(path, label)
+                if label in session.label_names:
+                    bridge.forget(path)
+                    bridge.send(Labelled(path, label, book.split(path)))
+        for path in [p for p in book.labels if p not in labels]:
+            book.set(path, None)
+            bridge.forget(path)
+            bridge.send(Unlabelled(path), flush=True)  # as undo(): not held back
+            if path in book.pool:
+                order.reinstate(path)
+        if current_was_new and current in book:
+            # The other session labelled the image about to be shown: show the next one instead (an
+            # image the person stepped back to keeps showing, to be relabelled).
+            order.done_with_current()
+    return True

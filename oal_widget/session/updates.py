@@ -1,0 +1,98 @@
+"""Trainer updates in the session: queued on the trainer's thread, applied on ONE thread, and what they
+said (the latest update, the last predictions and long work, the final update with the files saved).
+
+Headless, an update is applied as it arrives (under the session's lock). A panel passes ``on_ready``
+and applies them itself on the thread that handles keys, so a key never races an update.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+from collections.abc import Mapping
+
+from ..messages import Update
+
+log = logging.getLogger(__name__)
+
+
+class Updates:
+    """Args: the ``TrainerState`` to keep them in, the ``Order`` a query re-ranks, the session's lock,
+    ``on_change(kind)`` after applying, ``on_ready()`` (None: apply at once)."""
+
+    def __init__(self, state, order, lock, on_change=None, on_ready=None):
+        self.state, self.order, self.lock = state, order, lock
+        self.on_change, self.on_ready = on_change, on_ready
+        self._queue: queue.SimpleQueue = queue.SimpleQueue()
+
+    def put(self, update: Update) -> None:
+        """The trainer's callback (its thread, outside its lock): hand the update over. Never raises."""
+        self._queue.put(update)
+        try:
+            if self.on_ready is not None:
+                self.on_ready()
+            else:
+                self.apply_pending()
+        except Exception:
+            log.exception("handing a trainer update over failed")
+
+    def apply_pending(self) -> set[str]:
+        """Apply every queued update, in order; the kinds of change (each passed to ``on_change``)."""
+        kinds = set()
+        with self.lock:  # two threads draining at once must not apply the updates out of order
+            while True:
+                try:
+                    update = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                kinds.add(self.apply(update))
+        for kind in sorted(kinds):
+            if self.on_change is not None:
+                try:
+                    self.on_change(kind)
+                except Exception:
+                    log.exception("on_change(%r) failed", kind)
+        return kinds
+
+    def apply(self, update: Update) -> str:
+        with self.lock:
+            if update.order is not None:
+                self.order.rank(update.order)
+            return self.state.take(update)
+
+
+class TrainerState:
+    def __init__(self):
+        self.latest = Update(status="waiting", message="the trainer has not started")
+        self.predictions: Mapping[str, tuple[str, float]] = {}  # from the last query
+        self.work: tuple[str, int, int] | None = None
+        self.final: Update | None = None
+
+    def take(self, update: Update) -> str:
+        """Keep ``update``; the kind of change: "stopped", "metrics", "order" or "status"."""
+        previous, self.latest = self.latest, update
+        if update.status == "stopped":
+            self.final = update
+        if update.predictions:  # only query updates carry them: keep the last ones until the next
+            self.predictions = update.predictions
+        if update.work is not None:  # only progress updates carry it: keep the last one
+            self.work = update.work
+        if update.status == "stopped":
+            return "stopped"
+        if len(update.metrics) != len(previous.metrics):
+            return "metrics"
+        return "order" if update.order is not None else "status"
+
+    def stopped_with(self, final: Update | None) -> None:
+        """The Update that ``Trainer.stop`` returned (it may still be "stopping": then it saves later)."""
+        if final is not None and (self.final is None or final.status == "stopped"):
+            self.final = final
+            if self.latest.status != "stopped":
+                self.latest = final
+
+    def prediction(self, path) -> tuple[str, float] | None:
+        predicted = self.predictions.get(path) if path is not None else None
+        return None if predicted is None else (str(predicted[0]), float(predicted[1]))
+
+    def saved(self) -> dict[str, str]:
+        return {k: str(v) for k, v in self.final.saved.items()} if self.final is not None else {}
