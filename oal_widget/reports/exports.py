@@ -1,9 +1,13 @@
 """Labels in and out: CSV, JSON and class folders that ``keras.utils.image_dataset_from_directory`` loads.
 
-Export reads the store (the only source of truth) and never changes it. Import reads a CSV of
-``path,label`` or a folder sorted into class sub-folders and returns ``path -> label`` for the
-images of a pool; the session writes them to the store. Standard library only: no widgets, no
-TensorFlow.
+Export reads the store (the only source of truth) and never changes it; every path read from it is
+checked again (a path written into the database by hand must not lead outside the output or images
+folder: such rows are left out and reported). CSV and JSON carry the provenance of each label
+(``source``, ``annotator``, ``model_labels``, ``labelled_at``) and, for images labelled by several
+annotators, who they were and whether they agree (the ``label`` column is the one that stands).
+Import reads a CSV of ``path,label`` or a folder sorted into class sub-folders and returns
+``path -> label`` for the images of a pool; ``import_labels`` writes them to a store with source
+``imported``. Standard library only: no widgets, no TensorFlow.
 """
 
 from __future__ import annotations
@@ -12,12 +16,19 @@ import csv
 import json
 import os
 import shutil
+import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+from ..data.store.checks import check_path
+
 FORMATS = ("csv", "json", "folders")
+#: The CSV's columns; the first three are the original ``path,label,split``.
+CSV_COLUMNS = (
+    "path", "label", "split", "source", "annotator", "model_labels", "labelled_at", "annotators", "agreement",
+)  # fmt: skip
 #: Written at the top of a class-folder export. Keras only takes sub-folders as classes, so this file
 #: does not disturb ``image_dataset_from_directory``; it also marks the folder as safe to replace.
 MANIFEST = "oal_export.json"
@@ -36,6 +47,9 @@ class ExportResult:
     copied: int = 0
     missing: list[str] = field(default_factory=list)
     class_names: list[str] = field(default_factory=list)
+    #: Paths in the database that are not relative paths inside the images folder: left out.
+    refused: list[str] = field(default_factory=list)
+    store: str = ""
 
     def __str__(self) -> str:
         text = f"wrote {self.rows} labels to {self.out} ({self.format})"
@@ -43,7 +57,16 @@ class ExportResult:
             text += f": {self.linked} hard-linked, {self.copied} copied"
         if self.missing:
             text += f"; {len(self.missing)} labelled file(s) no longer exist and were left out"
+        if self.refused:
+            text += "; " + refused_message(self.refused, self.store)
         return text
+
+
+def refused_message(refused: list[str], store: str) -> str:
+    return (
+        f"{len(refused)} path(s) in {store or 'the store'} are not relative paths inside the images folder "
+        f"and were left out (e.g. {refused[0]!r}): fix or delete those rows of the database"
+    )
 
 
 @dataclass
@@ -81,10 +104,22 @@ def guess_format(out, format: str | None = None) -> str:
     return format
 
 
+def checked_records(store) -> tuple[list, list[str]]:
+    """(the store's label records whose path is safe, the refused paths): every path is checked again."""
+    good, refused = [], []
+    for record in store.records():
+        try:
+            check_path(record.path)
+        except ValueError:
+            refused.append(record.path)
+            continue
+        good.append(record)
+    return good, refused
+
+
 def rows(store) -> list[tuple[str, str, str]]:
-    """``(path, label, split)`` for every labelled image, sorted by path (split ``train`` or ``test``)."""
-    test = store.test_paths()
-    return [(p, label, "test" if p in test else "train") for p, label in store.labels().items()]
+    """``(path, label, split)`` for every labelled image with a safe path, sorted by path."""
+    return [(r.path, r.label, r.split) for r in checked_records(store)[0]]
 
 
 def export(store, out, format: str | None = None, *, images_root=None, split: str = "all") -> ExportResult:
@@ -98,27 +133,74 @@ def export(store, out, format: str | None = None, *, images_root=None, split: st
 
 
 def export_csv(store, out) -> ExportResult:
-    """``path,label,split`` rows, quoted by the csv module (labels with commas read back exactly)."""
+    """One row per label (``CSV_COLUMNS``), quoted by the csv module: labels with commas read back exactly."""
     out = Path(out).expanduser()
-    n = store.export_csv(out)
-    return ExportResult(out=out, format="csv", rows=n, class_names=list(store.label_names()))
+    if out.is_dir():
+        raise ValueError(f"--out {str(out)!r} is a folder: pass a file name such as labels.csv")
+    records, refused = checked_records(store)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "w", newline="", encoding="utf-8") as f:
+            writer = csv.writer(f)
+            writer.writerow(CSV_COLUMNS)
+            for r in records:
+                writer.writerow([
+                    r.path, r.label, r.split, r.source or "", r.annotator or "",
+                    "" if r.model_labels is None else r.model_labels, r.updated, ";".join(r.annotators),
+                    r.agreement,
+                ])  # fmt: skip
+        os.replace(tmp, out)  # a reader never sees half a file
+    finally:
+        tmp.unlink(missing_ok=True)
+    return _result(store, out, "csv", len(records), refused)
 
 
 def export_json(store, out) -> ExportResult:
-    """One JSON document: label names (key order), counts, images root and ``{path, label, split}`` items."""
+    """One JSON document: label names (key order), counts (by label and by source), images root,
+    agreement per annotator pair, and one item per label with its provenance; ``annotations`` (each
+    annotator's label) for images labelled by several."""
     out = Path(out).expanduser()
     _check_file_target(out)
-    items = rows(store)
+    records, refused = checked_records(store)
+    by_path: dict[str, dict[str, str]] = {}
+    for a in store.annotations():
+        if a.annotator is not None:
+            by_path.setdefault(a.path, {})[a.annotator] = a.label
     root = store.images_root
+    items = []
+    for r in records:
+        item = {
+            "path": r.path, "label": r.label, "split": r.split, "source": r.source, "annotator": r.annotator,
+            "model_labels": r.model_labels, "labelled_at": r.updated,
+        }  # fmt: skip
+        if len(r.annotators) > 1:
+            item["annotations"] = by_path.get(r.path, {})
+            item["agreement"] = r.agreement
+        items.append(item)
     doc = {
         "label_names": list(store.label_names()),
         "counts": store.counts(),
+        "counts_by_source": store.counts_by_source(),
+        "agreement": [vars(pair) for pair in store.agreement()],
         "images_root": str(root) if root is not None else None,
         "exported": datetime.now(UTC).isoformat(timespec="seconds"),
-        "items": [{"path": p, "label": label, "split": s} for p, label, s in items],
+        "items": items,
     }
     _write_atomic(out, json.dumps(doc, indent=1, ensure_ascii=False) + "\n")
-    return ExportResult(out=out, format="json", rows=len(items), class_names=doc["label_names"])
+    return _result(store, out, "json", len(items), refused)
+
+
+def _result(store, out: Path, format: str, n: int, refused: list[str]) -> ExportResult:
+    return ExportResult(
+        out=out, format=format, rows=n, class_names=list(store.label_names()), refused=refused,
+        store=_location(store),
+    )  # fmt: skip
+
+
+def _location(store) -> str:
+    where = getattr(store, "location_text", None)
+    return where() if callable(where) else str(getattr(store, "path", ""))
 
 
 def export_folders(store, out, *, images_root=None, split: str = "all", link: bool = True) -> ExportResult:
@@ -137,32 +219,41 @@ def export_folders(store, out, *, images_root=None, split: str = "all", link: bo
     root = Path(images_root).expanduser() if images_root is not None else store.images_root
     if root is None or not Path(root).is_dir():
         raise FileNotFoundError(
-            f"the images folder {str(root)!r} of {store.path} does not exist: pass images_root=... "
+            f"the images folder {str(root)!r} of {_location(store)} does not exist: pass images_root=... "
             "(the folder the labels belong to)"
         )
     root = Path(root)
     names = list(store.label_names())
     folders = class_folder_names(names)
     _prepare_out(out, root)
-    result = ExportResult(out=out, format="folders", class_names=names)
+    records, refused = checked_records(store)
+    result = ExportResult(
+        out=out, format="folders", class_names=names, refused=refused, store=_location(store)
+    )
+    root_resolved, out_resolved = root.resolve(), out.resolve()
     parts = ("train", "test") if split == "both" else ("",)
     for part in parts:
         for name in names:
             (out / part / folders[name]).mkdir(parents=True, exist_ok=True)
-    for path, label, which in rows(store):
+    for record in records:
+        path, label, which = record.path, record.label, record.split
         if split in ("train", "test") and which != split:
             continue
+        folder = folders.get(label) or _folder_name(label)  # a label dropped from the names still exports
         source = root / path
+        target = out / (which if split == "both" else "") / folder / path
+        if not (
+            _inside(source.resolve(), root_resolved) and _inside(target.resolve(), out_resolved) and folder
+        ):
+            result.refused.append(path)  # e.g. a symlink out of the images folder, an empty label
+            continue
         if not source.is_file():
             result.missing.append(path)
             continue
-        folder = folders.get(label) or _folder_name(label)  # a label dropped from the names still exports
-        target = out / (which if split == "both" else "") / folder / path
         target.parent.mkdir(parents=True, exist_ok=True)
-        if link and _try_link(source, target):
+        if place_file(source, target, link=link):
             result.linked += 1
         else:
-            shutil.copy2(source, target)
             result.copied += 1
         result.rows += 1
     manifest = {
@@ -172,6 +263,7 @@ def export_folders(store, out, *, images_root=None, split: str = "all", link: bo
         "images_root": str(root),
         "rows": result.rows,
         "missing": result.missing,
+        "refused": result.refused,
         "exported": datetime.now(UTC).isoformat(timespec="seconds"),
     }
     _write_atomic(out / MANIFEST, json.dumps(manifest, indent=1, ensure_ascii=False) + "\n")
@@ -203,15 +295,29 @@ def _folder_name(name: str) -> str:
     return folder
 
 
-def _try_link(source: Path, target: Path) -> bool:
-    """Hard link (no extra disk space); False where the file system or device does not allow it."""
+def _inside(path: Path, folder: Path) -> bool:
+    return path == folder or folder in path.parents
+
+
+def place_file(source: Path, target: Path, *, link: bool = True) -> bool:
+    """Put ``source`` at ``target``: a hard link where the disk allows (no extra space; returns True),
+    else a copy (False). Written under a temporary name in the same folder, then ``os.replace``d over
+    ``target``: an existing target is never missing, and a failure leaves it as it was."""
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.{threading.get_ident()}.tmp")
     try:
-        if target.exists():
-            target.unlink()
-        os.link(source, target)
-        return True
-    except OSError:
-        return False
+        linked = False
+        if link:
+            try:
+                os.link(source, tmp)
+                linked = True
+            except OSError:  # another device, or a file system without hard links
+                pass
+        if not linked:
+            shutil.copy2(source, tmp)
+        os.replace(tmp, target)
+        return linked
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def _prepare_out(out: Path, root: Path) -> None:
@@ -293,6 +399,42 @@ def read_labels(source, images_root, pool_paths: Iterable[str]) -> tuple[dict[st
             f"(e.g. {unmatched[0]!r}): paths must be relative to the images folder, e.g. 'cats/1.png'"
         )
     return labels, unmatched
+
+
+def import_labels(store, source, images_root, pool_paths: Iterable[str], *, overwrite: bool = False):
+    """Label the images of a pool in ``store`` from ``source`` (see ``read_labels``), source ``imported``.
+
+    Images that already have another label keep it unless ``overwrite``. When the store has no label
+    names yet they become the source's labels in sorted order; otherwise a label not among them is a
+    ``ValueError``. One transaction (one step of this store's undo history). Returns an ``ImportResult``.
+    """
+    found, unmatched = read_labels(source, images_root, pool_paths)
+    result = ImportResult(source=Path(source), unmatched=unmatched)
+    names = set(found.values())
+    if not store.label_names():
+        store.set_label_names(sorted(names))
+    known = store.label_names()
+    unknown = sorted(names - set(known))
+    if unknown:
+        raise ValueError(
+            f"{source} has the label(s) {unknown!r}, which are not among the labels {known!r}: add them at "
+            "the END of labels=[...], or fix the file"
+        )
+    current = store.labels()
+    items = []
+    for path, label in found.items():
+        old = current.get(path)
+        if old == label:
+            result.unchanged += 1
+        elif old is not None and not overwrite:
+            result.kept.append(path)
+        else:
+            items.append((path, label))
+            result.added += old is None
+            result.changed += old is not None
+    store.label_many(items, source="imported")
+    result.label_names = list(store.label_names())
+    return result
 
 
 def _relative(raw: str, root: Path) -> str:
