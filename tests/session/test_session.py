@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import sqlite3
 import tempfile
@@ -149,7 +150,10 @@ def test_order_is_always_a_permutation_of_the_unlabelled_images(twenty, data):
     workdir = Path(tempfile.mkdtemp(prefix="oal-prop-"))
     try:
         session, factory = make(
-            twenty, workdir=workdir, test_fraction=data.draw(st.sampled_from([0, 0.2, 0.5]), "test_fraction")
+            twenty,
+            workdir=workdir,
+            test_fraction=data.draw(st.sampled_from([0, 0.2, 0.5]), "test_fraction"),
+            buffer_size=data.draw(st.sampled_from([1, 3]), "buffer_size"),
         )
         other = Store(workdir)  # a second panel on the same workdir
         paths = list(session.pool.paths)
@@ -163,6 +167,7 @@ def test_order_is_always_a_permutation_of_the_unlabelled_images(twenty, data):
             st.tuples(st.just("apply"), st.lists(path_or_junk, max_size=30)),
             st.tuples(st.just("predict"), st.sampled_from(LABELS)),
             st.tuples(st.just("other"), st.sampled_from(paths)),
+            st.tuples(st.just("other_unlabel"), st.sampled_from(paths)),
         )
         for op, arg in data.draw(st.lists(ops, max_size=40), "ops"):
             before = session.current
@@ -183,6 +188,9 @@ def test_order_is_always_a_permutation_of_the_unlabelled_images(twenty, data):
                 factory.last.publish(Update(status="training", predictions={before: (arg, 0.9)}))
             elif op == "other":
                 other.label(arg, "two")
+                session.refresh()
+            elif op == "other_unlabel":
+                other.unlabel(arg)
                 session.refresh()
             check_order(session)
             progress = session.progress()
@@ -412,6 +420,54 @@ def test_refresh_takes_in_the_other_sessions_labels(small_digits):
     assert not set(taken) & set(order)
     assert all(f_mine.last.labels().get(p) == "two" for p in taken)
     assert mine.progress()["labelled"] == 3
+
+
+def test_refresh_never_puts_an_image_in_the_order_twice(small_digits):
+    """An image stepped back over (waiting to be shown again) that another session unlabels."""
+    mine, _ = make(small_digits, test_fraction=0)
+    theirs = Store(mine.workdir)
+    a = mine.label("one")
+    b = mine.label("two")
+    assert mine.back() == b and mine.back() == a  # b waits on the forward stack
+    theirs.unlabel(b)
+    assert mine.refresh()
+    check_order(mine)
+    theirs.close()
+
+
+def test_undo_after_a_refresh_with_held_back_labels_tells_the_trainer_the_truth(small_digits):
+    """buffer_size > 1: this session's label of A is held back, another session relabels A, a refresh
+    queues that too, then Backspace. Whatever the undo does, the trainer ends with the store's labels
+    (it was once left with a label the store no longer had)."""
+    mine, factory = make(small_digits, buffer_size=4, test_fraction=0)
+    theirs = Store(mine.workdir)
+    a = mine.label("one")
+    theirs.label(a, "two")
+    assert mine.refresh()
+    with contextlib.suppress(ValueError):  # the store may refuse to undo over another's label
+        mine.undo()
+    mine.stop()  # flushes whatever was held back
+    assert factory.last.labels() == mine.store.labels()
+    theirs.close()
+
+
+def test_a_session_that_cannot_be_made_leaves_no_store_open(small_digits, monkeypatch):
+    from oal_widget.session import session as session_module
+
+    opened = []
+
+    class Recording(Store):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            opened.append(self)
+
+    first, _ = make(small_digits)
+    first.label("one")
+    first.close()
+    monkeypatch.setattr(session_module, "Store", Recording)
+    with pytest.raises(ValueError, match="would lose"):
+        make(small_digits, labels=["cat", "dog"])  # incompatible with the stored labels
+    assert opened and all(store._conn is None for store in opened)
 
 
 # --- tiny and odd folders (pitfall 9) ----------------------------------------------------------
