@@ -8,6 +8,9 @@ mode), so the cells are compared before and after.
 Notebook 7 runs the same test: its shortcuts see keys before ipyevents does, so the panel keeps a
 focused text input (the key sink) that no command-mode shortcut matches (see oal_widget/ui/panel.py).
 
+The server (fresh config, 127.0.0.1, a port the OS picks) and Chromium are started by
+tests/jupyter_e2e.py, shared with bench/key_to_image.py (key-to-image latency in the same browser).
+
 Env: E2E_CHROMIUM (default /usr/bin/chromium), E2E_ARTIFACTS (default <repo>/artifacts: screenshots,
 timings, server logs; on failure also the console log, page HTML, keys pressed and the store's labels),
 E2E_APPS ("lab,notebook"), E2E_ROUNDS and E2E_LABELS (how much labelling; see N_ROUNDS).
@@ -17,39 +20,33 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import shutil
-import signal
 import sqlite3
-import subprocess
-import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import nbformat
 import pytest
+from jupyter_e2e import (  # pytest puts tests/ on sys.path (no __init__.py); bench/ uses it too
+    CHROMIUM,
+    MODULES,
+    NOTEBOOK,
+    REPO,
+    TIMEOUT_MS,
+    jupyter_server,
+    launch_chromium,
+    make_workspace,
+    notebook_state,
+    page_url,
+    run_all_cells,
+    wait_kernel_idle,
+    wait_src_changed,
+)
 
 pytestmark = pytest.mark.browser
 
-REPO = Path(__file__).resolve().parents[1]
-NOTEBOOK = REPO / "notebooks" / "quickstart.ipynb"
 ARTIFACTS = Path(os.environ.get("E2E_ARTIFACTS", REPO / "artifacts"))
-CHROMIUM = os.environ.get("E2E_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--disable-dev-shm-usage",  # small /dev/shm in containers
-]
 APPS = [a for a in os.environ.get("E2E_APPS", "lab,notebook").split(",") if a]
-TOKEN = "oal-e2e-token"
-TIMEOUT_MS = 60_000  # a loaded 2-core box: Lab's first load alone can take 20 s
 EVAL_TIMEOUT_MS = 120_000  # TensorFlow import (~7 s idle, much more when loaded) + training + evaluation
 # The quickstart's labels are the digits in key order: key "1" gives label "1", key "0" label "0".
 LABEL_KEYS = ["1", "2", "3", "4", "5", "6", "7", "8", "9", "0"]
@@ -60,133 +57,29 @@ N_LABELS = int(os.environ.get("E2E_LABELS", "15"))
 
 
 # --------------------------------------------------------------------------------------------------
-# workspace + server
+# server + browser (tests/jupyter_e2e.py starts and stops them)
 # --------------------------------------------------------------------------------------------------
-def make_workspace(root: Path) -> Path:
-    """<root>/notebooks/quickstart.ipynb + <root>/images/ (no .oal): the notebook's ../images holds."""
-    (root / "notebooks").mkdir(parents=True)
-    shutil.copy(NOTEBOOK, root / "notebooks" / NOTEBOOK.name)
-    shutil.copytree(REPO / "images", root / "images", ignore=shutil.ignore_patterns(".oal"))
-    return root
-
-
-def _write_json(path: Path, data) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(data))
-
-
-def _server_info(runtime_dir: Path, proc: subprocess.Popen, log_path: Path, deadline: float) -> dict:
-    """Jupyter Server writes jpserver-<pid>.json (url, token) once it listens on its port-0 port."""
-    info_file = runtime_dir / f"jpserver-{proc.pid}.json"
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"jupyter server exited early (rc={proc.returncode}):\n{log_path.read_text()}")
-        if info_file.exists():
-            try:
-                info = json.loads(info_file.read_text())
-                url = info["url"].rstrip("/")
-                with urllib.request.urlopen(f"{url}/api/status?token={info['token']}", timeout=2):
-                    return info
-            except (OSError, ValueError, KeyError):
-                pass
-        time.sleep(0.2)
-    raise TimeoutError(f"jupyter server did not come up; log:\n{log_path.read_text()}")
-
-
 @pytest.fixture(params=APPS)
 def jupyter(request, tmp_path):
     """A Jupyter server (Lab 4 or Notebook 7) on 127.0.0.1 with fresh config/data/runtime dirs."""
     app = request.param
-    module = {"lab": "jupyterlab", "notebook": "notebook"}[app]
-    pytest.importorskip(module)
+    pytest.importorskip(MODULES[app])
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     root = make_workspace(tmp_path / "root")
-    cfg = tmp_path / "jupyter_config"
-    settings = cfg / "lab" / "user-settings" / "@jupyterlab"
-    # No "receive official Jupyter news?" toast covering the page; no update check.
-    _write_json(
-        settings / "apputils-extension" / "notification.jupyterlab-settings",
-        {"fetchNews": "false", "checkForUpdates": False},
-    )
-    # Every cell stays in the DOM, so the cell counts below see them all.
-    _write_json(settings / "notebook-extension" / "tracker.jupyterlab-settings", {"windowingMode": "none"})
-    runtime = tmp_path / "runtime"
-    env = dict(os.environ)
-    env.update(
-        JUPYTER_PLATFORM_DIRS="1",
-        JUPYTER_CONFIG_DIR=str(cfg),  # isolated from ~/.jupyter
-        JUPYTER_DATA_DIR=str(tmp_path / "jupyter_data"),  # so the venv's python3 kernelspec is the one found
-        JUPYTER_RUNTIME_DIR=str(runtime),
-        IPYTHONDIR=str(tmp_path / "ipython"),
-        MPLBACKEND="Agg",
-        MPLCONFIGDIR=str(tmp_path / "mpl"),
-        TF_CPP_MIN_LOG_LEVEL="2",
-        PATH=str(Path(sys.executable).parent) + os.pathsep + env.get("PATH", ""),
-    )
-    appcls = {"lab": "LabApp", "notebook": "JupyterNotebookApp"}[app]
-    cmd = [
-        sys.executable,
-        "-m",
-        module,
-        "--no-browser",
-        "--allow-root",  # CI containers run as root
-        "--ServerApp.ip=127.0.0.1",
-        "--ServerApp.port=0",  # the OS picks a free port; read back from jpserver-<pid>.json
-        "--ServerApp.port_retries=0",
-        f"--IdentityProvider.token={TOKEN}",
-        f"--ServerApp.root_dir={root}",
-        "--ServerApp.terminals_enabled=False",
-        # Lab-only traits go to LabApp: an unknown trait on JupyterNotebookApp makes notebook_shim drop
-        # all of its config.
-        "--LabApp.news_url=None",
-        "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
-        "--LabApp.extension_manager=readonly",
-        f"--{appcls}.expose_app_in_browser=True",  # window.jupyterapp: kernel status and the cell model
-    ]
     log_path = tmp_path / f"server-{app}.log"
-    t_launch = time.monotonic()
-    with open(log_path, "w") as log:
-        proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=root)
-        info = None
-        try:
-            info = _server_info(runtime, proc, log_path, time.monotonic() + 90)
-            log.flush()
-            assert "error linking extension" not in log_path.read_text(), log_path.read_text()
-            url = info["url"].rstrip("/")
-            page = {
-                "lab": "lab/tree/notebooks/quickstart.ipynb",
-                "notebook": "notebooks/notebooks/quickstart.ipynb",
-            }
+    try:
+        with jupyter_server(app, tmp_path, root, log_path) as server:
             yield {
                 "app": app,
-                "page_url": f"{url}/{page[app]}?token={info['token']}",
+                "page_url": page_url(server, f"notebooks/{NOTEBOOK.name}"),
                 "root": root,
                 "workdir": root / "images" / ".oal",
-                "t_launch": t_launch,
-                "t_server_ready": time.monotonic() - t_launch,
+                "t_launch": server["t_launch"],
+                "t_server_ready": server["t_server_ready"],
             }
-        finally:
-            _shutdown(proc, info)
+    finally:
+        if log_path.exists():
             shutil.copy(log_path, ARTIFACTS / log_path.name)
-
-
-def _shutdown(proc: subprocess.Popen, info: dict | None) -> None:
-    """Graceful first (the server shuts its kernels down too), then SIGTERM, then SIGKILL."""
-    try:
-        req = urllib.request.Request(
-            f"{info['url'].rstrip('/')}/api/shutdown",
-            method="POST",
-            headers={"Authorization": f"token {TOKEN}"},
-        )
-        urllib.request.urlopen(req, timeout=5).close()
-    except Exception:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-    try:
-        proc.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
 
 
 @pytest.fixture
@@ -198,64 +91,14 @@ def browser():
         )
     with sync_api.sync_playwright() as p:
         # Never `playwright install`: its CDN is unreachable here; Debian's Chromium is used instead.
-        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        b = launch_chromium(p)
         yield b
         b.close()
 
 
 # --------------------------------------------------------------------------------------------------
-# page helpers
+# page helpers (the ones both front ends share live in tests/jupyter_e2e.py)
 # --------------------------------------------------------------------------------------------------
-def wait_kernel_idle(page, timeout=TIMEOUT_MS) -> None:
-    page.wait_for_function(
-        """() => {
-            const w = window.jupyterapp && window.jupyterapp.shell.currentWidget;
-            const k = w && w.sessionContext && w.sessionContext.session && w.sessionContext.session.kernel;
-            return k && k.status === 'idle' && k.connectionStatus === 'connected';
-        }""",
-        timeout=timeout,
-    )
-
-
-def run_all_cells(page) -> None:
-    """Run > Run All Cells through the real menu (the same in Lab 4 and Notebook 7)."""
-    page.locator(".lm-MenuBar-itemLabel", has_text=re.compile(r"^Run$")).click()
-    page.locator(".lm-Menu-itemLabel", has_text=re.compile(r"^Run All Cells$")).click()
-
-
-def notebook_state(page) -> dict:
-    """The notebook as the front end holds it: mode and (type, source) of every cell, plus DOM counts."""
-    return page.evaluate(
-        """() => {
-            const nb = window.jupyterapp.shell.currentWidget.content;
-            const cells = [];
-            for (let i = 0; i < nb.model.cells.length; i++) {
-                const c = nb.model.cells.get(i);
-                cells.push([c.type, c.sharedModel.getSource()]);
-            }
-            return {
-                mode: nb.mode,
-                cells: cells,
-                dom_cells: document.querySelectorAll('.jp-Notebook .jp-Cell').length,
-                dom_markdown: document.querySelectorAll('.jp-Notebook .jp-MarkdownCell').length,
-            };
-        }"""
-    )
-
-
-def wait_src_changed(page, selector: str, old: str | None, timeout=TIMEOUT_MS) -> str:
-    """Wait until the <img> has a new src that has loaded; returns the new src."""
-    page.wait_for_function(
-        """([sel, old]) => {
-            const i = document.querySelector(sel);
-            return i && i.src && i.src !== old && i.complete && i.naturalWidth > 0;
-        }""",
-        arg=[selector, old],
-        timeout=timeout,
-    )
-    return page.locator(selector).get_attribute("src")
-
-
 def wait_until(predicate, timeout: float, what: str):
     """Poll ``predicate`` until it returns a truthy value; fail naming ``what`` after ``timeout`` s."""
     deadline = time.monotonic() + timeout

@@ -1,0 +1,283 @@
+"""A real Jupyter server (JupyterLab 4 or Notebook 7) and Debian's Chromium, for end-to-end runs.
+
+Shared by the browser test (``tests/test_browser.py``) and the benches that drive a real browser
+(``bench/key_to_image.py``). Not a test module: pytest collects ``test_*.py`` only.
+
+- ``make_workspace``: a root folder with a notebook in ``notebooks/`` and a copy of the images in
+  ``images/`` (never their ``.oal``), so that the notebook's ``../images`` holds;
+- ``jupyter_server``: the server on 127.0.0.1, a port the OS picks, a fixed token, fresh
+  config/data/runtime/IPython/matplotlib dirs (nothing from ``~/.jupyter``), no news or update
+  checks, ``window.jupyterapp`` exposed; shut down gracefully, then SIGTERM, then SIGKILL;
+- ``launch_chromium``: Debian's Chromium through Playwright (``playwright install`` is never used:
+  its CDN is unreachable here);
+- page helpers that work the same in Lab 4 and Notebook 7.
+
+Env: E2E_CHROMIUM (default /usr/bin/chromium).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+NOTEBOOK = REPO / "notebooks" / "quickstart.ipynb"
+CHROMIUM = os.environ.get("E2E_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-dev-shm-usage",  # small /dev/shm in containers
+]
+TOKEN = "oal-e2e-token"
+TIMEOUT_MS = 60_000  # a loaded 2-core box: Lab's first load alone can take 20 s
+#: The Python module and the application class of each front end.
+MODULES = {"lab": "jupyterlab", "notebook": "notebook"}
+APP_CLASSES = {"lab": "LabApp", "notebook": "JupyterNotebookApp"}
+#: Where each front end opens a notebook, relative to the server's URL.
+NOTEBOOK_PAGES = {"lab": "lab/tree", "notebook": "notebooks"}
+
+
+# --------------------------------------------------------------------------------------------------
+# workspace + server
+# --------------------------------------------------------------------------------------------------
+def make_workspace(root: Path, notebook: Path = NOTEBOOK, images: Path | None = None) -> Path:
+    """<root>/notebooks/<notebook> + <root>/images/ (no .oal): the notebook's ../images holds."""
+    images = REPO / "images" if images is None else Path(images)
+    (root / "notebooks").mkdir(parents=True)
+    shutil.copy(notebook, root / "notebooks" / Path(notebook).name)
+    shutil.copytree(images, root / "images", ignore=shutil.ignore_patterns(".oal"))
+    return root
+
+
+def _write_json(path: Path, data) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data))
+
+
+def _server_info(runtime_dir: Path, proc: subprocess.Popen, log_path: Path, deadline: float) -> dict:
+    """Jupyter Server writes jpserver-<pid>.json (url, token) once it listens on its port-0 port."""
+    info_file = runtime_dir / f"jpserver-{proc.pid}.json"
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"jupyter server exited early (rc={proc.returncode}):\n{log_path.read_text()}")
+        if info_file.exists():
+            try:
+                info = json.loads(info_file.read_text())
+                url = info["url"].rstrip("/")
+                with urllib.request.urlopen(f"{url}/api/status?token={info['token']}", timeout=2):
+                    return info
+            except (OSError, ValueError, KeyError):
+                pass
+        time.sleep(0.2)
+    raise TimeoutError(f"jupyter server did not come up; log:\n{log_path.read_text()}")
+
+
+def server_config(tmp: Path) -> dict[str, str]:
+    """Fresh config/data/runtime dirs under ``tmp`` (the env for the server and its kernels)."""
+    cfg = tmp / "jupyter_config"
+    settings = cfg / "lab" / "user-settings" / "@jupyterlab"
+    # No "receive official Jupyter news?" toast covering the page; no update check.
+    _write_json(
+        settings / "apputils-extension" / "notification.jupyterlab-settings",
+        {"fetchNews": "false", "checkForUpdates": False},
+    )
+    # Every cell stays in the DOM, so the browser test's cell counts see them all.
+    _write_json(settings / "notebook-extension" / "tracker.jupyterlab-settings", {"windowingMode": "none"})
+    env = dict(os.environ)
+    env.update(
+        JUPYTER_PLATFORM_DIRS="1",
+        JUPYTER_CONFIG_DIR=str(cfg),  # isolated from ~/.jupyter
+        JUPYTER_DATA_DIR=str(tmp / "jupyter_data"),  # so the venv's python3 kernelspec is the one found
+        JUPYTER_RUNTIME_DIR=str(tmp / "runtime"),
+        IPYTHONDIR=str(tmp / "ipython"),
+        MPLBACKEND="Agg",
+        MPLCONFIGDIR=str(tmp / "mpl"),
+        TF_CPP_MIN_LOG_LEVEL="2",
+        PATH=str(Path(sys.executable).parent) + os.pathsep + env.get("PATH", ""),
+    )
+    return env
+
+
+def server_command(app: str, root: Path) -> list[str]:
+    appcls = APP_CLASSES[app]
+    return [
+        sys.executable,
+        "-m",
+        MODULES[app],
+        "--no-browser",
+        "--allow-root",  # CI containers run as root
+        "--ServerApp.ip=127.0.0.1",
+        "--ServerApp.port=0",  # the OS picks a free port; read back from jpserver-<pid>.json
+        "--ServerApp.port_retries=0",
+        f"--IdentityProvider.token={TOKEN}",
+        f"--ServerApp.root_dir={root}",
+        "--ServerApp.terminals_enabled=False",
+        # Lab-only traits go to LabApp: an unknown trait on JupyterNotebookApp makes notebook_shim drop
+        # all of its config.
+        "--LabApp.news_url=None",
+        "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
+        "--LabApp.extension_manager=readonly",
+        f"--{appcls}.expose_app_in_browser=True",  # window.jupyterapp: kernel status and the cell model
+    ]
+
+
+@contextlib.contextmanager
+def jupyter_server(app: str, tmp: Path, root: Path, log_path: Path | None = None, startup_s: float = 90):
+    """Run a Jupyter server ("lab": JupyterLab 4, "notebook": Notebook 7) serving ``root``.
+
+    Yields a dict: app, url, token, root, log_path, pid, t_launch (monotonic) and t_server_ready
+    (seconds from launch until the server answered). ``page_url(server, rel)`` opens a notebook.
+    The server is shut down on leaving, also on an error.
+    """
+    env = server_config(tmp)
+    runtime = Path(env["JUPYTER_RUNTIME_DIR"])
+    log_path = log_path or tmp / f"server-{app}.log"
+    t_launch = time.monotonic()
+    with open(log_path, "w") as log:
+        proc = subprocess.Popen(
+            server_command(app, root), env=env, stdout=log, stderr=subprocess.STDOUT, cwd=root
+        )
+        info = None
+        try:
+            info = _server_info(runtime, proc, log_path, time.monotonic() + startup_s)
+            log.flush()
+            if "error linking extension" in log_path.read_text():
+                raise RuntimeError(f"a server extension failed to link:\n{log_path.read_text()}")
+            yield {
+                "app": app,
+                "url": info["url"].rstrip("/"),
+                "token": info["token"],
+                "root": root,
+                "log_path": log_path,
+                "pid": proc.pid,
+                "t_launch": t_launch,
+                "t_server_ready": time.monotonic() - t_launch,
+            }
+        finally:
+            shutdown(proc, info)
+
+
+def page_url(server: dict, notebook: str) -> str:
+    """The page that opens ``notebook`` (a path relative to the server's root) in its front end."""
+    return f"{server['url']}/{NOTEBOOK_PAGES[server['app']]}/{notebook}?token={server['token']}"
+
+
+def shutdown(proc: subprocess.Popen, info: dict | None) -> None:
+    """Graceful first (the server shuts its kernels down too), then SIGTERM, then SIGKILL."""
+    try:
+        req = urllib.request.Request(
+            f"{info['url'].rstrip('/')}/api/shutdown",
+            method="POST",
+            headers={"Authorization": f"token {TOKEN}"},
+        )
+        urllib.request.urlopen(req, timeout=5).close()
+    except Exception:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+def launch_chromium(playwright):
+    """Debian's Chromium, headless, through a started ``sync_playwright()``; the caller closes it."""
+    return playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+
+
+# --------------------------------------------------------------------------------------------------
+# page helpers (the same in Lab 4 and Notebook 7)
+# --------------------------------------------------------------------------------------------------
+def wait_kernel_idle(page, timeout=TIMEOUT_MS) -> None:
+    page.wait_for_function(
+        """() => {
+            const w = window.jupyterapp && window.jupyterapp.shell.currentWidget;
+            const k = w && w.sessionContext && w.sessionContext.session && w.sessionContext.session.kernel;
+            return k && k.status === 'idle' && k.connectionStatus === 'connected';
+        }""",
+        timeout=timeout,
+    )
+
+
+def run_all_cells(page) -> None:
+    """Run > Run All Cells through the real menu (the same in Lab 4 and Notebook 7)."""
+    page.locator(".lm-MenuBar-itemLabel", has_text=re.compile(r"^Run$")).click()
+    page.locator(".lm-Menu-itemLabel", has_text=re.compile(r"^Run All Cells$")).click()
+
+
+def notebook_state(page) -> dict:
+    """The notebook as the front end holds it: mode and (type, source) of every cell, plus DOM counts."""
+    return page.evaluate(
+        """() => {
+            const nb = window.jupyterapp.shell.currentWidget.content;
+            const cells = [];
+            for (let i = 0; i < nb.model.cells.length; i++) {
+                const c = nb.model.cells.get(i);
+                cells.push([c.type, c.sharedModel.getSource()]);
+            }
+            return {
+                mode: nb.mode,
+                cells: cells,
+                dom_cells: document.querySelectorAll('.jp-Notebook .jp-Cell').length,
+                dom_markdown: document.querySelectorAll('.jp-Notebook .jp-MarkdownCell').length,
+            };
+        }"""
+    )
+
+
+def wait_src_changed(page, selector: str, old: str | None, timeout=TIMEOUT_MS) -> str:
+    """Wait until the <img> has a new src that has loaded; returns the new src."""
+    page.wait_for_function(
+        """([sel, old]) => {
+            const i = document.querySelector(sel);
+            return i && i.src && i.src !== old && i.complete && i.naturalWidth > 0;
+        }""",
+        arg=[selector, old],
+        timeout=timeout,
+    )
+    return page.locator(selector).get_attribute("src")
+
+
+def kernel_execute(page, code: str, timeout_ms: int = TIMEOUT_MS) -> None:
+    """Run ``code`` in the notebook's kernel straight through its connection (no cell, no output shown).
+
+    Raises RuntimeError with the traceback if the code raised.
+    """
+    error = page.evaluate(
+        """async ([code, timeoutMs]) => {
+            const w = window.jupyterapp.shell.currentWidget;
+            const kernel = w.sessionContext.session.kernel;
+            const future = kernel.requestExecute({code, silent: false, store_history: false});
+            let error = null;
+            future.onIOPub = (msg) => {
+                if (msg.header.msg_type === 'error') {
+                    error = msg.content.ename + ': ' + msg.content.evalue + '\\n'
+                        + (msg.content.traceback || []).join('\\n');
+                }
+            };
+            const timer = new Promise((_, reject) =>
+                setTimeout(() => reject(new Error('kernel_execute timed out')), timeoutMs));
+            await Promise.race([future.done, timer]);
+            return error;
+        }""",
+        [code, timeout_ms],
+    )
+    if error:
+        plain = re.sub(r"\x1b\[[0-9;]*m", "", error)  # the traceback's colours
+        raise RuntimeError(f"the kernel raised:\n{plain}")
