@@ -1,10 +1,16 @@
-"""Command line: ``python -m oal_widget simulate | export | import ...``."""
+"""Command line: ``python -m oal_widget simulate | export | import | copy-store ...``.
+
+Wherever a store goes, a workdir (SQLite) or a ``postgresql://`` URL (PostgreSQL, with ``--project``)
+is accepted; a URL is only ever printed with its password masked.
+"""
 
 from __future__ import annotations
 
 import argparse
 import sys
 from pathlib import Path
+
+from .data.store.errors import StoreError
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -44,9 +50,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     exp = sub.add_parser(
-        "export", help="write the labels of a workdir as CSV, JSON or class folders (keras-loadable)"
+        "export", help="write the labels of a store as CSV, JSON or class folders (keras-loadable)"
     )
-    exp.add_argument("workdir", type=Path, help="the .oal folder holding annotations.sqlite")
+    exp.add_argument("store", help="the .oal folder (or images folder) holding annotations.sqlite, or a URL")
     exp.add_argument("--out", type=Path, required=True, help="file (csv, json) or folder (folders) to write")
     exp.add_argument(
         "--format",
@@ -57,14 +63,29 @@ def build_parser() -> argparse.ArgumentParser:
         "--split", default="all", help="folders only: all, train, test, or both (out/train, out/test)"
     )
     exp.add_argument("--images", type=Path, default=None, help="folders only: the images folder if it moved")
+    exp.add_argument("--project", default=None, help="the project (needed when the store holds several)")
 
     imp = sub.add_parser(
         "import", help="label images from a CSV (path,label), a JSON export or a folder in class sub-folders"
     )
     imp.add_argument("images_dir", type=Path, help="the images folder being labelled")
     imp.add_argument("source", type=Path, help="CSV / JSON file, or a folder sorted into <label>/<image>")
-    imp.add_argument("--workdir", type=Path, default=None, help="store folder (default: <images_dir>/.oal)")
+    imp.add_argument(
+        "--workdir", default=None, help="store folder (default: <images_dir>/.oal) or a postgresql:// URL"
+    )
+    imp.add_argument("--project", default=None, help="the project (default: the images folder's name)")
+    imp.add_argument("--annotator", default=None, help="who the labels are from (default: the login name)")
     imp.add_argument("--overwrite", action="store_true", help="replace labels the store already has")
+
+    cop = sub.add_parser(
+        "copy-store",
+        help="copy a project between stores (workdir <-> PostgreSQL): labels, provenance, annotations, "
+        "test split, label names and history",
+    )
+    cop.add_argument("src", help="a workdir (.oal folder or images folder) or a postgresql:// URL")
+    cop.add_argument("dst", help="a workdir (created if missing) or a postgresql:// URL")
+    cop.add_argument("--project", default=None, help="the project to copy (needed when SRC holds several)")
+    cop.add_argument("--dst-project", default=None, help="its name in DST (default: the same name)")
     return parser
 
 
@@ -101,22 +122,73 @@ def main(argv=None) -> int:
                 **_label_efficiency_settings(args),
             )
         elif args.command == "export":
-            from .data.store import open_existing
             from .reports.exports import export
 
-            with open_existing(args.workdir) as store:
+            with _open_existing(args.store, args.project) as store:
                 result = export(store, args.out, args.format, images_root=args.images, split=args.split)
             print(result)
+        elif args.command == "import":
+            print(_import(args))
         else:
-            from .session.session import Session
-
-            # start=False: the labels go to the store only; no trainer, no TensorFlow.
-            session = Session(args.images_dir, None, workdir=args.workdir, start=False)
-            try:
-                print(session.import_labels(args.source, overwrite=args.overwrite))
-            finally:
-                session.close()
-    except (ValueError, FileNotFoundError) as e:
+            print(_copy_store(args.src, args.dst, args.project, args.dst_project))
+    except (ValueError, FileNotFoundError, StoreError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     return 0
+
+
+# --- stores named on the command line ------------------------------------------------------------
+def _open_existing(where: str, project: str | None):
+    """The store ``where`` names, which must exist (a labelled workdir, or a URL with the project)."""
+    from .data.store import is_postgres_url, open_existing, open_store
+
+    if is_postgres_url(where):
+        return open_store(where, project=project, create=False)
+    return open_existing(where, project=project)
+
+
+def _import(args):
+    """Labels from a file into the store of an images folder, with source ``imported``.
+
+    As a session would: the label names come from the file when the store has none, and the test
+    split is fixed first (Config's test_fraction and seed), so an imported test image is a test label.
+    """
+    from .config import Config
+    from .data.pool import scan, split_test
+    from .data.store import is_postgres_url, open_store
+    from .reports.exports import import_labels
+
+    images = Path(args.images_dir).expanduser().resolve()
+    paths, _skipped = scan(images)  # FileNotFoundError names a missing folder
+    if not paths:
+        raise ValueError(f"{images} holds no images: pass the folder being labelled")
+    where = args.workdir if args.workdir is not None else str(images / ".oal")
+    url = where if is_postgres_url(where) else None
+    with open_store(
+        url,
+        workdir=None if url else where,
+        images_root=images,
+        project=args.project,
+        annotator=args.annotator,
+    ) as store:
+        if not store.test_paths():
+            labelled = store.labels()
+            defaults = Config()
+            candidates = [p for p in paths if p not in labelled]
+            test = split_test(candidates, defaults.test_fraction, defaults.seed)
+            if test:
+                store.add_test_paths(sorted(test))
+        return import_labels(store, args.source, images, paths, overwrite=args.overwrite)
+
+
+def _copy_store(src: str, dst: str, project: str | None, dst_project: str | None) -> str:
+    from .data.store import is_postgres_url, open_store
+
+    with _open_existing(src, project) as source:
+        dump = source.dump()
+        where = source.location_text()
+    name = dst_project or dump.name
+    url = dst if is_postgres_url(dst) else None
+    with open_store(url, workdir=None if url else dst, project=name) as target:
+        target.load(dump)
+        return f"copied project {name!r} ({dump.summary()}) from {where} to {target.location_text()}"

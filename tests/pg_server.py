@@ -104,7 +104,7 @@ class PgServer:
         import psycopg
 
         with psycopg.connect(self.url(db), autocommit=True) as conn:
-            cur = conn.execute(sql, args)
+            cur = conn.execute(sql, args or None)  # no args: a literal % stays literal
             return cur.fetchall() if cur.description else None
 
     def create_database(self, prefix: str = "t", owner: str | None = None) -> str:

@@ -116,6 +116,152 @@ def test_keras_loads_the_folder_export(labelled, tmp_path):
     assert sorted(y.numpy().tolist()) == sorted(expected) and list(y.numpy()) == sorted(expected)
 
 
+# --- provenance in the exports ----------------------------------------------------------------------
+@pytest.fixture
+def team(small_digits, tmp_path):
+    """A store on the digits labelled by alice (some accepted from the model), two double-labelled by bob."""
+    paths = sorted(p.relative_to(small_digits).as_posix() for p in small_digits.rglob("*.png"))
+    alice = Store(tmp_path / "work", images_root=small_digits, annotator="alice")
+    alice.set_label_names(["0", "1", "2"])
+    alice.label_many(
+        [(p, p[0], "accepted" if i % 2 else "person") for i, p in enumerate(paths)], model_labels=8
+    )
+    alice.add_test_paths(paths[:3])
+    bob = Store(tmp_path / "work", annotator="bob")
+    bob.label(paths[0], paths[0][0])  # agrees
+    bob.label(paths[1], "2")  # disagrees: alice's label stands until someone settles it
+    yield alice, paths
+    bob.close()
+    alice.close()
+
+
+def test_csv_and_json_say_who_labelled_what_and_which_label_stands(team, tmp_path):
+    store, paths = team
+    exports.export(store, tmp_path / "l.csv")
+    exports.export(store, tmp_path / "l.json")
+    with open(tmp_path / "l.csv", newline="", encoding="utf-8") as f:
+        rows = {r["path"]: r for r in csv.DictReader(f)}
+    assert list(next(iter(rows.values()))) == list(exports.CSV_COLUMNS)
+    first, second, third = rows[paths[0]], rows[paths[1]], rows[paths[2]]
+    assert (first["source"], first["annotator"], first["model_labels"]) == ("person", "alice", "")
+    assert (second["source"], second["model_labels"], second["label"]) == ("accepted", "8", paths[1][0])
+    assert (first["annotators"], first["agreement"]) == ("alice;bob", "agree")
+    assert (second["annotators"], second["agreement"]) == ("alice;bob", "conflict")
+    assert (third["annotators"], third["agreement"]) == ("alice", "")
+    assert first["labelled_at"].endswith("+00:00")
+    doc = json.loads((tmp_path / "l.json").read_text(encoding="utf-8"))
+    items = {item["path"]: item for item in doc["items"]}
+    assert items[paths[1]]["annotations"] == {"alice": paths[1][0], "bob": "2"}
+    assert items[paths[1]]["label"] == paths[1][0] and items[paths[1]]["agreement"] == "conflict"
+    assert "annotations" not in items[paths[2]]
+    assert doc["counts_by_source"] == {"person": 12, "accepted": 12, "review": 0, "imported": 0}
+    assert [(p["a"], p["b"], p["n"], p["agreed"]) for p in doc["agreement"]] == [("alice", "bob", 2, 1)]
+
+
+def test_imported_labels_have_source_imported(small_digits, tmp_path, capsys):
+    source = tmp_path / "in.csv"
+    source.write_text("path,label\n" + "".join(f"{p.relative_to(small_digits).as_posix()},x\n" for p in
+                      sorted(small_digits.rglob("*.png"))), encoding="utf-8")  # fmt: skip
+    assert (
+        main(
+            ["import", str(small_digits), str(source), "--workdir", str(tmp_path / "w"), "--annotator", "ann"]
+        )
+        == 0
+    )
+    with Store(tmp_path / "w") as store:
+        assert store.counts_by_source()["imported"] == 24
+        assert {r.annotator for r in store.records()} == {"ann"}
+        assert store.undo() is None  # not in any session's undo history but the import's own
+
+
+# --- paths from the database are checked again --------------------------------------------------------
+def write_by_hand(db_path, path: str, label: str) -> None:
+    """A row typed into the database by hand (any schema): nothing checked it."""
+    import sqlite3
+
+    with sqlite3.connect(db_path) as db:
+        columns = {row[1] for row in db.execute("PRAGMA table_info(labels)")}
+        t = "2026-12-01T00:00:00.000+00:00"
+        if "project_id" in columns:
+            db.execute(
+                "INSERT INTO labels (project_id, path, label, created, updated) "
+                "SELECT id, ?, ?, ?, ? FROM projects",
+                (path, label, t, t),
+            )
+        else:
+            db.execute(
+                "INSERT INTO labels (path, label, created, updated) VALUES (?, ?, ?, ?)", (path, label, t, t)
+            )
+
+
+def test_paths_that_leave_the_folders_are_refused_not_followed(small_digits, tmp_path):
+    images = small_digits
+    victim = tmp_path / "victim.png"  # a file of the user's, outside the images folder
+    victim.write_bytes(b"precious")
+    (tmp_path / "escaped.png").write_bytes(b"outside the images folder")
+    with Store(tmp_path / "work", images_root=images) as store:
+        store.set_label_names(["0", "1", "2"])
+        store.label(sorted(p.relative_to(images).as_posix() for p in images.rglob("*.png"))[0], "0")
+    db = tmp_path / "work" / "annotations.sqlite"
+    write_by_hand(db, "../../escaped.png", "0")  # out/0/../../escaped.png is outside out
+    write_by_hand(db, str(victim), "1")  # absolute: out/1 / '/…/victim.png' IS the victim
+    write_by_hand(db, "0/../../escaped.png", "2")
+    out = tmp_path / "deep" / "export"
+    before = sorted(p for p in tmp_path.rglob("*") if p.is_file() and "export" not in p.parts)
+    with Store(tmp_path / "work") as store:
+        result = exports.export_folders(store, out)
+        assert victim.read_bytes() == b"precious"  # never replaced, never unlinked
+        after = sorted(p for p in tmp_path.rglob("*") if p.is_file() and "export" not in p.parts)
+        assert after == before  # nothing written outside the export folder
+        assert result.rows == 1 and sorted(result.refused) == sorted(
+            ["../../escaped.png", str(victim), "0/../../escaped.png"]
+        )
+        assert "3 path(s) in" in str(result) and "are not relative paths inside the images folder" in str(
+            result
+        )
+        for fmt in ("csv", "json"):
+            done = exports.export(store, tmp_path / f"l.{fmt}")
+            assert done.rows == 1 and len(done.refused) == 3
+        assert (
+            "escaped" not in (tmp_path / "l.csv").read_text()
+            and "victim" not in (tmp_path / "l.json").read_text()
+        )
+
+
+def test_a_file_is_replaced_atomically_never_missing(tmp_path, monkeypatch):
+    """The hard-link step used to unlink the target first: for a moment it was missing, and when the
+    link and then the copy failed it stayed missing."""
+    source, target = tmp_path / "new.png", tmp_path / "out" / "x.png"
+    source.write_bytes(b"new")
+    target.parent.mkdir()
+    target.write_bytes(b"old")
+    seen = []
+    real_link = os.link
+
+    def watching_link(src, dst):
+        seen.append(target.read_bytes())  # the old file is still there while the new one is linked
+        return real_link(src, dst)
+
+    monkeypatch.setattr(os, "link", watching_link)
+    assert exports.place_file(source, target) is True
+    assert seen == [b"old"] and target.read_bytes() == b"new" and os.stat(target).st_nlink == 2
+    target.unlink()
+    target.write_bytes(b"old")
+
+    def no_link(src, dst):
+        raise OSError(18, "Invalid cross-device link")
+
+    def no_copy(src, dst, **kw):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "link", no_link)
+    monkeypatch.setattr(exports.shutil, "copy2", no_copy)
+    with pytest.raises(OSError, match="No space left"):
+        exports.place_file(source, target)
+    assert target.read_bytes() == b"old"  # a failure leaves the target as it was
+    assert sorted(p.name for p in target.parent.iterdir()) == ["x.png"]  # and no temporary file behind
+
+
 # --- import ----------------------------------------------------------------------------------------
 def test_import_csv_starts_a_session_with_the_labels_of_the_file(small_digits, tmp_path):
     paths = sorted(p.relative_to(small_digits).as_posix() for p in small_digits.rglob("*.png"))
@@ -196,5 +342,6 @@ def test_cli_export_formats_and_import(labelled, small_digits, tmp_path, capsys)
     assert code == 0 and "24 new" in capsys.readouterr().out
     with Store(work) as store:
         assert store.labels() == labelled.labels() and store.label_names() == ["0", "1", "2"]
+        assert store.counts_by_source()["imported"] == 24
     assert main(["import", str(small_digits), str(tmp_path / "missing.csv"), "--workdir", str(work)]) == 2
     assert "missing.csv" in capsys.readouterr().err

@@ -79,6 +79,7 @@ class PostgresStore(LabelStore):
         self._connect_timeout = connect_timeout or CONNECT_TIMEOUT_S
         self._conn = None
         self._closed = False
+        self._down = False  # the last call found the server unreachable (logged once per outage)
         try:
             self._transaction(
                 self._create_schema if create else self._check_schema, write=True, project=False
@@ -202,6 +203,9 @@ class PostgresStore(LabelStore):
                     raise self._unavailable(e, maybe_saved=write) from None
                 if write and bump and project:
                     self._own_bumps += 1
+                if self._down:
+                    log.warning("label store %s reachable again", self.url)
+                    self._down = False
                 return result
 
     def _begin(self, conn, *, write: bool, bump: bool, project: bool) -> Tx:
@@ -248,7 +252,9 @@ class PostgresStore(LabelStore):
             if maybe_saved
             else "nothing was saved"
         )
-        log.warning("label store %s unreachable: %s", self.url, detail)
+        if not self._down:  # once per outage, not once per key press
+            log.warning("label store %s unreachable: %s", self.url, detail)
+            self._down = True
         return StoreUnavailable(
             f"the label store {self.url} is unreachable ({detail}): {saved}. Start the PostgreSQL server or "
             "fix the URL (host, port, database, user; the password in the URL, PGPASSWORD, a .pgpass file "

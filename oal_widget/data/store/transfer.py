@@ -50,7 +50,8 @@ class Transfer:
                 if n:
                     raise ValueError(
                         f"{self.location_text()} already holds {n} row(s) of {table} in project "
-                        f"{self.project!r}: copy into a new project (--project NAME) or an empty store"
+                        f"{self.project!r}: copy into a new project (copy-store --dst-project NAME) "
+                        "or an empty store"
                     )
             tx.run(
                 "UPDATE projects SET images_root = ?, label_names = ?, version = ? WHERE id = ?",
