@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 PIP_QUIET := 2>&1 | grep -v "is ignored: it is neither" || true
 
-.PHONY: run test venv lint chromium images clean
+.PHONY: run test venv lint chromium postgres images clean
 
 venv: $(STAMP)
 
@@ -22,6 +22,11 @@ $(STAMP): setup.cfg pyproject.toml
 chromium:
 	@command -v chromium >/dev/null || { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; }
 
+# Debian's PostgreSQL for the store tests: they start a throwaway server of their own (tests/pg_server.py),
+# so the package's own cluster is not needed.
+postgres:
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q postgresql; }
+
 images: venv
 	@test -n "$$(ls images/*/ 2>/dev/null)" || $(PY) scripts/make_sample_images.py
 
@@ -32,8 +37,9 @@ lint: venv
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
-test: venv chromium lint
-	$(PY) -m pytest -ra $(PYTEST_ARGS)
+# OAL_REQUIRE_POSTGRES: here a missing PostgreSQL fails the store tests instead of skipping them.
+test: venv chromium postgres lint
+	OAL_REQUIRE_POSTGRES=1 $(PY) -m pytest -ra $(PYTEST_ARGS)
 
 clean:
 	rm -rf $(VENV) build *.egg-info artifacts

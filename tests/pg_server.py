@@ -60,11 +60,12 @@ class PgServer:
             raise RuntimeError(
                 "no /usr/lib/postgresql/*/bin/initdb: apt-get install postgresql (make test does)"
             )
-        self.root = Path(tempfile.mkdtemp(prefix="oal-pg."))
+        self._as_postgres = os.geteuid() == 0
+        # /tmp when root: the postgres user must reach the folder (a TMPDIR under /root it cannot).
+        self.root = Path(tempfile.mkdtemp(prefix="oal-pg.", dir="/tmp" if self._as_postgres else None))
         self.root.chmod(0o755)
         self.data = self.root / "data"
         self.port = _free_port()
-        self._as_postgres = os.geteuid() == 0
         if self._as_postgres:
             shutil.chown(self.root, "postgres")
         self._run("initdb", "-D", str(self.data), "-U", "postgres", "-A", "trust", "-N", "-E", "UTF8")
