@@ -17,7 +17,7 @@ __version__ = "0.1.0"
 # public name -> module that defines it
 _EXPORTS = {
     "Annotator": "ui.panel",
-    "DEFAULT_KEYS": "ui.panel",
+    "DEFAULT_KEYS": "ui.keys",
     "Config": "config",
     "Session": "session.session",
     "default_model_fn": "training.models",

@@ -34,3 +34,9 @@ def wait_for(condition, what: str = "condition", timeout: float = WAIT, context=
             extra = f"; {context()}" if context is not None else ""
             raise AssertionError(f"{what} not reached within {timeout} s{extra}")
         time.sleep(0.01)
+
+
+def settle(panel, timeout: float = WAIT) -> None:
+    """Wait (bounded) until the panel's UI thread has run every job posted so far (trainer updates are
+    applied there, asynchronously, as in a kernel)."""
+    assert panel._ui.wait_idle(timeout), f"the panel's UI thread still busy after {timeout} s"

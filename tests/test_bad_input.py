@@ -205,7 +205,7 @@ def test_a_bad_model_shows_an_error_keeps_every_label_and_retry_recovers(
             panel._on_key(key(str(LABELS.index(label_for(s.current)) + 1)))
         wait_for(lambda: s.trainer_status == "error", "the error")
         assert says in panel._error.value and "retry" in panel._error.value
-        assert panel._retry_button.layout.display != "none"
+        assert panel.labelling.retry.layout.display != "none"
         for _ in range(3):  # the person goes on labelling: each key still saves, the error stays in sight
             panel._on_key(key(str(LABELS.index(label_for(s.current)) + 1)))
             assert says in panel._error.value
@@ -219,7 +219,7 @@ def test_a_bad_model_shows_an_error_keeps_every_label_and_retry_recovers(
             "training after retry",
         )
         wait_for(lambda: panel._error.value == "", "the error line cleared")
-        assert panel._retry_button.layout.display == "none"
+        assert panel.labelling.retry.layout.display == "none"
         saved = panel.stop(timeout=10)
         assert Path(saved["model"]).is_file() and len(s.labels()) == 6
     finally:
@@ -241,7 +241,7 @@ def test_the_retry_button_rebuilds_with_the_same_model_fn(small_digits, tmp_path
         panel._on_key(key("1"))
         wait_for(lambda: s.trainer_status == "error", "the error")
         state["fail"] = False
-        panel._retry_button.click()
+        panel.labelling.retry.click()
         wait_for(lambda: s.model is not None and s.trainer_status != "error", "the model after retry")
         assert len(s.labels()) == 1
     finally:

@@ -68,7 +68,8 @@ def child():
         key = "0" if digit == "9" else str(int(digit) + 1)
         panel._on_key({"type": "keydown", "event": "keydown", "key": key, "repeat": False,
                        "ctrlKey": False, "metaKey": False, "altKey": False})
-        assert panel._filename.value == (s.current or "nothing left to label"), "next image not shown"
+        shown = panel.labelling.filename.value
+        assert shown == (s.current or "nothing left to label"), "next image not shown"
         say("ack", path, digit, s.current)
         if random.random() < 0.5:
             time.sleep(0.01)  # a person looks at the image before the next key: kills land there too

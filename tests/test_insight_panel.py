@@ -7,7 +7,7 @@ import threading
 
 import pytest
 from fake_trainer import FakeTrainer
-from helpers import wait_for
+from helpers import settle, wait_for
 
 from oal_widget import Annotator
 from oal_widget.messages import Update
@@ -61,43 +61,47 @@ def test_final_fit_button_runs_off_the_main_thread_and_reports(panel):
     trainer = panel.session.trainer
     panel.session.label("1")
     trainer.release.clear()
-    panel._final_button.click()
+    panel.insight.final_button.click()
     wait_for(lambda: trainer.threads)
-    assert trainer.threads == ["oal-final-fit"] and panel._final_button.disabled  # the click returned
-    assert panel.final_fit() is panel._final_future  # a second request joins the running fit
+    assert trainer.threads == ["oal-final-fit"] and panel.insight.final_button.disabled  # the click returned
+    assert panel.final_fit() is panel.insight.final_future  # a second request joins the running fit
     trainer.release.set()
-    card = panel._final_future.result(timeout=10)
-    assert card["metrics"]["accuracy"] == 0.75 and not panel._final_button.disabled
-    assert "test accuracy 75.0% on 4 test images" in panel._final_status.value
+    card = panel.insight.final_future.result(timeout=10)
+    settle(panel)  # the status and the button are set on the panel's UI thread
+    assert card["metrics"]["accuracy"] == 0.75 and not panel.insight.final_button.disabled
+    assert "test accuracy 75.0% on 4 test images" in panel.insight.final_status.value
     assert list(trainer.fit_labels.values()) == ["1"]  # every label of the store
-    assert "oal-final-fit" in panel._final_button._dom_classes
+    assert "oal-final-fit" in panel.insight.final_button._dom_classes
 
 
 def test_final_fit_error_is_shown_and_raised(small_digits, tmp_path):
     a = Annotator(small_digits, ["0", "1"], workdir=tmp_path / "w", trainer_factory=FakeTrainer)
     with pytest.raises(RuntimeError, match="final_fit is not available"):
         a.final_fit(wait=True)
-    assert "final fit failed: RuntimeError" in a._final_status.value
+    settle(a)
+    assert "final fit failed: RuntimeError" in a.insight.final_status.value
     a.session.close()
 
 
 def test_model_insight_shows_confusion_most_wrong_and_forecast(panel):
     trainer = panel.session.trainer
-    panel._insight_button.click()
-    wait_for(lambda: "oal-confusion-table" in panel._confusion.value)
+    panel.insight.insight_button.click()
+    wait_for(lambda: "oal-confusion-table" in panel.insight.confusion.value)
     assert trainer.threads == ["oal-insight"]
-    assert panel._insight.layout.display is None
-    assert "needs 4 evaluations" in panel._forecast.value
-    assert len(panel._most_wrong.children) == 1  # one of the two test images is misclassified
+    assert panel.insight.details.layout.display is None
+    assert "needs 4 evaluations" in panel.insight.forecast.value
+    assert len(panel.insight.most_wrong.children) == 1  # one of the two test images is misclassified
     history = [
         {"n_labels": n, "accuracy": 0.9 - 0.8 * n**-0.5, "loss": 1.0, "n_test": 5} for n in range(5, 60, 5)
     ]
     trainer.publish(Update(status="training", n_labels=55, metrics=tuple(history)))
+    settle(panel)
     result = panel.diagnose()
     assert result["confusion"][0] == [1, 1, 0]
-    assert "levels off near" in panel._forecast.value and "early_stopping" in panel._forecast.value
-    panel._insight_button.click()
-    assert panel._insight.layout.display == "none"
+    forecast = panel.insight.forecast.value
+    assert "levels off near" in forecast and "early_stopping" in forecast
+    panel.insight.insight_button.click()
+    assert panel.insight.details.layout.display == "none"
 
 
 def test_export_and_import_labels_through_the_annotator(small_digits, tmp_path):

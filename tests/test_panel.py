@@ -11,7 +11,7 @@ import ipyevents
 import ipywidgets as widgets
 import pytest
 from fake_trainer import Factory
-from helpers import wait_for
+from helpers import settle, wait_for
 from PIL import Image
 
 from oal_widget import Annotator
@@ -149,10 +149,10 @@ def test_a_wrong_folder_raises_before_any_widget_exists(tmp_path):
 def test_label_buttons_show_their_keys_and_labels_beyond_ten_are_buttons_only(small_digits):
     names = [f"c{i}" for i in range(12)]
     annotator, _ = make(small_digits, labels=names)
-    descriptions = [b.description for b in annotator._label_buttons]
+    descriptions = [b.description for b in annotator.labelling.label_buttons]
     assert descriptions[0] == "1 · c0" and descriptions[9] == "0 · c9"
     assert descriptions[10:] == ["c10", "c11"]
-    annotator._label_buttons[11].click()
+    annotator.labelling.label_buttons[11].click()
     assert "c11" in annotator.labels.values()
 
 
@@ -165,9 +165,9 @@ def test_number_key_labels_and_shows_the_next_image(panel):
     annotator._on_key(key("2"))
     assert annotator.labels == {first: "one"}
     assert s.current == following
-    assert annotator._image.value == s.display_png(following)
-    assert annotator._filename.value == following
-    assert annotator._progress.value.startswith("1 / 24 labelled · test 0 / ")
+    assert annotator.labelling.image.value == s.display_png(following)
+    assert annotator.labelling.filename.value == following
+    assert annotator.labelling.progress.value.startswith("1 / 24 labelled · test 0 / ")
     assert annotator._error.value == ""
 
 
@@ -188,7 +188,7 @@ def test_undo_skip_back_keys(panel):
     annotator._on_key(key("1"))
     annotator._on_key(key("Backspace"))
     assert s.current == first and annotator.labels == {}
-    assert annotator._filename.value == first
+    assert annotator.labelling.filename.value == first
     annotator._on_key(key("ArrowRight"))
     assert s.current != first and s.order()[-1] == first
     annotator._on_key(key("ArrowLeft"))
@@ -202,15 +202,44 @@ def test_enter_accepts_the_prediction(panel):
     annotator._on_key(key("Enter"))
     assert annotator.labels == {} and "no prediction" in annotator._error.value
     factory.last.publish(Update(status="training", predictions={current: ("two", 0.75)}))
-    assert annotator._prediction.value.startswith("model says: two (75%)")
+    settle(annotator)
+    assert annotator.labelling.prediction.value.startswith("model says: two (75%)")
     annotator._on_key(key("Enter"))
     assert annotator.labels == {current: "two"}
+
+
+def test_enter_accepts_the_prediction_on_screen_not_a_newer_one(panel):
+    """The session may already know a newer prediction than the screen shows (an update between two
+    redraws): Enter labels with what the person saw."""
+    annotator, factory = panel
+    s = annotator.session
+    current = s.current
+    factory.last.publish(Update(status="training", predictions={current: ("two", 0.75)}))
+    settle(annotator)
+    s.apply(Update(status="training", predictions={current: ("one", 0.9)}))  # not on screen yet
+    annotator._on_key(key("Enter"))
+    assert annotator.labels == {current: "two"}
+
+
+def test_a_test_image_shows_no_prediction_and_enter_asks_for_a_key(small_digits):
+    annotator, factory = make(small_digits, test_fraction=0.5)
+    s = annotator.session
+    while not s.is_test(s.current):
+        annotator._on_key(key("1"))
+    test_image = s.current
+    factory.last.publish(Update(status="training", predictions={test_image: ("two", 0.99)}))
+    settle(annotator)
+    assert "no prediction shown" in annotator.labelling.prediction.value
+    annotator._on_key(key("Enter"))
+    assert s.label_of(test_image) is None and s.current == test_image
+    assert "needs your own label" in annotator._error.value
+    annotator.session.close()
 
 
 def test_p_pauses_and_resumes_and_question_mark_shows_help(panel):
     annotator, factory = panel
     annotator._on_key(key("p"))
-    assert annotator.session.paused and annotator._pause_button.description.startswith("resume")
+    assert annotator.session.paused and annotator.labelling.pause.description.startswith("resume")
     annotator._on_key(key("p"))
     assert not annotator.session.paused
     assert annotator._help.layout.display == "none"
@@ -253,7 +282,7 @@ def test_keymap_override(small_digits):
     second = s.current
     annotator._on_key(key("a"))
     assert annotator.labels == {second: "zero"}
-    assert annotator._label_buttons[0].description == "a · zero"
+    assert annotator.labelling.label_buttons[0].description == "a · zero"
     assert DEFAULT_KEYS["1"] == ("label", 0)  # the defaults themselves are untouched
 
 
@@ -298,16 +327,17 @@ def test_an_update_from_a_thread_redraws_status_and_plots(panel):
     wait_for(lambda: "oal-plot-has-metrics" in annotator._plot._dom_classes)
     assert annotator._plot.value != plot_before
     assert bytes(annotator._plot.value).startswith(b"\x89PNG")
-    assert annotator._status.value.startswith("training · trained on 1 labels")
+    assert annotator.labelling.status.value.startswith("training · trained on 1 labels")
     assert annotator.history == [row]
 
 
 def test_error_status_shows_a_retry_button(panel):
     annotator, factory = panel
-    assert annotator._retry_button.layout.display == "none"
+    assert annotator.labelling.retry.layout.display == "none"
     factory.last.publish(Update(status="error", message="my_model_fn failed"))
-    assert annotator._retry_button.layout.display != "none"
-    assert "my_model_fn failed" in annotator._status.value
+    settle(annotator)
+    assert annotator.labelling.retry.layout.display != "none"
+    assert "my_model_fn failed" in annotator.labelling.status.value
 
 
 def test_threshold_stop_from_the_trainer_shows_the_end_screen(panel):
@@ -315,6 +345,7 @@ def test_threshold_stop_from_the_trainer_shows_the_end_screen(panel):
     factory.last.publish(
         Update(status="stopped", message="accuracy 0.97 >= 0.95", saved={"model": "m.keras"})
     )
+    settle(annotator)
     assert annotator._done.layout.display != "none"
     assert "accuracy 0.97 &gt;= 0.95" in annotator._done.value
     annotator._on_key(key("1"))
@@ -334,7 +365,7 @@ def test_label_and_file_names_are_escaped(small_digits):
     skipped_html = annotator._skipped.value
     assert "R&amp;D &lt;i&gt;x.png" in skipped_html and "<i>" not in skipped_html
     assert "&lt;b&gt;x&lt;/b&gt;" in annotator._help.value and "<b>x</b>" not in annotator._help.value
-    assert annotator._label_buttons[0].description == "1 · <b>x</b>"  # a Button shows plain text
+    assert annotator.labelling.label_buttons[0].description == "1 · <b>x</b>"  # a Button shows plain text
     annotator.stop()
     assert "<b>x</b>" not in annotator._done.value and "R&D <i>" not in annotator._done.value
 
@@ -348,7 +379,7 @@ def test_an_unreadable_current_image_is_skipped_with_a_note(small_digits):
     annotator._on_key(key("1"))
     assert s.current != nxt and s.current is not None
     assert nxt in annotator._error.value and nxt in annotator._skipped.value
-    assert annotator._image.value == s.display_png(s.current)
+    assert annotator.labelling.image.value == s.display_png(s.current)
 
 
 # --- label editor ------------------------------------------------------------------------------
@@ -361,21 +392,21 @@ def test_label_editor_flow(small_digits):
     assert annotator.labels == {}
 
     for name in ["dog", "cat", "bird", "dog"]:  # Enter in the box delivers the value
-        annotator._new_label.value = name
-    assert annotator._editor_labels == ["dog", "cat", "bird"]
+        annotator.editor.new_label.value = name
+    assert annotator.editor.labels == ["dog", "cat", "bird"]
     assert "already in the list" in annotator._error.value
-    annotator._new_label.value = "fish"
-    annotator._add_button.click()  # leaving the box already added it: nothing more
-    assert annotator._editor_labels == ["dog", "cat", "bird", "fish"]
-    rows = annotator._editor_rows.children
+    annotator.editor.new_label.value = "fish"
+    annotator.editor.add_button.click()  # leaving the box already added it: nothing more
+    assert annotator.editor.labels == ["dog", "cat", "bird", "fish"]
+    rows = annotator.editor.rows.children
     rows[1].children[1].click()  # "cat" up
-    assert annotator._editor_labels == ["cat", "dog", "bird", "fish"]
-    annotator._editor_rows.children[0].children[2].click()  # "cat" down
-    assert annotator._editor_labels == ["dog", "cat", "bird", "fish"]
-    annotator._editor_rows.children[3].children[3].click()  # remove "fish"
-    assert annotator._editor_labels == ["dog", "cat", "bird"]
+    assert annotator.editor.labels == ["cat", "dog", "bird", "fish"]
+    annotator.editor.rows.children[0].children[2].click()  # "cat" down
+    assert annotator.editor.labels == ["dog", "cat", "bird", "fish"]
+    annotator.editor.rows.children[3].children[3].click()  # remove "fish"
+    assert annotator.editor.labels == ["dog", "cat", "bird"]
 
-    annotator._start_button.click()
+    annotator.editor.start.click()
     assert annotator.session.label_names == ["dog", "cat", "bird"]
     assert factory.last.started and factory.last.label_names == ["dog", "cat", "bird"]
     assert annotator.event.watched_events == ["keydown"]
@@ -387,8 +418,8 @@ def test_label_editor_flow(small_digits):
 
 def test_start_needs_two_labels(small_digits):
     annotator, _ = make(small_digits, labels=None)
-    annotator._new_label.value = "only"
-    assert annotator._start_button.disabled
+    annotator.editor.new_label.value = "only"
+    assert annotator.editor.start.disabled
 
 
 # --- stop and the end screen -------------------------------------------------------------------
@@ -434,6 +465,7 @@ def test_rerunning_the_cell_stops_the_previous_trainer_first(small_digits):
     wait_for(lambda: f2.trainers and f2.last.started)
     assert f1.last.stopped  # stopped (and saved) before the new trainer began
     assert f2.last.resume_model is not None
+    settle(first)
     assert first._done.layout.display != "none"
     assert second.labels == first.labels and len(second.labels) == 1
 

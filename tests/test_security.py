@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 from fake_trainer import Factory
+from helpers import settle
 from PIL import Image
 
 from oal_widget import Annotator
@@ -160,8 +161,8 @@ def walk(widget):
 def html_values(panel) -> list[str]:
     import ipywidgets as widgets
 
-    roots = [panel, panel._main, panel._done, panel._editor, panel._help, panel._skipped]
-    roots += [getattr(panel, name) for name in ("_insight_box",) if hasattr(panel, name)]
+    roots = [panel, panel._main, panel._done, panel.editor.box, panel._help, panel._skipped]
+    roots += [panel.insight.box]
     return [w.value for root in roots for w in walk(root) if isinstance(w, (widgets.HTML, widgets.HTMLMath))]
 
 
@@ -191,13 +192,14 @@ def test_label_and_file_names_are_escaped_in_every_html_widget(tmp_path):
         factory.last.publish(
             Update(status="error", message=f"label {NASTY!r} for {s.current} is not one of {labels}")
         )
+        settle(panel)
         assert NASTY in panel._error.value  # a Label: shown as plain text, never parsed as HTML
-        if hasattr(panel, "_show_insight"):  # the model-insight view (confusion matrix, most wrong images)
+        if True:  # the model-insight view (confusion matrix, most wrong images)
             from oal_widget.reports import diagnostics
 
             paths = [p for p in s.pool.paths if "broken" not in p][:3]
             probs = np.array([[0.1, 0.1, 0.8], [0.8, 0.1, 0.1], [0.1, 0.8, 0.1]])
-            panel._show_insight(diagnostics.diagnose(paths, probs, [0, 1, 2], labels))
+            panel.insight.show(diagnostics.diagnose(paths, probs, [0, 1, 2], labels))
         assert_no_raw_html(panel)
         assert any("&lt;img" in v for v in html_values(panel))  # the names are there, escaped
         panel.stop()

@@ -55,6 +55,8 @@ class Labelling:
     def accept(self, shown: tuple[str, str] | None = None) -> bool:
         with self._lock:
             path = self.order.current
+            if path is not None and self.book.split(path) == "test":
+                return False  # a test image never takes a label the person did not choose
             if shown is not None:  # what was on screen: only for the image still on screen
                 if path is None or shown[0] != path or shown[1] not in self._names():
                     return False

@@ -234,7 +234,8 @@ class Session(Readouts):
         return self._labelling.label(name)
 
     def accept_prediction(self, shown: tuple[str, str] | None = None) -> bool:
-        """Label the current image with the model's prediction; False (no-op) when there is none.
+        """Label the current image with the model's prediction; False (no-op) when there is none, and
+        always on a test image (its label must be the person's own: it grades the model).
 
         ``shown`` (path, label): the prediction the person saw; refused unless it is still about the
         current image (a key must never accept a prediction that was not on screen)."""
@@ -295,7 +296,6 @@ class Session(Readouts):
         with self._lock:
             self._stopped = True
         final = self._bridge.stop(timeout, reason)  # outside the lock: applying its updates takes it
-        self.apply_pending()
         with self._lock:
             self._trainer_state.stopped_with(final)
         self.thumbnails.close()

@@ -10,7 +10,6 @@ TensorFlow is imported by ``build()`` only.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import threading
 import time
@@ -25,14 +24,14 @@ from .devices import Devices
 from .idle import IdleWork
 from .labelset import LabelSet
 from .learner import Learner, TrainingError
-from .publisher import Publisher
+from .publisher import Publisher, Publishing
 from .querying import Querier
 from .schedules import Schedule
 
 log = logging.getLogger(__name__)
 
 
-class TrainingCore:
+class TrainingCore(Publishing):
     """Online training on every label it is given, one synchronous step at a time (see ``Trainer``)."""
 
     def __init__(
@@ -105,10 +104,6 @@ class TrainingCore:
     def training_set_size(self) -> int:
         """Training labels the next batch is drawn from (grows with every new label: pitfall 1)."""
         return len(self.labels.train)
-
-    @property
-    def test_set_size(self) -> int:
-        return len(self.labels.test)
 
     @property
     def trained_paths(self) -> set[str]:
@@ -285,14 +280,8 @@ class TrainingCore:
         ``labels`` (path -> label name, e.g. the store's) replaces the labels the trainer was sent."""
         from .final_fit import final_fit
 
-        names = self.labels.index
-        if labels is not None:
-            index = {p: names[lab] for p, lab in labels.items() if lab in names}
-            train = {p: k for p, k in index.items() if p not in self.labels.test_paths}
-            test = {p: k for p, k in index.items() if p in self.labels.test_paths}
-        else:
-            with self._lock:  # a snapshot: labels that arrive during the fit are for the next one
-                train, test = dict(self.labels.train), dict(self.labels.test)
+        with self._lock:  # a snapshot: labels that arrive during the fit are for the next one
+            train, test = self.labels.split_by_index(labels)
         card, self.final_model = final_fit(
             self.learner,
             self.model_fn,
@@ -312,14 +301,10 @@ class TrainingCore:
 
         None while there is no model (or it is in the error state). Holds the trainer's lock for one
         prediction pass over the labelled test images (the online model is not thread-safe)."""
-        from ..reports import diagnostics
-
         with self._locked():
             if self.model is None or self._error is not None:
                 return None
-            probs, scored = self.learner.predict_paths(list(self.labels.test))
-            y = [self.labels.test[p] for p in scored]
-            return diagnostics.diagnose(scored, probs, y, self.label_names, n_wrong)
+            return evaluation.diagnose(self.learner, self.labels.test, n_wrong)
 
     # --- helpers ---------------------------------------------------------------------------------------
     def _between_steps(self) -> None:
@@ -349,46 +334,6 @@ class TrainingCore:
             self.model is not None and self._error is None and not self._paused and self.stop_reason is None
         )
 
-    def _finish(self, reason: str) -> Update:
-        """Final evaluation if it adds anything, save, publish 'stopped'. Runs once."""
-        with self._locked():
-            if self._finished:
-                return self.latest
-            self._note("stopping", message=reason)
-            message = reason
-            try:
-                self._train_fresh()
-            except Exception as e:
-                log.exception("final training steps failed")
-                message += f"; the last training steps failed ({type(e).__name__}: {e})"
-            if self.model is not None and self._error is None and self._steps_since_eval > 0:
-                try:
-                    self.evaluate()
-                except Exception as e:
-                    log.exception("final evaluation failed")
-                    message += f"; the final evaluation failed ({type(e).__name__}: {e})"
-            # A failed model (e.g. NaN weights) must not overwrite a good model.keras.
-            model = self.model if self._error is None else None
-            if self.model is not None and model is None:
-                message += "; the model was not saved because of the error"
-            try:
-                saved = checkpoint.save(self.workdir, model, self.history)
-            except Exception as e:
-                log.exception("saving failed")
-                saved = {}
-                message += f"; saving to {self.workdir} failed ({type(e).__name__}: {e}): check the folder"
-            self._finished = True
-            return self._note("stopped", message=message, saved=saved)
-
-    def _train_fresh(self) -> None:
-        """At stop: steps (at most a round) until every label has been in a batch, so the saved model
-        knows the last image labelled, or every label when the person was faster than the TF import."""
-        for _ in range(self.config.train_steps):
-            if self.model is None or self._error is not None or self._paused or not self.labels.train:
-                return
-            if not self.labels.has_fresh or not self._step():
-                return
-
     def _fail(self, message: str) -> None:
         with self._locked():
             self._error = message
@@ -408,37 +353,3 @@ class TrainingCore:
         if not self.labels.train or self._idle >= self.config.idle_rounds:
             return "waiting"
         return "training"
-
-    # --- publishing: made under the lock, delivered after it (publisher.py) ---------------------------
-    @contextlib.contextmanager
-    def _locked(self):
-        """The trainer's lock; when the outermost holder leaves, the updates it made are delivered."""
-        with self._lock:
-            self._depth += 1
-            try:
-                yield
-            finally:
-                self._depth -= 1
-                outermost = self._depth == 0
-        if outermost:
-            self.publisher.deliver()
-
-    def _note(self, status: str, **fields) -> Update:
-        """Make an Update now (``latest`` is current at once); it is delivered when the lock is released."""
-        with self._lock:
-            update = self.publisher.make(status, len(self.labels.train), self.history, **fields)
-        if self._depth == 0:
-            self.publisher.deliver()
-        return update
-
-    def _note_if_changed(self, status: str) -> None:
-        if self.latest.status != status or self.latest.n_labels != len(self.labels.train):
-            self._note(status)
-
-    def _note_work(self, what: str, done: int, total: int) -> None:
-        """Progress of long work as ``Update.work``; the message stays (e.g. the build note)."""
-        if self.publisher.work_due(done, total):
-            status = (
-                self.latest.status if self.latest.status in ("training", "evaluating", "querying") else None
-            )
-            self._note(status or self._state(), message=self.latest.message, work=(what, done, total))

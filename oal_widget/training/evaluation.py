@@ -46,3 +46,11 @@ def accuracy_on(correct: dict[str, bool], paths) -> float | None:
     """Accuracy on exactly ``paths`` (those in ``correct``), or None when none is there."""
     hits = [correct[p] for p in paths if p in correct]
     return float(np.mean(hits)) if hits else None
+
+
+def diagnose(learner, test: dict[str, int], n_wrong: int = 8) -> dict:
+    """Confusion matrix, per-class accuracy and most wrong images of the live model on ``test``."""
+    from ..reports import diagnostics
+
+    probs, scored = learner.predict_paths(list(test))
+    return diagnostics.diagnose(scored, probs, [test[p] for p in scored], learner.label_names, n_wrong)

@@ -57,6 +57,15 @@ class LabelSet:
         self._fresh.pop(path, None)
         return self.train.pop(path, None) is not None
 
+    def split_by_index(self, labels: dict[str, str] | None = None) -> tuple[dict[str, int], dict[str, int]]:
+        """(train, test) as path -> class index: of ``labels`` (path -> name, e.g. the store's; names
+        not among the classes are left out) split by the test split, or a copy of the labels held."""
+        if labels is None:
+            return dict(self.train), dict(self.test)
+        index = {p: self.index[lab] for p, lab in labels.items() if lab in self.index}
+        train = {p: k for p, k in index.items() if p not in self.test_paths}
+        return train, {p: k for p, k in index.items() if p in self.test_paths}
+
     def drop_unreadable(self, paths) -> None:
         for path in paths:
             self.train.pop(path, None)

@@ -70,3 +70,44 @@ class Publisher:
                         log.exception("on_update raised; training goes on (later failures: debug level)")
                     else:
                         log.debug("on_update raised again", exc_info=True)
+
+
+class Publishing:
+    """The trainer's side of publishing: its lock, and updates that are delivered when it is released.
+
+    Needs ``_lock`` (an RLock), ``_depth`` (0), ``publisher``, ``labels`` (``.train``), ``history``
+    and ``_state()`` from the class it is mixed into (``core.TrainingCore``).
+    """
+
+    @contextlib.contextmanager
+    def _locked(self):
+        """The trainer's lock; when the outermost holder leaves, the updates it made are delivered."""
+        with self._lock:
+            self._depth += 1
+            try:
+                yield
+            finally:
+                self._depth -= 1
+                outermost = self._depth == 0
+        if outermost:
+            self.publisher.deliver()
+
+    def _note(self, status: str, **fields) -> Update:
+        """Make an Update now (``latest`` is current at once); it is delivered when the lock is released."""
+        with self._lock:
+            update = self.publisher.make(status, len(self.labels.train), self.history, **fields)
+        if self._depth == 0:
+            self.publisher.deliver()
+        return update
+
+    def _note_if_changed(self, status: str) -> None:
+        if self.latest.status != status or self.latest.n_labels != len(self.labels.train):
+            self._note(status)
+
+    def _note_work(self, what: str, done: int, total: int) -> None:
+        """Progress of long work as ``Update.work``; the message stays (e.g. the build note)."""
+        if self.publisher.work_due(done, total):
+            status = (
+                self.latest.status if self.latest.status in ("training", "evaluating", "querying") else None
+            )
+            self._note(status or self._state(), message=self.latest.message, work=(what, done, total))

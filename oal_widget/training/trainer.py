@@ -13,6 +13,7 @@ import queue
 import threading
 
 from ..messages import Stop, Update
+from . import checkpoint
 from .core import TrainingCore
 
 log = logging.getLogger(__name__)
@@ -104,6 +105,46 @@ class Trainer(TrainingCore, threading.Thread):
                 message=f"the trainer is still busy ({self.latest.status}); it will save as soon as it can",
             )
         return self.latest
+
+    def _finish(self, reason: str) -> Update:
+        """Final evaluation if it adds anything, save, publish 'stopped'. Runs once."""
+        with self._locked():
+            if self._finished:
+                return self.latest
+            self._note("stopping", message=reason)
+            message = reason
+            try:
+                self._train_fresh()
+            except Exception as e:
+                log.exception("final training steps failed")
+                message += f"; the last training steps failed ({type(e).__name__}: {e})"
+            if self.model is not None and self._error is None and self._steps_since_eval > 0:
+                try:
+                    self.evaluate()
+                except Exception as e:
+                    log.exception("final evaluation failed")
+                    message += f"; the final evaluation failed ({type(e).__name__}: {e})"
+            # A failed model (e.g. NaN weights) must not overwrite a good model.keras.
+            model = self.model if self._error is None else None
+            if self.model is not None and model is None:
+                message += "; the model was not saved because of the error"
+            try:
+                saved = checkpoint.save(self.workdir, model, self.history)
+            except Exception as e:
+                log.exception("saving failed")
+                saved = {}
+                message += f"; saving to {self.workdir} failed ({type(e).__name__}: {e}): check the folder"
+            self._finished = True
+            return self._note("stopped", message=message, saved=saved)
+
+    def _train_fresh(self) -> None:
+        """At stop: steps (at most a round) until every label has been in a batch, so the saved model
+        knows the last image labelled, or every label when the person was faster than the TF import."""
+        for _ in range(self.config.train_steps):
+            if self.model is None or self._error is not None or self._paused or not self.labels.train:
+                return
+            if not self.labels.has_fresh or not self._step():
+                return
 
     # --- the loop's helpers --------------------------------------------------------------------------
     def _between_steps(self) -> None:

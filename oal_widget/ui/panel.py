@@ -1,21 +1,20 @@
 """``Annotator``: the labelling panel, a thin ipywidgets + ipyevents view over ``Session``.
 
-The key handler runs on the kernel's main thread and only calls the session's cheap actions, shows
-the next image (already decoded by the session's prefetch thread) and sets a few texts. Plots are
-rendered from the session's ``on_change`` callback, which the trainer calls from its thread:
-ipywidgets trait updates from a thread are fine on ipykernel >= 6 (not 7.0.0); an ``Output``
-widget is never used from a thread.
+Two threads change widgets, never at once: the kernel's main thread (keys and buttons, through
+ipyevents and ipywidgets' comms) and the panel's UI thread (``ui_thread.py``: trainer updates, plots,
+results of slow work). Both take the panel's lock. The trainer's callback only queues its update and
+posts one job; the session applies updates on the UI thread, under the lock, so a key never races an
+update (the prediction on screen is the one Enter accepts). Plots are rendered without the lock, when
+keys pause, and only their PNG bytes are set under it. An ``Output`` widget is never used from a thread.
 
-Why keys never reach JupyterLab: ipyevents adds its keydown listener to ``document`` in the
-capture phase while the pointer is over the panel, and calls ``stopPropagation()`` and
-``preventDefault()`` on every key it forwards; JupyterLab 4 listens for shortcuts on ``document``
-in the bubbling phase (``bubblingKeydown: true``), so a key meant for the panel never arrives there.
-Jupyter Notebook 7 listens on ``document`` in the capture phase, registered at start-up, so it sees
-every key BEFORE ipyevents (same target and phase: registration order). Its command-mode shortcuts
-(``1``..``6`` headings, ``0,0`` restart, ``Enter`` edit...) use selectors ending in
-``:focus:not(:read-write)``, so the panel keeps a tiny invisible ``Text`` (the key sink) focused
-while the pointer is over it: no shortcut matches a focused text input, ipyevents still gets the key
-and its ``preventDefault()`` stops the character being typed. No JavaScript of our own.
+Why keys never reach JupyterLab: ipyevents adds its keydown listener to ``document`` in the capture
+phase while the pointer is over the panel, and calls ``stopPropagation()`` and ``preventDefault()`` on
+every key it forwards; JupyterLab 4 listens for shortcuts on ``document`` in the bubbling phase, so a
+key meant for the panel never arrives there. Jupyter Notebook 7 listens on ``document`` in the capture
+phase, registered at start-up, so it sees every key BEFORE ipyevents. Its command-mode shortcuts use
+selectors ending in ``:focus:not(:read-write)``, so the panel keeps a tiny invisible ``Text`` (the key
+sink) focused while the pointer is over it: no shortcut matches a focused text input, ipyevents still
+gets the key and its ``preventDefault()`` stops the character being typed. No JavaScript of our own.
 """
 
 from __future__ import annotations
@@ -30,68 +29,30 @@ from collections.abc import Mapping
 import ipyevents
 import ipywidgets as widgets
 
-from ..data.pool import ImageError
 from ..session.session import Session
+from . import keys as keys_module
 from . import plots
-from .insight import InsightMixin
+from .insight import Insight
+from .keys import ACTIONS, DEFAULT_KEYS, merge_keymap
+from .label_editor import LabelEditor
+from .labelling import LabellingView, label
+from .style import KEYS_HINT, STYLE
+from .ui_thread import UiThread
+
+__all__ = ["ACTIONS", "DEFAULT_KEYS", "Annotator", "merge_keymap"]
 
 log = logging.getLogger(__name__)
 
-#: Key (the browser's ``KeyboardEvent.key``) -> action: an action name or ("label", index).
-DEFAULT_KEYS: dict[str, object] = {
-    **{str(i): ("label", i - 1) for i in range(1, 10)},
-    "0": ("label", 9),
-    "Backspace": "undo",
-    "ArrowRight": "skip",
-    "ArrowLeft": "back",
-    "Enter": "accept",
-    "p": "pause",
-    "?": "help",
-}
-#: Action names a key may map to, and what they do (shown in the help).
-ACTIONS: dict[str, str] = {
-    "undo": "undo the last label (that image comes back)",
-    "skip": "skip: show this image again at the end",
-    "back": "back to the previous image (label it again to change its label)",
-    "accept": "accept the model's prediction as the label",
-    "pause": "pause / resume training",
-    "help": "show / hide this help",
-    "retry": "rebuild the model after an error",
-    "stop": "stop and save",
-}
-_MODIFIERS = ("ctrlKey", "metaKey", "altKey")
-IMAGE_SIDE = "384px"
-#: The label bars are redrawn this long after the last label, off the key path (~50 ms of matplotlib).
-DISTRIBUTION_DELAY_S = 0.4
-
-# The hint says "keys live" only while ipyevents marks the panel as watched (pointer over it).
-STYLE = """<style>
-.oal-panel { border: 2px solid #d0d0d0; border-radius: 6px; padding: 6px; }
-.oal-panel.ipyevents-watched { border-color: #2e7d32; }
-.oal-panel .oal-keys-hint .oal-keys-on { display: none; color: #2e7d32; font-weight: bold; }
-.oal-panel .oal-keys-hint .oal-keys-off { color: #777; }
-.oal-panel.ipyevents-watched .oal-keys-hint .oal-keys-on { display: inline; }
-.oal-panel.ipyevents-watched .oal-keys-hint .oal-keys-off { display: none; }
-.oal-panel .oal-test-flag { color: #b35c00; font-weight: bold; }
-.oal-panel .oal-error { color: #c62828; }
-.oal-panel .oal-filename { font-family: monospace; }
-/* Invisible but focusable (display:none could not take focus); fixed: focusing it never scrolls. */
-.oal-panel .oal-keysink { position: fixed; top: 0; left: 0; width: 1px; height: 1px; margin: 0;
-  opacity: 0; pointer-events: none; overflow: hidden; }
-</style>"""
-KEYS_HINT = (
-    # ipyevents starts listening when the pointer ENTERS the panel: after the label editor's Start
-    # the pointer is already inside, hence "out and back in".
-    '<span class="oal-keys-off">keys off: move the pointer onto this panel (out and back in)</span>'
-    '<span class="oal-keys-on">keys live</span>'
-)
+#: Plots wait for this long a pause in the keys (matplotlib holds the GIL ~50 ms), at most PLOT_LATEST_S.
+PLOT_QUIET_S = 0.4
+PLOT_LATEST_S = 3.0
 
 # Panels by workdir, so that re-running the cell stops the previous panel's trainer first.
 _REGISTRY: weakref.WeakValueDictionary[str, Annotator] = weakref.WeakValueDictionary()
 _REGISTRY_LOCK = threading.Lock()
 
 
-class Annotator(InsightMixin, widgets.VBox):
+class Annotator(widgets.VBox):
     """Label the images of a folder with number keys while a model trains on every label.
 
     Args:
@@ -129,31 +90,31 @@ class Annotator(InsightMixin, widgets.VBox):
             settings["strategy"] = strategy
         if workdir is not None:
             settings["workdir"] = workdir
-        # The session first: a wrong folder or setting raises before any widget exists.
-        self.session = Session(
-            images,
-            labels,
-            model_fn=model_fn,
-            trainer_factory=trainer_factory,
-            on_change=self._on_change,
-            start=False,
-            import_labels=import_labels,
-            **settings,
-        )
+        self._lock = threading.RLock()  # taken by the key handler and by every UI-thread job
+        self._ui = UiThread(self._lock, on_error=self._show_error)
+        try:  # the session first: a wrong folder or setting raises before any widget exists
+            self.session = Session(
+                images,
+                labels,
+                model_fn=model_fn,
+                trainer_factory=trainer_factory,
+                on_update_ready=lambda: self._ui.post(self._apply_updates, key="updates"),
+                start=False,
+                import_labels=import_labels,
+                **settings,
+            )
+        except BaseException:
+            self._ui.close()
+            raise
         super().__init__()
         self.add_class("oal-panel")
         self._view = "none"
-        self._lock = threading.RLock()  # the trainer thread and the main thread both update widgets
-        self._plotted_metrics = -1
-        self._plotted_counts: dict | None = None
-        self._distribution_timer: threading.Timer | None = None
-        self._skipped_shown = 0  # files listed under "skipped" (the list is rebuilt only when it grows)
         self._finishing = False
+        self._plotted_metrics, self._plotted_counts = -1, None
+        self._skipped_shown = 0  # files listed under "skipped" (the list is rebuilt only when it grows)
         self._build_widgets()
-        self._build_insight()  # final fit, model insight (insight.py)
-        self._main.children = (*self._main.children, self._insight_box)
-        # ONE event watcher, created before display. In the label editor it watches nothing, so
-        # typing a label name into the text box is not swallowed (ipyevents prevents defaults).
+        # ONE key watcher, created before display. In the label editor it watches nothing, so typing a
+        # label name is not swallowed (ipyevents prevents defaults).
         self.event = ipyevents.Event(source=self, watched_events=[], prevent_default_action=True)
         self.event.on_dom_event(self._on_key)
         # Pointer events only (no prevent_default: clicks and the notebook's own handling are untouched).
@@ -166,7 +127,7 @@ class Annotator(InsightMixin, widgets.VBox):
         # Last: the trainer thread's TensorFlow import competes for the GIL with building widgets.
         self._start_replacing_previous()
 
-    # --- Python API ---------------------------------------------------------------------------
+    # --- Python API --------------------------------------------------------------------------------------
     @property
     def labels(self) -> dict[str, str]:
         """path -> label, from the store."""
@@ -190,10 +151,39 @@ class Annotator(InsightMixin, widgets.VBox):
     def stop(self, timeout: float = 10.0) -> dict[str, str]:
         """Stop the trainer (it saves) and show the end screen. Returns where files were saved."""
         saved = self.session.stop(timeout)
-        self._show_done()
+        with self._lock:
+            self._show_done()
         return saved
 
-    # --- start-up -----------------------------------------------------------------------------
+    def final_fit(self, epochs: int = 30, wait: bool = False):
+        """Train a new model from scratch on every label and save ``<workdir>/final/model.keras`` + card.
+
+        Runs in a worker thread; returns a ``concurrent.futures.Future`` whose result is the model
+        card (a dict). ``wait=True`` blocks until it is done and returns the card: do not use that in
+        the cell that shows the panel (keys are not processed while a cell runs).
+        """
+        future = self.insight.final_fit(epochs)
+        return future.result() if wait else future
+
+    def export(self, out, format: str | None = None, *, split: str = "all"):
+        """Write the labels as ``csv``, ``json`` or class ``folders`` (``image_dataset_from_directory``
+        loads those as is). The format is guessed from ``out`` when not given. Returns an
+        ``exports.ExportResult``."""
+        return self.session.export(out, format, split=split)
+
+    def diagnose(self, n_wrong: int = 8) -> dict | None:
+        """Confusion matrix, per-class accuracy and most wrong test images of the live model; also shown
+        in the panel. None while there is no model yet. Blocks for one pass over the test split."""
+        result = self.session.diagnose(n_wrong)
+        with self._lock:
+            self.insight.show(result)
+        return result
+
+    def forecast(self, metric: str = "accuracy", target: float | None = None):
+        """Labels the learning curve suggests are still needed (see ``forecast.forecast``)."""
+        return self.session.forecast(metric, target)
+
+    # --- start-up ----------------------------------------------------------------------------------------
     def _start_replacing_previous(self) -> None:
         key = str(self.session.workdir.resolve())
         with _REGISTRY_LOCK:
@@ -205,22 +195,21 @@ class Annotator(InsightMixin, widgets.VBox):
 
         def replace():  # in a thread: the cell returns at once while the old trainer saves
             try:
-                previous._replaced()
+                previous.session.stop()
+                previous._ui.post(
+                    lambda: previous._show_done_locked("a newer panel on the same folder took over")
+                )
             except Exception:
                 log.exception("stopping the previous panel on %s failed", key)
             try:
                 self.session.start()
             except Exception as e:
-                self._show_error(e)
-            self._refresh_texts()
+                self._ui.post(lambda e=e: self._show_error(e))
+            self._ui.post(self._refresh_locked)
 
         threading.Thread(target=replace, name="oal-replace", daemon=True).start()
 
-    def _replaced(self) -> None:
-        self.session.stop()
-        self._show_done(note="a newer panel on the same folder took over")
-
-    # --- widgets ------------------------------------------------------------------------------
+    # --- widgets -----------------------------------------------------------------------------------------
     def _build_widgets(self) -> None:
         w = widgets
         self._style = w.HTML(STYLE)
@@ -234,154 +223,39 @@ class Annotator(InsightMixin, widgets.VBox):
             [self._title, self._hint, self._keysink],
             layout=w.Layout(justify_content="space-between", width="100%"),
         )
-
-        self._image = w.Image(
+        self._error = label("oal-error")
+        self.labelling = LabellingView(self._keymap, self._run, self._error)
+        self.editor = LabelEditor(self._keymap, self._start_labelling, self._show_error, self._error)
+        self.insight = Insight(self.session, self._ui.post, self._show_error)
+        # Placeholders until the first figures: never the browser's broken-image icon.
+        self._plot = w.Image(
+            value=plots.placeholder_png("the learning curve appears after the first evaluation"),
             format="png",
-            layout=w.Layout(
-                width=IMAGE_SIDE, height=IMAGE_SIDE, object_fit="contain", border="1px solid #eee"
-            ),
+            layout=w.Layout(width="440px", object_fit="contain"),
         )
-        self._image.add_class("oal-image")
-        self._filename = _label("oal-filename")
-        self._test_flag = _label("oal-test-flag")
-        self._prediction = _label("oal-prediction")
-        self._current_label = _label("oal-current-label")
-        self._label_box = w.HBox(layout=w.Layout(flex_flow="row wrap"))
-        self._label_buttons: list[widgets.Button] = []
-
-        def action_button(text, action, tooltip, cls=None):
-            button = w.Button(description=text, tooltip=tooltip, layout=w.Layout(width="auto"))
-            button.on_click(lambda _b: self._run(action))
-            if cls:
-                button.add_class(cls)
-            return button
-
-        keys = self._keys_by_action()
-        self._undo_button = action_button(_with_key("undo", keys.get("undo")), "undo", ACTIONS["undo"])
-        self._skip_button = action_button(_with_key("skip", keys.get("skip")), "skip", ACTIONS["skip"])
-        self._back_button = action_button(_with_key("back", keys.get("back")), "back", ACTIONS["back"])
-        self._accept_button = action_button(
-            _with_key("accept", keys.get("accept")), "accept", ACTIONS["accept"]
-        )
-        self._pause_button = action_button(_with_key("pause", keys.get("pause")), "pause", ACTIONS["pause"])
-        self._retry_button = action_button("retry", "retry", ACTIONS["retry"])
-        self._retry_button.layout.display = "none"
-        self._help_button = action_button(_with_key("help", keys.get("help")), "help", ACTIONS["help"])
-        self._stop_button = action_button("stop and save", "stop", ACTIONS["stop"], "oal-stop")
-        self._stop_button.button_style = "warning"
-        self._action_buttons = [
-            self._undo_button,
-            self._back_button,
-            self._skip_button,
-            self._accept_button,
-            self._pause_button,
-            self._retry_button,
-            self._help_button,
-            self._stop_button,
-        ]
-        actions = w.HBox(self._action_buttons, layout=w.Layout(flex_flow="row wrap"))
-
-        self._bar = w.IntProgress(min=0, max=1, description="labelled", layout=w.Layout(width="95%"))
-        self._test_bar = w.IntProgress(min=0, max=1, description="test", layout=w.Layout(width="95%"))
-        self._progress = _label("oal-progress")
-        self._status = _label("oal-status")
-        # Long work of the trainer (caching / embedding the pool): shown only while it runs.
-        self._work_bar = w.IntProgress(min=0, max=1, layout=w.Layout(width="60%"))
-        self._work_text = w.Label()
-        self._work = w.HBox([self._work_bar, self._work_text], layout=w.Layout(display="none"))
-        self._work.add_class("oal-work-progress")
-        side = w.VBox(
-            [
-                self._filename,
-                self._test_flag,
-                self._prediction,
-                self._current_label,
-                self._label_box,
-                actions,
-                self._bar,
-                self._test_bar,
-                self._progress,
-                self._status,
-                self._work,
-            ],
-            layout=w.Layout(width="100%", padding="0 0 0 10px"),
-        )
-        self._plot = w.Image(format="png", layout=w.Layout(width="440px", object_fit="contain"))
         self._plot.add_class("oal-plot")
-        self._distribution = w.Image(format="png", layout=w.Layout(width="340px", object_fit="contain"))
+        self._distribution = w.Image(
+            value=plots.placeholder_png("labels per class", (3.4, 3)),
+            format="png",
+            layout=w.Layout(width="340px", object_fit="contain"),
+        )
         self._distribution.add_class("oal-distribution")
+        self._plots = w.HBox([self._plot, self._distribution], layout=w.Layout(flex_flow="row wrap"))
         self._skipped = w.HTML()
         self._skipped.add_class("oal-skipped")
         self._help = w.HTML(layout=w.Layout(display="none"))
         self._help.add_class("oal-help")
-        self._plots = w.HBox([self._plot, self._distribution], layout=w.Layout(flex_flow="row wrap"))
-        self._main = w.VBox(
-            [
-                w.HBox([self._image, side]),
-                self._plots,
-                self._skipped,
-                self._help,
-            ]
-        )
+        self._main = w.VBox([self.labelling.box, self._plots, self._skipped, self._help, self.insight.box])
         self._main.add_class("oal-main")
-
-        self._error = _label("oal-error")
         self._done = w.HTML(layout=w.Layout(display="none"))
         self._done.add_class("oal-done")
-
-        # Label editor, shown when no labels are known yet.
-        # continuous_update=False: the value arrives on Enter (or leaving the box), which adds it.
-        self._new_label = w.Text(
-            placeholder="a label, e.g. cat", continuous_update=False, layout=w.Layout(width="240px")
-        )
-        self._new_label.add_class("oal-new-label")
-        self._add_button = w.Button(description="add", layout=w.Layout(width="auto"))
-        self._add_button.add_class("oal-add-label")
-        self._add_button.on_click(lambda _b: self._editor_run(self._editor_add))
-        self._new_label.observe(self._on_new_label_submit, names="value")
-        self._editor_rows = w.VBox()
-        self._start_button = w.Button(description="start labelling", button_style="success", disabled=True)
-        self._start_button.add_class("oal-start")
-        self._start_button.on_click(lambda _b: self._editor_run(self._editor_start))
-        self._editor_labels: list[str] = []
-        self._editor = w.VBox(
-            [
-                w.HTML("<b>Which labels do the images get?</b> Add them in key order: the first is key 1."),
-                w.HBox([self._new_label, self._add_button]),
-                self._editor_rows,
-                self._start_button,
-            ]
-        )
-        self._editor.add_class("oal-label-editor")
         self.children = [self._style, self._header, self._error, self._done]
-
-    def _keys_by_action(self) -> dict:
-        out: dict = {}
-        for key, action in self._keymap.items():
-            out.setdefault(action, key)
-        return out
-
-    def _build_label_buttons(self) -> None:
-        keys = self._keys_by_action()
-        buttons = []
-        for i, name in enumerate(self.session.label_names):
-            key = keys.get(("label", i))
-            button = widgets.Button(
-                description=f"{key} · {name}" if key else name,
-                tooltip=f"label this image {name!r}" + (f" (key {key})" if key else ""),
-                layout=widgets.Layout(width="auto"),
-            )
-            button.add_class("oal-label-button")
-            button.on_click(lambda _b, i=i: self._run(("label", i)))
-            buttons.append(button)
-        self._label_buttons = buttons
-        self._label_box.children = buttons
 
     def _help_html(self) -> str:
         rows = []
+        names = self.session.label_names
         for key, action in self._keymap.items():
             if isinstance(action, tuple):
-                names = self.session.label_names
                 if action[1] >= len(names):
                     continue
                 what = f"label: {names[action[1]]}"
@@ -395,16 +269,20 @@ class Annotator(InsightMixin, widgets.VBox):
             "Every label is saved before the next image shows.</div>"
         )
 
-    # --- views --------------------------------------------------------------------------------
+    # --- views -------------------------------------------------------------------------------------------
     def _show_editor(self) -> None:
         with self._lock:
             self._view = "editor"
-            self.children = [self._style, self._editor, self._error, self._done]
+            self.children = [self._style, self.editor.box, self._error, self._done]
+
+    def _start_labelling(self, labels) -> None:
+        self.session.set_labels(labels)
+        self._show_labelling()
 
     def _show_labelling(self) -> None:
         with self._lock:
             self._view = "label"
-            self._build_label_buttons()
+            self.labelling.set_labels(self.session.label_names)
             self._help.value = self._help_html()
             self.children = [self._style, self._header, self._main, self._error, self._done]
             self.event.watched_events = ["keydown"]
@@ -413,71 +291,57 @@ class Annotator(InsightMixin, widgets.VBox):
             self._title.value = (
                 f"oal_widget · {self.session.images.name} · labels: {len(self.session.label_names)}"
             )
-        self._show_current()
-        self._refresh_texts()
-        # The first plots (~1 s with matplotlib's import) arrive after the panel is on screen.
-        threading.Thread(target=self._render_plots_safely, name="oal-plots", daemon=True).start()
+            self._show_current()
+            self._refresh()
+        # The first figures (~1 s with matplotlib's import) come after the panel is on screen.
+        self._ui.post(lambda: self._render_plots(force=True), key="plots")
         self.session.prefetch()
         if self.session.done:
             self._finish()
 
-    def _show_done(self, note: str = "") -> None:
+    def _show_done_locked(self, note: str = "") -> None:
         with self._lock:
-            self._view = "done"
-            saved = self.session.saved()
-            latest = self.session.latest
-            progress = self.session.progress()
-            title = "All images are labelled" if self.session.current is None else "Session stopped"
-            lines = [
-                f"<h3>{title}</h3>",
-                f"<p>{progress['labelled']} / {progress['total']} images labelled "
-                f"({progress['test_labelled']} / {progress['test_total']} test images).</p>",
-            ]
-            if note:
-                lines.append(f"<p>{html.escape(note)}</p>")
-            if latest.message:
-                lines.append(f"<p>Trainer: {html.escape(latest.status)}: {html.escape(latest.message)}</p>")
-            what = {"model": "model", "metrics": "metrics", "labels": "labels"}
-            items = [
-                f"<li>{html.escape(what.get(k, k))}: <code>{html.escape(str(v))}</code></li>"
-                for k, v in saved.items()
-            ]
-            if "model" not in saved:
-                items.append(
-                    "<li>model: not saved yet (the trainer is still finishing, or it had no model)</li>"
-                )
-            lines.append("<ul>" + "".join(items) + "</ul>")
-            lines.append(
-                "<p>Reload the model with <code>oal_widget.reload_model(path)</code>; run the cell again "
-                "to continue labelling.</p>"
-            )
-            self._done.value = "".join(lines)
-            self._done.layout.display = None
-            for button in self._action_buttons + self._label_buttons:
-                button.disabled = True
-            self._hint.layout.display = "none"  # keys do nothing on the end screen
-            self.children = [
-                self._style,
-                self._header,
-                self._done,
-                self._plots,
-                self._insight_box,
-                self._error,
-            ]
-        self._render_plots()  # the final curve is what the person wants to see
+            self._show_done(note)
 
-    # --- keys and buttons ---------------------------------------------------------------------
+    def _show_done(self, note: str = "") -> None:
+        """The end screen (call with the lock held)."""
+        self._view = "done"
+        saved = self.session.saved()
+        latest = self.session.latest
+        progress = self.session.progress()
+        title = "All images are labelled" if self.session.current is None else "Session stopped"
+        lines = [
+            f"<h3>{title}</h3>",
+            f"<p>{progress['labelled']} / {progress['total']} images labelled "
+            f"({progress['test_labelled']} / {progress['test_total']} test images).</p>",
+        ]
+        if note:
+            lines.append(f"<p>{html.escape(note)}</p>")
+        if latest.message:
+            lines.append(f"<p>Trainer: {html.escape(latest.status)}: {html.escape(latest.message)}</p>")
+        items = [f"<li>{html.escape(k)}: <code>{html.escape(str(v))}</code></li>" for k, v in saved.items()]
+        if "model" not in saved:
+            items.append("<li>model: not saved yet (the trainer is still finishing, or it had no model)</li>")
+        lines.append("<ul>" + "".join(items) + "</ul>")
+        lines.append(
+            "<p>Reload the model with <code>oal_widget.reload_model(path)</code>; run the cell again "
+            "to continue labelling.</p>"
+        )
+        self._done.value = "".join(lines)
+        self._done.layout.display = None
+        self.labelling.disable()
+        self._hint.layout.display = "none"  # keys do nothing on the end screen
+        self.children = [self._style, self._header, self._done, self._plots, self.insight.box, self._error]
+        self._ui.post(lambda: self._render_plots(force=True), key="plots")  # the final curve
+
+    # --- keys and buttons (kernel main thread) -----------------------------------------------------------
     def _on_key(self, event: Mapping) -> None:
-        """ipyevents' callback (kernel main thread). Never raises into ipyevents."""
+        """ipyevents' callback. Never raises into ipyevents."""
         try:
-            if event.get("type", event.get("event")) != "keydown":
-                return
-            if event.get("repeat") or any(event.get(m) for m in _MODIFIERS):
-                return  # a held key must not label a run of images; ctrl/meta/alt are the browser's
-            action = self._keymap.get(event.get("key"))
-            if action is None or self._view != "label":
-                return
-            self._do(action)
+            action = self._keymap.get(keys_module.pressed(event))
+            if action is not None and self._view == "label" and not self._finishing:
+                with self._lock:
+                    self._do(action)
         except Exception as e:
             self._show_error(e)
 
@@ -497,12 +361,14 @@ class Annotator(InsightMixin, widgets.VBox):
     def _run(self, action) -> None:
         """A button click: the same actions as the keys."""
         try:
-            if self._view == "label":
-                self._do(action)
+            if self._view == "label" and not self._finishing:
+                with self._lock:
+                    self._do(action)
         except Exception as e:
             self._show_error(e)
 
     def _do(self, action) -> None:
+        """One action, with the lock held: the session acts, then the view shows the result."""
         s = self.session
         self._error.value = ""
         if isinstance(action, tuple):
@@ -519,12 +385,18 @@ class Annotator(InsightMixin, widgets.VBox):
             if s.back() is None:
                 self._error.value = "no previous image"
         elif action == "accept":
-            if not s.accept_prediction():
-                self._error.value = "no prediction for this image yet: press a number key"
+            shown = self.labelling.shown  # only what is on screen: None means nothing to accept
+            if shown is None or not s.accept_prediction(shown=shown):
+                self._error.value = (
+                    "a test image needs your own label: press a number key"
+                    if s.is_test(s.current)
+                    else "no prediction for this image yet: press a number key"
+                )
         elif action == "pause":
             s.resume() if s.paused else s.pause()
         elif action == "retry":
-            s.retry()
+            if not s.retry():
+                self._error.value = "nothing to retry: the model has no error"
         elif action == "help":
             self._help.layout.display = None if self._help.layout.display == "none" else "none"
             return
@@ -533,123 +405,54 @@ class Annotator(InsightMixin, widgets.VBox):
             return
         s.refresh()  # labels from another panel on this workdir leave the order (cheap if none)
         self._show_current()
-        self._refresh_texts()
+        self._refresh()
         s.prefetch()
-        self._redraw_distribution_soon()
+        self._ui.post(self._render_plots, key="plots", after=PLOT_QUIET_S, latest=PLOT_LATEST_S)
         if s.current is None:
             self._finish()
 
     def _stop_in_background(self, reason: str | None = None) -> None:
+        """With the lock held: disable the panel, stop (it saves) in a thread, then the end screen."""
         if self._finishing:
             return
         self._finishing = True
-        for button in self._action_buttons + self._label_buttons:
-            button.disabled = True
-        self._status.value = "stopping: training a last round, evaluating and saving…"
+        self.labelling.disable()
+        self.labelling.status.value = "stopping: training a last round, evaluating and saving…"
 
         def stop():
             try:
                 self.session.stop(reason=reason)
             except Exception as e:
-                self._show_error(e)
-            self._show_done()
+                self._ui.post(lambda e=e: self._show_error(e))
+            self._ui.post(self._show_done_locked)
 
         threading.Thread(target=stop, name="oal-stop", daemon=True).start()
 
     def _finish(self) -> None:
         """Every image is labelled (or the trainer stopped itself): save and show the end screen."""
-        if self.session.stopped and not self._finishing:
-            self._finishing = True
-            self._show_done()
-        elif not self._finishing:
-            self._stop_in_background("every image is labelled")
+        with self._lock:
+            if self.session.stopped and not self._finishing:
+                self._finishing = True
+                self._show_done()
+            elif not self._finishing:
+                self._stop_in_background("every image is labelled")
 
-    # --- showing state ------------------------------------------------------------------------
+    # --- showing state (lock held) -----------------------------------------------------------------------
     def _show_current(self) -> None:
-        s = self.session
-        while True:
-            path = s.current
-            if path is None:
-                self._image.value = b""
-                self._filename.value = "nothing left to label"
-                self._test_flag.value = ""
-                self._prediction.value = ""
-                self._current_label.value = ""
-                return
-            try:
-                self._image.value = s.display_png(path)
-                break
-            except ImageError as e:
-                s.skip_unreadable(e.reason)
-                self._error.value = f"skipped {e}"
-                self._refresh_skipped()
-        self._filename.value = path
-        self._test_flag.value = "test image" if s.is_test(path) else ""
-        self._show_prediction()
-        current = s.label_of(path)
-        self._current_label.value = f"labelled {current!r}: press a key to change it" if current else ""
+        self.labelling.show_current(self.session, self._note_unreadable)
 
-    def _show_prediction(self) -> None:
-        predicted = self.session.prediction(self.session.current)
-        if predicted is None:
-            self._prediction.value = "model: no prediction yet"
-        else:
-            name, confidence = predicted
-            key = self._keys_by_action().get("accept")
-            hint = f" ({key} accepts)" if key else ""
-            self._prediction.value = f"model says: {name} ({confidence:.0%}){hint}"
-
-    def _refresh_texts(self) -> None:
-        s = self.session
-        p = s.progress()
-        self._bar.max = max(1, p["total"])
-        self._bar.value = p["labelled"]
-        self._test_bar.max = max(1, p["test_total"])
-        self._test_bar.value = p["test_labelled"]
-        self._progress.value = (
-            f"{p['labelled']} / {p['total']} labelled · test {p['test_labelled']} / {p['test_total']}"
-        )
-        self._status.value = s.status
-        self._show_work()
-        self._pause_button.description = _with_key(
-            "resume" if s.paused else "pause", self._keys_by_action().get("pause")
-        )
-        self._retry_button.layout.display = None if s.trainer_status == "error" else "none"
-        self._show_model_error()
+    def _note_unreadable(self, error) -> None:
+        self._error.value = f"skipped {error}"
         self._refresh_skipped()
 
-    def _show_work(self) -> None:
-        """The trainer's long work as a progress bar + "embedding images 1200 / 5000"; hidden when idle."""
-        work = self.session.work
-        if work is None:
-            self._work.layout.display = "none"
-            return
-        what, done, total = work
-        self._work_bar.max = max(1, total)
-        self._work_bar.value = min(done, total)
-        self._work_text.value = f"{what} {done} / {total}"
-        self._work.layout.display = None
+    def _refresh(self) -> None:
+        self.labelling.refresh(self.session)
+        self._refresh_skipped()
 
-    def _show_model_error(self) -> None:
-        """The trainer's error (model_fn failed, NaN loss) in the error line, until it is resolved.
-
-        A message of the person's own last key is not overwritten; a key clears it, then this shows
-        the model error again: it stays in sight while the person goes on labelling.
-        """
-        s = self.session
-        shown = getattr(self, "_model_error_text", "")
-        if s.trainer_status == "error":
-            text = (
-                f"model error: {s.latest.message} · labelling goes on and every label is saved; "
-                "press retry once it is fixed (or run the cell again with a fixed model_fn)"
-            )
-            if not self._error.value or self._error.value == shown:
-                self._error.value = text
-            self._model_error_text = text
-        elif shown:
-            if self._error.value == shown:
-                self._error.value = ""
-            self._model_error_text = ""
+    def _refresh_locked(self) -> None:
+        with self._lock:
+            if self._view == "label":
+                self._refresh()
 
     def _refresh_skipped(self) -> None:
         skipped = self.session.skipped
@@ -665,184 +468,50 @@ class Annotator(InsightMixin, widgets.VBox):
             else ""
         )
 
-    def _render_plots(self, force: bool = False) -> None:
-        s = self.session
-        metrics = s.metrics
-        if force or len(metrics) != self._plotted_metrics:
-            self._plot.value = plots.metrics_png(metrics, s.config.early_stopping)
-            self._plotted_metrics = len(metrics)
-            if metrics:  # a page (or a browser test) can tell a curve from the placeholder
-                self._plot.add_class("oal-plot-has-metrics")
-        counts = s.counts()
-        if force or counts != self._plotted_counts:
-            self._distribution.value = plots.distribution_png(counts)
-            self._plotted_counts = counts
-
-    def _render_plots_safely(self) -> None:
-        try:
-            plots.warm_up()  # the slow import happens outside the lock the key handler may need
-            with self._lock:
-                self._render_plots(force=True)
-        except Exception as e:
-            self._show_error(e)
-
-    def _redraw_distribution_soon(self) -> None:
-        """Debounced: a burst of keys costs one redraw, in a timer thread, never in the handler."""
-        if self._distribution_timer is not None:
-            self._distribution_timer.cancel()
-        self._distribution_timer = threading.Timer(DISTRIBUTION_DELAY_S, self._redraw_distribution)
-        self._distribution_timer.daemon = True
-        self._distribution_timer.start()
-
-    def _redraw_distribution(self) -> None:
-        try:
-            with self._lock:
-                counts = self.session.counts()
-                if counts != self._plotted_counts:
-                    self._distribution.value = plots.distribution_png(counts)
-                    self._plotted_counts = counts
-        except Exception as e:
-            self._show_error(e)
-
-    def _on_change(self, kind: str) -> None:
-        """The session's callback, from the trainer's thread: texts, prediction, plots."""
-        try:
-            with self._lock:
-                if self._view == "editor":
-                    return
-                if self._view == "done":
-                    if kind == "stopped":
-                        self._show_done()  # e.g. the model was saved after a slow stop
-                    return
-                self._status.value = self.session.status
-                self._show_work()
-                self._retry_button.layout.display = None if self.session.trainer_status == "error" else "none"
-                self._show_model_error()
-                self._show_prediction()
-                if kind in ("metrics", "stopped", "order"):
-                    self._render_plots()
-                if kind == "order":
-                    self.session.prefetch()
-            if kind == "stopped":
-                self._finish()
-        except Exception as e:
-            self._show_error(e)
-
     def _show_error(self, error: BaseException) -> None:
         log.error("oal_widget panel error", exc_info=error)
         where = traceback.extract_tb(error.__traceback__)[-1:] if error.__traceback__ else []
         at = f" (at {where[0].name}, line {where[0].lineno})" if where else ""
         self._error.value = f"error: {type(error).__name__}: {error}{at}"
 
-    # --- label editor -------------------------------------------------------------------------
-    def _on_new_label_submit(self, change) -> None:
-        if change["new"].strip():
-            self._editor_run(self._editor_add)
+    # --- the UI thread's jobs ------------------------------------------------------------------------------
+    def _apply_updates(self) -> None:
+        """Apply the trainer's queued updates to the session and the view, under the lock."""
+        with self._lock:
+            kinds = self.session.apply_pending()
+            if self._view == "done":
+                if "stopped" in kinds:
+                    self._show_done()  # e.g. the model was saved after a slow stop
+                return
+            if self._view != "label":
+                return
+            self.labelling.refresh_status(self.session)
+            self.labelling.show_prediction(self.session)
+            if "order" in kinds:
+                self.session.prefetch()
+        if kinds & {"metrics", "stopped", "order"}:
+            self._ui.post(self._render_plots, key="plots", after=PLOT_QUIET_S, latest=PLOT_LATEST_S)
+        if "stopped" in kinds:
+            self._finish()
 
-    def _editor_run(self, fn) -> None:
-        try:
-            self._error.value = ""
-            fn()
-        except Exception as e:
-            self._show_error(e)
-
-    def _editor_add(self) -> None:
-        name = self._new_label.value.strip()
-        if not name:
-            return  # e.g. Add clicked after leaving the box already added the name
-        if name in self._editor_labels:
-            self._error.value = f"label {name!r} is already in the list"
+    def _render_plots(self, force: bool = False) -> None:
+        """Draw the figures that changed without the lock (matplotlib is slow), set them with it."""
+        s = self.session
+        with self._lock:
+            metrics, counts = s.metrics, s.counts()
+            draw_metrics = force or len(metrics) != self._plotted_metrics
+            draw_counts = force or counts != self._plotted_counts
+        if not (draw_metrics or draw_counts):
             return
-        self._editor_labels.append(name)
-        self._new_label.value = ""
-        self._render_editor()
-
-    def _editor_move(self, index: int, delta: int) -> None:
-        j = index + delta
-        if 0 <= j < len(self._editor_labels):
-            labels = self._editor_labels
-            labels[index], labels[j] = labels[j], labels[index]
-            self._render_editor()
-
-    def _editor_remove(self, index: int) -> None:
-        del self._editor_labels[index]
-        self._render_editor()
-
-    def _render_editor(self) -> None:
-        keys = self._keys_by_action()
-        rows = []
-        for i, name in enumerate(self._editor_labels):
-            key = keys.get(("label", i))
-            text = widgets.Label(f"{key} · {name}" if key else f"(button only) · {name}")
-            text.add_class("oal-editor-label")
-            up = widgets.Button(description="up", layout=widgets.Layout(width="auto"), disabled=i == 0)
-            down = widgets.Button(
-                description="down",
-                layout=widgets.Layout(width="auto"),
-                disabled=i == len(self._editor_labels) - 1,
-            )
-            remove = widgets.Button(description="remove", layout=widgets.Layout(width="auto"))
-            remove.add_class("oal-remove-label")
-            up.on_click(lambda _b, i=i: self._editor_run(lambda: self._editor_move(i, -1)))
-            down.on_click(lambda _b, i=i: self._editor_run(lambda: self._editor_move(i, +1)))
-            remove.on_click(lambda _b, i=i: self._editor_run(lambda: self._editor_remove(i)))
-            rows.append(widgets.HBox([text, up, down, remove]))
-        self._editor_rows.children = rows
-        self._start_button.disabled = len(self._editor_labels) < 2
-        self._start_button.description = (
-            "start labelling" if len(self._editor_labels) >= 2 else "start labelling (add at least 2 labels)"
-        )
-
-    def _editor_start(self) -> None:
-        self.session.set_labels(list(self._editor_labels))
-        self._show_labelling()
-
-
-def merge_keymap(keymap: Mapping | None) -> dict[str, object]:
-    """``DEFAULT_KEYS`` with ``keymap`` merged over it; ``ValueError`` names a bad key or action."""
-    merged = dict(DEFAULT_KEYS)
-    if keymap is None:
-        return merged
-    if not isinstance(keymap, Mapping):
-        raise ValueError(
-            f"keymap={keymap!r} is invalid: expected a dict like {{'a': ('label', 0), 'x': 'skip'}}"
-        )
-    for key, action in keymap.items():
-        if not isinstance(key, str) or not key:
-            raise ValueError(
-                f"keymap key {key!r} is invalid: expected the browser's KeyboardEvent.key, e.g. 'a', 'Enter'"
-            )
-        if action is None:
-            merged.pop(key, None)
-            continue
-        merged[key] = _check_action(key, action)
-    return merged
-
-
-def _check_action(key: str, action) -> object:
-    if isinstance(action, str) and action in ACTIONS:
-        return action
-    if (
-        isinstance(action, (tuple, list))
-        and len(action) == 2
-        and action[0] == "label"
-        and isinstance(action[1], int)
-        and not isinstance(action[1], bool)
-        and action[1] >= 0
-    ):
-        return ("label", action[1])
-    raise ValueError(
-        f"keymap[{key!r}]={action!r} is invalid: expected one of {sorted(ACTIONS)}, "
-        "('label', index) with index 0 for the first label, or None to remove the key"
-    )
-
-
-def _label(cls: str) -> widgets.Label:
-    label = widgets.Label("")
-    label.add_class(cls)
-    return label
-
-
-def _with_key(text: str, key: str | None) -> str:
-    names = {"ArrowLeft": "←", "ArrowRight": "→", "Backspace": "⌫", "Enter": "⏎"}
-    return f"{text} ({names.get(key, key)})" if key else text
+        plots.warm_up()  # the first import (about a second) happens here, off the key path
+        curve = plots.metrics_png(metrics, s.config.early_stopping) if draw_metrics else None
+        bars = plots.distribution_png(counts) if draw_counts else None
+        with self._lock:
+            if curve is not None:
+                self._plot.value = curve
+                self._plotted_metrics = len(metrics)
+                if metrics:  # a page (or a browser test) can tell a curve from the placeholder
+                    self._plot.add_class("oal-plot-has-metrics")
+            if bars is not None:
+                self._distribution.value = bars
+                self._plotted_counts = counts

@@ -1,7 +1,9 @@
 """Figures for the panel as PNG bytes: the metric curve and the label distribution.
 
 Matplotlib's object-oriented API with the Agg canvas only, never ``pyplot``: pyplot keeps global
-state that is not thread-safe, and these figures are drawn from the trainer's callback thread.
+state that is not thread-safe, and these figures are drawn on the panel's UI thread. Until the first
+figure exists, ``placeholder_png`` (Pillow, no matplotlib: milliseconds) fills the image, so the browser
+never shows a broken-image icon.
 """
 
 from __future__ import annotations
@@ -141,4 +143,19 @@ def _png(fig) -> bytes:
 
     buf = io.BytesIO()
     FigureCanvasAgg(fig).print_png(buf)
+    return buf.getvalue()
+
+
+def placeholder_png(text: str, size: tuple[float, float] = (4.4, 3)) -> bytes:
+    """A light box saying ``text``, at the size of a figure, drawn with Pillow (matplotlib loads later)."""
+    from PIL import Image, ImageDraw
+
+    width, height = int(size[0] * DPI), int(size[1] * DPI)
+    image = Image.new("RGB", (width, height), "#fafafa")
+    draw = ImageDraw.Draw(image)
+    draw.rectangle([0, 0, width - 1, height - 1], outline="#dddddd")
+    box = draw.textbbox((0, 0), text)
+    draw.text(((width - box[2]) / 2, (height - box[3]) / 2), text, fill="#777777")
+    buf = io.BytesIO()
+    image.save(buf, "PNG")
     return buf.getvalue()

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from fake_trainer import Factory  # noqa: E402
-from helpers import wait_for
+from helpers import settle, wait_for
 from PIL import Image
 
 from oal_widget.config import Config
@@ -284,18 +284,22 @@ def test_panel_shows_work_progress_only_while_it_runs(small_digits):
     factory = Factory()
     annotator = Annotator(small_digits, ["0", "1", "2"], trainer_factory=factory, input_shape=SHAPE)
     try:
-        box = annotator._work
+        box = annotator.labelling.work
         assert "oal-work-progress" in box._dom_classes
         assert box.layout.display == "none"
         factory.last.publish(Update(status="waiting", work=("embedding images", 1200, 5000)))
+        settle(annotator)
         assert box.layout.display != "none"
-        assert annotator._work_bar.value == 1200 and annotator._work_bar.max == 5000
-        assert annotator._work_text.value == "embedding images 1200 / 5000"
+        assert annotator.labelling.work_bar.value == 1200 and annotator.labelling.work_bar.max == 5000
+        assert annotator.labelling.work_text.value == "embedding images 1200 / 5000"
         factory.last.publish(Update(status="training", n_labels=1))  # says nothing about the work
+        settle(annotator)
         assert box.layout.display != "none" and annotator.session.work == ("embedding images", 1200, 5000)
         factory.last.publish(Update(status="waiting", work=("embedding images", 5000, 5000)))
+        settle(annotator)
         assert box.layout.display == "none" and annotator.session.work is None
         factory.last.publish(Update(status="waiting", work=("caching images", 3, 24)))
+        settle(annotator)
         assert box.layout.display != "none"
     finally:
         annotator.session.close()

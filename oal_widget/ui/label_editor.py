@@ -1,0 +1,91 @@
+"""The label editor: shown when a folder has no labels yet. Add names in key order, reorder, start.
+
+While it shows, the panel's key event watches no keys, so typing a name is not swallowed.
+"""
+
+from __future__ import annotations
+
+import ipywidgets as widgets
+
+from . import keys as keys_module
+
+
+class LabelEditor:
+    """Args: ``keymap``, ``on_start(labels)``, ``on_error(exception)``, the panel's ``error`` line."""
+
+    def __init__(self, keymap, on_start, on_error, error: widgets.Label):
+        self._keys = keys_module.by_action(keymap)
+        self._on_start, self._on_error, self._error = on_start, on_error, error
+        self.labels: list[str] = []
+        w = widgets
+        # continuous_update=False: the value arrives on Enter (or leaving the box), which adds it.
+        self.new_label = w.Text(
+            placeholder="a label, e.g. cat", continuous_update=False, layout=w.Layout(width="240px")
+        )
+        self.new_label.add_class("oal-new-label")
+        self.new_label.observe(lambda change: change["new"].strip() and self._run(self.add), names="value")
+        self.add_button = add = w.Button(description="add", layout=w.Layout(width="auto"))
+        add.add_class("oal-add-label")
+        add.on_click(lambda _b: self._run(self.add))
+        self.rows = w.VBox()
+        self.start = w.Button(description="start labelling", button_style="success", disabled=True)
+        self.start.add_class("oal-start")
+        self.start.on_click(lambda _b: self._run(lambda: self._on_start(list(self.labels))))
+        self.box = w.VBox(
+            [
+                w.HTML("<b>Which labels do the images get?</b> Add them in key order: the first is key 1."),
+                w.HBox([self.new_label, add]),
+                self.rows,
+                self.start,
+            ]
+        )
+        self.box.add_class("oal-label-editor")
+
+    def _run(self, fn) -> None:
+        try:
+            self._error.value = ""
+            fn()
+        except Exception as e:
+            self._on_error(e)
+
+    def add(self) -> None:
+        name = self.new_label.value.strip()
+        if not name:
+            return  # e.g. Add clicked after leaving the box already added the name
+        if name in self.labels:
+            self._error.value = f"label {name!r} is already in the list"
+            return
+        self.labels.append(name)
+        self.new_label.value = ""
+        self.render()
+
+    def move(self, index: int, delta: int) -> None:
+        j = index + delta
+        if 0 <= j < len(self.labels):
+            self.labels[index], self.labels[j] = self.labels[j], self.labels[index]
+            self.render()
+
+    def remove(self, index: int) -> None:
+        del self.labels[index]
+        self.render()
+
+    def render(self) -> None:
+        rows = []
+        n = len(self.labels)
+        for i, name in enumerate(self.labels):
+            key = self._keys.get(("label", i))
+            text = widgets.Label(f"{key} · {name}" if key else f"(button only) · {name}")
+            text.add_class("oal-editor-label")
+            up = widgets.Button(description="up", layout=widgets.Layout(width="auto"), disabled=i == 0)
+            down = widgets.Button(
+                description="down", layout=widgets.Layout(width="auto"), disabled=i == n - 1
+            )
+            remove = widgets.Button(description="remove", layout=widgets.Layout(width="auto"))
+            remove.add_class("oal-remove-label")
+            up.on_click(lambda _b, i=i: self._run(lambda: self.move(i, -1)))
+            down.on_click(lambda _b, i=i: self._run(lambda: self.move(i, +1)))
+            remove.on_click(lambda _b, i=i: self._run(lambda: self.remove(i)))
+            rows.append(widgets.HBox([text, up, down, remove]))
+        self.rows.children = rows
+        self.start.disabled = n < 2
+        self.start.description = "start labelling" if n >= 2 else "start labelling (add at least 2 labels)"

@@ -1,0 +1,211 @@
+"""The single-image labelling view: the image, what the model says of it, label and action buttons,
+progress, the trainer's status and long work.
+
+A thin view: every ``show_*``/``refresh`` reads the session and sets widget values, nothing else; the
+panel calls them with its lock held. ``shown`` is the prediction on screen: the one Enter accepts.
+"""
+
+from __future__ import annotations
+
+import ipywidgets as widgets
+
+from ..data.pool import ImageError
+from . import keys as keys_module
+
+IMAGE_SIDE = "384px"
+
+
+def label(cls: str, value: str = "") -> widgets.Label:
+    widget = widgets.Label(value)
+    widget.add_class(cls)
+    return widget
+
+
+class LabellingView:
+    """Args: ``keymap`` (merged), ``run(action)`` for the buttons, the panel's ``error`` line."""
+
+    def __init__(self, keymap, run, error: widgets.Label):
+        self.keymap = keymap
+        self._keys = keys_module.by_action(keymap)
+        self._run = run
+        self.error = error
+        self._model_error = ""
+        #: (path, label) of the prediction on screen, or None: what Enter accepts.
+        self.shown: tuple[str, str] | None = None
+        w = widgets
+        self.image = w.Image(
+            format="png",
+            layout=w.Layout(
+                width=IMAGE_SIDE, height=IMAGE_SIDE, object_fit="contain", border="1px solid #eee"
+            ),
+        )
+        self.image.add_class("oal-image")
+        self.filename = label("oal-filename")
+        self.test_flag = label("oal-test-flag")
+        self.prediction = label("oal-prediction")
+        self.current_label = label("oal-current-label")
+        self.label_box = w.HBox(layout=w.Layout(flex_flow="row wrap"))
+        self.label_buttons: list[widgets.Button] = []
+        self.undo = self._action_button("undo")
+        self.back = self._action_button("back")
+        self.skip = self._action_button("skip")
+        self.accept = self._action_button("accept")
+        self.pause = self._action_button("pause")
+        self.retry = self._action_button("retry", key=False)
+        self.retry.layout.display = "none"
+        self.help_button = self._action_button("help")
+        self.stop = self._action_button("stop", text="stop and save", key=False, cls="oal-stop")
+        self.stop.button_style = "warning"
+        self.action_buttons = [
+            self.undo,
+            self.back,
+            self.skip,
+            self.accept,
+            self.pause,
+            self.retry,
+            self.help_button,
+            self.stop,
+        ]
+        self.bar = w.IntProgress(min=0, max=1, description="labelled", layout=w.Layout(width="95%"))
+        self.test_bar = w.IntProgress(min=0, max=1, description="test", layout=w.Layout(width="95%"))
+        self.progress = label("oal-progress")
+        self.status = label("oal-status")
+        # Long work of the trainer (caching / embedding the pool): shown only while it runs.
+        self.work_bar = w.IntProgress(min=0, max=1, layout=w.Layout(width="60%"))
+        self.work_text = w.Label()
+        self.work = w.HBox([self.work_bar, self.work_text], layout=w.Layout(display="none"))
+        self.work.add_class("oal-work-progress")
+        side = w.VBox(
+            [
+                self.filename,
+                self.test_flag,
+                self.prediction,
+                self.current_label,
+                self.label_box,
+                w.HBox(self.action_buttons, layout=w.Layout(flex_flow="row wrap")),
+                self.bar,
+                self.test_bar,
+                self.progress,
+                self.status,
+                self.work,
+            ],
+            layout=w.Layout(width="100%", padding="0 0 0 10px"),
+        )
+        self.box = w.HBox([self.image, side])
+
+    def _action_button(self, action, *, text=None, key=True, cls=None) -> widgets.Button:
+        text = text or action
+        button = widgets.Button(
+            description=keys_module.with_key(text, self._keys.get(action)) if key else text,
+            tooltip=keys_module.ACTIONS[action],
+            layout=widgets.Layout(width="auto"),
+        )
+        button.on_click(lambda _b: self._run(action))
+        if cls:
+            button.add_class(cls)
+        return button
+
+    def set_labels(self, names) -> None:
+        buttons = []
+        for i, name in enumerate(names):
+            key = self._keys.get(("label", i))
+            button = widgets.Button(
+                description=f"{key} · {name}" if key else name,
+                tooltip=f"label this image {name!r}" + (f" (key {key})" if key else ""),
+                layout=widgets.Layout(width="auto"),
+            )
+            button.add_class("oal-label-button")
+            button.on_click(lambda _b, i=i: self._run(("label", i)))
+            buttons.append(button)
+        self.label_buttons = buttons
+        self.label_box.children = buttons
+
+    def disable(self) -> None:
+        for button in self.action_buttons + self.label_buttons:
+            button.disabled = True
+
+    # --- showing the session -----------------------------------------------------------------------------
+    def show_current(self, session, on_unreadable) -> None:
+        """The current image and what is known of it; an unreadable one is set aside (``on_unreadable``)."""
+        while True:
+            path = session.current
+            if path is None:
+                self.image.value = b""
+                self.filename.value = "nothing left to label"
+                self.test_flag.value = self.prediction.value = self.current_label.value = ""
+                self.shown = None
+                return
+            try:
+                self.image.value = session.display_png(path)
+                break
+            except ImageError as e:
+                session.skip_unreadable(e.reason)
+                on_unreadable(e)
+        self.filename.value = path
+        self.test_flag.value = "test image" if session.is_test(path) else ""
+        self.show_prediction(session)
+        current = session.label_of(path)
+        self.current_label.value = f"labelled {current!r}: press a key to change it" if current else ""
+
+    def show_prediction(self, session) -> None:
+        path = session.current
+        predicted = session.prediction(path)
+        if path is not None and session.is_test(path):
+            # The person's own label grades the model: showing its guess would lead the answer.
+            self.prediction.value = "test image: your own label grades the model (no prediction shown)"
+            self.shown = None
+        elif predicted is None:
+            self.prediction.value = "model: no prediction yet"
+            self.shown = None
+        else:
+            name, confidence = predicted
+            key = self._keys.get("accept")
+            hint = f" ({key} accepts)" if key else ""
+            self.prediction.value = f"model says: {name} ({confidence:.0%}){hint}"
+            self.shown = (path, name)
+
+    def refresh(self, session) -> None:
+        """Progress, status, long work, the pause button and the model error."""
+        p = session.progress()
+        self.bar.max = max(1, p["total"])
+        self.bar.value = p["labelled"]
+        self.test_bar.max = max(1, p["test_total"])
+        self.test_bar.value = p["test_labelled"]
+        self.progress.value = (
+            f"{p['labelled']} / {p['total']} labelled · test {p['test_labelled']} / {p['test_total']}"
+        )
+        self.pause.description = keys_module.with_key(
+            "resume" if session.paused else "pause", self._keys.get("pause")
+        )
+        self.refresh_status(session)
+
+    def refresh_status(self, session) -> None:
+        self.status.value = session.status
+        self.retry.layout.display = None if session.trainer_status == "error" else "none"
+        work = session.work
+        if work is None:
+            self.work.layout.display = "none"
+        else:
+            what, done, total = work
+            self.work_bar.max = max(1, total)
+            self.work_bar.value = min(done, total)
+            self.work_text.value = f"{what} {done} / {total}"
+            self.work.layout.display = None
+        self._show_model_error(session)
+
+    def _show_model_error(self, session) -> None:
+        """The trainer's error (model_fn failed, NaN loss) stays in the error line until it is resolved;
+        a message about the person's own last key is not overwritten (a key clears it)."""
+        shown = self._model_error
+        if session.trainer_status == "error":
+            text = (
+                f"model error: {session.latest.message} · labelling goes on and every label is saved; "
+                "press retry once it is fixed (or run the cell again with a fixed model_fn)"
+            )
+            if not self.error.value or self.error.value == shown:
+                self.error.value = text
+            self._model_error = text
+        elif shown:
+            if self.error.value == shown:
+                self.error.value = ""
+            self._model_error = ""
