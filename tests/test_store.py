@@ -47,14 +47,14 @@ def run_python(code: str, *args, timeout=60) -> subprocess.CompletedProcess:
 
 
 def history_rows(backend) -> list[tuple]:
-    return backend.sql("SELECT session, path, previous, label, undone FROM history ORDER BY id")
+    return backend.history("session, path, previous, label, undone")
 
 
 # --- basics -------------------------------------------------------------------------------------
 def test_round_trip(backend, store):
     assert store.label_names() == NAMES
     assert store.images_root == backend.images.resolve()
-    assert store.project == "proj" and store.annotator == "alice"
+    assert store.project == backend.project and store.annotator == "alice"
     assert store.labels() == {} and store.count() == 0
     assert store.counts() == {"cat": 0, "dog": 0, "bird": 0}
     store.label("b/2.png", "dog")
@@ -137,7 +137,7 @@ def test_label_must_be_a_known_name_and_path_relative(backend, store):
         with pytest.raises(ValueError, match="image path .* is invalid"):
             store.label(bad, "cat")
     assert store.count() == 0 and history_rows(backend) == []
-    with backend.open(project="fresh") as fresh:
+    with backend.open(project=backend.project + "-fresh") as fresh:
         with pytest.raises(ValueError, match="set_label_names first"):
             fresh.label("a.png", "cat")
 
@@ -186,7 +186,7 @@ def test_closed_store_says_so(backend):
 def test_projects_in_one_place_are_separate(backend, store):
     store.label("a.png", "cat")
     store.add_test_paths(["a.png"])
-    with backend.open(project="other") as other:
+    with backend.open(project=backend.project + "-other") as other:
         assert other.labels() == {} and other.label_names() == [] and other.test_paths() == set()
         other.set_label_names(["x"])
         other.label("a.png", "x")
@@ -302,7 +302,7 @@ import sys
 from oal_widget.data.store import open_store
 def open_(location, **kw):
     url = location if "://" in location else None
-    return open_store(url, workdir=None if url else location, project="proj", **kw)
+    return open_store(url, workdir=None if url else location, project=sys.argv[2], **kw)
 """
 READER = (
     OPEN
@@ -319,7 +319,7 @@ with open_(sys.argv[1], annotator="alice") as s:
 def test_another_process_sees_committed_labels_and_we_see_its(backend, store):
     store.label("a.png", "cat")
     store.label("b.png", "dog")
-    done = run_python(READER, backend.location)
+    done = run_python(READER, backend.location, backend.project)
     assert done.returncode == 0, done.stderr
     seen = json.loads(done.stdout)
     assert seen == {"labels": {"a.png": "cat", "b.png": "dog", "from_child.png": "bird"}, "undone": None}
@@ -343,7 +343,9 @@ while True:  # label until killed; a path is printed only once label() has retur
 
 def test_labels_survive_being_killed_from_outside(backend):
     child = subprocess.Popen(
-        [sys.executable, "-c", LABELLING_CHILD, backend.location], stdout=subprocess.PIPE, text=True
+        [sys.executable, "-c", LABELLING_CHILD, backend.location, backend.project],
+        stdout=subprocess.PIPE,
+        text=True,
     )
     try:
         confirmed = [int(child.stdout.readline()) for _ in range(100)]

@@ -91,9 +91,9 @@ def test_a_bad_lease_is_refused(two, bad, message):
 CLAIMER = """
 import json, sys, time
 from oal_widget.data.store import open_store
-location, who, ready, go = sys.argv[1:5]
+location, project, who, ready, go = sys.argv[1:6]
 url = location if "://" in location else None
-store = open_store(url, workdir=None if url else location, project="proj", annotator=who)
+store = open_store(url, workdir=None if url else location, project=project, annotator=who)
 paths = [f"img/{i:03d}.png" for i in range(120)]
 open(ready, "w").close()
 deadline = time.monotonic() + 30
@@ -122,7 +122,16 @@ def test_processes_claiming_at_once_never_get_the_same_image(backend, tmp_path):
         readies.append(ready)
         children.append(
             subprocess.Popen(
-                [sys.executable, "-c", CLAIMER, backend.location, f"annotator{k}", str(ready), str(go)],
+                [
+                    sys.executable,
+                    "-c",
+                    CLAIMER,
+                    backend.location,
+                    backend.project,
+                    f"annotator{k}",
+                    str(ready),
+                    str(go),
+                ],
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
                 text=True,

@@ -28,7 +28,7 @@ def bob(backend, alice):
 
 
 def history(backend) -> list[tuple]:
-    return backend.sql("SELECT session, step, path, label, source, undone FROM history ORDER BY id")
+    return backend.history("session, step, path, label, source, undone")
 
 
 # --- provenance -------------------------------------------------------------------------------------
