@@ -120,6 +120,17 @@ def test_a_file_locked_by_another_process_raises_store_unavailable(tmp_path, mon
         assert s.labels() == {"x.png": "a"}
 
 
+def test_a_file_that_cannot_be_written_mid_session_raises_store_unavailable(tmp_path):
+    with Store(tmp_path) as s:
+        s.set_label_names(["a"])
+        s._conn.execute("PRAGMA query_only=1")  # as if the disk were full or the file read-only now
+        with pytest.raises(StoreUnavailable, match=f"{FILENAME} could not be written.*nothing was saved"):
+            s.label("x.png", "a")
+        s._conn.execute("PRAGMA query_only=0")
+        s.label("x.png", "a")
+        assert s.labels() == {"x.png": "a"}
+
+
 # --- schema 1 files (existing workdirs) -----------------------------------------------------------
 V1_SCHEMA = (  # verbatim from oal_widget 0.1's store.py (schema 1)
     "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",

@@ -165,7 +165,8 @@ class StoreCore:
 
     def _default_project_name(self) -> str:
         raise ValueError(
-            "pass project=NAME or images_root=... : the project is named after the images folder"
+            f"{self.location_text()} has no project yet: pass project=NAME (or images_root=..., and the "
+            "project is named after the images folder)"
         )
 
     def _no_project_message(self, name: str, names: list[str]) -> str:

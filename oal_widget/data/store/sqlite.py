@@ -133,8 +133,14 @@ class Store(LabelStore):
             except BaseException as e:
                 if db.in_transaction:
                     db.execute("ROLLBACK")
-                if isinstance(e, sqlite3.OperationalError) and "locked" in str(e):
-                    raise self._busy(e) from e
+                if isinstance(e, sqlite3.OperationalError):
+                    if "locked" in str(e) or "busy" in str(e):
+                        raise self._busy(e) from e
+                    if self._project is not None:  # open already: e.g. the disk filled up mid-session
+                        raise StoreUnavailable(
+                            f"{self.path} could not be written ({e}): nothing was saved; check the free "
+                            "disk space and that the file is writable, then try again"
+                        ) from e
                 raise
             if write and bump and project:
                 self._own_bumps += 1
