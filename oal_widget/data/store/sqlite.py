@@ -113,7 +113,10 @@ class Store(LabelStore):
             try:
                 db.execute("BEGIN IMMEDIATE" if write else "BEGIN")
             except sqlite3.OperationalError as e:
-                raise self._busy(e) from e
+                failed = self._failed(e)
+                if failed is None:
+                    raise
+                raise failed from e
             try:
                 tx = Tx(db.cursor(), _same, self._project if project else None, utc_now)
                 if write and project:
@@ -133,24 +136,30 @@ class Store(LabelStore):
             except BaseException as e:
                 if db.in_transaction:
                     db.execute("ROLLBACK")
-                if isinstance(e, sqlite3.OperationalError):
-                    if "locked" in str(e) or "busy" in str(e):
-                        raise self._busy(e) from e
-                    if self._project is not None:  # open already: e.g. the disk filled up mid-session
-                        raise StoreUnavailable(
-                            f"{self.path} could not be written ({e}): nothing was saved; check the free "
-                            "disk space and that the file is writable, then try again"
-                        ) from e
-                raise
+                failed = self._failed(e) if isinstance(e, sqlite3.OperationalError) else None
+                if failed is None:
+                    raise
+                raise failed from e
             if write and bump and project:
                 self._own_bumps += 1
             return result
 
-    def _busy(self, e: Exception) -> StoreUnavailable:
-        return StoreUnavailable(
-            f"{self.path} is locked by another process for over {BUSY_TIMEOUT_S:g} s ({e}): nothing was "
-            "saved; try again, and check that no other program keeps the file busy"
-        )
+    def _failed(self, e: sqlite3.OperationalError) -> StoreUnavailable | None:
+        """The StoreUnavailable for a file that is busy, or that cannot be written once open (disk
+        full, read-only); None for anything else (a damaged file while opening says so itself)."""
+        if "locked" in str(e) or "busy" in str(e):
+            error = StoreUnavailable(
+                f"{self.path} is locked by another process for over {BUSY_TIMEOUT_S:g} s ({e}): nothing "
+                "was saved; try again, and check that no other program keeps the file busy"
+            )
+        elif self._project is not None:
+            error = StoreUnavailable(
+                f"{self.path} could not be written ({e}): nothing was saved; check the free disk space "
+                "and that the file is writable, then try again"
+            )
+        else:
+            return None
+        return error
 
     def _db(self) -> sqlite3.Connection:
         if self._conn is None:
