@@ -21,9 +21,7 @@ from PIL import Image, ImageOps
 from .cache import FILLED, ArrayCache, fingerprint, remove_stale
 
 #: Extensions (lower case, with dot) of the files taken as images; any case matches.
-IMAGE_EXTENSIONS: frozenset[str] = frozenset(
-    {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
-)
+IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"})
 
 #: Long side (pixels) small images are upscaled to for display: 8x8 digits would be invisible.
 DISPLAY_MIN_SIDE = 256

@@ -1,4 +1,5 @@
-"""Keys: the keymap (browser ``KeyboardEvent.key`` -> action), its checks, and reading ipyevents' dicts.
+"""Keys and actions: the keymap (browser ``KeyboardEvent.key`` -> action), its checks, reading
+ipyevents' dicts, and what each action does to the session (``perform``). No widgets here.
 
 An action is a name from ``ACTIONS`` or ``("label", index)``. A held key (``repeat``) and keys with
 ctrl/meta/alt (the browser's and the notebook's own shortcuts) are never actions.
@@ -6,6 +7,7 @@ ctrl/meta/alt (the browser's and the notebook's own shortcuts) are never actions
 
 from __future__ import annotations
 
+import html
 from collections.abc import Mapping
 
 #: Key -> action: an action name or ("label", index).
@@ -93,3 +95,50 @@ def by_action(keymap: Mapping[str, object]) -> dict:
 def with_key(text: str, key: str | None) -> str:
     """A button's text with its key, e.g. ``undo (⌫)``."""
     return f"{text} ({_SHOWN.get(key, key)})" if key else text
+
+
+def help_html(keymap: Mapping[str, object], names) -> str:
+    """The help table: every key of the keymap with what it does (labels by name)."""
+    rows = []
+    for key, action in keymap.items():
+        if isinstance(action, tuple):
+            if action[1] >= len(names):
+                continue
+            what = f"label: {names[action[1]]}"
+        else:
+            what = ACTIONS[action]
+        rows.append(f"<tr><td><kbd>{html.escape(key)}</kbd></td><td>{html.escape(what)}</td></tr>")
+    return (
+        "<div><b>Keys</b> (keys work while the pointer is over the panel; the border turns green "
+        "and the corner says <i>keys live</i>)<table>" + "".join(rows) + "</table>"
+        "Labels after the tenth have buttons only. "
+        "Every label is saved before the next image shows.</div>"
+    )
+
+
+def perform(session, action, shown: tuple[str, str] | None) -> str:
+    """Do a session action (a label, undo, skip, back, accept, pause, retry); returns what to tell the
+    person ("" when it went as asked). ``shown``: the prediction on screen, the only one Enter accepts."""
+    if isinstance(action, tuple):
+        index = action[1]
+        if index < len(session.label_names) and session.current is not None:  # key 9 with 3 labels: nothing
+            session.label(session.label_names[index])
+    elif action == "undo":
+        if session.undo() is None:
+            return "nothing to undo in this session"
+    elif action == "skip":
+        session.skip()
+    elif action == "back":
+        if session.back() is None:
+            return "no previous image"
+    elif action == "accept":
+        if shown is None or not session.accept_prediction(shown=shown):
+            if session.is_test(session.current):
+                return "a test image needs your own label: press a number key"
+            return "no prediction for this image yet: press a number key"
+    elif action == "pause":
+        session.resume() if session.paused else session.pause()
+    elif action == "retry":
+        if not session.retry():
+            return "nothing to retry: the model has no error"
+    return ""

@@ -7,6 +7,8 @@ panel calls them with its lock held. ``shown`` is the prediction on screen: the 
 
 from __future__ import annotations
 
+import html
+
 import ipywidgets as widgets
 
 from ..data.pool import ImageError
@@ -209,3 +211,23 @@ class LabellingView:
             if self.error.value == shown:
                 self.error.value = ""
             self._model_error = ""
+
+
+class SkippedList:
+    """Files that cannot be used, with why; rebuilt only when the list grows."""
+
+    def __init__(self):
+        self.html = widgets.HTML()
+        self.html.add_class("oal-skipped")
+        self._shown = 0
+
+    def refresh(self, session) -> None:
+        skipped = session.skipped
+        if len(skipped) == self._shown:
+            return
+        self._shown = len(skipped)
+        items = "".join(
+            f"<li><code>{html.escape(s.path)}</code>: {html.escape(s.reason)}</li>" for s in skipped
+        )
+        summary = f"<summary>{len(skipped)} file(s) skipped</summary>"
+        self.html.value = f"<details>{summary}<ul>{items}</ul></details>" if skipped else ""

@@ -19,11 +19,9 @@ gets the key and its ``preventDefault()`` stops the character being typed. No Ja
 
 from __future__ import annotations
 
-import html
 import logging
 import threading
 import traceback
-import weakref
 from collections.abc import Mapping
 
 import ipyevents
@@ -31,11 +29,13 @@ import ipywidgets as widgets
 
 from ..session.session import Session
 from . import keys as keys_module
-from . import plots
+from . import registry
+from .done import done_html
 from .insight import Insight
 from .keys import ACTIONS, DEFAULT_KEYS, merge_keymap
 from .label_editor import LabelEditor
-from .labelling import LabellingView, label
+from .labelling import LabellingView, SkippedList, label
+from .plots_view import PlotsView
 from .style import KEYS_HINT, STYLE
 from .ui_thread import UiThread
 
@@ -46,10 +46,6 @@ log = logging.getLogger(__name__)
 #: Plots wait for this long a pause in the keys (matplotlib holds the GIL ~50 ms), at most PLOT_LATEST_S.
 PLOT_QUIET_S = 0.4
 PLOT_LATEST_S = 3.0
-
-# Panels by workdir, so that re-running the cell stops the previous panel's trainer first.
-_REGISTRY: weakref.WeakValueDictionary[str, Annotator] = weakref.WeakValueDictionary()
-_REGISTRY_LOCK = threading.Lock()
 
 
 class Annotator(widgets.VBox):
@@ -110,8 +106,6 @@ class Annotator(widgets.VBox):
         self.add_class("oal-panel")
         self._view = "none"
         self._finishing = False
-        self._plotted_metrics, self._plotted_counts = -1, None
-        self._skipped_shown = 0  # files listed under "skipped" (the list is rebuilt only when it grows)
         self._build_widgets()
         # ONE key watcher, created before display. In the label editor it watches nothing, so typing a
         # label name is not swallowed (ipyevents prevents defaults).
@@ -125,7 +119,7 @@ class Annotator(widgets.VBox):
         else:
             self._show_labelling()
         # Last: the trainer thread's TensorFlow import competes for the GIL with building widgets.
-        self._start_replacing_previous()
+        registry.take_over(self)
 
     # --- Python API --------------------------------------------------------------------------------------
     @property
@@ -183,32 +177,6 @@ class Annotator(widgets.VBox):
         """Labels the learning curve suggests are still needed (see ``forecast.forecast``)."""
         return self.session.forecast(metric, target)
 
-    # --- start-up ----------------------------------------------------------------------------------------
-    def _start_replacing_previous(self) -> None:
-        key = str(self.session.workdir.resolve())
-        with _REGISTRY_LOCK:
-            previous = _REGISTRY.get(key)
-            _REGISTRY[key] = self
-        if previous is None or previous is self or previous.session.stopped:
-            self.session.start()
-            return
-
-        def replace():  # in a thread: the cell returns at once while the old trainer saves
-            try:
-                previous.session.stop()
-                previous._ui.post(
-                    lambda: previous._show_done_locked("a newer panel on the same folder took over")
-                )
-            except Exception:
-                log.exception("stopping the previous panel on %s failed", key)
-            try:
-                self.session.start()
-            except Exception as e:
-                self._ui.post(lambda e=e: self._show_error(e))
-            self._ui.post(self._refresh_locked)
-
-        threading.Thread(target=replace, name="oal-replace", daemon=True).start()
-
     # --- widgets -----------------------------------------------------------------------------------------
     def _build_widgets(self) -> None:
         w = widgets
@@ -227,47 +195,17 @@ class Annotator(widgets.VBox):
         self.labelling = LabellingView(self._keymap, self._run, self._error)
         self.editor = LabelEditor(self._keymap, self._start_labelling, self._show_error, self._error)
         self.insight = Insight(self.session, self._ui.post, self._show_error)
-        # Placeholders until the first figures: never the browser's broken-image icon.
-        self._plot = w.Image(
-            value=plots.placeholder_png("the learning curve appears after the first evaluation"),
-            format="png",
-            layout=w.Layout(width="440px", object_fit="contain"),
-        )
-        self._plot.add_class("oal-plot")
-        self._distribution = w.Image(
-            value=plots.placeholder_png("labels per class", (3.4, 3)),
-            format="png",
-            layout=w.Layout(width="340px", object_fit="contain"),
-        )
-        self._distribution.add_class("oal-distribution")
-        self._plots = w.HBox([self._plot, self._distribution], layout=w.Layout(flex_flow="row wrap"))
-        self._skipped = w.HTML()
-        self._skipped.add_class("oal-skipped")
+        self.plots = PlotsView()
+        self._skipped = SkippedList()
         self._help = w.HTML(layout=w.Layout(display="none"))
         self._help.add_class("oal-help")
-        self._main = w.VBox([self.labelling.box, self._plots, self._skipped, self._help, self.insight.box])
+        self._main = w.VBox(
+            [self.labelling.box, self.plots.box, self._skipped.html, self._help, self.insight.box]
+        )
         self._main.add_class("oal-main")
         self._done = w.HTML(layout=w.Layout(display="none"))
         self._done.add_class("oal-done")
         self.children = [self._style, self._header, self._error, self._done]
-
-    def _help_html(self) -> str:
-        rows = []
-        names = self.session.label_names
-        for key, action in self._keymap.items():
-            if isinstance(action, tuple):
-                if action[1] >= len(names):
-                    continue
-                what = f"label: {names[action[1]]}"
-            else:
-                what = ACTIONS[action]
-            rows.append(f"<tr><td><kbd>{html.escape(key)}</kbd></td><td>{html.escape(what)}</td></tr>")
-        return (
-            "<div><b>Keys</b> (keys work while the pointer is over the panel; the border turns green "
-            "and the corner says <i>keys live</i>)<table>" + "".join(rows) + "</table>"
-            "Labels after the tenth have buttons only. "
-            "Every label is saved before the next image shows.</div>"
-        )
 
     # --- views -------------------------------------------------------------------------------------------
     def _show_editor(self) -> None:
@@ -283,7 +221,7 @@ class Annotator(widgets.VBox):
         with self._lock:
             self._view = "label"
             self.labelling.set_labels(self.session.label_names)
-            self._help.value = self._help_html()
+            self._help.value = keys_module.help_html(self._keymap, self.session.label_names)
             self.children = [self._style, self._header, self._main, self._error, self._done]
             self.event.watched_events = ["keydown"]
             # mouseup: a click (on a button, the image) may have moved the focus off the key sink.
@@ -299,39 +237,22 @@ class Annotator(widgets.VBox):
         if self.session.done:
             self._finish()
 
-    def _show_done_locked(self, note: str = "") -> None:
+    def post(self, job) -> None:
+        """Run ``job`` on the panel's UI thread (where background work reports to the widgets)."""
+        self._ui.post(job)
+
+    def show_done(self, note: str = "") -> None:
+        """The end screen (takes the lock)."""
         with self._lock:
             self._show_done(note)
 
     def _show_done(self, note: str = "") -> None:
-        """The end screen (call with the lock held)."""
         self._view = "done"
-        saved = self.session.saved()
-        latest = self.session.latest
-        progress = self.session.progress()
-        title = "All images are labelled" if self.session.current is None else "Session stopped"
-        lines = [
-            f"<h3>{title}</h3>",
-            f"<p>{progress['labelled']} / {progress['total']} images labelled "
-            f"({progress['test_labelled']} / {progress['test_total']} test images).</p>",
-        ]
-        if note:
-            lines.append(f"<p>{html.escape(note)}</p>")
-        if latest.message:
-            lines.append(f"<p>Trainer: {html.escape(latest.status)}: {html.escape(latest.message)}</p>")
-        items = [f"<li>{html.escape(k)}: <code>{html.escape(str(v))}</code></li>" for k, v in saved.items()]
-        if "model" not in saved:
-            items.append("<li>model: not saved yet (the trainer is still finishing, or it had no model)</li>")
-        lines.append("<ul>" + "".join(items) + "</ul>")
-        lines.append(
-            "<p>Reload the model with <code>oal_widget.reload_model(path)</code>; run the cell again "
-            "to continue labelling.</p>"
-        )
-        self._done.value = "".join(lines)
+        self._done.value = done_html(self.session, note)
         self._done.layout.display = None
         self.labelling.disable()
         self._hint.layout.display = "none"  # keys do nothing on the end screen
-        self.children = [self._style, self._header, self._done, self._plots, self.insight.box, self._error]
+        self.children = [self._style, self._header, self._done, self.plots.box, self.insight.box, self._error]
         self._ui.post(lambda: self._render_plots(force=True), key="plots")  # the final curve
 
     # --- keys and buttons (kernel main thread) -----------------------------------------------------------
@@ -370,39 +291,13 @@ class Annotator(widgets.VBox):
     def _do(self, action) -> None:
         """One action, with the lock held: the session acts, then the view shows the result."""
         s = self.session
-        self._error.value = ""
-        if isinstance(action, tuple):
-            index = action[1]
-            if index >= len(s.label_names) or s.current is None:
-                return  # e.g. key 9 with three labels
-            s.label(s.label_names[index])
-        elif action == "undo":
-            if s.undo() is None:
-                self._error.value = "nothing to undo in this session"
-        elif action == "skip":
-            s.skip()
-        elif action == "back":
-            if s.back() is None:
-                self._error.value = "no previous image"
-        elif action == "accept":
-            shown = self.labelling.shown  # only what is on screen: None means nothing to accept
-            if shown is None or not s.accept_prediction(shown=shown):
-                self._error.value = (
-                    "a test image needs your own label: press a number key"
-                    if s.is_test(s.current)
-                    else "no prediction for this image yet: press a number key"
-                )
-        elif action == "pause":
-            s.resume() if s.paused else s.pause()
-        elif action == "retry":
-            if not s.retry():
-                self._error.value = "nothing to retry: the model has no error"
-        elif action == "help":
+        if action == "help":
             self._help.layout.display = None if self._help.layout.display == "none" else "none"
             return
-        elif action == "stop":
+        if action == "stop":
             self._stop_in_background()
             return
+        self._error.value = keys_module.perform(s, action, self.labelling.shown)
         s.refresh()  # labels from another panel on this workdir leave the order (cheap if none)
         self._show_current()
         self._refresh()
@@ -424,7 +319,7 @@ class Annotator(widgets.VBox):
                 self.session.stop(reason=reason)
             except Exception as e:
                 self._ui.post(lambda e=e: self._show_error(e))
-            self._ui.post(self._show_done_locked)
+            self._ui.post(self.show_done)
 
         threading.Thread(target=stop, name="oal-stop", daemon=True).start()
 
@@ -443,30 +338,16 @@ class Annotator(widgets.VBox):
 
     def _note_unreadable(self, error) -> None:
         self._error.value = f"skipped {error}"
-        self._refresh_skipped()
+        self._skipped.refresh(self.session)
 
     def _refresh(self) -> None:
         self.labelling.refresh(self.session)
-        self._refresh_skipped()
+        self._skipped.refresh(self.session)
 
     def _refresh_locked(self) -> None:
         with self._lock:
             if self._view == "label":
                 self._refresh()
-
-    def _refresh_skipped(self) -> None:
-        skipped = self.session.skipped
-        if len(skipped) == self._skipped_shown:
-            return
-        self._skipped_shown = len(skipped)
-        items = "".join(
-            f"<li><code>{html.escape(s.path)}</code>: {html.escape(s.reason)}</li>" for s in skipped
-        )
-        self._skipped.value = (
-            f"<details><summary>{len(skipped)} file(s) skipped</summary><ul>{items}</ul></details>"
-            if skipped
-            else ""
-        )
 
     def _show_error(self, error: BaseException) -> None:
         log.error("oal_widget panel error", exc_info=error)
@@ -495,23 +376,4 @@ class Annotator(widgets.VBox):
             self._finish()
 
     def _render_plots(self, force: bool = False) -> None:
-        """Draw the figures that changed without the lock (matplotlib is slow), set them with it."""
-        s = self.session
-        with self._lock:
-            metrics, counts = s.metrics, s.counts()
-            draw_metrics = force or len(metrics) != self._plotted_metrics
-            draw_counts = force or counts != self._plotted_counts
-        if not (draw_metrics or draw_counts):
-            return
-        plots.warm_up()  # the first import (about a second) happens here, off the key path
-        curve = plots.metrics_png(metrics, s.config.early_stopping) if draw_metrics else None
-        bars = plots.distribution_png(counts) if draw_counts else None
-        with self._lock:
-            if curve is not None:
-                self._plot.value = curve
-                self._plotted_metrics = len(metrics)
-                if metrics:  # a page (or a browser test) can tell a curve from the placeholder
-                    self._plot.add_class("oal-plot-has-metrics")
-            if bars is not None:
-                self._distribution.value = bars
-                self._plotted_counts = counts
+        self.plots.render(self.session, self._lock, force)

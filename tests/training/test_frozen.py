@@ -1,4 +1,4 @@
-"""Frozen-backbone mode and progress of long work (issue 5), with real (tiny) TensorFlow.
+"""Frozen-backbone mode and progress of long work, with real (tiny) TensorFlow.
 
 The head over cached embeddings must BE the full model's head (same weights), embeddings are
 computed once per image (also across sessions), the saved model is the full model, and long work

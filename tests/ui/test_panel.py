@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import subprocess
 import sys
 import textwrap
@@ -94,6 +95,14 @@ def test_is_a_vbox_with_the_contract_classes_and_an_event_before_display(panel):
     assert len([b for b in walk(annotator) if "oal-label-button" in b._dom_classes]) == 3
 
 
+def test_the_plots_show_a_picture_before_the_first_figure(panel):
+    """Never the browser's broken-image icon: a placeholder PNG until matplotlib has drawn."""
+    annotator, _ = panel
+    for image in (annotator.plots.plot, annotator.plots.distribution):
+        png = bytes(image.value)
+        assert png.startswith(b"\x89PNG\r\n\x1a\n") and Image.open(io.BytesIO(png)).size[0] > 100
+
+
 def test_style_makes_the_hint_say_keys_live_only_when_watched(panel):
     annotator, _ = panel
     style = annotator.children[0].value
@@ -174,11 +183,11 @@ def test_number_key_labels_and_shows_the_next_image(panel):
 def test_label_bars_follow_the_keys_without_a_trainer_update(panel):
     # No evaluation or query happens here: the bars must still show the new counts, soon after.
     annotator, _ = panel
-    before = annotator._distribution.value
+    before = annotator.plots.distribution.value
     for name in ("1", "1", "3"):
         annotator._on_key(key(name))
-    wait_for(lambda: annotator._plotted_counts == {"zero": 2, "one": 0, "two": 1})
-    assert annotator._distribution.value != before
+    wait_for(lambda: annotator.plots.plotted_counts == {"zero": 2, "one": 0, "two": 1})
+    assert annotator.plots.distribution.value != before
 
 
 def test_undo_skip_back_keys(panel):
@@ -315,8 +324,8 @@ def test_an_error_in_the_handler_is_shown_not_raised(panel, monkeypatch):
 # --- updates from the trainer thread -----------------------------------------------------------
 def test_an_update_from_a_thread_redraws_status_and_plots(panel):
     annotator, factory = panel
-    plot_before = annotator._plot.value
-    assert "oal-plot-has-metrics" not in annotator._plot._dom_classes  # the placeholder, not a curve
+    plot_before = annotator.plots.plot.value
+    assert "oal-plot-has-metrics" not in annotator.plots.plot._dom_classes  # the placeholder, not a curve
     annotator._on_key(key("1"))
     row = {"n_labels": 1, "accuracy": 0.5, "loss": 1.1, "n_test": 1, "seconds": 0.5}
     thread = threading.Thread(
@@ -324,9 +333,9 @@ def test_an_update_from_a_thread_redraws_status_and_plots(panel):
     )
     thread.start()
     thread.join(timeout=30)
-    wait_for(lambda: "oal-plot-has-metrics" in annotator._plot._dom_classes)
-    assert annotator._plot.value != plot_before
-    assert bytes(annotator._plot.value).startswith(b"\x89PNG")
+    wait_for(lambda: "oal-plot-has-metrics" in annotator.plots.plot._dom_classes)
+    assert annotator.plots.plot.value != plot_before
+    assert bytes(annotator.plots.plot.value).startswith(b"\x89PNG")
     assert annotator.labelling.status.value.startswith("training · trained on 1 labels")
     assert annotator.history == [row]
 
@@ -362,7 +371,7 @@ def test_label_and_file_names_are_escaped(small_digits):
         annotator._on_key(key("ArrowRight"))
         if s.current is None or len(s.skipped) > 0:
             break
-    skipped_html = annotator._skipped.value
+    skipped_html = annotator._skipped.html.value
     assert "R&amp;D &lt;i&gt;x.png" in skipped_html and "<i>" not in skipped_html
     assert "&lt;b&gt;x&lt;/b&gt;" in annotator._help.value and "<b>x</b>" not in annotator._help.value
     assert annotator.labelling.label_buttons[0].description == "1 · <b>x</b>"  # a Button shows plain text
@@ -378,7 +387,7 @@ def test_an_unreadable_current_image_is_skipped_with_a_note(small_digits):
     s.thumbnails.clear()  # it may have been prefetched while still intact
     annotator._on_key(key("1"))
     assert s.current != nxt and s.current is not None
-    assert nxt in annotator._error.value and nxt in annotator._skipped.value
+    assert nxt in annotator._error.value and nxt in annotator._skipped.html.value
     assert annotator.labelling.image.value == s.display_png(s.current)
 
 
