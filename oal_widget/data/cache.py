@@ -83,11 +83,6 @@ class ArrayCache:
             os.close(fd)
         return np.memmap(path, dtype=dtype, mode="r+", shape=shape)
 
-    @property
-    def nbytes(self) -> int:
-        """Size of the data file when every slot is filled."""
-        return self.n * int(np.prod(self.item_shape)) * self.dtype.itemsize
-
     def filled(self) -> int:
         """Slots filled (decoded) so far."""
         return int(np.count_nonzero(self._state[: self.n, 0] == FILLED))

@@ -43,9 +43,9 @@ def import_labels(session, source, *, overwrite: bool = False):
                     result.kept.append(path)
                     continue
                 writer.label(path, label)  # committed before the mirror and the trainer hear of it
-                session._set_label(path, label)
+                session._book.set(path, label)
                 session._bridge.forget(path)
-                session._bridge.send(Labelled(path, label, session._split(path)))
+                session._bridge.send(Labelled(path, label, session._book.split(path)))
                 if old is None:
                     result.added += 1
                 else:

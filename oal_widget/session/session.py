@@ -374,12 +374,6 @@ class Session(Readouts):
     def _wanted(self, path: str) -> bool:
         return path not in self._book and path not in self._unreadable
 
-    def _split(self, path: str) -> str:
-        return self._book.split(path)
-
-    def _set_label(self, path: str, label: str | None) -> None:
-        self._book.set(path, label)
-
     def _set_unreadable(self, path: str, reason: str) -> None:
         with self._lock:
             self._unreadable.setdefault(path, reason)
