@@ -46,7 +46,9 @@ def _items(items: Iterable, source: str, model_labels) -> list[Item]:
 class Labelling:
     """``label``, ``label_many``, ``unlabel`` and ``settle``: every one is one undoable step."""
 
-    def label(self, path: str, label: str, *, source: str = "person", model_labels: int | None = None):
+    def label(
+        self, path: str, label: str, *, source: str = "person", model_labels: int | None = None
+    ) -> str | None:
         """Give ``path`` the label ``label``, committed before returning; returns the standing label before.
 
         ``source``: ``person`` (the person's own choice), ``accepted`` (a model suggestion the person
@@ -59,7 +61,9 @@ class Labelling:
         check_model_labels(model_labels, check_source(source))
         return self._label_items([(path, label, source, model_labels)])[0]
 
-    def label_many(self, items: Iterable, *, source: str = "person", model_labels: int | None = None):
+    def label_many(
+        self, items: Iterable, *, source: str = "person", model_labels: int | None = None
+    ) -> list[str | None]:
         """A page of labels in ONE transaction, undone as one step; returns the standing labels before.
 
         ``items``: ``(path, label)`` or ``(path, label, source)`` tuples (``source`` as in ``label``;
