@@ -70,6 +70,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import importlib.util
 import json
 import os
 import shutil
@@ -161,31 +162,40 @@ def _k2i_wrap(obj, attr, name=None):
         _K2I["installed"].append(f"{name or attr}: not installed ({type(e).__name__}: {e})")
 
 
-def _k2i_instrument(annotator, gil_probe=False):
-    session = annotator.session
-    event = annotator.event
-    handlers = list(event._dom_handlers.callbacks)  # the panel's key handler (ipyevents' dispatcher)
+def _k2i_get(obj, attr):
+    try:
+        return getattr(obj, attr)
+    except Exception:
+        return None
 
+
+def _k2i_instrument(annotator, gil_probe=False):
+    """Best effort throughout: what could not be installed is listed in _K2I["installed"]."""
+    session = annotator.session
     sent = {}
 
     def on_key(ev):
         sent.clear()
         t_in = _time.time()
-        before = session.current
+        before = _k2i_get(session, "current")
         for handler in handlers:
             handler(ev)
         t_out = _time.time()
         _K2I["keys"].append({
             "ts": ev.get("timeStamp"), "key": ev.get("key"), "type": ev.get("type"),
-            "t_in": t_in * 1e3, "t_out": t_out * 1e3, "before": before, "after": session.current,
+            "t_in": t_in * 1e3, "t_out": t_out * 1e3, "before": before, "after": _k2i_get(session, "current"),
             "t_image_sent": sent.get("oal-image"), "t_name_sent": sent.get("oal-filename"),
-            "image_bytes": sent.get("bytes"),
-            "trainer": session.trainer_status,
+            "image_bytes": sent.get("bytes"), "trainer": _k2i_get(session, "trainer_status"),
         })
 
-    event.reset_callbacks()
-    event.on_dom_event(on_key)
-    _K2I["installed"].append("key handler")
+    try:
+        event = annotator.event  # the panel's ipyevents watcher: its callbacks run inside on_key
+        handlers = list(event._dom_handlers.callbacks)
+        event.reset_callbacks()
+        event.on_dom_event(on_key)
+        _K2I["installed"].append("key handler")
+    except Exception as e:
+        _K2I["installed"].append(f"key handler: not installed ({type(e).__name__}: {e})")
 
     # When the kernel's IOPub thread really sends (the main thread only queues): big messages only.
     try:
@@ -222,10 +232,15 @@ def _k2i_instrument(annotator, gil_probe=False):
             if cls in getattr(w, "_dom_classes", ()):
                 w.observe(on_sent(cls), names="value")
                 _K2I["installed"].append(f"{cls} sent")
-    trainer = session.trainer
+    trainer = _k2i_get(session, "trainer")
     for attr in ("train_round", "evaluate", "query"):
         _k2i_wrap(trainer, attr)
-    _k2i_wrap(session, "on_change")
+    # Applying a trainer update to the panel: on the trainer's thread (session.on_change, up to
+    # ac3b5ec) or on the panel's UI thread (Annotator._apply_updates, from c19105f).
+    if hasattr(annotator, "_apply_updates"):
+        _k2i_wrap(annotator, "_apply_updates", "apply_updates")
+    else:
+        _k2i_wrap(session, "on_change")
     from oal_widget.ui import plots
     for attr in ("metrics_png", "distribution_png"):
         _k2i_wrap(plots, attr)
@@ -288,6 +303,67 @@ def labels_for(images: Path) -> list[str]:
 
 
 # --------------------------------------------------------------------------------------------------
+# the server's recorder: a server extension of the bench's own (the server's config dir is fresh)
+# --------------------------------------------------------------------------------------------------
+SERVER_EXT = r'''"""bench/key_to_image.py: when the server gets each key event and forwards each image."""
+
+import json
+import os
+import re
+import time
+
+from jupyter_server.services.kernels.connection.channels import ZMQChannelsWebsocketConnection as _Conn
+
+_LOG = open(os.environ["K2I_SERVER_LOG"], "a", buffering=1)
+_TS = re.compile(rb'"timeStamp":\s*(-?[0-9.eE+]+)')
+_incoming, _outgoing = _Conn.handle_incoming_message, _Conn.handle_outgoing_message
+
+
+def handle_incoming_message(self, incoming_msg):
+    t = time.time() * 1e3
+    data = incoming_msg.encode() if isinstance(incoming_msg, str) else bytes(incoming_msg)
+    try:
+        return _incoming(self, incoming_msg)
+    finally:
+        if b'"keydown"' in data and (m := _TS.search(data)):
+            _LOG.write(json.dumps(["in", t, time.time() * 1e3, float(m.group(1))]) + "\n")
+
+
+def handle_outgoing_message(self, stream, outgoing_msg):
+    t = time.time() * 1e3
+    try:
+        return _outgoing(self, stream, outgoing_msg)
+    finally:
+        n = sum(len(part) for part in outgoing_msg)
+        if n > 1000:
+            _LOG.write(json.dumps(["out", t, time.time() * 1e3, n]) + "\n")
+
+
+_Conn.handle_incoming_message = handle_incoming_message
+_Conn.handle_outgoing_message = handle_outgoing_message
+
+
+def _jupyter_server_extension_points():
+    return [{"module": "k2i_server_ext"}]
+
+
+def _load_jupyter_server_extension(serverapp):
+    serverapp.log.info("k2i_server_ext: recording to %s", os.environ["K2I_SERVER_LOG"])
+'''
+
+
+def server_recorder(tmp: Path) -> tuple[dict, dict, Path]:
+    """(env, config, log path) that make the server load SERVER_EXT."""
+    ext = tmp / "k2i_ext"
+    ext.mkdir(parents=True, exist_ok=True)
+    (ext / "k2i_server_ext.py").write_text(SERVER_EXT)
+    log = tmp / "k2i_server.jsonl"
+    path = os.pathsep.join(filter(None, (str(ext), os.environ.get("PYTHONPATH"))))
+    env = {"PYTHONPATH": path, "K2I_SERVER_LOG": str(log)}
+    return env, {"ServerApp": {"jpserver_extensions": {"k2i_server_ext": True}}}, log
+
+
+# --------------------------------------------------------------------------------------------------
 # the page's recorders
 # --------------------------------------------------------------------------------------------------
 #: Before the page's own scripts: when each big message (> 1000 bytes: images, plots) arrives on the
@@ -295,6 +371,12 @@ def labels_for(images: Path) -> list[str]:
 WS_RECORDER = r"""(() => {
     const Original = window.WebSocket;
     const arrivals = window.__k2i_ws = [];
+    const longtasks = window.__k2i_longtasks = [];  // the page's main thread busy >= 50 ms at a time
+    try {
+        new PerformanceObserver((list) => {
+            for (const e of list.getEntries()) longtasks.push([e.startTime, e.duration]);
+        }).observe({type: 'longtask'});
+    } catch (e) {}
     class Recording extends Original {
         constructor(...args) {
             super(...args);
@@ -396,12 +478,15 @@ def run_app(app: str, args, tmp: Path, playwright) -> dict:
     )
     log_path = tmp / f"server-{app}.log"
     raw: dict = {"app": app, "labels": labels, "n_images": n_images}
+    env, config, server_log = server_recorder(tmp / f"ext-{app}") if args.kernel_log else ({}, None, None)
     try:
-        with e2e.jupyter_server(app, tmp / f"jupyter-{app}", root, log_path) as server:
+        with e2e.jupyter_server(
+            app, tmp / f"jupyter-{app}", root, log_path, env=env, config=config
+        ) as server:
             try:
                 browser = e2e.launch_chromium(playwright)
                 try:
-                    _in_browser(browser, server, args, root, labels, raw)
+                    _in_browser(browser, server, args, root, labels, raw, server_log)
                 finally:
                     browser.close()
             finally:
@@ -438,7 +523,7 @@ def _stop(profiler: subprocess.Popen | None) -> None:
         profiler.wait()
 
 
-def _in_browser(browser, server: dict, args, root: Path, labels: list[str], raw: dict) -> None:
+def _in_browser(browser, server: dict, args, root: Path, labels: list[str], raw: dict, server_log) -> None:
     from playwright.sync_api import expect
 
     app = server["app"]
@@ -451,7 +536,7 @@ def _in_browser(browser, server: dict, args, root: Path, labels: list[str], raw:
     page.on("console", lambda m: console.append(f"{m.type}: {m.text}"))
     page.on("pageerror", lambda e: console.append(f"pageerror: {e}"))
     try:
-        _measure(page, server, args, root, labels, raw)
+        _measure(page, server, args, root, labels, raw, server_log)
     except BaseException:
         try:
             page.screenshot(path=str(args.artifacts / f"key_to_image-failure-{app}.png"))
@@ -474,7 +559,7 @@ def _wait_text(page, selector: str, prefix: str, deadline: float, what: str) -> 
         time.sleep(0.1)
 
 
-def _measure(page, server: dict, args, root: Path, labels: list[str], raw: dict) -> None:
+def _measure(page, server: dict, args, root: Path, labels: list[str], raw: dict, server_log=None) -> None:
     from playwright.sync_api import expect
 
     app = server["app"]
@@ -552,7 +637,8 @@ def _measure(page, server: dict, args, root: Path, labels: list[str], raw: dict)
     raw["load_after"] = os.getloadavg()
     raw["page"] = page.evaluate(
         "() => { const R = window.__k2i; return {origin: R.origin, keys: R.keys, imgs: R.imgs, "
-        "names: R.names, attached: R.attached, ws: window.__k2i_ws || []}; }"
+        "names: R.names, attached: R.attached, ws: window.__k2i_ws || [], "
+        "longtasks: window.__k2i_longtasks || []}; }"
     )
     raw["status_after"] = _text(page, ".oal-status")
     page.screenshot(path=str(args.artifacts / f"key_to_image-{app}-2-after.png"))
@@ -561,6 +647,8 @@ def _measure(page, server: dict, args, root: Path, labels: list[str], raw: dict)
         dump = root / "k2i_kernel_log.json"
         e2e.kernel_execute(page, f"_k2i_dump({str(dump)!r})")
         raw["kernel"] = json.loads(dump.read_text())
+        if server_log is not None and server_log.exists():
+            raw["server"] = [json.loads(line) for line in server_log.read_text().splitlines() if line]
 
 
 def _kernel_pid(page, root: Path) -> int | None:
@@ -599,7 +687,10 @@ def match(raw: dict, bound_ms: float) -> list[dict]:
     kernel = raw.get("kernel")
     by_ts = {}
     spans, probe = [], []
-    iopub, ws = [], page.get("ws", [])
+    iopub, ws, longtasks = [], page.get("ws", []), page.get("longtasks", [])
+    server = raw.get("server") or []
+    server_in = {round(r[3], 3): r for r in server if r[0] == "in"}  # by the key event's timeStamp
+    server_out = [r for r in server if r[0] == "out"]
     if kernel:
         by_ts = {round(k["ts"], 3): k for k in kernel["keys"] if k.get("ts") is not None}
         spans, probe, iopub = kernel["spans"], kernel["probe"], kernel.get("iopub", [])
@@ -627,6 +718,10 @@ def match(raw: dict, bound_ms: float) -> list[dict]:
                 continue
             row.update(labelled=k["before"], next=k["after"], trainer=k["trainer"])
             row["to_kernel_ms"] = round(k["t_in"] - (origin + ts), 2)
+            received = server_in.get(round(ts, 3))
+            if received is not None:  # to_kernel = to_server (page, websocket) + server_to_handler
+                row["to_server_ms"] = round(received[1] - (origin + ts), 2)
+                row["server_to_handler_ms"] = round(k["t_in"] - received[1], 2)
             row["handler_ms"] = round(k["t_out"] - k["t_in"], 2)
             want = k["after"]
             if want is None or want == k["before"]:
@@ -652,7 +747,7 @@ def match(raw: dict, bound_ms: float) -> list[dict]:
         if k is not None and k.get("t_image_sent") is not None:
             row["to_send_ms"] = round(k["t_image_sent"] - k["t_in"], 2)
             row["to_dom_ms"] = round(origin + img["t_mut"] - k["t_image_sent"], 2)
-            split_to_dom(row, k, img, origin, iopub, ws)
+            split_to_dom(row, k, img, origin, iopub, ws, server_out)
         status = "ok"
         if img["t_raf"] is None:
             # Replaced by the next key's image before it was decoded (decode() rejects then): the
@@ -672,10 +767,15 @@ def match(raw: dict, bound_ms: float) -> list[dict]:
         if img["t_raf2"] is not None:
             row["next_frame_ms"] = round(img["t_raf2"] - ts, 2)
         row["status"] = status if row["latency_ms"] <= bound_ms else f"late (over {bound_ms:g} ms)"
+        busy_page = sum(
+            min(start + d, img["t_raf"]) - max(start, ts)
+            for start, d in longtasks
+            if start < img["t_raf"] and start + d > ts
+        )
+        row["page_longtask_ms"] = round(busy_page, 1)
         if kernel is not None:
             a, b = origin + ts, origin + img["t_raf"]
-            busy = sorted({s[0] for s in spans if s[2] < b and s[3] > a and s[0] != "on_change"})
-            busy += ["on_change"] if any(s[0] == "on_change" and s[2] < b and s[3] > a for s in spans) else []
+            busy = sorted({s[0] for s in spans if s[2] < b and s[3] > a})
             row["concurrent"] = "+".join(busy)
             late = [p[1] for p in probe if a <= p[0] <= b]
             row["gil_probe_max_ms"] = round(max(late), 2) if late else ""
@@ -685,7 +785,9 @@ def match(raw: dict, bound_ms: float) -> list[dict]:
     return rows
 
 
-def split_to_dom(row: dict, k: dict, img: dict, origin: float, iopub: list, ws: list) -> None:
+def split_to_dom(
+    row: dict, k: dict, img: dict, origin: float, iopub: list, ws: list, server_out: list
+) -> None:
     """to_dom = iopub_wait (until the kernel's IOPub thread sends) + wire (ZMQ, the server, the
     websocket) + js (JupyterLab and ipywidgets in the page, until the src changes). The image's
     message is the first big one at least as large as the PNG, after it was handed over."""
@@ -704,18 +806,33 @@ def split_to_dom(row: dict, k: dict, img: dict, origin: float, iopub: list, ws: 
     if arrived:
         row["wire_ms"] = round(origin + arrived[0] - t_iopub, 2)
         row["js_ms"] = round(img["t_mut"] - arrived[0], 2)
+        # wire = zmq (kernel -> server) + server (to the websocket) + net (-> the page's message event)
+        forwarded = [
+            r
+            for r in server_out
+            if t_iopub - 1 <= r[1] <= origin + arrived[0] + 1 and size <= r[3] <= size + 4000
+        ]
+        if forwarded:
+            _, t_recv, t_written, _ = forwarded[0]
+            row["zmq_ms"] = round(t_recv - t_iopub, 2)
+            row["server_ms"] = round(t_written - t_recv, 2)
+            row["net_ms"] = round(origin + arrived[0] - t_written, 2)
 
 
 PER_KEY_COLUMNS = [
     "app", "run", "load_1min", "i", "key", "t_press_s", "latency_ms", "next_frame_ms", "input_delay_ms",
     "to_kernel_ms", "to_send_ms", "to_dom_ms", "decode_ms", "paint_ms", "iopub_wait_ms", "wire_ms",
-    "js_ms", "handler_ms", "in_flight", "shown", "labelled", "next", "image", "trainer", "concurrent",
-    "gil_probe_max_ms", "status",
+    "js_ms", "to_server_ms", "server_to_handler_ms", "zmq_ms", "server_ms", "net_ms", "handler_ms",
+    "page_longtask_ms", "in_flight", "shown", "labelled", "next", "image",
+    "trainer", "concurrent", "gil_probe_max_ms", "status",
 ]  # fmt: skip
 #: latency_ms = to_kernel + to_send + to_dom + decode + paint (see the module docstring).
 PARTS = ["to_kernel_ms", "to_send_ms", "to_dom_ms", "decode_ms", "paint_ms"]
 #: to_dom_ms = iopub_wait + wire + js (see split_to_dom).
 SPLIT = ["iopub_wait_ms", "wire_ms", "js_ms"]
+#: Finer still, from the server's recorder: to_kernel = to_server + server_to_handler; wire = zmq +
+#: server + net.
+FINER = ["to_server_ms", "server_to_handler_ms", "zmq_ms", "server_ms", "net_ms"]
 #: Statuses of keys whose image appeared within the bound (superseded: the NEXT key's image was the
 #: first one painted, see match()); every other status is a failure.
 MEASURED = ("ok", "superseded")
@@ -729,7 +846,7 @@ def _pct(values, q) -> float:
 
 def write_per_key(rows_by_app: dict[str, list[dict]], out: Path) -> None:
     """One row per key, then summary rows (``i`` = p50, p90, p99, max) of every timing column."""
-    timing = ["latency_ms", "next_frame_ms", "input_delay_ms", *PARTS, *SPLIT, "handler_ms"]
+    timing = ["latency_ms", "next_frame_ms", "input_delay_ms", *PARTS, *SPLIT, *FINER, "handler_ms"]
     with open(out, "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=PER_KEY_COLUMNS, extrasaction="ignore")
         writer.writeheader()
@@ -775,7 +892,7 @@ def summary_rows(app: str, raws: list[dict], rows: list[dict], args) -> list[tup
         if gaps.min() < 500 / args.rate:
             note += " (presses bunch up while the page is busy)"
         out.append((f"{app}: interval between keydowns p50", _pct(gaps, 50), "ms", "", note))
-    for part in [*PARTS, *SPLIT, "handler_ms"]:
+    for part in [*PARTS, *SPLIT, *FINER, "handler_ms"]:
         values = [r[part] for r in ok if r.get(part) not in (None, "")]
         if values:
             out.append(
@@ -785,17 +902,12 @@ def summary_rows(app: str, raws: list[dict], rows: list[dict], args) -> list[tup
     if superseded:
         out.append((f"{app}: superseded", superseded, "", "", "image replaced by the next before a frame"))
     slow = [r for r in ok if r["latency_ms"] > TARGET_P99_MS]
+    page_busy = sum(1 for r in slow if r.get("page_longtask_ms"))
+    note = f"{page_busy} with a long task (>= 50 ms) in the page"
     if args.kernel_log:
         periodic = sum(1 for r in slow if any(p in r.get("concurrent", "") for p in PERIODIC))
-        out.append(
-            (
-                f"{app}: keys over {TARGET_P99_MS:g} ms",
-                len(slow),
-                "",
-                "",
-                f"{periodic} overlap an evaluation, query or plot render",
-            )
-        )
+        note = f"{periodic} overlap an evaluation, query or plot render; {note}"
+    out.append((f"{app}: keys over {TARGET_P99_MS:g} ms", len(slow), "", "", note))
     lb, la = raws[0]["load_before"], raws[-1]["load_after"]
     out.append(
         (f"{app}: load average (1 min), before", lb[0], "", "", "5/15 min: {:.2f} {:.2f}".format(*lb[1:]))
@@ -940,7 +1052,7 @@ def main(argv=None) -> int:
 
     args.artifacts.mkdir(parents=True, exist_ok=True)
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    sys.path.insert(0, str(ROOT))
+    spec = importlib.util.find_spec("oal_widget")  # what the kernel imports too (same PYTHONPATH)
     raws: dict[str, list[dict]] = {app: [] for app in args.apps}
     with tempfile.TemporaryDirectory(prefix="oal-k2i-") as tmp, sync_playwright() as playwright:
         for run in range(args.runs):
@@ -975,7 +1087,8 @@ def main(argv=None) -> int:
             if any("not installed" in item for item in installed):
                 print(f"{app} run {raw['run'] + 1}: kernel log partly missing: {installed}")
     first = raws[args.apps[0]][0]
-    package = (first.get("kernel") or {}).get("package", "?")
+    here = str(Path(spec.origin).parent) if spec and spec.origin else "?"
+    package = (first.get("kernel") or {}).get("package", here)
     code = f"{package} ({code_version(package)})"
     settings = json.dumps(args.settings)
     what = "paused (p)" if args.pause_training else "training"

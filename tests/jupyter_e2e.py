@@ -137,14 +137,26 @@ def server_command(app: str, root: Path) -> list[str]:
 
 
 @contextlib.contextmanager
-def jupyter_server(app: str, tmp: Path, root: Path, log_path: Path | None = None, startup_s: float = 90):
+def jupyter_server(
+    app: str,
+    tmp: Path,
+    root: Path,
+    log_path: Path | None = None,
+    startup_s: float = 90,
+    env: dict[str, str] | None = None,
+    config: dict | None = None,
+):
     """Run a Jupyter server ("lab": JupyterLab 4, "notebook": Notebook 7) serving ``root``.
 
+    ``env`` adds variables (the server's and its kernels'); ``config`` is written as the fresh
+    config dir's ``jupyter_server_config.json`` (e.g. a bench's server extension).
     Yields a dict: app, url, token, root, log_path, pid, t_launch (monotonic) and t_server_ready
     (seconds from launch until the server answered). ``page_url(server, rel)`` opens a notebook.
     The server is shut down on leaving, also on an error.
     """
-    env = server_config(tmp)
+    env = {**server_config(tmp), **(env or {})}
+    if config:
+        _write_json(Path(env["JUPYTER_CONFIG_DIR"]) / "jupyter_server_config.json", config)
     runtime = Path(env["JUPYTER_RUNTIME_DIR"])
     log_path = log_path or tmp / f"server-{app}.log"
     t_launch = time.monotonic()
