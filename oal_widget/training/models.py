@@ -1,5 +1,7 @@
 """Models the trainer can use: a small CNN trained from scratch, a frozen local-weights backbone, a reload.
 
+Pretrained backbones by name (ImageNet weights from Keras' cache folder) are in ``backbones.py``.
+
 A ``model_fn`` is any callable ``(num_classes, input_shape) -> compiled keras.Model`` whose output is
 ``num_classes`` softmax probabilities and whose input is an image batch already scaled to [0, 1]
 (``pool.load_array`` scales once; pitfall 7 of the original scaled twice).
@@ -11,7 +13,6 @@ and the panel can show itself before TensorFlow has loaded.
 from __future__ import annotations
 
 import numbers
-import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -19,14 +20,8 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:  # only for annotations: importing keras at run time costs seconds
     import keras
 
-#: Keras applications we know how to feed. value: (scale, offset) mapping [0, 1] to the range the
-#: backbone was trained on (x * scale + offset), and whether it takes ``alpha`` (width multiplier).
-_BACKBONES = {
-    "MobileNetV2": (2.0, -1.0, True),  # keras.applications.mobilenet_v2.preprocess_input: [-1, 1]
-    "MobileNet": (2.0, -1.0, True),  # keras.applications.mobilenet.preprocess_input: [-1, 1]
-}
-#: Smallest height/width keras.applications accepts for these backbones.
-_MIN_BACKBONE_SIDE = 32
+#: ``transfer_model_fn``'s backbone names -> their ``backbones.BACKBONES`` entries.
+_TRANSFER_BACKBONES = {"MobileNetV2": "mobilenet_v2", "MobileNet": "mobilenet"}
 #: The from-scratch CNN first average-pools large images down to about this side (bounded CPU cost).
 _WORKING_SIDE = 32
 #: Losses that silently give wrong numbers with integer labels and a softmax (pitfall 7).
@@ -128,60 +123,29 @@ def transfer_model_fn(
     Dropout, Dense softmax) is trained while the backbone stays frozen (``trainable=False``).
     The backbone expects its own input range (MobileNet/MobileNetV2: [-1, 1]); our images arrive in
     [0, 1], so a Rescaling layer ``x * 2 - 1`` maps them once. Grey images (1 channel) are repeated to
-    the 3 channels ImageNet backbones need. Inputs must be at least 32x32.
+    the 3 channels ImageNet backbones need. Inputs must be at least 32x32. The same model as
+    ``backbones.backbone_model_fn(..., weights=weights_path)``, which also knows other backbones and
+    finds ImageNet weights in Keras' cache folder.
     """
-    if backbone not in _BACKBONES:
+    from . import backbones  # backbones imports this module's helpers
+
+    if backbone not in _TRANSFER_BACKBONES:
         raise ValueError(
-            f"backbone={backbone!r} is not supported: expected one of {', '.join(_BACKBONES)} "
-            f"(or write your own model_fn)"
+            f"backbone={backbone!r} is not supported: expected one of {', '.join(_TRANSFER_BACKBONES)} "
+            f"(or backbones.backbone_model_fn for others, or write your own model_fn)"
         )
-    if isinstance(alpha, bool) or not isinstance(alpha, numbers.Real) or not alpha > 0:
-        raise ValueError(f"alpha={alpha!r} is invalid: expected a width multiplier > 0, e.g. 0.35")
+    spec = backbones.get_backbone(_TRANSFER_BACKBONES[backbone])
+    options = spec.options(alpha=alpha)  # ValueError naming alpha when it is not a width > 0
     weights_path = Path(weights_path).expanduser()
     if not weights_path.is_file():
         raise _missing_weights(weights_path, backbone, alpha)
-    scale, offset, takes_alpha = _BACKBONES[backbone]
 
     def model_fn(num_classes: int, input_shape):
-        keras = _keras()
-        layers = keras.layers
-        num_classes = _check_num_classes(num_classes)
-        h, w, c = _shape(input_shape)
-        if min(h, w) < _MIN_BACKBONE_SIDE:
-            raise ValueError(
-                f"input_shape={(h, w, c)} is too small for {backbone}: height and width must be at least "
-                f"{_MIN_BACKBONE_SIDE}; use a larger input_shape or default_model_fn"
-            )
+        shape = backbones.check_input(spec, input_shape)
         if not weights_path.is_file():
             raise _missing_weights(weights_path, backbone, alpha)
-        kwargs = {"alpha": alpha} if takes_alpha else {}
-        base = getattr(keras.applications, backbone)(
-            include_top=False, weights=None, input_shape=(h, w, 3), **kwargs
-        )
-        try:
-            # Keras warns once per layer before raising on a mismatch; the error below says it all.
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                base.load_weights(str(weights_path))
-        except Exception as e:  # any failure means "not the weights this backbone needs"
-            raise ValueError(
-                f"weights file {weights_path} does not fit {backbone}(alpha={alpha}, include_top=False): "
-                f"expected weights saved from keras.applications.{backbone}(include_top=False, "
-                f"alpha={alpha}) (any input size). Keras said: {str(e).splitlines()[0]}"
-            ) from e
-        base.trainable = bool(trainable)
-
-        inputs = keras.Input(shape=(h, w, c), name="image")
-        x = inputs
-        if c == 1:  # ImageNet backbones take RGB: repeat the grey channel
-            x = layers.Concatenate(name="grey_to_rgb")([x, x, x])
-        x = layers.Rescaling(scale, offset=offset, name="to_backbone_range")(x)
-        # training=False keeps BatchNorm in inference mode even if the backbone is unfrozen later.
-        x = base(x, training=False)
-        x = layers.GlobalAveragePooling2D(name="embedding")(x)
-        x = layers.Dropout(0.2, name="dropout")(x)
-        outputs = layers.Dense(num_classes, activation="softmax", name="probabilities")(x)
-        return _compile(keras.Model(inputs, outputs, name=f"oal_{backbone.lower()}"))
+        name = f"oal_{backbone.lower()}"  # the name this model has always had
+        return backbones.build_model(spec, options, weights_path, num_classes, shape, trainable, name=name)
 
     model_fn.__name__ = model_fn.__qualname__ = f"transfer_model_fn({backbone}, alpha={alpha})"
     return model_fn
