@@ -606,7 +606,15 @@ def _measure(page, server: dict, args, root: Path, labels: list[str], raw: dict,
         if raw["warmup_labels"] < args.warmup_max and not _text(page, ".oal-status").startswith("importing"):
             label_and_wait()
         time.sleep(1.0)
-    _wait_text(page, ".oal-status", "training", deadline, "the trainer is not training")
+    # The trainer idles ("waiting") after idle_rounds rounds without a new label: one more label wakes it.
+    while not _text(page, ".oal-status").startswith("training"):
+        if time.monotonic() > deadline:
+            raise TimeoutError(
+                f"the trainer is not training: .oal-status says {_text(page, '.oal-status')!r}"
+            )
+        if _text(page, ".oal-status").startswith("waiting"):
+            label_and_wait()
+        time.sleep(0.2)
     if args.pause_training:
         page.keyboard.press("p")
         _wait_text(page, ".oal-status", "paused", deadline, "the trainer did not pause")
@@ -866,6 +874,19 @@ def write_per_key(rows_by_app: dict[str, list[dict]], out: Path) -> None:
                 writer.writerow(summary)
 
 
+def training_share(raw: dict) -> tuple[float, float] | None:
+    """(share of the keys' time the trainer spent in training rounds, rounds per second): the check
+    that the model really trained during the keys. None without the kernel log."""
+    kernel, keys = raw.get("kernel"), raw["page"]["keys"]
+    if not kernel or len(keys) < 2:
+        return None
+    origin = raw["page"]["origin"]
+    a, b = origin + keys[0]["ts"], origin + keys[-1]["ts"]
+    rounds = [s for s in kernel["spans"] if s[0] == "train_round" and s[3] > a and s[2] < b]
+    busy = sum(min(s[3], b) - max(s[2], a) for s in rounds)
+    return busy / (b - a), len(rounds) / ((b - a) / 1000)
+
+
 def summary_rows(app: str, raws: list[dict], rows: list[dict], args) -> list[tuple]:
     """The table's rows for one front end, over every key of its runs (pooled)."""
     ok = [r for r in rows if r["status"] in MEASURED]
@@ -892,6 +913,14 @@ def summary_rows(app: str, raws: list[dict], rows: list[dict], args) -> list[tup
         if gaps.min() < 500 / args.rate:
             note += " (presses bunch up while the page is busy)"
         out.append((f"{app}: interval between keydowns p50", _pct(gaps, 50), "ms", "", note))
+    shares = [x for x in map(training_share, raws) if x is not None]
+    if shares:
+        per_run = " / ".join(f"{share:.0%}" for share, _ in shares)
+        rate = np.mean([r for _, r in shares])
+        note = f"per run {per_run}; {rate:.1f} rounds/s"
+        out.append(
+            (f"{app}: trainer in a training round", 100 * np.mean([x for x, _ in shares]), "%", "", note)
+        )
     for part in [*PARTS, *SPLIT, *FINER, "handler_ms"]:
         values = [r[part] for r in ok if r.get(part) not in (None, "")]
         if values:
