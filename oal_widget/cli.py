@@ -19,12 +19,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     sim = sub.add_parser(
         "simulate",
-        help="run the trainer with a simulated annotator (class = top-level sub-folder name)",
+        help="a simulated person labels in the panel's order (class = top-level sub-folder name); "
+        "true accuracy on an oracle set nobody labels",
     )
     sim.add_argument("images_dir", type=Path, help="folder of images in class sub-folders")
     sim.add_argument("--strategy", default=None, help="query strategy name (default: the product's default)")
     sim.add_argument("--policy", default=None, help="exploration/exploitation policy name")
-    sim.add_argument("--budget", type=int, default=200, help="training labels to give (test split excluded)")
+    sim.add_argument("--budget", type=int, default=200, help="labels to give in all, test labels included")
     sim.add_argument("--seed", type=int, default=0)
     sim.add_argument("--out", type=Path, default=None, help="CSV with one row per evaluation")
     sim.add_argument("--workdir", type=Path, default=None, help="store and model folder (default: temp dir)")
@@ -156,7 +157,7 @@ def _import(args):
     from .config import Config
     from .data.pool import scan, split_test
     from .data.store import is_postgres_url, open_store
-    from .reports.exports import import_labels
+    from .reports.imports import import_labels
 
     images = Path(args.images_dir).expanduser().resolve()
     paths, _skipped = scan(images)  # FileNotFoundError names a missing folder

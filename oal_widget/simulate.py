@@ -1,13 +1,16 @@
-"""A simulated annotator driving the product's own Trainer and Store: learning curves per strategy.
+"""A simulated person labelling with the product's own session, order and trainer: what a person pays.
 
-The oracle's answer for an image is its TOP-LEVEL sub-folder under the images folder. Training is a
-fixed amount per label (one ``train_round()`` each) and everything is seeded, so a curve depends on
-the strategy and the seed, not on the machine's speed.
+The oracle's answer for an image is its TOP-LEVEL sub-folder. Before anything else an **oracle set**
+(20% of the images, at most 2,000, seeded) is set aside: the simulated person never labels it, the
+model never trains on it, no strategy sees it; ``true_accuracy`` is the model's accuracy on it. The
+person then labels ``budget`` images in all, test and training alike, in exactly the order the panel
+shows them (the same ``Session``, order and evaluation code; only the trainer runs synchronously: one
+training round per label, so a curve depends on the settings and the seed, not on the machine).
 """
 
 from __future__ import annotations
 
-import csv
+import math
 import random
 import tempfile
 import time
@@ -17,15 +20,48 @@ from pathlib import Path
 import numpy as np
 
 from .config import Config
-from .data.cache import CACHE_DIR
 from .data.pool import ImagePool, split_test
-from .data.store import Store
-from .messages import Labelled
-from .training.trainer import Trainer
+from .messages import Update
+from .session.session import Session
+from .training.core import TrainingCore
+from .workdir import STORE_FILE, atomic_write_csv
 
-CSV_COLUMNS = ("n_labels", "accuracy", "loss", "n_test", "seconds", "strategy", "seed")
-#: Appended after CSV_COLUMNS: cumulative seconds in train_round() and in query(), and queries so far.
+CSV_COLUMNS = (
+    "n_labels",
+    "n_train",
+    "n_test",
+    "accuracy",
+    "accuracy_low",
+    "accuracy_high",
+    "true_accuracy",
+    "loss",
+    "seconds",
+    "n_eval",
+    "test_accuracy",
+    "strategy",
+    "seed",
+)
+#: Appended with ``timing=True``: cumulative seconds in train_round() and in query(), and queries so far.
 TIMING_COLUMNS = ("train_seconds", "query_seconds", "queries")
+ORACLE_FRACTION, ORACLE_MAX = 0.2, 2000
+
+
+class SyncTrainer(TrainingCore):
+    """The trainer without its thread: a command is handled when sent; ``start`` builds the model and
+    does the idle work the thread would do while the person looks at the first image (decoding, or
+    embedding every image in frozen-backbone mode)."""
+
+    def send(self, command) -> None:
+        self.handle(command)
+
+    def start(self) -> None:
+        if not self.build():
+            raise ValueError(self.error)
+        while self.prefill_step() is not None:
+            pass
+
+    def stop(self, timeout: float = 10.0) -> Update:
+        return self._note("stopped", saved=self.save())
 
 
 def simulate(
@@ -45,13 +81,11 @@ def simulate(
     bar: bool = False,
     **settings,
 ) -> list[dict]:
-    """Label up to ``budget`` training images in the trainer's order; return one row per evaluation.
+    """Give ``budget`` labels (test and training) in the panel's order; one row per evaluation.
 
-    The whole test split is labelled first (outside the budget). Rows have ``n_labels`` (training
-    labels so far), ``accuracy``, ``loss``, ``n_test``, ``seconds`` (since the start), ``strategy``
-    and ``seed``, then the cumulative ``TIMING_COLUMNS``; ``out`` also gets them as CSV (the timing
-    columns only with ``timing=True``). ``settings`` are further ``Config`` fields. ``bar`` shows a
-    tqdm progress bar of the labels given (the command line does, unless ``--quiet``).
+    Rows have ``CSV_COLUMNS`` (``accuracy`` is what the panel shows, ``true_accuracy`` the oracle
+    set's) and the cumulative ``TIMING_COLUMNS``; ``out`` gets them as CSV (timing columns only with
+    ``timing=True``). ``settings`` are further ``Config`` fields. ``bar`` shows a tqdm bar of the labels.
     The store lives in ``workdir`` (default: a temporary folder), never in ``images_dir``.
     """
     start = time.monotonic()
@@ -70,142 +104,169 @@ def simulate(
         policy=defaults.policy if policy is None else policy,
         **settings,
     )
-    pool = ImagePool(images_dir, config.input_shape)
-    if not pool.paths:
+    found = ImagePool(images_dir, config.input_shape)
+    answer, label_names = _oracle_answers(images_dir, found.paths)
+    oracle = split_test(found.paths, ORACLE_FRACTION, seed + 1)  # its own seed: not the test split
+    oracle = oracle[:ORACLE_MAX] if len(oracle) <= ORACLE_MAX else _sample(oracle, ORACLE_MAX, seed)
+    held = set(oracle)
+    pool = ImagePool(images_dir, config.input_shape, paths=[p for p in found.paths if p not in held])
+    _seed_everything(seed)
+    with _workdir(workdir, images_dir) as wd:
+        session = Session(
+            images_dir,
+            label_names,
+            config=config.replace(workdir=wd),
+            model_fn=model_fn,
+            trainer_factory=_factory(progress),
+            pool=pool,
+        )
+        try:
+            run = _Run(session, answer, oracle, found, start, progress, bar and min(budget, len(pool.paths)))
+            rows = run.label(budget)
+            if workdir is not None:
+                session.trainer.save()
+        finally:
+            session.close(stop=False)
+    if out is not None:
+        atomic_write_csv(Path(out), CSV_COLUMNS + TIMING_COLUMNS if timing else CSV_COLUMNS, rows)
+    return rows
+
+
+class _Run:
+    """The labelling loop: oracle labels, one round per label, evaluation and query on the cadence."""
+
+    def __init__(self, session, answer, oracle, found, start, progress, bar: int):
+        self.s, self.answer, self.start = session, answer, start
+        self.trainer = session.trainer
+        self.oracle = OracleSet(self.trainer.learner, found, oracle, answer, session.label_names)
+        self.progress, self.bar = progress, None
+        self.timing = {"train_seconds": 0.0, "query_seconds": 0.0, "queries": 0}
+        self.rows: list[dict] = []
+        if bar and progress is not None:
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=bar, desc="labels", unit="label", leave=False)
+            self.progress = self.bar.write  # lines go above the bar instead of breaking it
+
+    def label(self, budget: int) -> list[dict]:
+        s, trainer = self.s, self.trainer
+        given = 0
+        while given < budget and s.current is not None:
+            s.label(self.answer[s.current])
+            given += 1
+            if self.bar is not None:
+                self.bar.update()
+            t = time.perf_counter()
+            trainer.train_round()
+            self.timing["train_seconds"] += time.perf_counter() - t
+            if trainer.error is not None:
+                raise RuntimeError(f"training failed after {given} labels: {trainer.error}")
+            if trainer.cadence.eval_due:
+                self.evaluate()
+                if trainer.stop_reason is not None:
+                    self.say(f"early stop: {trainer.stop_reason}")
+                    break
+            if trainer.cadence.query_due and s.current is not None:
+                t = time.perf_counter()
+                trainer.query()  # the session takes the new order as the panel does
+                self.timing["query_seconds"] += time.perf_counter() - t
+                self.timing["queries"] += 1
+        if given and (not self.rows or self.rows[-1]["n_labels"] != given):
+            self.evaluate()
+        if self.bar is not None:
+            self.bar.close()
+        return self.rows
+
+    def evaluate(self) -> None:
+        row = self.trainer.evaluate()
+        if row is None:
+            return
+        row = {
+            **row,
+            "true_accuracy": self.oracle.accuracy(self.trainer.model),
+            "seconds": round(time.monotonic() - self.start, 3),
+            "strategy": _name(self.s.config.strategy),
+            "seed": self.s.config.seed,
+            **{k: round(v, 3) if isinstance(v, float) else v for k, v in self.timing.items()},
+        }
+        self.rows.append(row)
+        self.say(
+            f"{row['n_labels']:5d} labels ({row['n_test']} test)  shown {row['accuracy']:.3f} "
+            f"[{row['accuracy_low']:.2f}, {row['accuracy_high']:.2f}]  true {row['true_accuracy']:.3f}  "
+            f"({row['seconds']:.1f} s)"
+        )
+
+    def say(self, text: str) -> None:
+        if self.progress is not None:
+            self.progress(text)
+
+
+class OracleSet:
+    """The images nobody labels: the model's true accuracy is measured on them. In frozen-backbone mode
+    their embeddings are computed once (the backbone never changes) and only the head runs."""
+
+    def __init__(self, learner, found, paths, answer, label_names):
+        self.learner = learner
+        self.X, loaded = found.arrays(paths)
+        index = {name: i for i, name in enumerate(label_names)}
+        self.y = np.array([index[answer[p]] for p in loaded], dtype="int64")
+        self._embedded = None
+
+    def accuracy(self, model) -> float:
+        if len(self.y) == 0:
+            return math.nan
+        head = self.learner.head()
+        if head is not None:
+            if self._embedded is None:
+                backbone = self.learner.frozen.embeddings.backbone
+                self._embedded = _predict(backbone, self.X)
+            probs = _predict(head, self._embedded)
+        else:
+            probs = _predict(model, self.X)
+        return float(np.mean(np.argmax(probs, axis=1) == self.y))
+
+
+def _factory(progress):
+    """SyncTrainers whose long work (``embedding images 1280/5000``) is also printed as plain lines."""
+
+    def factory(**kwargs):
+        deliver = kwargs.pop("on_update")
+
+        def on_update(update):
+            if update.work is not None and progress is not None:
+                what, done, total = update.work
+                progress(f"{what} {done}/{total}")
+            deliver(update)
+
+        return SyncTrainer(**kwargs, on_update=on_update)
+
+    return factory
+
+
+def _predict(model, X, batch: int = 256) -> np.ndarray:
+    chunks = [np.asarray(model.predict_on_batch(X[i : i + batch])) for i in range(0, len(X), batch)]
+    return np.concatenate(chunks)
+
+
+def _oracle_answers(images_dir: Path, paths) -> tuple[dict[str, str], list[str]]:
+    if not paths:
         raise ValueError(f"no images found in {images_dir}: the simulator needs images in class sub-folders")
-    flat = [p for p in pool.paths if "/" not in p]
+    flat = [p for p in paths if "/" not in p]
     if flat:
         raise ValueError(
             f"{images_dir} holds images directly (e.g. {flat[0]}): the simulator needs class sub-folders, "
             "one per class, e.g. images/cat/1.png; move the images into them"
         )
-    answer = {p: p.split("/", 1)[0] for p in pool.paths}  # the oracle: top-level folder = class
-    label_names = sorted(set(answer.values()))
-    if len(label_names) < 2:
-        raise ValueError(
-            f"{images_dir} has only the class folder {label_names}: the simulator needs at least 2"
-        )
-
-    _seed_everything(seed)
-    with _workdir(workdir, images_dir) as wd:
-        store = Store(wd, images_root=images_dir)
-        if config.image_cache:
-            pool.use_disk_cache(wd / CACHE_DIR)
-        try:
-            store.set_label_names(label_names)
-            test = split_test(pool.paths, config.test_fraction, seed)
-            store.add_test_paths(test)
-            trainer = Trainer(
-                pool,
-                label_names,
-                config,
-                test_paths=test,
-                workdir=wd,
-                model_fn=model_fn,
-                on_update=_work_printer(progress),
-            )
-            if not trainer.build():
-                raise ValueError(trainer.error)
-            rows = _run(store, trainer, pool, answer, test, config, budget, start, progress, bar)
-            if workdir is not None:
-                trainer.save()
-        finally:
-            store.close()
-    if out is not None:
-        _write_csv(out, rows, CSV_COLUMNS + TIMING_COLUMNS if timing else CSV_COLUMNS)
-    return rows
+    answer = {p: p.split("/", 1)[0] for p in paths}  # the oracle: top-level folder = class
+    names = sorted(set(answer.values()))
+    if len(names) < 2:
+        raise ValueError(f"{images_dir} has only the class folder {names}: the simulator needs at least 2")
+    return answer, names
 
 
-def _run(store, trainer, pool, answer, test, config, budget, start, progress, bar=False) -> list[dict]:
-    """The deterministic labelling loop: oracle labels, one round per label, eval and query on schedule."""
-    if bar and progress is not None:
-        from tqdm import tqdm
-
-        bar = tqdm(total=min(budget, len(pool.paths) - len(test)), desc="labels", unit="label", leave=False)
-        progress = bar.write  # lines go above the bar instead of breaking it
-    else:
-        bar = None
-
-    def give(path, split):
-        store.label(path, answer[path])
-        trainer.handle(Labelled(path, answer[path], split))
-
-    for path in test:
-        give(path, "test")
-    test_set = set(test)
-    candidates = [p for p in pool.paths if p not in test_set]
-    order = [candidates[i] for i in np.random.default_rng(config.seed).permutation(len(candidates))]
-    labelled: set[str] = set()
-    strategy_name = _name(config.strategy)
-    rows: list[dict] = []
-    evaluated_at = -1
-    timing = {"train_seconds": 0.0, "query_seconds": 0.0, "queries": 0}
-
-    def evaluate():
-        row = trainer.evaluate()
-        if row is None:
-            return
-        row = {
-            **row,
-            "seconds": round(time.monotonic() - start, 3),
-            "strategy": strategy_name,
-            "seed": config.seed,
-            **{k: round(v, 3) if isinstance(v, float) else v for k, v in timing.items()},
-        }
-        rows.append(row)
-        if progress is not None:
-            progress(
-                f"{row['n_labels']:5d} labels  accuracy {row['accuracy']:.3f}  loss {row['loss']:.3f}  "
-                f"({row['seconds']:.1f} s)"
-            )
-
-    given = 0
-    while given < budget and order:
-        path = order.pop(0)
-        give(path, "train")
-        labelled.add(path)
-        given += 1
-        if bar is not None:
-            bar.update()
-        t = time.perf_counter()
-        trainer.train_round()
-        timing["train_seconds"] += time.perf_counter() - t
-        if trainer.error is not None:
-            raise RuntimeError(f"training failed after {given} labels: {trainer.error}")
-        if given % config.eval_every == 0:
-            evaluate()
-            evaluated_at = given
-            if trainer.stop_reason is not None:
-                if progress is not None:
-                    progress(f"early stop: {trainer.stop_reason}")
-                break
-        if given % config.query_every == 0 and order:
-            t = time.perf_counter()
-            update = trainer.query()
-            timing["query_seconds"] += time.perf_counter() - t
-            timing["queries"] += 1
-            ranked = [p for p in (update.order or ()) if p not in labelled]
-            if ranked:
-                order = ranked
-    if given and evaluated_at != given:
-        evaluate()
-    if bar is not None:
-        bar.close()
-    return rows
-
-
-def _work_printer(progress):
-    """Plain progress lines for the trainer's long work (e.g. ``embedding images 1280/5000``); the
-    trainer already throttles them to a few per second."""
-    if progress is None:
-        return None
-
-    def on_update(update):
-        if update.work is not None:
-            what, done, total = update.work
-            progress(f"{what} {done}/{total}")
-
-    return on_update
+def _sample(paths: list[str], k: int, seed: int) -> list[str]:
+    picked = np.random.default_rng((seed, 1)).choice(len(paths), size=k, replace=False)
+    return sorted(paths[i] for i in picked)
 
 
 def _seed_everything(seed: int) -> None:
@@ -234,9 +295,9 @@ class _workdir:
                 f"workdir {wd} is inside the images folder {self._images}: the simulator never writes there; "
                 "choose a workdir outside it (or none for a temporary one)"
             )
-        if (wd / "annotations.sqlite").exists():
+        if (wd / STORE_FILE).exists():
             raise ValueError(
-                f"workdir {wd} already holds a store (annotations.sqlite): a simulation starts "
+                f"workdir {wd} already holds a store ({STORE_FILE}): a simulation starts "
                 "from no labels; choose an empty workdir"
             )
         wd.mkdir(parents=True, exist_ok=True)
@@ -249,12 +310,3 @@ class _workdir:
 
 def _name(value) -> str:
     return value if isinstance(value, str) else getattr(value, "__name__", repr(value))
-
-
-def _write_csv(out, rows: list[dict], columns=CSV_COLUMNS) -> None:
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with out.open("w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=columns, extrasaction="ignore")
-        writer.writeheader()
-        writer.writerows(rows)

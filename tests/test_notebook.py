@@ -111,5 +111,7 @@ def test_quickstart_runs_headless(tmp_path, kernel_env):
     # The export cell wrote the CSV next to the notebook: a header, no labels yet.
     with open(tmp_path / "notebooks" / "labels.csv", newline="") as f:
         rows = list(csv.reader(f))
-    assert rows == [["path", "label", "split"]]
+    from oal_widget.reports.exports import CSV_COLUMNS
+
+    assert rows == [list(CSV_COLUMNS)]
     assert not (tmp_path / "images" / "labels.csv").exists()

@@ -119,7 +119,7 @@ def test_a_session_opens_no_socket_reads_nothing_outside_and_runs_no_saved_code(
         capture_output=True,
         text=True,
         timeout=300,
-        env=dict(os.environ, PYTHONPATH=str(TESTS)),
+        env=dict(os.environ, PYTHONPATH=str(TESTS), PYTHONFAULTHANDLER="1"),
     )
     assert out.returncode == 0, out.stderr[-3000:]
     line = next(x for x in out.stdout.splitlines() if x.startswith("RESULT "))

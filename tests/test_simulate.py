@@ -1,4 +1,6 @@
-"""The simulator: the product's Trainer and Store driven by a folder-name oracle, end to end."""
+"""The simulator: a folder-name oracle labelling through the product's own Session (order, evaluation,
+store) and trainer, end to end: every label counts, and true accuracy is measured on an oracle set
+nobody labels, trains on or queries."""
 
 import csv
 import os
@@ -37,12 +39,16 @@ def test_cli_simulate_learns_and_never_writes_into_the_images_folder(digits_dir,
     assert done.returncode == 0, done.stderr[-2000:]
     rows = read_csv(out)
     assert list(rows[0]) == list(CSV_COLUMNS)
-    assert [int(r["n_labels"]) for r in rows] == [20, 40, 60, 80]
-    assert all(0.0 <= float(r["accuracy"]) <= 1.0 for r in rows)
-    assert float(rows[-1]["accuracy"]) > 0.3  # 10 classes: chance is 0.1
+    assert [int(r["n_labels"]) for r in rows] == [20, 40, 60, 80]  # every label: test ones too
+    assert all(int(r["n_labels"]) == int(r["n_train"]) + int(r["n_test"]) for r in rows)
+    assert all(
+        0.0 <= float(r["accuracy_low"]) <= float(r["accuracy"]) <= float(r["accuracy_high"]) <= 1
+        for r in rows
+    )
+    assert float(rows[-1]["true_accuracy"]) > 0.3  # 10 classes: chance is 0.1
     assert {r["strategy"] for r in rows} == {Config().strategy} and {r["seed"] for r in rows} == {"0"}
-    assert int(rows[0]["n_test"]) == 40  # the whole test split (20% of 200) is labelled first
-    assert done.stdout.count("labels  accuracy") == 4  # one progress line per evaluation
+    assert 0 < int(rows[-1]["n_test"]) <= 20  # test labels are a small share of the person's labels
+    assert done.stdout.count(" true ") == 4  # one progress line per evaluation
     assert "80/80" in done.stderr  # the tqdm bar of labels given reached the budget
     assert listing(digits_dir) == before
 
@@ -54,6 +60,7 @@ def test_same_seed_gives_the_same_curve_and_rows_are_returned(digits_dir, tmp_pa
     second = simulate(digits_dir, strategy="margin", out=tmp_path / "b.csv", **kw)
     assert [r["n_labels"] for r in first] == [10, 20]
     assert [r["accuracy"] for r in first] == [r["accuracy"] for r in second]
+    assert [r["true_accuracy"] for r in first] == [r["true_accuracy"] for r in second]
     assert [r["accuracy"] for r in read_csv(tmp_path / "a.csv")] == [
         r["accuracy"] for r in read_csv(tmp_path / "b.csv")
     ]
@@ -75,14 +82,14 @@ def test_random_strategy_workdir_kept_and_final_evaluation(digits_dir, tmp_path)
         train_steps=2,
     )
     assert [r["n_labels"] for r in rows] == [5, 7]  # the last label is evaluated too
-    assert len(lines) == 2 and all(isinstance(x, str) for x in lines)
+    assert len([x for x in lines if " true " in x]) == 2  # a line per evaluation (and some for caching)
     assert {r["strategy"] for r in rows} == {"random"}
     assert (wd / "annotations.sqlite").is_file() and (wd / "model.keras").is_file()
     from oal_widget.data.store import Store
 
     with Store(wd) as store:
         labels = store.labels()
-        assert len(labels) == 7 + len(store.test_paths())  # every oracle answer went through the store
+        assert len(labels) == 7  # the budget is every label the person gives
         assert all(p.split("/")[0] == label for p, label in labels.items())
 
 
@@ -132,9 +139,9 @@ def test_budget_beyond_the_pool_stops_when_every_image_is_labelled(small_digits)
         progress=None,
         train_steps=1,
     )
-    # 24 images, 5 in the test split (20%): 19 training labels, evaluated at 10 and at the end.
+    # 24 images, 5 (20%) the oracle set: the other 19 labelled, evaluated at 10 and at the end.
     assert [r["n_labels"] for r in rows] == [10, 19]
-    assert rows[-1]["n_test"] == 5
+    assert rows[-1]["n_train"] + rows[-1]["n_test"] == 19
 
 
 @pytest.mark.parametrize(
@@ -165,3 +172,62 @@ def test_small_simulation_per_policy(digits_dir, strategy, policy, extra):
     assert rows[-1]["queries"] == 3  # after 5, 10 and 15 labels (not after the last)
     assert rows[-1]["query_seconds"] > 0 and rows[-1]["train_seconds"] > 0
     assert {r["strategy"] for r in rows} == {strategy}
+
+
+def test_the_oracle_set_is_never_labelled_trained_on_or_queried(digits_dir, tmp_path, monkeypatch):
+    from oal_widget.data.pool import split_test
+    from oal_widget.simulate import ORACLE_FRACTION
+    from oal_widget.training import core
+
+    queried: list[str] = []
+    original = core.Querier.query
+
+    def spy(self, learner, pool_paths, *args, **kwargs):
+        queried.extend(pool_paths)
+        return original(self, learner, pool_paths, *args, **kwargs)
+
+    monkeypatch.setattr(core.Querier, "query", spy)
+    wd = tmp_path / "wd"
+    rows = simulate(digits_dir, budget=60, input_shape=(16, 16, 1), workdir=wd, progress=None, train_steps=2)
+    found = sorted(p.relative_to(digits_dir).as_posix() for p in digits_dir.rglob("*.png"))
+    oracle = set(split_test(found, ORACLE_FRACTION, 1))  # the simulator's own seed for it: seed + 1
+    from oal_widget.data.store import Store
+
+    with Store(wd) as store:
+        assert not oracle & set(store.labels())  # never labelled
+        assert not oracle & store.test_paths()  # nor a test image
+    assert queried and not oracle & set(queried)  # never scored for a query
+    assert all(r["n_labels"] == r["n_train"] + r["n_test"] for r in rows)
+    assert rows[-1]["n_labels"] == 60 and 0 <= rows[-1]["true_accuracy"] <= 1
+
+
+def test_the_simulated_person_labels_in_the_panels_order(small_digits, tmp_path):
+    """Before the first query the order is the session's own: the simulator labels exactly what a panel
+    on the same images (without the oracle set) shows, test images at the same places."""
+    from fake_trainer import Factory
+
+    from oal_widget.data.pool import ImagePool, split_test
+    from oal_widget.data.store import Store
+    from oal_widget.session.session import Session
+
+    wd = tmp_path / "sim"
+    simulate(small_digits, budget=8, query_every=50, input_shape=(16, 16, 1), workdir=wd, progress=None)
+    with Store(wd) as store:
+        labelled = [r.path for r in sorted(store.records(), key=lambda r: r.created)]
+    found = ImagePool(small_digits, (16, 16, 1))
+    oracle = set(split_test(found.paths, 0.2, 1))
+    pool = ImagePool(small_digits, (16, 16, 1), paths=[p for p in found.paths if p not in oracle])
+    panel = Session(
+        small_digits,
+        sorted({p.split("/")[0] for p in found.paths}),
+        trainer_factory=Factory(),
+        input_shape=(16, 16, 1),
+        workdir=tmp_path / "panel",
+        pool=pool,
+    )
+    shown = []
+    while len(shown) < 8:
+        shown.append(panel.current)
+        panel.label(panel.current.split("/")[0])
+    panel.close()
+    assert labelled == shown

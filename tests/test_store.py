@@ -25,6 +25,7 @@ from hypothesis.stateful import (
 )
 
 from oal_widget.data.store import UndoConflict
+from oal_widget.reports.exports import export_csv
 
 pytest_plugins = ["pg_server"]
 
@@ -282,18 +283,18 @@ def test_export_csv_round_trips_nasty_labels_and_paths(backend, tmp_path):
             expected.append([path, name, "test" if i % 3 == 0 else "train"])
         s.add_test_paths([row[0] for row in expected if row[2] == "test"] + ["unlabelled/test.png"])
         out = tmp_path / "exports" / "labels.csv"
-        assert s.export_csv(out) == len(NASTY)
+        assert export_csv(s, out).rows == len(NASTY)
     with open(out, newline="", encoding="utf-8") as f:
         rows = list(csv.reader(f))
     assert rows[0][:5] == ["path", "label", "split", "source", "annotator"]
     assert [row[:3] for row in rows[1:]] == sorted(expected)
     assert {tuple(row[3:5]) for row in rows[1:]} == {("person", "alice")}
-    assert not any(p.name.endswith(".tmp") for p in out.parent.iterdir())
+    assert [p.name for p in out.parent.iterdir()] == ["labels.csv"]  # written atomically: no leftovers
 
 
 def test_export_to_a_folder_is_refused(tmp_path, store):
     with pytest.raises(ValueError, match="is a folder.*labels.csv"):
-        store.export_csv(tmp_path)
+        export_csv(store, tmp_path)
 
 
 # --- processes ----------------------------------------------------------------------------------

@@ -6,7 +6,7 @@ Three thin layers, as in modAL: ``scores`` (probs -> scores), ``policies`` (scor
 Pure numpy; knows nothing of widgets or TensorFlow.
 """
 
-from .rank import RankingWarning, accepts, display_scores, needs_mc_samples, rank
+from .rank import RankingWarning, accepts, display_scores, needs_mc_samples, rank, rank_and_explored
 from .registry import (
     DIVERSITY_NAMES,
     POLICIES,
@@ -30,4 +30,5 @@ __all__ = [
     "get_strategy",
     "needs_mc_samples",
     "rank",
+    "rank_and_explored",
 ]

@@ -7,6 +7,7 @@ what it is sure about, and those picks are an unbiased sample for evaluation); `
 
 from __future__ import annotations
 
+import abc
 import numbers
 from collections.abc import Callable
 
@@ -29,22 +30,33 @@ def greedy(scores, rng: np.random.Generator | None = None) -> np.ndarray:
     return np.lexsort((tiebreak, -np.where(nan, 0.0, s), nan)).astype(np.intp)
 
 
-def epsilon_greedy(epsilon: float = 0.1) -> Policy:
-    """A policy that fills each position of the order, with probability ``epsilon``, by a uniformly
-    random image not used yet, else by the best-scored image not used yet.
+class ExploringPolicy(abc.ABC):
+    """A policy that knows which of its picks were uniformly random among the candidates.
 
-    Exploration keeps the model from only ever seeing its own boundary cases (it may be confidently
-    wrong elsewhere). Every index is used exactly once, so nothing is duplicated or dropped.
+    Those picks are an unbiased sample of the unlabelled pool: predicted before their label arrives,
+    they tell how accurate the model is without a single extra label (prequential evaluation).
     """
-    if isinstance(epsilon, bool) or not isinstance(epsilon, numbers.Real) or not 0 <= epsilon <= 1:
-        raise ValueError(f"setting epsilon={epsilon!r} is invalid: expected a number in [0, 1]")
-    epsilon = float(epsilon)
 
-    def policy(scores, rng: np.random.Generator | None = None) -> np.ndarray:
+    __name__ = "exploring"
+
+    def __call__(self, scores, rng: np.random.Generator | None = None) -> np.ndarray:
+        return self.order_and_explored(scores, rng)[0]
+
+    @abc.abstractmethod
+    def order_and_explored(self, scores, rng=None) -> tuple[np.ndarray, np.ndarray]:
+        """(order, explored): ``explored[i]`` is True when ``order[i]`` was a uniformly random pick."""
+
+
+class EpsilonGreedy(ExploringPolicy):
+    def __init__(self, epsilon: float):
+        self.epsilon = epsilon
+        self.__name__ = self.__qualname__ = f"epsilon_greedy({epsilon:g})"
+
+    def order_and_explored(self, scores, rng=None) -> tuple[np.ndarray, np.ndarray]:
         rng = np.random.default_rng() if rng is None else rng
         ranked = greedy(scores, rng).tolist()
         n = len(ranked)
-        explore = (rng.random(n) < epsilon).tolist()
+        explore = (rng.random(n) < self.epsilon).tolist()
         # Exploration takes the next unused image of a uniform random permutation: given what is used so
         # far, that is a uniform pick among the unused ones. Plain lists: this loop runs once per image
         # (100,000 in a large pool's query), and numpy scalar indexing would cost several times more.
@@ -63,10 +75,23 @@ def epsilon_greedy(epsilon: float = 0.1) -> Policy:
                 idx = ranked[best]
             used[idx] = 1
             order.append(idx)
-        return np.array(order, dtype=np.intp)
+        return np.array(order, dtype=np.intp), np.array(explore, dtype=bool)
 
-    policy.__name__ = policy.__qualname__ = f"epsilon_greedy({epsilon:g})"
-    return policy
+    def __repr__(self) -> str:
+        return self.__name__
+
+
+def epsilon_greedy(epsilon: float = 0.1) -> Policy:
+    """A policy that fills each position of the order, with probability ``epsilon``, by a uniformly
+    random image not used yet, else by the best-scored image not used yet.
+
+    Exploration keeps the model from only ever seeing its own boundary cases (it may be confidently
+    wrong elsewhere), and its picks are a uniform sample for evaluation (``ExploringPolicy``). Every
+    index is used exactly once, so nothing is duplicated or dropped.
+    """
+    if isinstance(epsilon, bool) or not isinstance(epsilon, numbers.Real) or not 0 <= epsilon <= 1:
+        raise ValueError(f"setting epsilon={epsilon!r} is invalid: expected a number in [0, 1]")
+    return EpsilonGreedy(float(epsilon))
 
 
 def _check_temperature(temperature) -> float:

@@ -14,9 +14,9 @@ from collections.abc import Sequence
 import numpy as np
 
 from .diversity import kcenter
-from .policies import greedy
+from .policies import ExploringPolicy, greedy
 from .registry import DIVERSITY_NAMES, get_policy, get_strategy
-from .scores import check_probs
+from .scores import check_probs, random_scores
 
 
 class RankingWarning(UserWarning):
@@ -124,6 +124,13 @@ def _repair(order, scores: np.ndarray, rng: np.random.Generator, problems: list[
 
 
 def rank(
+    candidates: Sequence, probs, strategy="margin", policy="epsilon_greedy", rng=None, epsilon=0.1, **kw
+) -> list:
+    """The candidates in the order to ask about them, most useful first (``rank_and_explored``)."""
+    return rank_and_explored(candidates, probs, strategy, policy, rng, epsilon, **kw)[0]
+
+
+def rank_and_explored(
     candidates: Sequence,
     probs,
     strategy="margin",
@@ -136,8 +143,9 @@ def rank(
     embeddings=None,
     diversity: str = "none",
     batch: int = 10,
-) -> list:
-    """The candidates in the order to ask about them, most useful first.
+) -> tuple[list, set]:
+    """(the candidates in the order to ask about them, most useful first; those picked uniformly at
+    random: all of them for the ``random`` strategy, the exploration picks of an ``ExploringPolicy``).
 
     ``candidates`` are any items (e.g. image paths), ``probs`` their (n, k) class probabilities.
     ``strategy``/``policy`` are names from ``STRATEGIES``/``POLICIES`` or callables; ``rng`` is a
@@ -164,19 +172,28 @@ def rank(
         raise ValueError("diversity='kcenter' needs embeddings (n, d), one row per candidate")
     rng = _as_rng(rng)
     if len(candidates) <= 1:
-        return candidates
+        return candidates, set(candidates) if strategy_fn is random_scores else set()
 
     problems: list[str] = []
     scores = _scores(strategy_fn, p, rng, problems, {"mc_probs": mc_probs, "embeddings": embeddings})
     if problems:
         _warn(strategy_fn, "strategy", problems)
     problems = []
-    order = _repair(policy_fn(scores, rng), scores, rng, problems)
+    explored = np.zeros(len(candidates), dtype=bool)  # by candidate index
+    if isinstance(policy_fn, ExploringPolicy):
+        raw, picks = policy_fn.order_and_explored(scores, rng)
+        explored[np.asarray(raw)[picks]] = True
+    else:
+        raw = policy_fn(scores, rng)
+    order = _repair(raw, scores, rng, problems)
     if problems:
         _warn(policy_fn, "policy", problems)
     if diversity == "kcenter":
         order = kcenter(order, embeddings, batch)
-    return [candidates[i] for i in order]
+        explored[:] = False  # re-chosen by distance: no longer uniform picks
+    if strategy_fn is random_scores and diversity == "none":
+        explored[:] = True  # random scores: every pick is uniform among the candidates left
+    return [candidates[i] for i in order], {candidates[i] for i in np.flatnonzero(explored)}
 
 
 def _warn(fn, setting: str, problems: list[str]) -> None:

@@ -299,15 +299,15 @@ def split_test(paths: Iterable[str], fraction: float, seed: int) -> list[str]:
 class ImagePool:
     """The images of one folder and a thread-safe cache of their arrays.
 
-    ``.root`` is the resolved folder, ``.paths`` the sorted relative paths found by ``scan``,
-    ``.skipped`` the files that could not be used (extended when a later decode fails). A folder
-    without images is not an error here: ``.paths`` is then empty.
+    ``.root`` is the resolved folder, ``.paths`` the sorted relative paths found by ``scan`` (or the
+    ``paths`` given: a subset of an earlier scan), ``.skipped`` the files that could not be used
+    (extended when a later decode fails). A folder without images is not an error: no ``.paths``.
     """
 
-    def __init__(self, root, input_shape):
+    def __init__(self, root, input_shape, paths=None):
         self.root: Path = _resolve_root(root)
         self.input_shape: tuple[int, int, int] = _shape(input_shape)
-        self.paths, self.skipped = scan(self.root)
+        self.paths, self.skipped = (sorted(paths), []) if paths is not None else scan(self.root)
         # uint8 keeps the cache 4x smaller than float32; arrays are scaled on the way out, once.
         self._cache: dict[str, np.ndarray] = {}
         self._failed: dict[str, str] = {}

@@ -20,10 +20,10 @@ class TrainerBridge:
     def start(self, factory, initial=(), **kwargs):
         """Create the trainer with ``factory(**kwargs)``, send it ``initial`` commands and start it."""
         trainer = factory(**kwargs)
+        self._pending, self._labels = [], 0  # held before the start: ``initial`` has them all
         for command in initial:
             trainer.send(command)
         self.trainer = trainer
-        self.flush()
         trainer.start()
         return trainer
 
@@ -36,9 +36,9 @@ class TrainerBridge:
             self.flush()
 
     def flush(self) -> None:
-        if self.trainer is None:
-            return  # the store holds every label; start() hands them all over
         pending, self._pending, self._labels = self._pending, [], 0
+        if self.trainer is None:
+            return  # the store holds every label: start() hands them all over
         for command in pending:
             self.trainer.send(command)
 

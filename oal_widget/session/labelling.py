@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import time
 
+from ..data.store import UndoConflict
 from ..messages import Labelled, Unlabelled
 
 
@@ -15,23 +16,26 @@ class Labelling:
     label names now), ``prediction(path)``, the session's lock, its ``unreadable`` dict, a ``random.Random``
     and the ``query_every`` setting (the size of a jump when two panels collide)."""
 
-    def __init__(self, store, book, bridge, order, *, names, prediction, lock, unreadable, rng, query_every):
+    def __init__(self, store, book, bridge, order, *, names, state, lock, unreadable, rng, query_every, sync):
         self.store, self.book, self.bridge, self.order = store, book, bridge, order
-        self._names, self._prediction, self._lock = names, prediction, lock
+        self._names, self._state, self._lock, self._sync = names, state, lock, sync
         self._unreadable, self._rng, self._query_every = unreadable, rng, query_every
 
-    def label(self, name: str) -> str | None:
+    def label(self, name: str, source: str = "person", model_labels: int | None = None) -> str | None:
         with self._lock:
             path = self.order.current
             if path is None:
                 return None
             if name not in self._names():
                 raise ValueError(f"label {name!r} is not one of the labels {self._names()!r}")
-            previous = self.store.label(path, name)  # the commit comes before anything else
+            # The commit comes before anything else; StoreUnavailable leaves the image on screen.
+            previous = self.store.label(path, name, source=source, model_labels=model_labels)
             clash = previous is not None and path not in self.book  # another session labelled it too
             self.book.set(path, name)
             self.bridge.forget(path)  # an older label of it still held back must never go out
-            self.bridge.send(Labelled(path, name, self.book.split(path), sent_at=time.monotonic()))
+            explored = path in self._state.explored
+            command = Labelled(path, name, self.book.split(path), time.monotonic(), explored, source)
+            self.bridge.send(command)
             self.order.done_with_current()
             if clash:
                 self._diverge()
@@ -62,16 +66,20 @@ class Labelling:
                     return False
                 name = shown[1]
             else:
-                predicted = self._prediction(path) if path is not None else None
+                predicted = self._state.prediction(path) if path is not None else None
                 if predicted is None:
                     return False
                 name = predicted[0]
-            self.label(name)
+            self.label(name, source="accepted", model_labels=self._state.predicted_at)
             return True
 
     def undo(self) -> str | None:
         with self._lock:
-            path = self.store.undo()
+            try:
+                path = self.store.undo()
+            except UndoConflict:
+                self._sync()  # another annotator's newer label stands: take it in, then say so
+                raise
             if path is None:
                 return None
             restored = self.store.get(path)  # the label it had before, if any

@@ -20,6 +20,14 @@ def check_labels(labels) -> list[str]:
     return labels
 
 
+def check_model_fn(model_fn) -> None:
+    if model_fn is not None and not callable(model_fn):
+        raise ValueError(
+            f"model_fn={model_fn!r} is not callable: pass a function (num_classes, input_shape) -> "
+            "compiled keras.Model, or None for the default model"
+        )
+
+
 def resolve(store, labels, n_labelled: int) -> tuple[list[str], bool]:
     """(label names, whether they differ from the stored ones); [] when neither side has any.
 

@@ -22,8 +22,9 @@ from pathlib import Path
 
 from ..config import Config
 from ..data.pool import ImagePool
-from ..data.store import Store
+from ..data.store import open_store
 from ..messages import Labelled, Pause, Resume, Retry, Update
+from ..training.estimate import wants_test
 from ..workdir import CACHE_DIR, MODEL_FILE, default_workdir
 from . import labels as label_names
 from .book import LabelBook
@@ -35,11 +36,6 @@ from .thumbnails import Thumbnails
 from .updates import TrainerState, Updates
 
 log = logging.getLogger(__name__)
-
-
-def test_lane_first(n_train: int, n_test: int) -> str:
-    """While test images remain, one after each training label: the test split is labelled early."""
-    return "test" if n_test < n_train else "train"
 
 
 class Session(Readouts):
@@ -60,6 +56,11 @@ class Session(Readouts):
             the same workdir has stopped and saved its model).
         import_labels: a CSV of ``path,label``, an oal_widget JSON export or a folder sorted in
             class sub-folders whose labels are imported before the start (see ``import_labels``).
+        store: None keeps the labels in a SQLite file in the workdir; a
+            ``postgresql://user@host:port/dbname`` URL keeps them in PostgreSQL (a team on one data set).
+        project: separates data sets in one database (default: the images folder's name).
+        annotator: who labels (default: the login name); every label records it.
+        pool: an ``ImagePool`` of ``images`` to label instead of all of them (e.g. an oracle set left out).
     """
 
     def __init__(
@@ -74,26 +75,30 @@ class Session(Readouts):
         on_update_ready: Callable[[], None] | None = None,
         start: bool = True,
         import_labels=None,
+        store=None,
+        project: str | None = None,
+        annotator: str | None = None,
+        pool: ImagePool | None = None,
         **settings,
     ):
         # replace() names an unknown setting and lists the accepted ones (Config(**kw) would not).
         config = (config or Config()).replace(**settings) if settings else (config or Config())
-        if model_fn is not None and not callable(model_fn):  # else it fails later, in the trainer's thread
-            raise ValueError(
-                f"model_fn={model_fn!r} is not callable: pass a function (num_classes, input_shape) -> "
-                "compiled keras.Model, or None for the default model"
-            )
+        label_names.check_model_fn(model_fn)  # now: else it fails later, in the trainer's thread
         if labels is not None:
             labels = label_names.check_labels(labels)  # before the store exists: no file left behind
         self.config = config
-        self.pool = ImagePool(images, config.input_shape)  # FileNotFoundError names a missing folder
+        # FileNotFoundError names a missing folder.
+        self.pool = pool if pool is not None else ImagePool(images, config.input_shape)
         self.images: Path = self.pool.root
         if not self.pool.paths:
             raise ValueError(label_names.no_images_message(self.pool))
         self.workdir: Path = (
             Path(config.workdir) if config.workdir is not None else default_workdir(self.images)
         )
-        self.store = Store(self.workdir, images_root=self.images)
+        self._store_args = dict(
+            store=store, workdir=self.workdir, images_root=self.images, project=project, annotator=annotator
+        )
+        self.store = open_store(**self._store_args)
         try:
             self._setup(labels, model_fn, trainer_factory, on_change, on_update_ready)
             #: What ``import_labels=`` did (an ``exports.ImportResult``), or None.
@@ -134,7 +139,9 @@ class Session(Readouts):
             wanted=self._wanted,
             readable=lambda p: p not in self._unreadable,
             counts=lambda: (book.n_train_labelled, book.n_test_labelled),
-            pick=test_lane_first,
+            pick=lambda n_train, n_test: (
+                "test" if wants_test(n_train, n_test, self._trainer_state.halfwidth()) else "train"
+            ),
         )
         self._updates = Updates(self._trainer_state, self._order, self._lock, on_change, on_update_ready)
         self._labelling = Labelling(
@@ -143,11 +150,12 @@ class Session(Readouts):
             self._bridge,
             self._order,
             names=lambda: self.label_names,
-            prediction=self._trainer_state.prediction,
+            state=self._trainer_state,
             lock=self._lock,
             unreadable=self._unreadable,
             rng=random.Random(self.store.session_id),  # differs per session: colliding panels drift apart
             query_every=self.config.query_every,
+            sync=self.refresh,
         )
 
     # --- labels and the trainer ------------------------------------------------------------------------
@@ -275,11 +283,7 @@ class Session(Readouts):
     def retry(self, model_fn: Callable | None = None) -> bool:
         """After a trainer error: build the model again, with ``model_fn`` when given (a fixed
         function, used from then on). Labels are kept. False (nothing sent) when there is no error."""
-        if model_fn is not None and not callable(model_fn):
-            raise ValueError(
-                f"model_fn={model_fn!r} is not callable: pass a function (num_classes, input_shape) -> "
-                "compiled keras.Model"
-            )
+        label_names.check_model_fn(model_fn)
         with self._lock:
             if self._trainer_state.latest.status != "error":
                 return False
@@ -371,6 +375,10 @@ class Session(Readouts):
         return refresh(self)
 
     # --- bookkeeping -----------------------------------------------------------------------------------
+    def _another_store(self):
+        """A second store object on the same backend, project and annotator (its own undo history)."""
+        return open_store(**self._store_args)
+
     def _wanted(self, path: str) -> bool:
         return path not in self._book and path not in self._unreadable
 

@@ -65,6 +65,10 @@ class TrainerState:
     def __init__(self):
         self.latest = Update(status="waiting", message="the trainer has not started")
         self.predictions: Mapping[str, tuple[str, float]] = {}  # from the last query
+        #: Training labels the model had when it made those predictions (an accepted label records it).
+        self.predicted_at: int | None = None
+        #: Candidates of the last query picked uniformly at random: their labels are evidence.
+        self.explored: frozenset[str] = frozenset()
         self.work: tuple[str, int, int] | None = None
         self.final: Update | None = None
 
@@ -75,6 +79,9 @@ class TrainerState:
             self.final = update
         if update.predictions:  # only query updates carry them: keep the last ones until the next
             self.predictions = update.predictions
+            self.predicted_at = update.n_labels
+        if update.order is not None:
+            self.explored = update.explored
         if update.work is not None:  # only progress updates carry it: keep the last one
             self.work = update.work
         if update.status == "stopped":
@@ -93,6 +100,14 @@ class TrainerState:
     def prediction(self, path) -> tuple[str, float] | None:
         predicted = self.predictions.get(path) if path is not None else None
         return None if predicted is None else (str(predicted[0]), float(predicted[1]))
+
+    def halfwidth(self) -> float | None:
+        """Half the width of the last estimate's interval (None before the first): fewer test labels are
+        asked once the estimate is precise."""
+        metrics = self.latest.metrics
+        if not metrics or "accuracy_low" not in metrics[-1]:
+            return None
+        return (metrics[-1]["accuracy_high"] - metrics[-1]["accuracy_low"]) / 2
 
     def saved(self) -> dict[str, str]:
         return {k: str(v) for k, v in self.final.saved.items()} if self.final is not None else {}

@@ -37,16 +37,26 @@ def load_metrics(workdir: Path) -> list[dict]:
         return []
     try:
         with path.open(newline="") as f:
-            return [
-                {
-                    "n_labels": int(r["n_labels"]),
-                    "accuracy": float(r["accuracy"]),
-                    "loss": float(r["loss"]),
-                    "n_test": int(r["n_test"]),
-                    "seconds": float(r["seconds"]),
-                }
-                for r in csv.DictReader(f)
-            ]
+            return [_row(r) for r in csv.DictReader(f)]
     except (OSError, KeyError, TypeError, ValueError) as e:
         log.warning("ignored the earlier %s (%s); the curve starts afresh", path, e)
         return []
+
+
+def _row(r: dict) -> dict:
+    """A metrics row as numbers; columns an older file lacks are filled from those it has."""
+    row = {
+        k: (int(v) if k.startswith("n_") else float(v))
+        for k, v in r.items()
+        if k in METRICS_COLUMNS and v != ""
+    }
+    for key in ("n_labels", "accuracy", "loss", "n_test", "seconds"):
+        if key not in row:
+            raise KeyError(key)
+    row.setdefault("n_train", row["n_labels"])
+    row.setdefault("n_eval", row["n_test"])
+    for metric in ("accuracy", "loss"):
+        row.setdefault(f"{metric}_low", row[metric])
+        row.setdefault(f"{metric}_high", row[metric])
+    row.setdefault("test_accuracy", row["accuracy"])
+    return row

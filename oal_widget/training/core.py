@@ -16,11 +16,14 @@ import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
+import numpy as np
+
 from ..config import Config
 from ..messages import Labelled, Pause, Resume, Retry, Stop, Unlabelled, Update
 from . import checkpoint, evaluation
 from .cadence import Cadence
 from .devices import Devices
+from .estimate import Evidence
 from .idle import IdleWork
 from .labelset import LabelSet
 from .learner import Learner, TrainingError
@@ -71,6 +74,7 @@ class TrainingCore(Publishing):
         self.querier = Querier(config, self.label_names)
         self.schedule = Schedule(config, model_fn)
         self._correct: dict[str, bool] = {}  # path -> right, at the last evaluation
+        self.evidence = Evidence()  # exploration picks scored before training on them
         self._lock = threading.RLock()  # the sync API may be called while the thread runs
         self._depth = 0  # nesting of _locked(): updates are delivered when it returns to 0
         self._stopping = threading.Event()  # also cancels a final fit
@@ -154,8 +158,11 @@ class TrainingCore(Publishing):
                 problem = self.labels.problem(command.path, command.label, command.split)
                 if problem is not None:
                     self._note("error", message=f"{problem} (training goes on)")
-                elif self.labels.add(command.path, command.label, command.split, command.sent_at):
-                    self._idle = 0  # new data: train again even if the trainer had gone idle
+                else:
+                    if command.explored and command.source == "person" and command.split == "train":
+                        self._score_before_training(command.path, command.label)
+                    if self.labels.add(command.path, command.label, command.split, command.sent_at):
+                        self._idle = 0  # new data: train again even if the trainer had gone idle
             elif isinstance(command, Unlabelled):
                 if self.labels.remove(command.path):
                     self._idle = 0  # the training set changed: train on it again
@@ -188,7 +195,7 @@ class TrainingCore(Publishing):
         with self._locked():
             if not self._can_train():
                 return False
-            started_with = self.labels.added
+            started_with = (self.labels.added, self.labels.added_test)
             self._note_if_changed("training")
             self._catch_up += self.schedule.maybe_reset(self.learner, len(self.labels.train))
             steps, self._catch_up = self.config.train_steps + self._catch_up, 0
@@ -199,32 +206,34 @@ class TrainingCore(Publishing):
                     return False
                 if not self._step():
                     return False
-            self.cadence.round_done(started_with)
+            self.cadence.round_done(*started_with)
             self._idle += 1
             return True
 
     def evaluate(self) -> dict | None:
-        """Evaluate on the labelled test images; append to ``history`` and rewrite ``metrics.csv``.
-
-        Returns the metrics row, or None when no test image is labelled yet (or no model exists).
-        Checks the early-stopping thresholds and sets ``stop_reason`` when one is crossed.
-        """
+        """Estimate the model's accuracy with its interval (``evaluation.evaluate``); append the row to
+        ``history`` and rewrite ``metrics.csv``. None when there is no evaluation label yet (or no
+        model). Checks the early-stopping thresholds, on the interval, and sets ``stop_reason``."""
         with self._locked():
             if self.model is None or self._error is not None:
                 return None
-            if not self.labels.test:
+            rng = np.random.default_rng((self.config.seed, len(self.history)))
+            self._note("evaluating")
+            progress = lambda done, total: self._note_work("embedding images", done, total)  # noqa: E731
+            result = evaluation.evaluate(
+                self.learner, self.labels, self.evidence, self.pool.paths, rng, progress
+            )
+            if result is None:
                 if not self._told_no_test:
                     self._told_no_test = True
-                    self._note(self._state(), message="no labelled test image yet: metrics will follow")
+                    self._note(self._state(), message="no evaluation label yet: metrics will follow")
                 return None
             self._told_no_test = False
-            self._note("evaluating")
-            result = evaluation.evaluate(self.learner, self.labels.test)
-            if result is None:
-                return None
             metrics, self._correct = result
+            n_train = len(self.labels.train)
             row = {
-                "n_labels": len(self.labels.train),
+                "n_labels": n_train + metrics["n_test"],
+                "n_train": n_train,
                 **metrics,
                 "seconds": round(time.monotonic() - self._t0, 3),
             }
@@ -232,10 +241,10 @@ class TrainingCore(Publishing):
             self.cadence.evaluated()
             self._steps_since_eval = 0
             checkpoint.write_metrics(self.workdir, self.history)
-            self.querier.credit(self._correct)
-            reason = evaluation.threshold_crossed(
-                row, self.config.early_stopping, self.config.min_test_labels
-            )
+            if self._correct:
+                self.querier.credit(self._correct)
+            config = self.config
+            reason = evaluation.threshold_crossed(row, config.early_stopping, config.min_test_labels)
             if reason is not None:
                 self.stop_reason = self.stop_reason or reason
             self._note(self._state(), message=reason or "")
@@ -247,7 +256,7 @@ class TrainingCore(Publishing):
             if self.model is None or self._error is not None:
                 return self.latest
             self._note("querying")
-            order, predictions = self.querier.query(
+            order, predictions, explored = self.querier.query(
                 self.learner,
                 self.pool.paths,
                 self.labels,
@@ -255,7 +264,7 @@ class TrainingCore(Publishing):
                 progress=lambda done, total: self._note_work("embedding images", done, total),
             )
             self.cadence.queried()
-            return self._note(self._state(), order=order, predictions=predictions)
+            return self._note(self._state(), order=order, predictions=predictions, explored=explored)
 
     def save(self) -> dict:
         """Write ``model.keras`` (when a model exists) and ``metrics.csv`` atomically; returns their paths."""
@@ -309,6 +318,17 @@ class TrainingCore(Publishing):
     # --- helpers ---------------------------------------------------------------------------------------
     def _between_steps(self) -> None:
         """Called between the steps of a round (the thread reads its inbox there)."""
+
+    def _score_before_training(self, path: str, label: str) -> None:
+        """An exploration pick, uniform over the unlabelled pool: how the model does on it BEFORE it
+        learns from it is free evidence of its accuracy (prequential evaluation)."""
+        if self.model is None or self._error is not None or path in self.labels.train:
+            return
+        X, loaded = self.learner.inputs([path])
+        if loaded:
+            probs = self.learner.predict(X)[0]
+            k = self.labels.index[label]
+            self.evidence.add(len(self.labels.train), int(np.argmax(probs)) == k, probs.max(), probs[k])
 
     def _can_train(self) -> bool:
         return (

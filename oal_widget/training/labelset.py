@@ -21,8 +21,9 @@ class LabelSet:
         self.test_paths = frozenset(test_paths)
         self.train: dict[str, int] = {}
         self.test: dict[str, int] = {}
-        #: Monotonic count of new training labels (a relabel is not new).
+        #: Monotonic counts of new training and test labels (a relabel is not new).
         self.added = 0
+        self.added_test = 0
         self._fresh: dict[str, float | None] = {}  # path -> send time, oldest first
         #: (path, seconds from send to the end of the first step that included it), newest last.
         self.latency: collections.deque = collections.deque(maxlen=LATENCY_KEPT)
@@ -41,6 +42,7 @@ class LabelSet:
         if split == "test" or path in self.test_paths:
             self.train.pop(path, None)
             self._fresh.pop(path, None)
+            self.added_test += path not in self.test
             self.test[path] = k
             return False
         self.test.pop(path, None)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..al import get_strategy, needs_mc_samples, rank
+from ..al import get_strategy, needs_mc_samples, rank_and_explored
 from ..al.adaptive import AdaptiveStrategy
 from .evaluation import accuracy_on
 
@@ -26,7 +26,8 @@ class Querier:
         self.pending: list = []
 
     def query(self, learner, pool_paths, labels, last_correct=None, progress=None):
-        """(order, predictions): the candidates in the order to ask, and path -> (label, confidence)."""
+        """(order, predictions, explored): the candidates in the order to ask, path -> (label,
+        confidence), and the candidates picked uniformly at random."""
         candidates, unlabelled_test = [], []
         train, test, test_paths = labels.train, labels.test, labels.test_paths
         for p in pool_paths:  # one pass: this runs over 100,000 paths per query
@@ -44,7 +45,7 @@ class Querier:
         rng = np.random.default_rng(self.config.seed + self.queries)
         self.queries += 1
         strategy = self._choose(rng, labels, last_correct)
-        ranked = rank(
+        ranked, explored = rank_and_explored(
             scored,
             probs,
             strategy,
@@ -64,7 +65,7 @@ class Querier:
                 predictions.update(
                     zip(paths, zip(names[best].tolist(), confidence, strict=True), strict=True)
                 )
-        return tuple(order), predictions
+        return tuple(order), predictions, frozenset(explored)
 
     def credit(self, correct_now: dict[str, bool]) -> None:
         """Reward every pending arm with the accuracy gain on the images its baseline was measured on."""

@@ -118,7 +118,18 @@ def help_html(keymap: Mapping[str, object], names) -> str:
 
 def perform(session, action, shown: tuple[str, str] | None) -> str:
     """Do a session action (a label, undo, skip, back, accept, pause, retry); returns what to tell the
-    person ("" when it went as asked). ``shown``: the prediction on screen, the only one Enter accepts."""
+    person ("" when it went as asked). ``shown``: the prediction on screen, the only one Enter accepts.
+    A store that cannot commit (a server away) or an undo over another annotator's label is said too:
+    nothing was acknowledged, the image stays on screen."""
+    from ..data.store import StoreUnavailable, UndoConflict
+
+    try:
+        return _perform(session, action, shown)
+    except (StoreUnavailable, UndoConflict) as e:
+        return f"not saved: {e}" if isinstance(e, StoreUnavailable) else str(e)
+
+
+def _perform(session, action, shown) -> str:
     if isinstance(action, tuple):
         index = action[1]
         if index < len(session.label_names) and session.current is not None:  # key 9 with 3 labels: nothing

@@ -252,3 +252,18 @@ def test_every_strategy_policy_and_diversity_gives_a_permutation(
         batch=batch,
     )
     assert sorted(order) == sorted(candidates) and len(order) == len(candidates)
+
+
+def test_rank_says_which_picks_were_uniformly_random():
+    """Exploration picks (and every pick of the random strategy) are an unbiased sample for evaluation."""
+    from oal_widget.al import rank_and_explored
+
+    probs = np.random.default_rng(0).dirichlet(np.ones(4), size=2000)
+    items = list(range(2000))
+    order, explored = rank_and_explored(items, probs, "margin", "epsilon_greedy", rng=0, epsilon=0.2)
+    assert sorted(order) == items and explored <= set(items)
+    assert 0.15 < len(explored) / len(items) < 0.25
+    _, everything = rank_and_explored(items, probs, "random", "greedy", rng=0)
+    assert everything == set(items)
+    _, nothing = rank_and_explored(items, probs, "margin", "greedy", rng=0)
+    assert nothing == set()

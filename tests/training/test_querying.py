@@ -76,12 +76,12 @@ def test_bandit_credits_every_draw_on_the_same_images_before_and_after(pool, spl
     trainer.evaluate()
     bandit = trainer.querier.strategy
     assert len(bandit.rewards) == 2 and not trainer.querier.pending
-    before = trainer.history[-2]["accuracy"]
+    before = trainer.history[-2]["test_accuracy"]  # the first evaluation had the first ten only
     # The reward is the gain on the first ten test images only (what both measurements share).
-    from oal_widget.training.evaluation import evaluate
+    from oal_widget.training.evaluation import score
 
-    _, correct = evaluate(trainer.learner, {p: int(p.split("/")[0]) for p in first_test})
-    gain = np.mean([correct[p] for p in first_test]) - before
+    _, hit, _, _ = score(trainer.learner, {p: int(p.split("/")[0]) for p in first_test})
+    gain = np.mean(hit) - before
     for _, reward in bandit.rewards:
         assert reward == pytest.approx(min(1.0, max(0.0, 0.5 + gain / (2 * bandit.scale))))
 

@@ -87,7 +87,7 @@ def test_stop_while_evaluating_or_querying_finishes_and_saves(pool, split, tmp_p
         final = t.stop(timeout=STOP_S)
         assert_stopped_and_saved(final, tmp_path)
         assert not t.is_alive()
-        assert final.metrics and final.metrics[-1]["n_labels"] == 4
+        assert final.metrics and final.metrics[-1]["n_train"] == 4
     finally:
         t.stop(timeout=WAIT)
 

@@ -170,19 +170,23 @@ def test_evaluate_gives_plain_floats_and_writes_metrics_csv(make, split):
     label_all(t, train[:10])
     assert t.train_round()
     assert t.evaluate() is None  # no labelled test image yet
-    assert "no labelled test image" in t.latest.message
+    assert "no evaluation label yet" in t.latest.message
     label_all(t, test, "test")
     row = t.evaluate()
-    assert set(row) == {"n_labels", "n_test", "accuracy", "loss", "seconds"}
-    assert type(row["accuracy"]) is float and type(row["loss"]) is float
-    assert type(row["n_labels"]) is int and row["n_labels"] == 10 and row["n_test"] == len(test)
+    from oal_widget.training.evaluation import METRICS_COLUMNS
+
+    assert set(row) == set(METRICS_COLUMNS)
+    assert all(type(row[k]) is float for k in METRICS_COLUMNS if not k.startswith("n_"))
+    assert type(row["n_labels"]) is int and row["n_train"] == 10 and row["n_test"] == len(test)
+    assert row["n_labels"] == 10 + len(test)  # every label the person gave, test labels too
+    assert row["accuracy_low"] <= row["accuracy"] <= row["accuracy_high"] and row["n_eval"] >= len(test)
     assert 0.0 <= row["accuracy"] <= 1.0 and row["loss"] > 0
     json.dumps(row)
     json.dumps([dict(m) for m in t.latest.metrics])
     assert t.latest.metrics[-1]["accuracy"] == row["accuracy"]
     lines = (t.workdir / "metrics.csv").read_text().splitlines()
-    assert lines[0] == "n_labels,accuracy,loss,n_test,seconds"
-    assert len(lines) == 2 and lines[1].startswith("10,")
+    assert lines[0] == ",".join(METRICS_COLUMNS)
+    assert len(lines) == 2 and lines[1].startswith(f"{10 + len(test)},10,{len(test)},")
 
 
 # --- query: full paths, a permutation of the unlabelled candidates (pitfalls 2, 4, 6) -------------
@@ -409,7 +413,7 @@ def test_stop_while_training_evaluates_and_saves(make, split):
     final = t.stop(timeout=WAIT)
     _assert_saved(final)
     assert not t.is_alive()
-    assert final.metrics and final.metrics[-1]["n_labels"] == 8  # the final evaluation
+    assert final.metrics and final.metrics[-1]["n_train"] == 8  # the final evaluation
     assert (t.workdir / "metrics.csv").read_text().count("\n") == len(final.metrics) + 1
 
 
@@ -492,7 +496,7 @@ def test_broken_on_update_does_not_kill_training(make, split):
     for p in train[5:10]:
         t.send(Labelled(p, answer(p)))
     wait_for(lambda: len(t.latest.metrics) == 2, t, what="second evaluation")
-    assert t.latest.metrics[-1]["n_labels"] == 10
+    assert t.latest.metrics[-1]["n_train"] == 10
     assert t.is_alive() and "training" in calls and "evaluating" in calls
     _assert_saved(t.stop(timeout=WAIT))
 

@@ -6,8 +6,6 @@ Grouped by concern: ``base`` (transactions, project, names, test split, plain re
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from .agreement import Agreement
 from .base import StoreCore
 from .claims import Claims
@@ -22,11 +20,5 @@ class LabelStore(Labelling, Undo, Claims, Agreement, Reads, Transfer, StoreCore)
 
     Every method may be called from any thread; each object is one *session* (``session_id``):
     ``undo()`` only undoes what this object did. ``annotator`` names the person. Every change is
-    committed before the call returns.
+    committed before the call returns. Exports (``reports.exports``) read it; it never writes them.
     """
-
-    def export_csv(self, out) -> int:
-        """Write the labels as CSV (``reports.exports`` owns the columns); returns the rows written."""
-        from ...reports.exports import export_csv
-
-        return export_csv(self, Path(out)).rows

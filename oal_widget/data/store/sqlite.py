@@ -14,6 +14,7 @@ import json
 import sqlite3
 from pathlib import Path
 
+from ...workdir import STORE_FILE
 from .base import Tx
 from .checks import utc_now
 from .errors import StoreUnavailable
@@ -21,7 +22,7 @@ from .interface import LabelStore
 from .migrate import migrate
 from .schema import SCHEMA_VERSION, ddl
 
-FILENAME = "annotations.sqlite"
+FILENAME = STORE_FILE
 #: ``PRAGMA synchronous`` of every Store: ``"NORMAL"`` or ``"FULL"`` (see the module docstring).
 SYNCHRONOUS = "NORMAL"
 #: Seconds a write waits for another process (or Store) holding the file before failing.
