@@ -75,6 +75,8 @@ class TrainingCore(Publishing):
         self.schedule = Schedule(config, model_fn)
         self._correct: dict[str, bool] = {}  # path -> right, at the last evaluation
         self.evidence = Evidence()  # exploration picks scored before training on them
+        #: path -> class probabilities the model gave a training image before it learnt from its label.
+        self.first_sight: dict[str, np.ndarray] = {}
         self._lock = threading.RLock()  # the sync API may be called while the thread runs
         self._depth = 0  # nesting of _locked(): updates are delivered when it returns to 0
         self._stopping = threading.Event()  # also cancels a final fit
@@ -159,8 +161,8 @@ class TrainingCore(Publishing):
                 if problem is not None:
                     self._note("error", message=f"{problem} (training goes on)")
                 else:
-                    if command.explored and command.source == "person" and command.split == "train":
-                        self._score_before_training(command.path, command.label)
+                    if command.split == "train" and command.path not in self.labels.test_paths:
+                        self._score_before_training(command)
                     if self.labels.add(command.path, command.label, command.split, command.sent_at):
                         self._idle = 0  # new data: train again even if the trainer had gone idle
             elif isinstance(command, Unlabelled):
@@ -319,15 +321,20 @@ class TrainingCore(Publishing):
     def _between_steps(self) -> None:
         """Called between the steps of a round (the thread reads its inbox there)."""
 
-    def _score_before_training(self, path: str, label: str) -> None:
-        """An exploration pick, uniform over the unlabelled pool: how the model does on it BEFORE it
-        learns from it is free evidence of its accuracy (prequential evaluation)."""
+    def _score_before_training(self, command: Labelled) -> None:
+        """The model's view of a new training label BEFORE it learns from it: kept as the image's
+        out-of-sample prediction (the review queue ranks likely mistakes by it), and for an exploration
+        pick, uniform over the unlabelled pool, free evidence of its accuracy (prequential evaluation)."""
+        path = command.path
         if self.model is None or self._error is not None or path in self.labels.train:
             return
         X, loaded = self.learner.inputs([path])
-        if loaded:
-            probs = self.learner.predict(X)[0]
-            k = self.labels.index[label]
+        if not loaded:
+            return
+        probs = self.learner.predict(X)[0]
+        self.first_sight[path] = probs.astype("float32")
+        if command.explored and command.source == "person":
+            k = self.labels.index[command.label]
             self.evidence.add(len(self.labels.train), int(np.argmax(probs)) == k, probs.max(), probs[k])
 
     def _can_train(self) -> bool:
