@@ -23,6 +23,7 @@ _EXPORTS = {
     "default_model_fn": "training.models",
     "transfer_model_fn": "training.models",
     "reload_model": "training.models",
+    "backbone_model_fn": "training.backbones",
 }
 __all__ = sorted(_EXPORTS)
 

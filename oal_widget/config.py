@@ -87,6 +87,14 @@ class Config:
     #: ``transfer_model_fn``) is computed once and cached in ``<workdir>/cache``; training and queries run
     #: the small head on it. ``"auto"`` when every layer up to ``embedding`` is frozen and deterministic.
     frozen_backbone: object = "auto"
+    #: A pretrained ``keras.applications`` backbone by name, frozen, under a small head trained on its
+    #: embeddings: ``mobilenet_v3_small``, ``mobilenet_v3_large``, ``mobilenet_v2``, ``mobilenet``,
+    #: ``efficientnet_b0`` or ``resnet50`` (real photos; use an ``input_shape`` of 96 px or more).
+    #: None uses ``model_fn`` (default: the small CNN).
+    backbone: str | None = None
+    #: Weights for ``backbone``: ``"imagenet"`` (Keras' cache folder, else downloaded), the path of a
+    #: weights file, or None (random).
+    backbone_weights: object = "imagenet"
 
     def __post_init__(self):
         object.__setattr__(self, "input_shape", _check_shape(self.input_shape))
@@ -104,6 +112,10 @@ class Config:
             _bad("image_cache", self.image_cache, "True or False")
         if self.distribute is not None and not callable(getattr(self.distribute, "scope", None)):
             _bad("distribute", self.distribute, "None or a tf.distribute strategy, e.g. MirroredStrategy()")
+        if self.backbone is not None and (not isinstance(self.backbone, str) or not self.backbone.strip()):
+            _bad("backbone", self.backbone, "None or a backbone name, e.g. 'mobilenet_v3_small'")
+        if self.backbone_weights is not None and not isinstance(self.backbone_weights, (str, os.PathLike)):
+            _bad("backbone_weights", self.backbone_weights, "'imagenet', a weights file path, or None")
         if not (isinstance(self.frozen_backbone, bool) or self.frozen_backbone == "auto"):
             _bad("frozen_backbone", self.frozen_backbone, "'auto', True or False")
         if not _is_int(self.seed) or not 0 <= self.seed < 2**32:  # numpy's generators refuse the others

@@ -28,6 +28,24 @@ def check_model_fn(model_fn) -> None:
         )
 
 
+def backbone_model_fn(config, model_fn):
+    """``model_fn``, or the one ``config.backbone`` names (its weights are found or downloaded now, in
+    the caller's thread, so a missing file is an error in the notebook cell, not later in the trainer)."""
+    if config.backbone is None:
+        return model_fn
+    if model_fn is not None:
+        raise ValueError(
+            f"backbone={config.backbone!r} and model_fn={model_fn!r} were both given: pass one of them "
+            "(backbone= builds the model_fn for you)"
+        )
+    from ..training.backbones import backbone_model_fn as build
+
+    try:
+        return build(config.backbone, weights=config.backbone_weights, input_shape=config.input_shape)
+    except ValueError as e:  # say it with the name of this setting
+        raise ValueError(str(e).replace("pass weights=", "pass backbone_weights=")) from None
+
+
 def resolve(store, labels, n_labelled: int) -> tuple[list[str], bool]:
     """(label names, whether they differ from the stored ones); [] when neither side has any.
 

@@ -84,6 +84,7 @@ class Session(Readouts):
         # replace() names an unknown setting and lists the accepted ones (Config(**kw) would not).
         config = (config or Config()).replace(**settings) if settings else (config or Config())
         label_names.check_model_fn(model_fn)  # now: else it fails later, in the trainer's thread
+        model_fn = label_names.backbone_model_fn(config, model_fn)  # a missing weights file says so here
         if labels is not None:
             labels = label_names.check_labels(labels)  # before the store exists: no file left behind
         self.config = config

@@ -310,3 +310,30 @@ def test_online_the_file_is_downloaded_by_keras_into_its_cache(keras, keras_home
     monkeypatch.setattr(keras.utils, "get_file", failing)
     with pytest.raises(ValueError, match=r"(?s)download failed: URL fetch failure.*weights=None"):
         resolve_weights("resnet50")
+
+
+# --- the Annotator / Session setting -------------------------------------------------------------
+def test_the_backbone_setting_builds_the_model_and_frozen_mode_applies(small_digits, keras_home, no_network):
+    """``backbone=`` in the session: a clear error at once without weights; with weights the trainer
+    builds the named backbone and trains its head on cached embeddings."""
+    from helpers import wait_for
+
+    from oal_widget.session.session import Session
+
+    shape = (32, 32, 3)
+    with pytest.raises(ValueError, match="(?s)mobilenet_v3_small.*pass backbone_weights=None"):
+        Session(small_digits, ["0", "1", "2"], backbone="mobilenet_v3_small", input_shape=shape)
+    with pytest.raises(ValueError, match="backbone= builds the model_fn"):
+        Session(small_digits, ["0", "1", "2"], backbone="mobilenet_v2", model_fn=lambda n, s: None)
+    with pytest.raises(ValueError, match="setting backbone=3"):
+        Session(small_digits, ["0", "1", "2"], backbone=3)
+    s = Session(
+        small_digits, ["0", "1", "2"], backbone="mobilenet_v3_small", backbone_weights=None, input_shape=shape
+    )
+    try:
+        for _ in range(4):
+            s.label(s.current.split("/")[0])
+        wait_for(lambda: s.trainer.frozen_backbone or s.trainer.error, "frozen-backbone mode")
+        assert s.trainer.error is None and s.trainer.frozen_backbone
+    finally:
+        s.close()
