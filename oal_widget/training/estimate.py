@@ -127,7 +127,7 @@ MIN_TEST = 10
 EARLY_SHARE, SHARE = 0.25, 0.15
 
 
-def test_target(n_labels: int) -> int:
+def wanted_test_labels(n_labels: int) -> int:
     """Test labels wanted once ``n_labels`` labels were given: 5 of 20, 10 of 40, then 15% (15 of 100)."""
     return min(math.floor(EARLY_SHARE * n_labels), max(MIN_TEST, math.floor(SHARE * n_labels)))
 
@@ -136,4 +136,4 @@ def wants_test(n_train: int, n_test: int, halfwidth: float | None = None) -> boo
     """Should the next label be a test label? Its share falls as the interval narrows."""
     if halfwidth is not None and halfwidth <= TARGET_HALFWIDTH and n_test >= MIN_TEST:
         return False
-    return n_test < test_target(n_train + n_test + 1)
+    return n_test < wanted_test_labels(n_train + n_test + 1)

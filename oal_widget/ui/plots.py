@@ -44,11 +44,12 @@ def metrics_png(
     thresholds: Mapping[str, tuple[float | None, float | None]] | None = None,
     size: tuple[float, float] = (5, 3),
 ) -> bytes:
-    """Accuracy (left axis) and loss (right axis) against the number of training labels.
+    """The accuracy estimate with its 95% band (left axis) and the loss (right axis) against every
+    label given (test labels included: what the person paid).
 
-    ``rows`` are the trainer's evaluations (dicts with n_labels, accuracy, loss, ...), oldest first.
-    ``thresholds`` is ``Config.early_stopping``: each bound is drawn as a dashed line in the colour
-    of its metric. No rows gives a placeholder figure that says why the plot is empty.
+    ``rows`` are the trainer's evaluations (dicts with n_labels, accuracy, accuracy_low/high, loss,
+    n_eval, ...), oldest first. ``thresholds`` is ``Config.early_stopping``: each bound is drawn as a
+    dashed line in the colour of its metric. No rows gives a placeholder that says why it is empty.
     """
     fig = _figure(size)
     ax = fig.add_subplot()
@@ -62,25 +63,32 @@ def metrics_png(
     handles = []
     if any("accuracy" in r for r in rows):
         acc = [_num(r.get("accuracy")) for r in rows]
-        handles += ax.plot(x, acc, marker="o", markersize=3, color=_ACCURACY_COLOR, label="accuracy")
+        if any("accuracy_low" in r for r in rows):  # the estimate's 95% interval
+            low = [_num(r.get("accuracy_low", r.get("accuracy"))) for r in rows]
+            high = [_num(r.get("accuracy_high", r.get("accuracy"))) for r in rows]
+            ax.fill_between(x, low, high, color=_ACCURACY_COLOR, alpha=0.18, linewidth=0)
+        handles += ax.plot(
+            x, acc, marker="o", markersize=3, color=_ACCURACY_COLOR, label="accuracy (95% band)"
+        )
         ax.set_ylim(0, 1.02)
-        ax.set_ylabel("test accuracy", color=_ACCURACY_COLOR)
+        ax.set_ylabel("estimated accuracy", color=_ACCURACY_COLOR)
         _threshold_lines(ax, thresholds.get("accuracy"), _ACCURACY_COLOR)
     if any("loss" in r for r in rows):
         ax2 = ax.twinx()  # loss has no upper bound: its own scale on the right
         loss = [_num(r.get("loss")) for r in rows]
         handles += ax2.plot(x, loss, marker="s", markersize=3, color=_LOSS_COLOR, label="loss")
-        ax2.set_ylabel("test loss", color=_LOSS_COLOR)
+        ax2.set_ylabel("loss", color=_LOSS_COLOR)
         ax2.set_ylim(bottom=0)
         _threshold_lines(ax2, thresholds.get("loss"), _LOSS_COLOR)
-    ax.set_xlabel("training labels")
+    ax.set_xlabel("labels given (test labels included)")
     ax.xaxis.set_major_locator(_integer_ticks())
     ax.set_xlim(0, max(x) * 1.05 + 1)  # from zero labels: the curve's start is part of the story
     last = rows[-1]
-    n_test = last.get("n_test")
     title = f"after {last['n_labels']} labels"
-    if n_test is not None:
-        title += f" · {int(n_test)} test images"
+    if last.get("n_eval") is not None:
+        title += f" · the estimate rests on {int(last['n_eval'])} ({int(last.get('n_test', 0))} test)"
+    elif last.get("n_test") is not None:
+        title += f" · {int(last['n_test'])} test images"
     ax.set_title(title, fontsize=9)
     ax.grid(True, alpha=0.3)
     if handles:

@@ -85,7 +85,7 @@ def test_label_outside_the_list_is_refused_and_nothing_changes(small_digits):
 
 def test_test_images_come_at_the_share_the_evaluation_asks_for(small_digits):
     """A quarter of the first labels are test labels (an estimate exists early), then 15% at most."""
-    from oal_widget.training.estimate import test_target
+    from oal_widget.training.estimate import wanted_test_labels
 
     session, _ = make(small_digits, test_fraction=0.25)
     order = check_order(session)
@@ -93,7 +93,7 @@ def test_test_images_come_at_the_share_the_evaluation_asks_for(small_digits):
     assert sum(kinds) == session.progress()["test_total"] >= 2
     for n in range(1, len(order) + 1):  # never more test labels than wanted, while training ones remain
         if not all(kinds[n:]):
-            assert sum(kinds[:n]) <= test_target(n)
+            assert sum(kinds[:n]) <= wanted_test_labels(n)
     assert kinds[:4] == [False, False, False, True]
 
 
