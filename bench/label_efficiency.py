@@ -1,13 +1,20 @@
-"""Label efficiency: learning curves of query strategies against random, on scikit-learn's 1,797 digits.
+"""Label efficiency as the person pays it: every label counts, test labels included.
 
-One command: ``.venv/bin/python bench/label_efficiency.py`` (about 10-15 min on 2 CPU cores).
+One command: ``.venv/bin/python bench/label_efficiency.py --dataset digits`` (tuning set: scikit-learn's
+1,797 digits) or ``--dataset faces`` (confirmation set, never used for tuning: scikit-image's 200 LFW
+crops, faces against background, 25x25).
 
-Every run is the product's own loop, ``python -m oal_widget simulate`` (a simulated annotator answers
-with the class folder), in its own process. Seeds are paired: for one seed every configuration gets
-the same test split, the same first labels and the same initial weights, so differences between
-configurations are not differences of luck. Writes ``bench/results/label_efficiency.csv`` (one row per
-evaluation of every run), ``label_efficiency_summary.csv`` (the table) and ``label_efficiency.png``
-(all configurations on one plot: mean and min-max band over the seeds), and prints the table.
+Every run is ``python -m oal_widget simulate`` in its own process: the product's own session, order,
+evaluation and trainer, a simulated person answering with the class folder. An oracle set (20% of the
+images, at most 2,000) is set aside first; ``true_accuracy`` is measured on it. Seeds are paired: for
+one seed every configuration gets the same oracle set, test reserve, first labels and initial weights.
+
+For each configuration the table gives the person's labels (test labels included) to reach 85%, 90%
+and 95% true accuracy on the mean curve, the ratio to the reference (random order's TRAINING labels to
+the same accuracy / 0.8: a person labelling in random order with 20% of their labels held out), the
+test share of the labels after 100 (and at the end), and the mean gap |shown - true| from 50 labels on.
+Writes ``bench/results/<tag>.csv`` (every evaluation of every run), ``<tag>_summary.csv`` and
+``<tag>.png``, and prints the table.
 """
 
 from __future__ import annotations
@@ -29,86 +36,68 @@ ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
 
 #: name -> simulate options. "default" is the product's default (no options): the thing under test.
-#: The others say --cold-start 0 so that each differs from plain margin in one thing only.
 _OPTIONS = {
     "random": "--strategy random --policy greedy",
     "default": "",
-    # The foundation's default, kept as the default by this benchmark (so "default" runs the same).
-    "margin+eps0.1": "--strategy margin --policy epsilon_greedy --epsilon 0.1 --cold-start 0",
-    # The first choice from an exploration run: power and a cold start, each better there on its own.
-    "margin+power+cold2": "--strategy margin --policy power --cold-start 2",
-    "margin": "--strategy margin --policy greedy --cold-start 0",
-    "margin+power": "--strategy margin --policy power --cold-start 0",
-    "margin+cold2": "--strategy margin --policy greedy --cold-start 2",
-    "margin+kcenter": "--strategy margin --policy greedy --diversity kcenter --cold-start 0",
-    "margin+eps+kcenter": "--strategy margin --policy epsilon_greedy --diversity kcenter --cold-start 0",
-    "bald": "--strategy bald --policy greedy --cold-start 0",
-    "bandit": "--strategy bandit --policy greedy --cold-start 0",
-    "entropy": "--strategy entropy --policy greedy --cold-start 0",
-    "margin+shrink": "--strategy margin --policy greedy --schedule shrink_perturb --cold-start 0",
-    "margin+refit": "--strategy margin --policy greedy --schedule refit --cold-start 0",
-    "margin+balanced": "--strategy margin --policy greedy --class-balance on --cold-start 0",
+    "margin+eps0.1": "--strategy margin --policy epsilon_greedy --epsilon 0.1",
+    "margin+eps0.2": "--strategy margin --policy epsilon_greedy --epsilon 0.2",
+    "margin": "--strategy margin --policy greedy",
+    "margin+power": "--strategy margin --policy power",
+    "bald": "--strategy bald --policy epsilon_greedy",
 }
 CONFIGS = {name: options.split() for name, options in _OPTIONS.items()}
-#: What one plain command runs (about 10 min on 2 idle cores): "old default" is the foundation's default.
-DEFAULT_SET = (
-    "random",
-    "default",
-    "margin",
-    "margin+power",
-    "margin+cold2",
-    "margin+power+cold2",
-    "margin+kcenter",
-    "bald",
-    "bandit",
-    "margin+shrink",
-    "margin+balanced",
-)
-QUICK = ("random", "default", "margin", "bald")
-BUDGETS = (20, 50, 100, 200, 300, 500)
-TARGETS = (0.90, 0.95)
+DEFAULT_SET = ("random", "default")
+TARGETS = (0.85, 0.90, 0.95)
+DATASETS = {
+    # name: (writer, image side the model sees, labels per run, random's labels per run)
+    "digits": ("digits", 16, 300, 500),
+    "faces": ("faces", 25, 120, 150),
+}
 
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
+    parser.add_argument("--dataset", default="digits", choices=sorted(DATASETS))
     parser.add_argument(
         "--configs", default=",".join(DEFAULT_SET), help=f"comma-separated, from {list(CONFIGS)}"
     )
-    parser.add_argument("--quick", action="store_true", help=f"only {', '.join(QUICK)}, 2 seeds, 150 labels")
     parser.add_argument("--seeds", type=int, default=3, help="paired seeds: N of them (default 3)")
     parser.add_argument("--first-seed", type=int, default=0, help="seeds first..first+N-1 (default 0)")
-    parser.add_argument("--budget", type=int, default=300, help="training labels per run (default 300)")
-    parser.add_argument(
-        "--random-budget",
-        type=int,
-        default=500,
-        help="labels for random (default 500): it needs more to reach 95%%, the ratios are to its curve",
-    )
-    parser.add_argument("--size", type=int, default=16, help="image side in pixels (default 16)")
+    parser.add_argument("--budget", type=int, default=None, help="labels per run (default: the data set's)")
+    parser.add_argument("--random-budget", type=int, default=None, help="labels for random (it needs more)")
     parser.add_argument("--every", type=int, default=10, help="labels between evaluations and queries")
     parser.add_argument("--jobs", type=int, default=2, help="runs at the same time (default 2: 2 cores)")
     parser.add_argument("--out", type=Path, default=RESULTS, help="folder for the CSVs and the PNG")
-    parser.add_argument("--tag", default="label_efficiency", help="file name stem of the outputs")
-    parser.add_argument(
-        "--from-csv", type=Path, default=None, help="no runs: table and plot again from a CSV this wrote"
-    )
+    parser.add_argument("--tag", default=None, help="file name stem (default: label_efficiency_<dataset>)")
+    parser.add_argument("--from-csv", type=Path, default=None, help="no runs: table and plot from a CSV")
     args = parser.parse_args(argv)
-    if args.quick:
-        args.configs, args.seeds, args.budget, args.random_budget = ",".join(QUICK), 2, 150, 200
+    _, args.size, budget, random_budget = DATASETS[args.dataset]
+    args.budget = args.budget or budget
+    args.random_budget = args.random_budget or random_budget
+    args.tag = args.tag or f"label_efficiency_{args.dataset}"
     names = [c for c in args.configs.split(",") if c]
     unknown = [c for c in names if c not in CONFIGS]
     if unknown:
         parser.error(f"unknown configuration(s) {unknown}: choose from {list(CONFIGS)}")
     if "random" not in names:
-        names.insert(0, "random")  # every ratio is to random
+        names.insert(0, "random")  # the reference comes from random's curve
     args.names = names
     return args
 
 
-def _seeds(args) -> range:
+def seeds(args) -> range:
     return range(args.first_seed, args.first_seed + args.seeds)
+
+
+def write_images(dataset: str, size: int, folder: Path) -> None:
+    from oal_widget.data.samples import write_digits, write_faces
+
+    if dataset == "digits":
+        write_digits(folder, per_class=None, size=size, seed=0)
+    else:
+        write_faces(folder, size=size)
 
 
 def run_one(images: Path, name: str, seed: int, args, tmp: Path) -> list[dict]:
@@ -124,135 +113,122 @@ def run_one(images: Path, name: str, seed: int, args, tmp: Path) -> list[dict]:
     if done.returncode != 0:
         raise RuntimeError(f"{name} seed {seed} failed ({' '.join(cmd)}):\n{done.stderr[-3000:]}")
     with out.open(newline="") as f:
-        rows = list(csv.DictReader(f))
-    return [{**r, "config": name} for r in rows]
+        return [{**r, "config": name} for r in csv.DictReader(f)]
 
 
-def curves(rows: list[dict], names: list[str], seeds):
-    """{config: (n_labels (m,), accuracy (seeds, m))} on the evaluation points all seeds share."""
-    out = {}
-    for name in names:
-        per_seed = []
-        for seed in seeds:
-            mine = {
-                int(r["n_labels"]): float(r["accuracy"])
-                for r in rows
-                if r["config"] == name and int(r["seed"]) == seed
-            }
-            per_seed.append(mine)
-        ns = sorted(set.intersection(*(set(m) for m in per_seed)))
-        out[name] = (np.array(ns), np.array([[m[n] for n in ns] for m in per_seed]))
-    return out
+# --- the summary ------------------------------------------------------------------------------------------
+def per_seed(rows, name, seed, x="n_labels", y="true_accuracy") -> dict[int, float]:
+    return {int(r[x]): float(r[y]) for r in rows if r["config"] == name and int(r["seed"]) == seed}
 
 
-def labels_to_reach(ns: np.ndarray, acc: np.ndarray, target: float) -> float:
-    """First evaluated label count where the accuracy reaches ``target`` (NaN: not within the budget)."""
-    hit = np.flatnonzero(acc >= target)
-    return float(ns[hit[0]]) if len(hit) else math.nan
+def mean_curve(rows, name, seeds_, x="n_labels", y="true_accuracy"):
+    """(x (m,), y (seeds, m)) on the x values every seed has."""
+    runs = [per_seed(rows, name, s, x, y) for s in seeds_]
+    xs = sorted(set.intersection(*(set(r) for r in runs)))
+    return np.array(xs), np.array([[r[v] for v in xs] for r in runs])
 
 
-def summarise(rows, names, args) -> list[dict]:
-    data = curves(rows, names, _seeds(args))
-    rns, racc = data["random"]
+def first_reach(xs, ys, target: float) -> float:
+    hit = np.flatnonzero(ys >= target)
+    return float(xs[hit[0]]) if len(hit) else math.nan
+
+
+def summarise(rows, args) -> list[dict]:
+    s = list(seeds(args))
+    rx, ry = mean_curve(rows, "random", s, x="n_train")
     table = []
-    for name in names:
-        ns, acc = data[name]
-        mean = acc.mean(axis=0)
-        within = ns <= args.budget  # random runs further; compare areas on the same range
+    for name in args.names:
+        xs, ys = mean_curve(rows, name, s)
+        mean = ys.mean(axis=0)
         row = {"config": name, "options": " ".join(CONFIGS[name]) or "(product defaults)"}
-        for b in BUDGETS:
-            if b in ns:
-                i = int(np.flatnonzero(ns == b)[0])
-                row[f"acc@{b}"] = round(float(mean[i]), 4)
-        # Area under the learning curve: mean accuracy over the shared evaluation points (trapezoid / span).
-        xs, ys = ns[within], mean[within]
-        row["aulc"] = round(float(np.trapezoid(ys, xs) / (xs[-1] - xs[0])), 4) if len(xs) > 1 else math.nan
         for t in TARGETS:
-            # Labels to reach the target on the MEAN curve, and its ratio to random's.
-            need = labels_to_reach(ns, mean, t)
-            rneed = labels_to_reach(rns, racc.mean(axis=0), t)
+            need = first_reach(xs, mean, t)
+            reference = first_reach(rx, ry.mean(axis=0), t) / 0.8
             row[f"labels@{t:.0%}"] = need
+            row[f"reference@{t:.0%}"] = round(reference, 1) if math.isfinite(reference) else math.nan
             row[f"ratio@{t:.0%}"] = (
-                round(need / rneed, 3) if math.isfinite(need) and math.isfinite(rneed) else math.nan
+                round(need / reference, 3) if math.isfinite(need * reference) else math.nan
             )
-            per_seed = [labels_to_reach(ns, a, t) for a in acc]
             row[f"labels@{t:.0%} per seed"] = "/".join(
-                "-" if math.isnan(v) else str(int(v)) for v in per_seed
+                "-" if math.isnan(v) else str(int(v)) for v in (first_reach(xs, a, t) for a in ys)
             )
-        # Paired difference to random from 20 labels up: its worst mean, and the noise (2 standard errors).
-        common = [n for n in ns if 20 <= n <= args.budget and n in rns]
-        if name != "random" and common:
-            ia = [int(np.flatnonzero(ns == n)[0]) for n in common]
-            ir = [int(np.flatnonzero(rns == n)[0]) for n in common]
-            diff = acc[:, ia] - racc[:, ir]
-            d = diff.mean(axis=0)
-            se = diff.std(axis=0, ddof=1) / math.sqrt(len(diff)) if len(diff) > 1 else np.zeros_like(d)
-            worst = int(np.argmin(d))
-            row["worst_vs_random"] = round(float(d[worst]), 4)
-            row["worst_at"] = int(common[worst])
-            row["below_random_beyond_noise"] = int(np.sum(d + 2 * se < 0))
         mine = [r for r in rows if r["config"] == name]
+        after = [r for r in mine if int(r["n_labels"]) >= 100]
+        row["test_share@100"] = (
+            _share([r for r in after if int(r["n_labels"]) == min(int(q["n_labels"]) for q in after)])
+            if after
+            else math.nan
+        )
         last = {}
-        for r in mine:  # the cumulative timing of each run's last row
+        for r in mine:
             last[int(r["seed"])] = r
+        row["test_share_end"] = _share(list(last.values()))
+        gaps = [
+            abs(float(r["accuracy"]) - float(r["true_accuracy"])) for r in mine if int(r["n_labels"]) >= 50
+        ]
+        row["gap_from_50"] = round(float(np.mean(gaps)), 4) if gaps else math.nan
         q = sum(float(r["query_seconds"]) for r in last.values())
         nq = sum(int(r["queries"]) for r in last.values())
-        tr = sum(float(r["train_seconds"]) for r in last.values())
-        nl = sum(int(r["n_labels"]) for r in last.values())
         row["s_per_query"] = round(q / nq, 3) if nq else math.nan
-        row["s_per_update"] = round(tr / nl, 4) if nl else math.nan
         table.append(row)
     return table
 
 
-def plot(rows, names, args, path: Path) -> None:
+def _share(rows) -> float:
+    if not rows:
+        return math.nan
+    return round(float(np.mean([int(r["n_test"]) / int(r["n_labels"]) for r in rows])), 3)
+
+
+def plot(rows, args, path: Path) -> None:
     from matplotlib.figure import Figure
 
-    data = curves(rows, names, _seeds(args))
+    s = list(seeds(args))
     fig = Figure(figsize=(9, 5.5), dpi=110)
     ax = fig.add_subplot(1, 1, 1)
-    for name in names:
-        ns, acc = data[name]
+    for name in args.names:
+        xs, ys = mean_curve(rows, name, s)
         style = {"lw": 1.2, "alpha": 0.8}
-        if name in ("random", "default"):  # the comparison that matters: drawn on top, with their spread
-            style = {"lw": 2.8, "zorder": 5, "color": "black" if name == "random" else "tab:red"}
-        (line,) = ax.plot(ns, acc.mean(axis=0), label=name, **style)
         if name in ("random", "default"):
-            ax.fill_between(
-                ns, acc.min(axis=0), acc.max(axis=0), color=line.get_color(), alpha=0.15, zorder=4
-            )
+            style = {"lw": 2.6, "zorder": 5, "color": "black" if name == "random" else "tab:red"}
+        (line,) = ax.plot(xs, ys.mean(axis=0), label=f"{name}: true accuracy", **style)
+        if name in ("random", "default"):
+            ax.fill_between(xs, ys.min(axis=0), ys.max(axis=0), color=line.get_color(), alpha=0.12, zorder=4)
+        if name == "default":
+            sx, sy = mean_curve(rows, name, s, y="accuracy")
+            ax.plot(sx, sy.mean(axis=0), ls="--", color="tab:red", lw=1.2, label="default: shown accuracy")
     for t in TARGETS:
         ax.axhline(t, color="grey", ls=":", lw=0.8)
-    ax.set_ylim(0.5, 1.0)
-    ax.set_xlabel("training labels")
-    ax.set_ylabel("test accuracy")
+    ax.set_ylim(0.4, 1.0)
+    ax.set_xlabel("labels the person gave (test labels included)")
+    ax.set_ylabel("accuracy on the oracle set")
     ax.set_title(
-        f"digits (1,797, {args.size}x{args.size}): mean over {args.seeds} paired seeds "
-        f"(band: min-max of random and default), {time.strftime('%Y-%m-%d')}",
+        f"{args.dataset} ({args.size}x{args.size}): mean over {args.seeds} paired seeds "
+        f"(band: min-max), {time.strftime('%Y-%m-%d')}",
         fontsize=10,
     )
     ax.grid(alpha=0.3)
-    ax.legend(loc="lower right", fontsize=8, ncol=2)
+    ax.legend(loc="lower right", fontsize=8)
     fig.savefig(path)
 
 
 def print_table(table) -> None:
-    cols = ["config", *[f"acc@{b}" for b in BUDGETS], "aulc", "labels@90%", "ratio@90%", "labels@95%"]
-    cols += ["ratio@95%", "worst_vs_random", "s_per_query", "s_per_update"]
-    print("  ".join(f"{c:>15}" if i else f"{c:<16}" for i, c in enumerate(cols)))
+    cols = ["config"]
+    for t in TARGETS:
+        cols += [f"labels@{t:.0%}", f"reference@{t:.0%}", f"ratio@{t:.0%}"]
+    cols += ["test_share@100", "test_share_end", "gap_from_50", "s_per_query"]
+    print("  ".join(f"{c:>13}" if i else f"{c:<14}" for i, c in enumerate(cols)))
     for row in table:
         cells = []
         for i, c in enumerate(cols):
             v = row.get(c, "")
             text = f"{v:.4g}" if isinstance(v, float) else str(v)
-            cells.append(f"{text:>15}" if i else f"{text:<16}")
+            cells.append(f"{text:>13}" if i else f"{text:<14}")
         print("  ".join(cells))
 
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    from oal_widget.data.samples import write_digits
-
     start = time.monotonic()
     args.out.mkdir(parents=True, exist_ok=True)
     if args.from_csv is not None:
@@ -261,12 +237,12 @@ def main(argv=None) -> int:
         args.names = list(dict.fromkeys(r["config"] for r in rows))
         args.seeds = len({r["seed"] for r in rows})
         args.first_seed = min(int(r["seed"]) for r in rows)
-        return _report(rows, args, start, runs=0)
+        return report(rows, args, start, runs=0)
     with tempfile.TemporaryDirectory(prefix="oal-bench-") as tmp:
         tmp = Path(tmp)
-        images = tmp / "digits"
-        write_digits(images, per_class=None, size=args.size, seed=0)
-        jobs = [(name, seed) for seed in _seeds(args) for name in args.names]
+        images = tmp / args.dataset
+        write_images(args.dataset, args.size, images)
+        jobs = [(name, seed) for seed in seeds(args) for name in args.names]
         rows: list[dict] = []
         with concurrent.futures.ThreadPoolExecutor(args.jobs) as ex:
             futures = {ex.submit(run_one, images, n, s, args, tmp): (n, s) for n, s in jobs}
@@ -279,24 +255,23 @@ def main(argv=None) -> int:
         writer = csv.DictWriter(f, fieldnames=["config", *[k for k in rows[0] if k != "config"]])
         writer.writeheader()
         writer.writerows(rows)
-    return _report(rows, args, start, runs=len(jobs))
+    return report(rows, args, start, runs=len(jobs))
 
 
-def _report(rows, args, start, runs: int) -> int:
-    """Summary CSV, plot and printed table from the rows of every run."""
+def report(rows, args, start, runs: int) -> int:
     stem = args.out / args.tag
-    table = summarise(rows, args.names, args)
+    table = summarise(rows, args)
     with open(f"{stem}_summary.csv", "w", newline="") as f:
-        keys = list(dict.fromkeys(k for row in table for k in row))
-        writer = csv.DictWriter(f, fieldnames=keys)
+        writer = csv.DictWriter(f, fieldnames=list(dict.fromkeys(k for row in table for k in row)))
         writer.writeheader()
         writer.writerows(table)
-    plot(rows, args.names, args, Path(f"{stem}.png"))
+    plot(rows, args, Path(f"{stem}.png"))
     print_table(table)
+    load = os.getloadavg()[0]
     print(
-        f"\n{runs} runs ({args.seeds} seeds, budget {args.budget}, {args.size}x{args.size}) in "
-        f"{time.monotonic() - start:.0f} s on {os.cpu_count()} CPU cores; wrote {stem}.csv, "
-        f"{stem}_summary.csv, {stem}.png"
+        f"\n{runs} runs ({args.dataset}, {args.seeds} seeds from {args.first_seed}, budget {args.budget}) in "
+        f"{time.monotonic() - start:.0f} s on {os.cpu_count()} CPU cores (load {load:.1f}), "
+        f"{time.strftime('%Y-%m-%d')}; wrote {stem}.csv, {stem}_summary.csv, {stem}.png"
     )
     return 0
 

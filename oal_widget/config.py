@@ -21,6 +21,9 @@ __all__ = ["Config", "DIVERSITY_NAMES", "METRICS", "POLICY_NAMES", "SCHEDULE_NAM
 # Metrics the trainer computes on the test split; thresholds may use any of them.
 METRICS = ("accuracy", "loss")
 SCHEDULE_NAMES = ("warm", "shrink_perturb", "refit")
+#: The largest grid page: every tile is a widget, and the next page's thumbnails are decoded ahead into
+#: a cache of 64 (``session.thumbnails.CACHE_SIZE``).
+MAX_GRID_SIZE = 48
 
 
 @dataclass(frozen=True)
@@ -87,6 +90,10 @@ class Config:
     #: ``transfer_model_fn``) is computed once and cached in ``<workdir>/cache``; training and queries run
     #: the small head on it. ``"auto"`` when every layer up to ``embedding`` is frozen and deterministic.
     frozen_backbone: object = "auto"
+    #: CPU threads TensorFlow may use for training: ``"auto"`` leaves one core to the browser, the server
+    #: and the kernel that show the next image (on 2 cores: key-to-image p99 halved); a number; or None
+    #: (TensorFlow's choice: every core). Applied before TensorFlow's first operation in the kernel.
+    tf_threads: object = "auto"
     #: A pretrained ``keras.applications`` backbone by name, frozen, under a small head trained on its
     #: embeddings: ``mobilenet_v3_small``, ``mobilenet_v3_large``, ``mobilenet_v2``, ``mobilenet``,
     #: ``efficientnet_b0`` or ``resnet50`` (real photos; use an ``input_shape`` of 96 px or more).
@@ -95,6 +102,9 @@ class Config:
     #: Weights for ``backbone``: ``"imagenet"`` (Keras' cache folder, else downloaded), the path of a
     #: weights file, or None (random).
     backbone_weights: object = "imagenet"
+    #: Images per page of the grid view (key ``g``): thumbnails of the next images in the order, each
+    #: showing the label it will get; Enter stores the whole page at once (one undo step).
+    grid_size: int = 24
 
     def __post_init__(self):
         object.__setattr__(self, "input_shape", _check_shape(self.input_shape))
@@ -106,12 +116,20 @@ class Config:
                 _bad(name, value, "a whole number >= 1")
         if not _is_int(self.min_test_labels) or self.min_test_labels < 1:
             _bad("min_test_labels", self.min_test_labels, "a whole number >= 1")
+        if not _is_int(self.grid_size) or not 1 <= self.grid_size <= MAX_GRID_SIZE:
+            _bad("grid_size", self.grid_size, f"a whole number from 1 to {MAX_GRID_SIZE}, e.g. 24")
         if not _is_int(self.query_sample) or self.query_sample < 0:
             _bad("query_sample", self.query_sample, "a whole number >= 0 (0 scores the whole pool)")
         if not isinstance(self.image_cache, bool):
             _bad("image_cache", self.image_cache, "True or False")
         if self.distribute is not None and not callable(getattr(self.distribute, "scope", None)):
             _bad("distribute", self.distribute, "None or a tf.distribute strategy, e.g. MirroredStrategy()")
+        if not (
+            self.tf_threads is None
+            or self.tf_threads == "auto"
+            or (_is_int(self.tf_threads) and self.tf_threads >= 1)
+        ):
+            _bad("tf_threads", self.tf_threads, "'auto', a whole number >= 1, or None")
         if self.backbone is not None and (not isinstance(self.backbone, str) or not self.backbone.strip()):
             _bad("backbone", self.backbone, "None or a backbone name, e.g. 'mobilenet_v3_small'")
         if self.backbone_weights is not None and not isinstance(self.backbone_weights, (str, os.PathLike)):

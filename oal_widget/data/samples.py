@@ -1,4 +1,5 @@
-"""Real sample data that ships inside a package: scikit-learn's handwritten digits as PNG files.
+"""Real sample data that ships inside packages, as PNG files: scikit-learn's handwritten digits and
+scikit-image's face crops.
 
 Used by ``scripts/make_sample_images.py`` (the committed ``images/``), by the tests and by the
 benchmarks. No download: the 1,797 digits (8x8, 16 grey levels) come with scikit-learn.
@@ -42,4 +43,25 @@ def write_digits(out, per_class: int | None = 30, size: int = 32, seed: int = 0)
             path = folder / f"digit_{i:04d}.png"
             Image.fromarray(images[i]).resize((size, size), Image.BICUBIC).save(path)
             written.append(path)
+    return written
+
+
+def write_faces(out, size: int = 25) -> list[Path]:
+    """scikit-image's 200 LFW crops (100 faces, 100 background patches, 25x25 grey) as
+    ``out/face/face_NNN.png`` and ``out/background/background_NNN.png``: a second real image set, of
+    another look and size than the digits, for evidence that carries over. No download."""
+    try:
+        from skimage.data import lfw_subset
+    except ImportError as e:  # scikit-image is a dev dependency only
+        raise ImportError("the face crops need scikit-image: pip install 'oal_widget[dev]'") from e
+    images = (np.clip(lfw_subset(), 0, 1) * 255).round().astype(np.uint8)
+    out = Path(out)
+    written = []
+    for i, image in enumerate(images):
+        name = "face" if i < 100 else "background"
+        folder = out / name
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / f"{name}_{i:03d}.png"
+        Image.fromarray(image).resize((size, size), Image.BICUBIC).save(path)
+        written.append(path)
     return written

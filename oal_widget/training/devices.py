@@ -1,15 +1,57 @@
-"""Where the model runs: TensorFlow's default device, or a user's ``tf.distribute`` strategy.
+"""Where the model runs: TensorFlow's default device, or a user's ``tf.distribute`` strategy, and how
+many CPU threads TensorFlow may take.
 
 Everything that differs under a strategy is here: building in its scope (variables mirrored per
 device), batches padded to a multiple of the replicas (Keras fails on a replica that gets no example),
 and prediction through the distributed ``predict`` (``predict_on_batch`` returns one copy per replica).
+
+Training runs beside a browser, a Jupyter server and the kernel that handle the person's keys. When
+TensorFlow's threads fill every core, the next image waits for CPU (measured with bench/key_to_image.py
+on 2 cores: key-to-image p99 323 ms with TensorFlow on both cores, 173 ms with one left free). So by
+default TensorFlow gets every core but one.
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
+import os
 
 import numpy as np
+
+log = logging.getLogger(__name__)
+
+
+def tf_threads(setting) -> int | None:
+    """The number of compute threads TensorFlow should use: ``"auto"``: every core but one (at least
+    one); a number: that; None: TensorFlow's own choice."""
+    if setting is None:
+        return None
+    if setting == "auto":
+        return max(1, (os.cpu_count() or 2) - 1)
+    return int(setting)
+
+
+def limit_threads(setting) -> None:
+    """Apply ``tf_threads(setting)`` before TensorFlow's first operation (once TensorFlow ran in this
+    process its thread pools are fixed: then nothing changes and the log says so)."""
+    n = tf_threads(setting)
+    if n is None:
+        return
+    import tensorflow as tf
+
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(n)
+        tf.config.threading.set_inter_op_parallelism_threads(1)
+    except RuntimeError:  # initialised by earlier TensorFlow work in this kernel: keep its setting
+        current = tf.config.threading.get_intra_op_parallelism_threads()
+        if current != n:
+            log.info(
+                "TensorFlow already started with %s threads; tf_threads=%r not applied",
+                current or "all",
+                setting,
+            )
+    return ""
 
 
 class Devices:

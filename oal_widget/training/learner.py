@@ -54,7 +54,9 @@ class Learner:
         Raises ``TrainingError`` when ``model_fn`` fails or builds a model that does not fit.
         """
         from . import models  # imports TensorFlow: the slow part
+        from .devices import limit_threads
 
+        limit_threads(self.config.tf_threads)  # before the first operation: a core stays free for the keys
         shape, n = self.config.input_shape, len(self.label_names)
         note, model = "", None
         if resume is not None and resume.exists():
