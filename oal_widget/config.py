@@ -90,6 +90,9 @@ class Config:
     #: ``transfer_model_fn``) is computed once and cached in ``<workdir>/cache``; training and queries run
     #: the small head on it. ``"auto"`` when every layer up to ``embedding`` is frozen and deterministic.
     frozen_backbone: object = "auto"
+    #: Seconds an image shown to a session stays reserved for it (no one else is shown it) unless it is
+    #: labelled or skipped first; a killed kernel's images come back after this.
+    claim_lease: float = 600.0
     #: CPU threads TensorFlow may use for training: ``"auto"`` leaves one core to the browser, the server
     #: and the kernel that show the next image (on 2 cores: key-to-image p99 halved); a number; or None
     #: (TensorFlow's choice: every core). Applied before TensorFlow's first operation in the kernel.
@@ -130,6 +133,9 @@ class Config:
             or (_is_int(self.tf_threads) and self.tf_threads >= 1)
         ):
             _bad("tf_threads", self.tf_threads, "'auto', a whole number >= 1, or None")
+        lease = self.claim_lease
+        if isinstance(lease, bool) or not isinstance(lease, (int, float)) or not 1 <= lease < math.inf:
+            _bad("claim_lease", lease, "a number of seconds >= 1, e.g. 600")
         if self.backbone is not None and (not isinstance(self.backbone, str) or not self.backbone.strip()):
             _bad("backbone", self.backbone, "None or a backbone name, e.g. 'mobilenet_v3_small'")
         if self.backbone_weights is not None and not isinstance(self.backbone_weights, (str, os.PathLike)):

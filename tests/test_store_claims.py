@@ -156,3 +156,21 @@ def test_processes_claiming_at_once_never_get_the_same_image(backend, tmp_path):
     who = {a.path: a.annotator for a in annotations}
     for k, r in enumerate(results):
         assert all(who[p] == f"annotator{k}" for p in r["labelled"])
+
+
+def test_a_restarted_kernel_adopts_the_claims_of_its_dead_predecessor_only(backend, two, monkeypatch):
+    """Same person, same host: the claims of a session whose process is gone come back at once (the
+    image on screen when the kernel died is shown again); a live session keeps its own."""
+    from oal_widget.data.store import claims
+
+    a, b = two
+    a.claim(["x.png", "y.png"], lease_s=600)
+    assert claims._dead_here(a.session_id) is False  # this very process: alive
+    assert claims._dead_here(a.session_id.rsplit(":", 1)[0] + ":999999999") is True  # no such pid
+    assert claims._dead_here("abc@another-host:1") is False  # another machine: left to the lease
+    restarted = backend.open(annotator="alice")
+    assert restarted.adopt(lease_s=600) == []  # a is alive: its claims stay its own
+    monkeypatch.setattr(claims, "_dead_here", lambda session: session == a.session_id)
+    assert b.adopt(lease_s=600) == []  # another person adopts nothing
+    assert sorted(restarted.adopt(lease_s=600)) == ["x.png", "y.png"]
+    assert restarted.claimed() == {"x.png", "y.png"} and a.claimed() == set()

@@ -19,6 +19,8 @@ from collections.abc import Callable, Iterable
 
 #: How many images ``back`` can walk back through.
 BACK_LIMIT = 1000
+#: The next images of a lane offered to ``claim`` with the one about to be shown.
+CLAIM_LOOKAHEAD = 8
 
 
 class Lane:
@@ -93,12 +95,15 @@ class Order:
         counts: ``() -> (training labels, test labels)`` given so far.
         pick: ``(n_train, n_test) -> "train" | "test"``: the lane the next image comes from (when
             both have images).
+        claim: ``(path, the next paths of its lane) -> bool``: reserve ``path`` before it is shown;
+            False passes it over (another session holds it). None: no claims.
     """
 
-    def __init__(self, train, test, *, wanted, readable, counts, pick):
+    def __init__(self, train, test, *, wanted, readable, counts, pick, claim=None):
         self.lanes = {"train": Lane(train), "test": Lane(test)}
         self._test_paths = set(test)
         self._wanted, self._readable, self._counts, self._pick = wanted, readable, counts, pick
+        self._claim = claim
         self._skipped: dict[str, None] = {}  # skipped by the person, in skip order: kept at the end
         self._back: collections.deque[str] = collections.deque(maxlen=BACK_LIMIT)
         self._forward: list[str] = []  # labelled images stepped back over, to step forward again
@@ -118,10 +123,12 @@ class Order:
         n_train, n_test = self._counts()
         first = self._pick(n_train, n_test)
         for name in (first, "test" if first == "train" else "train"):
-            path = self.lanes[name].pop(self._wanted)
-            if path is not None:
-                self.current = path
-                return path
+            lane = self.lanes[name]
+            while (path := lane.pop(self._wanted)) is not None:
+                if self._claim is None or self._claim(path, lane.head(self._wanted, CLAIM_LOOKAHEAD)):
+                    self.current = path
+                    return path
+                # Another session holds it: passed over; ``reinstate`` brings it back if it returns.
         self.current = None
         return None
 

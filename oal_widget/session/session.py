@@ -29,6 +29,7 @@ from ..workdir import CACHE_DIR, MODEL_FILE, default_workdir
 from . import labels as label_names
 from .book import LabelBook
 from .bridge import TrainerBridge
+from .claims import Claims
 from .labelling import Labelling
 from .order import Order
 from .readouts import Readouts
@@ -56,8 +57,7 @@ class Session(Readouts):
             the same workdir has stopped and saved its model).
         import_labels: a CSV of ``path,label``, an oal_widget JSON export or a folder sorted in
             class sub-folders whose labels are imported before the start (see ``import_labels``).
-        store: None keeps the labels in a SQLite file in the workdir; a
-            ``postgresql://user@host:port/dbname`` URL keeps them in PostgreSQL (a team on one data set).
+        store: None: a SQLite file in the workdir; ``postgresql://user@host:port/dbname``: PostgreSQL.
         project: separates data sets in one database (default: the images folder's name).
         annotator: who labels (default: the login name); every label records it.
         pool: an ``ImagePool`` of ``images`` to label instead of all of them (e.g. an oracle set left out).
@@ -134,6 +134,7 @@ class Session(Readouts):
         shuffled = list(self.pool.paths)
         random.Random(self.config.seed).shuffle(shuffled)
         book = self._book
+        self._claims = Claims(self.store, self.config.claim_lease)
         self._order = Order(
             [p for p in shuffled if p not in test and p not in book],
             [p for p in shuffled if p in test and p not in book],
@@ -142,6 +143,9 @@ class Session(Readouts):
             counts=lambda: (book.n_train_labelled, book.n_test_labelled),
             pick=lambda n_train, n_test: (
                 "test" if wants_test(n_train, n_test, self._trainer_state.halfwidth()) else "train"
+            ),
+            claim=lambda path, ahead: self._claims.ensure(
+                path, ahead, getattr(self, "_order", None) and self._order.current
             ),
         )
         self._updates = Updates(self._trainer_state, self._order, self._lock, on_change, on_update_ready)
@@ -208,15 +212,11 @@ class Session(Readouts):
                 resume_model=model_path if model_path.exists() and not self._labels_changed else None,
             )
 
-    @property
-    def trainer(self):
-        """The trainer (None before ``start``)."""
-        return self._bridge.trainer
-
-    @property
-    def model(self):
-        """The trainer's live Keras model, or None while there is none."""
-        return getattr(self._bridge.trainer, "model", None)
+    trainer = property(lambda self: self._bridge.trainer, doc="The trainer (None before ``start``).")
+    model = property(
+        lambda self: getattr(self._bridge.trainer, "model", None),
+        doc="The trainer's live Keras model, or None.",
+    )
 
     # --- trainer updates -------------------------------------------------------------------------------
     def apply_pending(self) -> set[str]:
@@ -255,8 +255,12 @@ class Session(Readouts):
         return self._labelling.undo()
 
     def skip(self) -> str | None:
-        """Move the current image to the end of the order (kept behind the others across queries)."""
-        return self._labelling.skip()
+        """Move the current image to the end of the order (behind the others across queries); its claim
+        is given back meanwhile."""
+        path = self._labelling.skip()
+        if path is not None:
+            self._claims.give_back(path)
+        return path
 
     def back(self) -> str | None:
         """Show the previous image again (to relabel it: labelling replaces). Returns it, or None."""
@@ -381,7 +385,7 @@ class Session(Readouts):
         return open_store(**self._store_args)
 
     def _wanted(self, path: str) -> bool:
-        return path not in self._book and path not in self._unreadable
+        return path not in self._book and path not in self._unreadable and path not in self._claims.taken
 
     def _set_unreadable(self, path: str, reason: str) -> None:
         with self._lock:

@@ -9,7 +9,12 @@ from ..messages import Labelled, Unlabelled
 
 
 def refresh(session) -> bool:
-    """Take the other sessions' labels, relabels and undos into ``session``; True when any changed."""
+    """Take the other sessions' labels, relabels and undos into ``session``; True when any changed.
+    Images another session held and let go of come back into the order."""
+    with session._lock:
+        for path in session._claims.returned():
+            if path in session._book.pool and session._wanted(path):
+                session._order.reinstate(path)
     version = session.store.data_version()  # before the read: a commit during it shows next time
     with session._lock:
         if version == session._data_version:

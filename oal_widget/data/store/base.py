@@ -10,6 +10,8 @@ undo and claims runs one at a time per project on both backends.
 from __future__ import annotations
 
 import json
+import os
+import socket
 import threading
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -96,7 +98,8 @@ class StoreCore:
 
     def _init_core(self, annotator) -> None:
         self.annotator: str = check_annotator(annotator)
-        self.session_id: str = uuid.uuid4().hex
+        # ``<random>@<host>:<pid>``: a later session on this host can tell a dead kernel's claims.
+        self.session_id: str = f"{uuid.uuid4().hex}@{socket.gethostname()}:{os.getpid()}"
         self._lock = threading.RLock()
         self._project: int | None = None
         self.project: str | None = None

@@ -7,6 +7,8 @@ an image. They do not change ``data_version()`` (nobody needs to re-read labels 
 
 from __future__ import annotations
 
+import os
+import socket
 from collections.abc import Iterable
 from datetime import timedelta
 
@@ -48,6 +50,27 @@ class Claims:
                 got.append(path)
             self._lease(tx, got, lease_s)
             return got
+
+        got = self._write(work, bump=False)
+        self._lease_s = lease_s
+        return got
+
+    def adopt(self, *, lease_s: float) -> list[str]:
+        """Take over the live claims of DEAD sessions of the same annotator on this host: a restarted
+        kernel gets back at once the images its killed predecessor reserved (the image on screen among
+        them), instead of waiting for their lease. A live session (another notebook) keeps its own;
+        sessions on other hosts are left to their lease. Returns the paths."""
+        lease_s = check_lease(lease_s)
+
+        def work(tx: Tx) -> list[str]:
+            rows = tx.all(
+                "SELECT path, session FROM claims "
+                "WHERE project_id = ? AND annotator = ? AND session <> ? AND expires > ?",
+                (tx.project, self.annotator, self.session_id, tx.stamp),
+            )
+            paths = [path for path, session in rows if _dead_here(session)]
+            self._lease(tx, paths, lease_s)
+            return paths
 
         got = self._write(work, bump=False)
         self._lease_s = lease_s
@@ -117,3 +140,18 @@ class Claims:
             return {r[0] for r in rows}
 
         return self._read(work)
+
+
+def _dead_here(session: str) -> bool:
+    """Whether a session id (``<random>@<host>:<pid>``) names a process of this host that is gone."""
+    _, _, where = session.rpartition("@")
+    host, _, pid = where.rpartition(":")
+    if host != socket.gethostname() or not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except OSError:  # alive, another user's
+        return False
+    return False
