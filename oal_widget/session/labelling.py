@@ -74,24 +74,63 @@ class Labelling:
             return True
 
     def undo(self) -> str | None:
+        paths = self.undo_step()
+        return paths[0] if paths else None
+
+    def undo_step(self, show_labelled: bool = True) -> list[str]:
+        """Undo this session's latest step (one label or a whole page); its images come back on screen,
+        the first one current. ``show_labelled=False`` (the review queue): an image that gets an older
+        label back stays off the order. Returns the paths restored; ``UndoConflict`` after restoring the
+        others when another annotator changed some of them since."""
         with self._lock:
-            try:
-                path = self.store.undo()
-            except UndoConflict:
+            result = self.store.undo_step()
+            for path in reversed(result.paths):  # shown last to first: the first ends up current
+                restored = self.store.get(path)  # the label it had before, if any
+                self.book.set(path, restored)
+                self.bridge.forget(path)
+                if restored is None:
+                    self.bridge.send(Unlabelled(path), flush=True)
+                else:
+                    self.bridge.send(Labelled(path, restored, self.book.split(path)), flush=True)
+                self._unreadable.pop(path, None)
+                if restored is None or show_labelled:
+                    self.order.show(path)
+            if result.conflicts:
                 self._sync()  # another annotator's newer label stands: take it in, then say so
-                raise
-            if path is None:
-                return None
-            restored = self.store.get(path)  # the label it had before, if any
-            self.book.set(path, restored)
-            self.bridge.forget(path)
-            if restored is None:
-                self.bridge.send(Unlabelled(path), flush=True)
-            else:
-                self.bridge.send(Labelled(path, restored, self.book.split(path)), flush=True)
-            self._unreadable.pop(path, None)
-            self.order.show(path)
-            return path
+                raise UndoConflict(result)
+            return list(result.paths)
+
+    # --- many at once: a grid page, a review fix ---------------------------------------------------------
+    def label_page(self, items, model_labels: int | None = None) -> list[str]:
+        """Store ``(path, label, source)`` items in ONE transaction (one undo step; an unknown label
+        raises ``ValueError`` and stores nothing), then tell the trainer of each and move the order on.
+        ``model_labels``: what the ``accepted`` ones record."""
+        with self._lock:
+            items = [(path, name, source) for path, name, source in items]
+            self.store.label_many(items, model_labels=model_labels)
+            now = time.monotonic()
+            for path, name, source in items:
+                self._tell(path, name, source, now)
+            if self.order.current in {path for path, _, _ in items}:
+                self.order.done_with_current()
+            self.bridge.flush()  # a page is a batch already: none of it waits for the next one
+            return [path for path, _, _ in items]
+
+    def relabel(self, path: str, name: str, source: str = "review") -> None:
+        """Give an image that is not on screen (e.g. in the review queue) a new label; the order is left
+        as it is."""
+        with self._lock:
+            if name not in self._names():
+                raise ValueError(f"label {name!r} is not one of the labels {self._names()!r}")
+            self.store.label(path, name, source=source)
+            self._tell(path, name, source, time.monotonic())
+
+    def _tell(self, path: str, name: str, source: str, sent_at: float) -> None:
+        """The mirror and the trainer learn of a committed label."""
+        self.book.set(path, name)
+        self.bridge.forget(path)  # an older label of it still held back must never go out
+        explored = path in self._state.explored
+        self.bridge.send(Labelled(path, name, self.book.split(path), sent_at, explored, source))
 
     def skip(self) -> str | None:
         with self._lock:

@@ -37,6 +37,33 @@ class Readouts:
         with self._lock:
             return self._order.upcoming(n)
 
+    def page(self, n: int) -> list[str]:
+        """The next ``n`` images still unlabelled in the order, current first (a grid page). Cheap."""
+        with self._lock:
+            head = [self._order.current] if self._order.current is not None else []
+            ahead = head + self._order.upcoming(2 * n)  # images stepped back over may be labelled
+            return [p for p in dict.fromkeys(ahead) if p not in self._book and p not in self._unreadable][:n]
+
+    @property
+    def predicted_at(self) -> int | None:
+        """Training labels the model had when it made the predictions shown now (None: no query yet)."""
+        return self._trainer_state.predicted_at
+
+    def first_sight(self) -> dict:
+        """path -> the class probabilities the model gave a training image BEFORE it learnt from its label
+        (out of sample: what the review queue ranks by); {} while the trainer keeps none."""
+        seen = getattr(self._bridge.trainer, "first_sight", None)
+        for _ in range(3):  # the trainer's thread adds to it: copy again if it grew during the copy
+            try:
+                return dict(seen or {})
+            except RuntimeError:
+                continue
+        return {}
+
+    def counts_by_source(self) -> dict[str, int]:
+        """Standing labels per source (person, accepted, review, imported), from the store."""
+        return self.store.counts_by_source()
+
     def display_png(self, path: str) -> bytes:
         """PNG bytes of ``path`` for the panel (decoded ahead); ``ImageError`` for unreadable files."""
         return self.thumbnails.png(path)

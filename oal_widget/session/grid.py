@@ -1,0 +1,191 @@
+"""A grid page: the next images of the order as tiles, each showing the label it will get; one commit
+stores the whole page.
+
+Headless (``ui/grid.py`` draws it). A tile gets the person's own label when they set one (source
+``person``), else the model's prediction as shown (``accepted``, with ``model_labels`` = the training
+labels the model had when it predicted), else nothing. A test image never shows a prediction and gets
+nothing until the person sets it: its label grades the model. ``commit`` stores every tile that shows a
+label in ONE transaction (one undo step), the trainer hears of each, the order moves on and the next
+page is built; ``undo`` takes the last step back and, when that was this grid's last page, shows the
+page again as it was (the person's choices included) so one tile can be fixed and the page stored again.
+
+The page keeps the predictions it showed: a newer query only replaces them while the person has not
+touched the page yet, so what is stored is what was on screen.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+#: Tiles per row: the cursor moves up and down by this many.
+COLUMNS = 8
+
+
+@dataclass
+class Tile:
+    path: str
+    test: bool
+    #: (label, confidence) on the tile; always None for a test image.
+    prediction: tuple[str, float] | None = None
+    #: The person's own label for it.
+    chosen: str | None = None
+    #: The person took the label off: the tile gets nothing this page.
+    cleared: bool = False
+
+
+class Grid:
+    """Args: the ``Session``; ``size`` (default the ``grid_size`` setting); ``columns``; ``grouped``:
+    tiles shown grouped by predicted class (the one that does not belong stands out)."""
+
+    def __init__(self, session, size: int | None = None, columns: int = COLUMNS, grouped: bool = True):
+        self.session = session
+        self.size = size or session.config.grid_size
+        self.columns = max(1, min(columns, self.size))
+        self.grouped = grouped
+        #: The page in the order's order (``shown`` is the display order).
+        self.tiles: list[Tile] = []
+        self.cursor = 0  # an index into ``shown``
+        self.predicted_at: int | None = None
+        self._last: tuple | None = None  # the last page stored: (tiles, paths, predicted_at)
+
+    # --- the page -------------------------------------------------------------------------------------
+    def open(self) -> None:
+        """The next ``size`` images still unlabelled in the order become the page."""
+        s = self.session
+        self.predicted_at = s.predicted_at
+        self.tiles = [self._tile(path) for path in s.page(self.size)]
+        self.cursor = 0
+
+    def _tile(self, path: str) -> Tile:
+        test = self.session.is_test(path)
+        return Tile(path, test, None if test else self.session.prediction(path))
+
+    @property
+    def touched(self) -> bool:
+        return any(t.chosen is not None or t.cleared for t in self.tiles)
+
+    def refresh(self) -> bool:
+        """Take a newer query's predictions while the person has not touched the page; True if any changed."""
+        if self.touched or not self.tiles:
+            return False
+        fresh = [self._tile(t.path) for t in self.tiles]
+        if [t.prediction for t in fresh] == [t.prediction for t in self.tiles]:
+            return False
+        self.tiles, self.predicted_at = fresh, self.session.predicted_at
+        return True
+
+    @property
+    def shown(self) -> list[Tile]:
+        """The tiles in display order: grouped by predicted class in label order, most confident first,
+        the tiles without a prediction last; else the order's order."""
+        if not self.grouped:
+            return list(self.tiles)
+        rank = {name: i for i, name in enumerate(self.session.label_names)}
+
+        def key(tile: Tile):
+            if tile.prediction is None:
+                return (len(rank) + 1, 0.0)
+            name, confidence = tile.prediction
+            return (rank.get(name, len(rank)), -confidence)
+
+        return sorted(self.tiles, key=key)  # stable: ties keep the order's order
+
+    def gets(self, tile: Tile) -> tuple[str, str] | None:
+        """(label, source) the tile will be stored with, or None."""
+        s = self.session
+        if tile.chosen is not None:
+            return tile.chosen, "person"
+        if tile.cleared or tile.test or tile.prediction is None:
+            return None
+        if s.label_of(tile.path) is not None or tile.path in s._unreadable:
+            return None  # labelled elsewhere meanwhile (another panel), or it cannot be shown
+        return tile.prediction[0], "accepted"
+
+    def summary(self) -> dict[str, int]:
+        """Tiles by what they will get: accepted, person, nothing (and of those, test images)."""
+        out = {"tiles": len(self.tiles), "accepted": 0, "person": 0, "nothing": 0, "test_unset": 0}
+        for tile in self.tiles:
+            got = self.gets(tile)
+            out[got[1] if got else "nothing"] += 1
+            out["test_unset"] += got is None and tile.test
+        return out
+
+    def ahead(self) -> list[str]:
+        """The images of the page after this one (to decode ahead), assuming this one gets stored."""
+        mine = {t.path for t in self.tiles}
+        return [p for p in self.session.page(2 * self.size) if p not in mine][: self.size]
+
+    # --- the cursor -----------------------------------------------------------------------------------
+    @property
+    def under_cursor(self) -> Tile | None:
+        shown = self.shown
+        return shown[self.cursor] if 0 <= self.cursor < len(shown) else None
+
+    def move(self, dx: int = 0, dy: int = 0) -> None:
+        """Move the cursor ``dx`` tiles on (rows wrap) and ``dy`` rows down; it stays on the page."""
+        if self.tiles:
+            self.cursor = max(0, min(len(self.tiles) - 1, self.cursor + dx + dy * self.columns))
+
+    def point(self, index: int) -> None:
+        """The cursor goes to the ``index``-th tile shown (a click)."""
+        if 0 <= index < len(self.tiles):
+            self.cursor = index
+
+    # --- the person's choices -------------------------------------------------------------------------
+    def set(self, name: str) -> None:
+        """The tile under the cursor gets ``name`` (the person's own label); the cursor moves on."""
+        if name not in self.session.label_names:
+            raise ValueError(f"label {name!r} is not one of the labels {self.session.label_names!r}")
+        tile = self.under_cursor
+        if tile is None:
+            return
+        tile.chosen, tile.cleared = name, False
+        self.move(1)
+
+    def clear(self) -> None:
+        """The tile under the cursor gets nothing this page; again: it shows the prediction again."""
+        tile = self.under_cursor
+        if tile is None:
+            return
+        if self.gets(tile) is not None:
+            tile.chosen, tile.cleared = None, True
+        else:
+            tile.cleared = False
+
+    def group(self, on: bool | None = None) -> None:
+        """Group the tiles by predicted class (``None`` toggles); the cursor stays on its tile."""
+        tile = self.under_cursor
+        self.grouped = (not self.grouped) if on is None else on
+        if tile is not None:
+            self.cursor = self.shown.index(tile)
+
+    # --- storing ---------------------------------------------------------------------------------------
+    def commit(self) -> list[str]:
+        """Store every tile that shows a label in ONE transaction, then show the next page. Returns the
+        paths stored ([] when no tile shows a label: nothing is stored, the page stays)."""
+        items = []
+        for tile in self.tiles:
+            got = self.gets(tile)
+            if got is not None:
+                items.append((tile.path, *got))
+        if not items:
+            return []
+        stored = self.session._labelling.label_page(items, model_labels=self.predicted_at)
+        self._last = ([replace(t) for t in self.tiles], frozenset(stored), self.predicted_at)
+        self.open()
+        return stored
+
+    def undo(self) -> list[str]:
+        """Undo this session's last step; when it was this grid's last page, that page comes back as it
+        was. Returns the paths restored ([]: nothing to undo). ``UndoConflict`` names images another
+        annotator changed since (they keep that label)."""
+        restored = self.session._labelling.undo_step()
+        last, self._last = self._last, None
+        if not restored:
+            return []
+        if last is not None and frozenset(restored) == last[1]:
+            self.tiles = [t for t in last[0] if self.session.label_of(t.path) is None]
+            self.predicted_at, self.cursor = last[2], 0
+        else:
+            self.open()
+        return restored

@@ -1,0 +1,295 @@
+"""The grid page, headless: which tiles, what each will get, one commit per page, undo of a page.
+
+Real SQLite store and images, a fake trainer (no TensorFlow): predictions arrive as the trainer's
+Updates do.
+"""
+
+from __future__ import annotations
+
+import pytest
+from fake_trainer import Factory
+
+from oal_widget.data.store import UndoConflict
+from oal_widget.messages import Labelled, Unlabelled, Update
+from oal_widget.session.grid import Grid
+from oal_widget.session.session import Session
+
+LABELS = ["0", "1", "2"]
+SHAPE = (16, 16, 1)
+
+
+def make(root, **kw) -> tuple[Session, Factory]:
+    factory = Factory()
+    kw.setdefault("input_shape", SHAPE)
+    return Session(root, LABELS, trainer_factory=factory, **kw), factory
+
+
+def truth(path: str) -> str:
+    return path.split("/", 1)[0]  # the digit's folder
+
+
+def predict(session, factory, wrong=(), confidence=0.9, n_labels=7) -> dict:
+    """A query Update predicting every image: its true digit, or the next digit for ``wrong`` ones."""
+    predictions = {}
+    for path in session.pool.paths:
+        name = truth(path)
+        if path in wrong:
+            name = LABELS[(LABELS.index(name) + 1) % len(LABELS)]
+        predictions[path] = (name, confidence)
+    factory.last.publish(Update(status="training", n_labels=n_labels, predictions=predictions))
+    return predictions
+
+
+@pytest.fixture
+def session(small_digits):
+    s, factory = make(small_digits, grid_size=6, test_fraction=0.25)
+    yield s, factory
+    s.close()
+
+
+def check_order(s: Session) -> None:
+    """The order stays a permutation of the images still unlabelled."""
+    order = s.order()
+    labelled = set(s.store.labels())
+    assert len(order) == len(set(order))
+    assert set(order) == {p for p in s.pool.paths if p not in labelled}
+
+
+# --- the page ----------------------------------------------------------------------------------------
+def test_the_page_is_the_next_images_of_the_order_current_first(session):
+    s, _ = session
+    grid = Grid(s)
+    assert grid.size == 6 == s.config.grid_size
+    grid.open()
+    paths = [t.path for t in grid.tiles]
+    assert paths == s.order()[:6] and paths[0] == s.current
+    assert all(s.label_of(p) is None for p in paths)
+
+
+def test_a_tile_shows_the_prediction_a_test_tile_never_does(session):
+    s, factory = session
+    grid = Grid(s)
+    grid.open()
+    assert all(grid.gets(t) is None for t in grid.tiles)  # no prediction yet: nothing to store
+    predict(s, factory)
+    grid.open()
+    tests = [t for t in grid.tiles if t.test]
+    trains = [t for t in grid.tiles if not t.test]
+    assert tests and trains, "the seed gives a page with both kinds"
+    for tile in trains:
+        assert tile.prediction == (truth(tile.path), 0.9)
+        assert grid.gets(tile) == (truth(tile.path), "accepted")
+    for tile in tests:
+        assert tile.prediction is None and grid.gets(tile) is None
+    assert grid.summary() == {
+        "tiles": 6, "accepted": len(trains), "person": 0, "nothing": len(tests), "test_unset": len(tests),
+    }  # fmt: skip
+
+
+# --- the cursor and the person's choices ---------------------------------------------------------------
+def test_the_cursor_moves_over_the_tiles_and_stays_on_the_page(small_digits):
+    s, _ = make(small_digits, grid_size=20)
+    try:
+        grid = Grid(s, columns=8)
+        grid.open()
+        grid.move(1)
+        assert grid.cursor == 1
+        grid.move(dy=1)
+        assert grid.cursor == 9
+        grid.move(dy=1)
+        assert grid.cursor == 17
+        grid.move(dy=1)  # no row below: the last tile
+        assert grid.cursor == 19
+        grid.move(-30)
+        assert grid.cursor == 0
+        grid.point(12)
+        assert grid.cursor == 12 and grid.under_cursor is grid.shown[12]
+        grid.point(99)  # no such tile: the cursor stays
+        assert grid.cursor == 12
+    finally:
+        s.close()
+
+
+def test_a_label_sets_the_tile_under_the_cursor_and_moves_on_clear_takes_it_off(session):
+    s, factory = session
+    predict(s, factory)
+    grid = Grid(s, grouped=False)
+    grid.open()
+    first = grid.under_cursor
+    grid.set("2")
+    assert grid.gets(first) == ("2", "person") and grid.cursor == 1
+    grid.point(0)
+    grid.clear()
+    assert grid.gets(first) is None and first.cleared
+    grid.clear()  # again: the prediction is back (a test tile stays without)
+    assert grid.gets(first) == (None if first.test else (truth(first.path), "accepted"))
+    with pytest.raises(ValueError, match="not one of the labels"):
+        grid.set("cat")
+
+
+def test_tiles_grouped_by_predicted_class_put_the_odd_one_among_its_group(session):
+    s, factory = session
+    grid = Grid(s, grouped=True)
+    grid.open()
+    wrong = next(t.path for t in grid.tiles if not t.test)
+    predict(s, factory, wrong={wrong})
+    grid.open()
+    shown = grid.shown
+    keys = [LABELS.index(t.prediction[0]) if t.prediction else 99 for t in shown]
+    assert keys == sorted(keys), "tiles grouped in label order, those without a prediction last"
+    odd = next(t for t in shown if t.path == wrong)
+    block = [i for i, t in enumerate(shown) if t.prediction and t.prediction[0] == odd.prediction[0]]
+    assert block == list(range(block[0], block[-1] + 1)), "one class, one contiguous group"
+    assert shown.index(odd) in block, "the wrongly predicted image sits among the images of that class"
+    grid.point(shown.index(odd))
+    grid.group(False)
+    assert grid.under_cursor is odd and grid.shown == grid.tiles  # the cursor stays on its tile
+
+
+def test_newer_predictions_replace_the_shown_ones_only_while_the_page_is_untouched(session):
+    s, factory = session
+    grid = Grid(s)
+    grid.open()
+    predict(s, factory, confidence=0.6, n_labels=4)
+    assert grid.refresh() and grid.predicted_at == 4
+    predict(s, factory, confidence=0.95, n_labels=9)
+    grid.point(0)
+    grid.set("1")
+    assert not grid.refresh(), "a touched page keeps what the person saw"
+    assert {t.prediction[1] for t in grid.tiles if t.prediction} == {0.6} and grid.predicted_at == 4
+
+
+# --- storing and undoing a page ------------------------------------------------------------------------
+def test_commit_stores_the_page_in_one_transaction_with_its_sources(session, monkeypatch):
+    s, factory = session
+    predict(s, factory, n_labels=7)
+    grid = Grid(s, grouped=False)
+    grid.open()
+    page = list(grid.tiles)
+    set_tile = next(t for t in page if not t.test)
+    grid.point(page.index(set_tile))
+    grid.set("2")  # the person's own label over a prediction
+    calls = []
+    real = s.store.label_many
+    monkeypatch.setattr(s.store, "label_many", lambda *a, **kw: calls.append(a) or real(*a, **kw))
+    monkeypatch.setattr(s.store, "label", lambda *a, **kw: pytest.fail("a page is stored at once"))
+    sent_before = len(factory.last.commands)
+
+    stored = grid.commit()
+
+    assert len(calls) == 1, "one transaction for the whole page"
+    want = {t.path for t in page if not t.test}
+    assert set(stored) == want
+    records = {r.path: r for r in s.store.records()}
+    assert set(records) == want
+    for path, record in records.items():
+        if path == set_tile.path:
+            assert (record.label, record.source, record.model_labels) == ("2", "person", None)
+        else:
+            assert (record.label, record.source, record.model_labels) == (truth(path), "accepted", 7)
+    sent = [c for c in factory.last.commands[sent_before:] if isinstance(c, Labelled)]
+    assert {(c.path, c.label, c.source) for c in sent} == {
+        (p, records[p].label, records[p].source) for p in want
+    }, "the trainer hears of every label, with its source"
+    assert not set(stored) & set(s.order()), "the order moved on: those images are no longer wanted"
+    check_order(s)
+    assert [t.path for t in grid.tiles] == s.order()[:6], "the next page shows"
+    assert not {t.path for t in grid.tiles} & want
+
+
+def test_backspace_undoes_the_whole_page_and_shows_it_again_as_it_was(session):
+    s, factory = session
+    predict(s, factory)
+    grid = Grid(s, grouped=False)
+    grid.open()
+    page = [t.path for t in grid.tiles]
+    grid.point(1)
+    grid.set("0")
+    stored = grid.commit()
+    assert s.store.labels()
+
+    restored = grid.undo()
+
+    assert set(restored) == set(stored) and s.store.labels() == {}
+    assert factory.last.labels() == {}, "the trainer forgot every label of the page"
+    assert sum(isinstance(c, Unlabelled) for c in factory.last.commands) == len(stored)
+    assert [t.path for t in grid.tiles] == page and grid.tiles[1].chosen == "0"
+    assert s.current == page[0]
+    check_order(s)
+    assert grid.undo() == [], "nothing more to undo"
+
+
+def test_the_single_views_undo_after_a_page_brings_back_every_image_of_it(session):
+    """A page is one undo step wherever the undo comes from: the mirror and the trainer follow all of it."""
+    s, factory = session
+    predict(s, factory)
+    grid = Grid(s)
+    grid.open()
+    stored = grid.commit()
+    assert len(stored) > 1
+    assert s.undo() == stored[0]
+    assert all(s.label_of(p) is None for p in stored) and s.progress()["labelled"] == 0
+    assert factory.last.labels() == {}
+    check_order(s)
+
+
+def test_a_test_image_gets_only_the_label_the_person_gives_it(session):
+    s, factory = session
+    predict(s, factory)
+    grid = Grid(s, grouped=False)
+    grid.open()
+    test_tile = next(t for t in grid.tiles if t.test)
+    grid.commit()
+    assert s.label_of(test_tile.path) is None, "never the model's label"
+    assert test_tile.path in [t.path for t in grid.tiles], "it stays on the next page, unlabelled"
+    grid.point(grid.shown.index(next(t for t in grid.tiles if t.path == test_tile.path)))
+    grid.set(truth(test_tile.path))
+    grid.commit()
+    assert s.store.record(test_tile.path).source == "person" and s.is_test(test_tile.path)
+
+
+def test_nothing_to_store_stores_nothing_and_keeps_the_page(session):
+    s, _ = session
+    grid = Grid(s)
+    grid.open()
+    page = [t.path for t in grid.tiles]
+    assert grid.commit() == [] and s.store.labels() == {}
+    assert [t.path for t in grid.tiles] == page
+
+
+def test_a_tile_labelled_by_another_session_keeps_that_label(session):
+    s, factory = session
+    predict(s, factory, wrong=set(s.pool.paths))  # every prediction wrong
+    grid = Grid(s, grouped=False)
+    grid.open()
+    other = s._another_store()
+    try:
+        taken = next(t for t in grid.tiles if not t.test)
+        other.label(taken.path, truth(taken.path))
+        s.refresh()
+        assert grid.gets(taken) is None
+        grid.commit()
+        assert s.store.get(taken.path) == truth(taken.path), "the prediction never overwrote it"
+    finally:
+        other.close()
+
+
+def test_an_undo_over_another_annotators_change_says_so_and_keeps_it(small_digits):
+    s, factory = make(small_digits, grid_size=4, test_fraction=0)
+    try:
+        predict(s, factory)
+        grid = Grid(s)
+        grid.open()
+        stored = grid.commit()
+        other = s._another_store()
+        try:
+            other.label(stored[0], "2")  # the same annotator in another session changes one image
+        finally:
+            other.close()
+        with pytest.raises(UndoConflict):
+            grid.undo()
+        assert s.label_of(stored[0]) == "2" and s.store.get(stored[0]) == "2"
+        assert all(s.label_of(p) is None for p in stored[1:]), "the others were undone"
+        check_order(s)
+    finally:
+        s.close()
