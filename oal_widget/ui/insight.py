@@ -45,12 +45,15 @@ class Insight:
         self.final_status.add_class("oal-final-status")
         self.forecast = widgets.HTML()
         self.forecast.add_class("oal-forecast")
+        self.sources = widgets.HTML()
+        self.sources.add_class("oal-sources")
         self.confusion = widgets.HTML()
         self.confusion.add_class("oal-confusion")
         self.most_wrong = widgets.HBox(layout=widgets.Layout(flex_flow="row wrap"))
         self.most_wrong.add_class("oal-most-wrong")
         self.details = widgets.VBox(
-            [self.forecast, self.confusion, self.most_wrong], layout=widgets.Layout(display="none")
+            [self.forecast, self.sources, self.confusion, self.most_wrong],
+            layout=widgets.Layout(display="none"),
         )
         self.details.add_class("oal-insight")
         self.box = widgets.VBox(
@@ -116,6 +119,8 @@ class Insight:
 
         def work():
             try:
+                sources = sources_html(self.session)  # a store query: here, not on the UI thread
+                self._post(lambda: setattr(self.sources, "value", sources))
                 result = self.session.diagnose(N_WRONG)
                 tiles = self._tiles(result)  # decoding thumbnails: here, not on the UI thread
                 self._post(lambda: self.show(result, tiles))
@@ -143,6 +148,7 @@ class Insight:
     def show(self, result: dict | None, tiles=None) -> None:
         self.details.layout.display = None
         self.forecast.value = forecast_html(self.session)
+        self.sources.value = sources_html(self.session)
         if result is None:
             self.confusion.value = "<p>no model yet: the trainer is still starting (or in error)</p>"
             self.most_wrong.children = []
@@ -150,6 +156,18 @@ class Insight:
         tiles = self._tiles(result) if tiles is None else tiles
         self.most_wrong.children = tiles or [widgets.HTML("<p>no test image is misclassified</p>")]
         self.confusion.value = diagnostics.confusion_html(result)  # last: the table means "all shown"
+
+
+def sources_html(session) -> str:
+    """Labels per source, and how to look at the accepted ones (they are where a model's bias creeps in)."""
+    counts = session.counts_by_source()
+    shown = " · ".join(f"{html.escape(source)} {n}" for source, n in counts.items())
+    reviewable = len(session.first_sight())
+    return (
+        f"<p>labels by source: {shown}. Accepted labels are the model's predictions you took; "
+        f"to check them, export (the <code>source</code> column) or press r: the review queue ranks "
+        f"{reviewable} training labels by how likely they are wrong.</p>"
+    )
 
 
 def forecast_html(session) -> str:

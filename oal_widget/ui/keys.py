@@ -10,30 +10,59 @@ from __future__ import annotations
 import html
 from collections.abc import Mapping
 
+#: Letters that label the 11th label on (the digits label the first ten): the letters the panel's own
+#: keys do not use (p, g, r), so 33 labels have a key each; any number of labels can be typed (``/``).
+LABEL_LETTERS = "abcdefhijklmnoqstuvwxyz"
 #: Key -> action: an action name or ("label", index).
 DEFAULT_KEYS: dict[str, object] = {
     **{str(i): ("label", i - 1) for i in range(1, 10)},
     "0": ("label", 9),
+    **{letter: ("label", 10 + i) for i, letter in enumerate(LABEL_LETTERS)},
     "Backspace": "undo",
     "ArrowRight": "skip",
     "ArrowLeft": "back",
+    "ArrowUp": "up",
+    "ArrowDown": "down",
     "Enter": "accept",
+    "Delete": "clear",
     "p": "pause",
+    "g": "grid",
+    "G": "group",
+    "r": "review",
+    "/": "filter",
+    "Escape": "close",
     "?": "help",
 }
 #: Action names a key may map to, and what they do (shown in the help).
 ACTIONS: dict[str, str] = {
-    "undo": "undo the last label (that image comes back)",
-    "skip": "skip: show this image again at the end",
-    "back": "back to the previous image (label it again to change its label)",
-    "accept": "accept the model's prediction as the label (not on test images)",
+    "undo": "undo the last label (that image comes back); in the grid: the last page stored",
+    "skip": "skip: show this image again at the end; in the grid: cursor right",
+    "back": "back to the previous image (label it again to change its label); in the grid: cursor left",
+    "up": "in the grid: cursor up a row",
+    "down": "in the grid: cursor down a row",
+    "accept": "accept the model's prediction as the label (not on test images); in the grid: store the page",
+    "clear": "in the grid: the tile under the cursor gets no label (again: it shows its prediction again)",
     "pause": "pause / resume training",
+    "grid": "grid view: the next images as tiles, each with the label it will get (again: single view)",
+    "group": "in the grid: group the tiles by predicted class, or not",
+    "review": "review queue: the labels most likely to be wrong, worst first (again: leave it)",
+    "filter": "type a label's name: typing narrows the labels, arrows choose, Enter picks, Escape cancels",
+    "close": "back to the single view (from the grid or the review queue)",
     "help": "show / hide this help",
     "retry": "rebuild the model after an error",
     "stop": "stop and save",
 }
 _MODIFIERS = ("ctrlKey", "metaKey", "altKey")
-_SHOWN = {"ArrowLeft": "←", "ArrowRight": "→", "Backspace": "⌫", "Enter": "⏎"}
+_SHOWN = {
+    "ArrowLeft": "←",
+    "ArrowRight": "→",
+    "ArrowUp": "↑",
+    "ArrowDown": "↓",
+    "Backspace": "⌫",
+    "Enter": "⏎",
+    "Delete": "Del",
+    "Escape": "Esc",
+}
 
 
 def merge_keymap(keymap: Mapping | None) -> dict[str, object]:
@@ -76,12 +105,16 @@ def _check_action(key: str, action) -> object:
 
 
 def pressed(event: Mapping) -> str | None:
-    """The key of an ipyevents keydown dict, or None when it must not act (held, modified, other)."""
+    """The key of an ipyevents keydown dict, or None when it must not act (held, modified, other).
+    A capital letter without Shift is Caps Lock: it counts as the small letter."""
     if event.get("type", event.get("event")) != "keydown":
         return None
     if event.get("repeat") or any(event.get(m) for m in _MODIFIERS):
         return None  # a held key must not label a run of images; ctrl/meta/alt are the browser's
-    return event.get("key")
+    key = event.get("key")
+    if isinstance(key, str) and len(key) == 1 and key.isupper() and not event.get("shiftKey"):
+        return key.lower()
+    return key
 
 
 def by_action(keymap: Mapping[str, object]) -> dict:
@@ -97,23 +130,67 @@ def with_key(text: str, key: str | None) -> str:
     return f"{text} ({_SHOWN.get(key, key)})" if key else text
 
 
+def shown_key(key: str | None) -> str:
+    return _SHOWN.get(key, key) if key else ""
+
+
+def label_keys(keymap: Mapping[str, object], names) -> list[str | None]:
+    """The key of each label (None: no key; ``/`` and typing its name picks it)."""
+    keys = by_action(keymap)
+    return [keys.get(("label", i)) for i in range(len(names))]
+
+
+#: What the keys do in the grid and in the review queue (action -> text), for the help.
+IN_GRID = {
+    "accept": "store the page: every tile that shows a label, in one step",
+    "undo": "undo the last page stored (it comes back as it was)",
+    "back": "cursor left",
+    "skip": "cursor right",
+    "up": "cursor up",
+    "down": "cursor down",
+    "clear": "no label for the tile under the cursor (again: its prediction back)",
+    "group": "group the tiles by predicted class, or not",
+    "close": "back to the single view",
+}
+IN_REVIEW = {
+    "accept": "the label is right: keep it, next image",
+    "skip": "next image, undecided",
+    "back": "previous image",
+    "undo": "take back the last decision (a fix is undone)",
+    "close": "leave the review queue",
+}
+
+
 def help_html(keymap: Mapping[str, object], names) -> str:
-    """The help table: every key of the keymap with what it does (labels by name)."""
+    """The help: every key with what it does, every label with its key, the grid's and the review's keys."""
+    keys = by_action(keymap)
     rows = []
     for key, action in keymap.items():
         if isinstance(action, tuple):
-            if action[1] >= len(names):
-                continue
-            what = f"label: {names[action[1]]}"
-        else:
-            what = ACTIONS[action]
-        rows.append(f"<tr><td><kbd>{html.escape(key)}</kbd></td><td>{html.escape(what)}</td></tr>")
+            continue
+        rows.append(_row(key, ACTIONS[action]))
+    label_rows = []
+    for name, key in zip(names, label_keys(keymap, names), strict=True):
+        label_rows.append(_row(key, f"label: {name}" if key else f"label: {name} (/ then type it)"))
+
+    def section(title: str, what: Mapping[str, str], extra: str) -> str:
+        rows = "".join(_row(keys.get(a), text) for a, text in what.items() if keys.get(a))
+        return f"<b>{title}</b><table>{rows}</table>{extra}"
+
     return (
         "<div><b>Keys</b> (keys work while the pointer is over the panel; the border turns green "
         "and the corner says <i>keys live</i>)<table>" + "".join(rows) + "</table>"
-        "Labels after the tenth have buttons only. "
-        "Every label is saved before the next image shows.</div>"
-    )
+        "<b>Labels</b><table>" + "".join(label_rows) + "</table>"
+        + section("In the grid", IN_GRID, "A label key sets the tile under the cursor; the cursor moves on. "
+                  "A click on a tile puts the cursor there. A test image gets only the label you give it.")
+        + section("In the review queue", IN_REVIEW, "A label key fixes the label (recorded as a review).")
+        + "Every label is saved before the next image shows.</div>"
+    )  # fmt: skip
+
+
+def _row(key: str | None, what: str) -> str:
+    shown = f"<kbd>{html.escape(key)}</kbd>" if key else ""
+    return f"<tr><td>{shown}</td><td>{html.escape(what)}</td></tr>"
 
 
 def perform(session, action, shown: tuple[str, str] | None) -> str:
@@ -145,8 +222,8 @@ def _perform(session, action, shown) -> str:
     elif action == "accept":
         if shown is None or not session.accept_prediction(shown=shown):
             if session.is_test(session.current):
-                return "a test image needs your own label: press a number key"
-            return "no prediction for this image yet: press a number key"
+                return "a test image needs your own label: press a label key"
+            return "no prediction for this image yet: press a label key"
     elif action == "pause":
         session.resume() if session.paused else session.pause()
     elif action == "retry":

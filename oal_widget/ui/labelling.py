@@ -13,6 +13,7 @@ import ipywidgets as widgets
 
 from ..data.pool import ImageError
 from . import keys as keys_module
+from .label_buttons import LabelButtons
 
 IMAGE_SIDE = "384px"
 
@@ -46,8 +47,8 @@ class LabellingView:
         self.test_flag = label("oal-test-flag")
         self.prediction = label("oal-prediction")
         self.current_label = label("oal-current-label")
-        self.label_box = w.HBox(layout=w.Layout(flex_flow="row wrap"))
-        self.label_buttons: list[widgets.Button] = []
+        self.labels = LabelButtons(keymap, run)
+        self.label_box = self.labels.box
         self.undo = self._action_button("undo")
         self.back = self._action_button("back")
         self.skip = self._action_button("skip")
@@ -55,6 +56,8 @@ class LabellingView:
         self.pause = self._action_button("pause")
         self.retry = self._action_button("retry", key=False)
         self.retry.layout.display = "none"
+        self.grid_button = self._action_button("grid", cls="oal-grid-button")
+        self.review_button = self._action_button("review", cls="oal-review-button")
         self.help_button = self._action_button("help")
         self.stop = self._action_button("stop", text="stop and save", key=False, cls="oal-stop")
         self.stop.button_style = "warning"
@@ -65,6 +68,8 @@ class LabellingView:
             self.accept,
             self.pause,
             self.retry,
+            self.grid_button,
+            self.review_button,
             self.help_button,
             self.stop,
         ]
@@ -107,20 +112,12 @@ class LabellingView:
             button.add_class(cls)
         return button
 
+    @property
+    def label_buttons(self) -> list[widgets.Button]:
+        return self.labels.buttons
+
     def set_labels(self, names) -> None:
-        buttons = []
-        for i, name in enumerate(names):
-            key = self._keys.get(("label", i))
-            button = widgets.Button(
-                description=f"{key} · {name}" if key else name,
-                tooltip=f"label this image {name!r}" + (f" (key {key})" if key else ""),
-                layout=widgets.Layout(width="auto"),
-            )
-            button.add_class("oal-label-button")
-            button.on_click(lambda _b, i=i: self._run(("label", i)))
-            buttons.append(button)
-        self.label_buttons = buttons
-        self.label_box.children = buttons
+        self.labels.set_labels(names)
 
     def disable(self) -> None:
         for button in self.action_buttons + self.label_buttons:

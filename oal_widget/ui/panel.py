@@ -30,11 +30,13 @@ import ipywidgets as widgets
 from ..session.session import Session
 from . import keys as keys_module
 from . import registry
+from .api import PanelApi
 from .done import done_html
 from .insight import Insight
 from .keys import ACTIONS, DEFAULT_KEYS, merge_keymap
 from .label_editor import LabelEditor
 from .labelling import LabellingView, SkippedList, label
+from .modes import Modes
 from .plots_view import PlotsView
 from .style import KEYS_HINT, STYLE
 from .ui_thread import UiThread
@@ -48,7 +50,7 @@ PLOT_QUIET_S = 0.4
 PLOT_LATEST_S = 3.0
 
 
-class Annotator(widgets.VBox):
+class Annotator(PanelApi, widgets.VBox):
     """Label the images of a folder with number keys while a model trains on every label.
 
     Args:
@@ -121,61 +123,13 @@ class Annotator(widgets.VBox):
         # Last: the trainer thread's TensorFlow import competes for the GIL with building widgets.
         registry.take_over(self)
 
-    # --- Python API --------------------------------------------------------------------------------------
-    @property
-    def labels(self) -> dict[str, str]:
-        """path -> label, from the store."""
-        return self.session.labels()
-
-    @property
-    def history(self) -> list[dict]:
-        """Every evaluation so far (n_labels, accuracy, loss, n_test, seconds)."""
-        return self.session.history
-
-    @property
-    def model(self):
-        """The trainer's live Keras model, or None."""
-        return self.session.model
-
-    @property
-    def workdir(self):
-        """Where the labels, the model and its metrics are saved (``<images>/.oal`` by default)."""
-        return self.session.workdir
-
+    # --- Python API (the rest is in api.PanelApi) -------------------------------------------------------
     def stop(self, timeout: float = 10.0) -> dict[str, str]:
         """Stop the trainer (it saves) and show the end screen. Returns where files were saved."""
         saved = self.session.stop(timeout)
         with self._lock:
             self._show_done()
         return saved
-
-    def final_fit(self, epochs: int = 30, wait: bool = False):
-        """Train a new model from scratch on every label and save ``<workdir>/final/model.keras`` + card.
-
-        Runs in a worker thread; returns a ``concurrent.futures.Future`` whose result is the model
-        card (a dict). ``wait=True`` blocks until it is done and returns the card: do not use that in
-        the cell that shows the panel (keys are not processed while a cell runs).
-        """
-        future = self.insight.final_fit(epochs)
-        return future.result() if wait else future
-
-    def export(self, out, format: str | None = None, *, split: str = "all"):
-        """Write the labels as ``csv``, ``json`` or class ``folders`` (``image_dataset_from_directory``
-        loads those as is). The format is guessed from ``out`` when not given. Returns an
-        ``exports.ExportResult``."""
-        return self.session.export(out, format, split=split)
-
-    def diagnose(self, n_wrong: int = 8) -> dict | None:
-        """Confusion matrix, per-class accuracy and most wrong test images of the live model; also shown
-        in the panel. None while there is no model yet. Blocks for one pass over the test split."""
-        result = self.session.diagnose(n_wrong)
-        with self._lock:
-            self.insight.show(result)
-        return result
-
-    def forecast(self, metric: str = "accuracy", target: float | None = None):
-        """Labels the learning curve suggests are still needed (see ``forecast.forecast``)."""
-        return self.session.forecast(metric, target)
 
     # --- widgets -----------------------------------------------------------------------------------------
     def _build_widgets(self) -> None:
@@ -193,15 +147,18 @@ class Annotator(widgets.VBox):
         )
         self._error = label("oal-error")
         self.labelling = LabellingView(self._keymap, self._run, self._error)
+        # The grid, the review queue and the label filter (keys and buttons as in the single view).
+        self.modes = Modes(
+            self.session, self._keymap, self._run, self._on_tile, self._ui, self.labelling.labels
+        )
         self.editor = LabelEditor(self._keymap, self._start_labelling, self._show_error, self._error)
         self.insight = Insight(self.session, self._ui.post, self._show_error)
         self.plots = PlotsView()
         self._skipped = SkippedList()
         self._help = w.HTML(layout=w.Layout(display="none"))
         self._help.add_class("oal-help")
-        self._main = w.VBox(
-            [self.labelling.box, self.plots.box, self._skipped.html, self._help, self.insight.box]
-        )
+        self._main = w.VBox()
+        self._show_mode()
         self._main.add_class("oal-main")
         self._done = w.HTML(layout=w.Layout(display="none"))
         self._done.add_class("oal-done")
@@ -221,6 +178,7 @@ class Annotator(widgets.VBox):
         with self._lock:
             self._view = "label"
             self.labelling.set_labels(self.session.label_names)
+            self.modes.set_labels(self.session.label_names)
             self._help.value = keys_module.help_html(self._keymap, self.session.label_names)
             self.children = [self._style, self._header, self._main, self._error, self._done]
             self.event.watched_events = ["keydown"]
@@ -259,10 +217,27 @@ class Annotator(widgets.VBox):
     def _on_key(self, event: Mapping) -> None:
         """ipyevents' callback. Never raises into ipyevents."""
         try:
-            action = self._keymap.get(keys_module.pressed(event))
-            if action is not None and self._view == "label" and not self._finishing:
-                with self._lock:
+            key = keys_module.pressed(event)
+            if key is None or self._view != "label" or self._finishing:
+                return
+            with self._lock:
+                if self.modes.filter.active:  # typing a label's name: every key goes to the filter
+                    picked = self.modes.filter_key(key)
+                    if picked is not None:
+                        self._do(picked)
+                    return
+                action = self._keymap.get(key)
+                if action is not None:
                     self._do(action)
+        except Exception as e:
+            self._show_error(e)
+
+    def _on_tile(self, index: int) -> None:
+        """A click on a grid tile (ipyevents, kernel main thread): the cursor goes there."""
+        try:
+            if self._view == "label" and not self._finishing:
+                with self._lock:
+                    self.modes.tile(index)
         except Exception as e:
             self._show_error(e)
 
@@ -297,7 +272,17 @@ class Annotator(widgets.VBox):
         if action == "stop":
             self._stop_in_background()
             return
-        self._error.value = keys_module.perform(s, action, self.labelling.shown)
+        if action == "filter":
+            self.modes.start_filter()
+            return
+        if action in ("grid", "review", "close"):
+            self._error.value = ""
+            self.modes.switch(action)
+            self._show_mode()
+        elif self.modes.mode == "single":
+            self._error.value = keys_module.perform(s, action, self.labelling.shown)
+        else:
+            self._error.value = self.modes.do(action)
         s.refresh()  # labels from another panel on this workdir leave the order (cheap if none)
         self._show_current()
         self._refresh()
@@ -306,12 +291,19 @@ class Annotator(widgets.VBox):
         if s.current is None:
             self._finish()
 
+    def _show_mode(self) -> None:
+        """The view of the mode on screen (single, grid or review) in the main area."""
+        view = self.modes.box(self.labelling.box)
+        extra = [self.modes.filter_line, self.plots.box, self._skipped.html, self._help, self.insight.box]
+        self._main.children = [view, *extra]
+
     def _stop_in_background(self, reason: str | None = None) -> None:
         """With the lock held: disable the panel, stop (it saves) in a thread, then the end screen."""
         if self._finishing:
             return
         self._finishing = True
         self.labelling.disable()
+        self.modes.disable()
         self.labelling.status.value = "stopping: training a last round, evaluating and saving…"
 
         def stop():
@@ -334,7 +326,10 @@ class Annotator(widgets.VBox):
 
     # --- showing state (lock held) -----------------------------------------------------------------------
     def _show_current(self) -> None:
-        self.labelling.show_current(self.session, self._note_unreadable)
+        if self.modes.mode == "single":
+            self.labelling.show_current(self.session, self._note_unreadable)
+        else:
+            self.modes.show()
 
     def _note_unreadable(self, error) -> None:
         self._error.value = f"skipped {error}"
@@ -367,7 +362,10 @@ class Annotator(widgets.VBox):
             if self._view != "label":
                 return
             self.labelling.refresh_status(self.session)
-            self.labelling.show_prediction(self.session)
+            if self.modes.mode == "single":
+                self.labelling.show_prediction(self.session)
+            else:
+                self.modes.refresh()
             if "order" in kinds:
                 self.session.prefetch()
         if kinds & {"metrics", "stopped", "order"}:

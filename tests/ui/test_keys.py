@@ -31,7 +31,7 @@ def test_perform_acts_on_the_session_and_says_what_went_wrong(small_digits):
         first = session.current
         assert perform(session, ("label", 1), None) == "" and session.label_of(first) == "1"
         assert perform(session, ("label", 9), None) == ""  # no tenth label: nothing happens
-        assert "press a number key" in perform(session, "accept", None)
+        assert "press a label key" in perform(session, "accept", None)
         assert perform(session, "retry", None) == "nothing to retry: the model has no error"
         assert "label: 2" in help_html(DEFAULT_KEYS, session.label_names)
     finally:

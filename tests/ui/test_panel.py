@@ -155,12 +155,12 @@ def test_a_wrong_folder_raises_before_any_widget_exists(tmp_path):
     assert len(_instances) == before
 
 
-def test_label_buttons_show_their_keys_and_labels_beyond_ten_are_buttons_only(small_digits):
+def test_label_buttons_show_their_keys_letters_after_the_digits(small_digits):
     names = [f"c{i}" for i in range(12)]
     annotator, _ = make(small_digits, labels=names)
     descriptions = [b.description for b in annotator.labelling.label_buttons]
     assert descriptions[0] == "1 · c0" and descriptions[9] == "0 · c9"
-    assert descriptions[10:] == ["c10", "c11"]
+    assert descriptions[10:] == ["a · c10", "b · c11"]
     annotator.labelling.label_buttons[11].click()
     assert "c11" in annotator.labels.values()
 

@@ -1,0 +1,113 @@
+"""The ways of labelling beside the single view: the grid (``g``) and the review queue (``r``), and the
+label filter (``/``) that works in all three. Composed into the panel, which calls these with its lock
+held (keys and buttons on the kernel's main thread, trainer updates on its UI thread).
+
+The same keys mean what the view on screen says they mean (``actions.in_grid``, ``actions.in_review``;
+the single view's are ``keys.perform``); they arrive through the panel's one ipyevents Event whatever
+the view, so they work in JupyterLab and Notebook 7 alike.
+"""
+
+from __future__ import annotations
+
+from ..session.grid import Grid
+from ..session.review import ReviewQueue
+from . import actions
+from .grid import GridView
+from .label_filter import LabelFilter
+from .labelling import label
+from .review import ReviewView
+
+MODES = ("single", "grid", "review")
+
+
+class Modes:
+    """Args: the ``Session``, ``keymap``, ``run(action)`` for buttons, ``on_tile(index)``, the panel's
+    ``UiThread`` (its ``post`` and ``lock``), and the single view's ``LabelButtons`` (the filter narrows
+    them too)."""
+
+    def __init__(self, session, keymap, run, on_tile, ui, single_labels):
+        self.session = session
+        self.mode = "single"
+        self.grid = Grid(session)
+        self.grid_view = GridView(keymap, run, on_tile, ui.post, ui.lock)
+        self.review = ReviewQueue(session)
+        self.review_view = ReviewView(keymap, run)
+        self.filter = LabelFilter()
+        self.filter_line = label("oal-filter")
+        self.filter_line.layout.display = "none"
+        self._single_labels = single_labels
+
+    def set_labels(self, names) -> None:
+        self.grid_view.labels.set_labels(names)
+        self.review_view.labels.set_labels(names)
+
+    def box(self, single_box):
+        return {"grid": self.grid_view.box, "review": self.review_view.box}.get(self.mode, single_box)
+
+    # --- switching ------------------------------------------------------------------------------------
+    def switch(self, action: str) -> str:
+        """``grid`` / ``review``: open it (again: back to the single view); ``close``: the single view.
+        Returns the mode now."""
+        target = "single" if action == "close" or action == self.mode else action
+        self.stop_filter()
+        self.mode = target
+        if target == "grid":
+            self.grid.open()
+        elif target == "review":
+            self.review.open()
+        return target
+
+    # --- actions --------------------------------------------------------------------------------------
+    def do(self, action) -> str:
+        """An action in the grid or the review queue; what to tell the person."""
+        if self.mode == "grid":
+            return actions.in_grid(self.grid, action)
+        return actions.in_review(self.review, action)
+
+    def tile(self, index: int) -> None:
+        """A click on a tile: the cursor goes there."""
+        if self.mode == "grid":
+            self.grid.point(index)
+            self.grid_view.draw_cursor(self.grid, self.session)
+
+    def show(self) -> None:
+        """Draw the grid or the review view from the headless state."""
+        if self.mode == "grid":
+            self.grid_view.show(self.grid, self.session)
+        elif self.mode == "review":
+            self.review_view.show(self.review, self.session)
+
+    def refresh(self) -> None:
+        """After a trainer update: the grid takes newer predictions while its page is untouched."""
+        if self.mode == "grid" and self.grid.refresh():
+            self.grid_view.show(self.grid, self.session)
+        elif self.mode == "grid":
+            self.grid_view.draw_cursor(self.grid, self.session)
+
+    # --- the label filter -----------------------------------------------------------------------------
+    def start_filter(self) -> None:
+        self.filter.start(self.session.label_names)
+        self._draw_filter()
+
+    def stop_filter(self) -> None:
+        if self.filter.active:
+            self.filter.stop()
+        self._draw_filter()
+
+    def filter_key(self, key):
+        """A key while the filter runs: ``("label", i)`` when Enter picked one, else None."""
+        picked = self.filter.key(key)
+        self._draw_filter()
+        return picked if isinstance(picked, tuple) else None
+
+    def _draw_filter(self) -> None:
+        f = self.filter
+        self.filter_line.value = f.describe() if f.active else ""
+        self.filter_line.layout.display = None if f.active else "none"
+        for buttons in (self._single_labels, self.grid_view.labels, self.review_view.labels):
+            buttons.narrow(f.matches() if f.active else None, f.choice if f.active else None)
+
+    def disable(self) -> None:
+        self.grid_view.disable()
+        for button in self.review_view.buttons + self.review_view.labels.buttons:
+            button.disabled = True

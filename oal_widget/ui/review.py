@@ -1,0 +1,111 @@
+"""The review queue's view: one labelled image at a time, worst first (``session.review.ReviewQueue``),
+with its label, where the label came from and what the model said of it before it trained on it.
+
+A thin view over the headless queue; the panel calls ``show`` with its lock held.
+"""
+
+from __future__ import annotations
+
+import html
+
+import ipywidgets as widgets
+
+from ..data.pool import ImageError
+from . import keys as keys_module
+from .label_buttons import LabelButtons
+from .labelling import IMAGE_SIDE, label
+
+#: How each source reads in the view.
+SOURCES = {
+    "person": "your own label",
+    "accepted": "the model's prediction, accepted",
+    "review": "fixed in a review",
+    "imported": "imported from a file",
+}
+
+
+class ReviewView:
+    """Args: ``keymap`` (merged), ``run(action)`` for the buttons."""
+
+    def __init__(self, keymap, run):
+        self._keys = keys_module.by_action(keymap)
+        self._run = run
+        w = widgets
+        side = IMAGE_SIDE
+        look = w.Layout(width=side, height=side, object_fit="contain", border="1px solid #eee")
+        self.image = w.Image(format="png", layout=look)
+        self.image.add_class("oal-review-image")
+        self.position = label("oal-review-position")
+        self.filename = label("oal-filename")
+        self.info = w.HTML()
+        self.info.add_class("oal-review-info")
+        self.labels = LabelButtons(keymap, run, what="fix the label:")
+        self.confirm = self._button("keep label", "accept", "oal-review-confirm", "success")
+        self.next = self._button("next", "skip", "oal-review-next")
+        self.previous = self._button("previous", "back", "oal-review-previous")
+        self.undo = self._button("undo", "undo", "oal-review-undo")
+        self.close = self._button("leave review", "close", "oal-review-close")
+        self.buttons = [self.confirm, self.next, self.previous, self.undo, self.close]
+        text = w.VBox(
+            [
+                w.HTML("<b>Review</b>: the labels most likely to be wrong, worst first"),
+                self.position,
+                self.filename,
+                self.info,
+                self.labels.box,
+                w.HBox(self.buttons, layout=w.Layout(flex_flow="row wrap")),
+            ],
+            layout=w.Layout(width="100%", padding="0 0 0 10px"),
+        )
+        self.box = w.HBox([self.image, text])
+        self.box.add_class("oal-review")
+
+    def _button(self, text, action, cls, style="") -> widgets.Button:
+        button = widgets.Button(
+            description=keys_module.with_key(text, self._keys.get(action)),
+            tooltip=keys_module.IN_REVIEW.get(action, keys_module.ACTIONS[action]),
+            button_style=style,
+            layout=widgets.Layout(width="auto"),
+        )
+        button.add_class(cls)
+        button.on_click(lambda _b: self._run(action))
+        return button
+
+    def show(self, queue, session) -> None:
+        item = queue.current
+        for button in self.buttons[:-1]:
+            button.disabled = item is None
+        if item is None:
+            self.image.value = b""
+            self.filename.value = ""
+            self.position.value = f"nothing to review ({len(queue.decided)} decided in this session)"
+            self.info.value = (
+                "<p>The queue holds training labels the model has predicted before it trained on them; "
+                "it fills as you label (and once the model has started).</p>"
+            )
+            return
+        try:
+            self.image.value = session.display_png(item.path)
+        except ImageError as e:
+            self.image.value = b""
+            self.filename.value = f"{item.path}: cannot be read ({e.reason})"
+        else:
+            self.filename.value = item.path
+        self.position.value = (
+            f"{queue.position + 1} of {len(queue.items)} · {queue.n_flagged} flagged as likely mistakes"
+        )
+        self.info.value = info_html(item, queue.source_of(item))
+
+
+def info_html(item, source: str | None) -> str:
+    where = SOURCES.get(source, source or "source not recorded")
+    said = (
+        f"before training on it, the model said <b>{html.escape(item.predicted)}</b> "
+        f"({item.p_predicted:.0%}); it gave <b>{html.escape(item.label)}</b> {item.p_label:.0%}"
+    )
+    flag = (
+        "<br><span class='oal-review-flag'>likely mistake: another class reached its usual confidence</span>"
+        if item.flagged
+        else ""
+    )
+    return f"<p>labelled <b>{html.escape(item.label)}</b> ({html.escape(where)})<br>{said}{flag}</p>"
