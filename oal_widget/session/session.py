@@ -281,9 +281,7 @@ class Session(Readouts):
             self._paused = False
             self._bridge.send(Resume(), flush=True)
 
-    @property
-    def paused(self) -> bool:
-        return self._paused
+    paused = property(lambda self: self._paused, doc="Training is paused (labelling goes on).")
 
     def retry(self, model_fn: Callable | None = None) -> bool:
         """After a trainer error: build the model again, with ``model_fn`` when given (a fixed

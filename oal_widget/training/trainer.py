@@ -8,9 +8,11 @@ of the original framework), saving ``model.keras`` and ``metrics.csv``.
 
 from __future__ import annotations
 
+import atexit
 import logging
 import queue
 import threading
+import weakref
 
 from ..messages import Stop, Update
 from . import checkpoint
@@ -20,6 +22,17 @@ log = logging.getLogger(__name__)
 
 #: How long the idle loop blocks on the inbox before looking again (never forever: pitfall 3).
 IDLE_WAIT_S = 0.2
+#: At interpreter exit (a kernel shut down) a running trainer stops and saves within this bound: a daemon
+#: thread torn down inside TensorFlow's C++ would abort the process instead.
+EXIT_STOP_S = 10.0
+_LIVE: weakref.WeakSet = weakref.WeakSet()
+
+
+@atexit.register
+def _stop_all() -> None:
+    for trainer in list(_LIVE):
+        if trainer.is_alive():
+            trainer.stop(timeout=EXIT_STOP_S)
 
 
 class Trainer(TrainingCore, threading.Thread):
@@ -42,6 +55,7 @@ class Trainer(TrainingCore, threading.Thread):
         TrainingCore.__init__(self, pool, label_names, config, **kwargs)
         self.inbox: queue.Queue = queue.Queue()
         self._in_thread = False
+        _LIVE.add(self)
 
     def send(self, command) -> None:
         """Queue a command for the thread; never blocks."""

@@ -27,6 +27,7 @@ from collections.abc import Mapping
 import ipyevents
 import ipywidgets as widgets
 
+from ..data.store import StoreUnavailable
 from ..session.session import Session
 from . import keys as keys_module
 from . import registry
@@ -64,6 +65,10 @@ class Annotator(PanelApi, widgets.VBox):
         trainer_factory: builds the trainer (tests pass a fake); default ``trainer.Trainer``.
         import_labels: a CSV of ``path,label``, a JSON export or a folder sorted in class sub-folders
             to start from (``Session.import_labels``); without ``labels`` its labels become the keys.
+        store: where the labels live: None, a SQLite file in the workdir; a
+            ``postgresql://user@host:port/dbname`` URL, a PostgreSQL database a team shares.
+        project: the data set's name in that database (default: the images folder's name).
+        annotator: who labels (default: the login name); every label records it.
         **settings: any ``Config`` setting, e.g. ``input_shape=(32, 32, 1)``, ``eval_every=5``.
 
     Show it by making it the last expression of a cell; the cell returns at once (TensorFlow is
@@ -81,6 +86,9 @@ class Annotator(PanelApi, widgets.VBox):
         keymap=None,
         trainer_factory=None,
         import_labels=None,
+        store=None,
+        project=None,
+        annotator=None,
         **settings,
     ):
         self._keymap = merge_keymap(keymap)  # cheap checks first: nothing started if they fail
@@ -99,6 +107,9 @@ class Annotator(PanelApi, widgets.VBox):
                 on_update_ready=lambda: self._ui.post(self._apply_updates, key="updates"),
                 start=False,
                 import_labels=import_labels,
+                store=store,
+                project=project,
+                annotator=annotator,
                 **settings,
             )
         except BaseException:
@@ -345,6 +356,10 @@ class Annotator(PanelApi, widgets.VBox):
                 self._refresh()
 
     def _show_error(self, error: BaseException) -> None:
+        if isinstance(error, StoreUnavailable):  # a server away: said plainly, nothing was acknowledged
+            log.warning("%s", error)
+            self._error.value = f"not saved: {error}"
+            return
         log.error("oal_widget panel error", exc_info=error)
         where = traceback.extract_tb(error.__traceback__)[-1:] if error.__traceback__ else []
         at = f" (at {where[0].name}, line {where[0].lineno})" if where else ""

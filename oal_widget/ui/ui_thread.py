@@ -11,13 +11,27 @@ seconds after the first post. An exception in a job goes to ``on_error``; the th
 
 from __future__ import annotations
 
+import atexit
 import itertools
 import logging
 import threading
 import time
+import weakref
 from collections.abc import Callable
 
 log = logging.getLogger(__name__)
+
+#: At interpreter exit a daemon thread still inside a C++ extension (matplotlib's Agg renderer) is torn
+#: down mid-call, and the C++ runtime aborts the process ("terminate called without an active
+#: exception"): every UI thread is stopped and joined first, briefly.
+_LIVE: weakref.WeakSet = weakref.WeakSet()
+EXIT_JOIN_S = 5.0
+
+
+@atexit.register
+def _stop_all() -> None:
+    for ui in list(_LIVE):
+        ui.close(join=EXIT_JOIN_S)
 
 
 class UiThread:
@@ -33,6 +47,7 @@ class UiThread:
         self._idle.set()
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()
+        _LIVE.add(self)
 
     def post(
         self, fn: Callable[[], object], *, key=None, after: float = 0.0, latest: float | None = None
@@ -54,12 +69,15 @@ class UiThread:
         """True once every posted job (due by now) has run; for tests and shutdown."""
         return self._idle.wait(timeout)
 
-    def close(self) -> None:
+    def close(self, join: float = 0.0) -> None:
+        """No more jobs; with ``join``, wait that long for the one running to end."""
         with self._cond:
             self._closed = True
             self._jobs.clear()
             self._first.clear()
             self._cond.notify()
+        if join and self._thread is not threading.current_thread():
+            self._thread.join(join)
 
     def _run(self) -> None:
         while True:
