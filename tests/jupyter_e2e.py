@@ -293,3 +293,29 @@ def kernel_execute(page, code: str, timeout_ms: int = TIMEOUT_MS) -> None:
     if error:
         plain = re.sub(r"\x1b\[[0-9;]*m", "", error)  # the traceback's colours
         raise RuntimeError(f"the kernel raised:\n{plain}")
+
+
+# --------------------------------------------------------------------------------------------------
+# notebooks and the store, for tests that bring their own notebook
+# --------------------------------------------------------------------------------------------------
+def write_notebook(path: Path, *sources: str) -> Path:
+    """A notebook of one code cell per source (a Python 3 kernel), written to ``path``."""
+    import nbformat
+
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nb.cells = [nbformat.v4.new_code_cell(source) for source in sources]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    nbformat.write(nb, path)
+    return path
+
+
+def store_records(workdir: Path) -> dict:
+    """path -> (label, source, split) of every standing label in the panel's SQLite store."""
+    from oal_widget.data.store import open_existing
+
+    store = open_existing(workdir)  # never creates a store where the panel made none
+    try:
+        return {r.path: (r.label, r.source, r.split) for r in store.records()}
+    finally:
+        store.close()

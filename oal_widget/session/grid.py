@@ -35,13 +35,19 @@ class Tile:
 
 class Grid:
     """Args: the ``Session``; ``size`` (default the ``grid_size`` setting); ``columns``; ``grouped``:
-    tiles shown grouped by predicted class (the one that does not belong stands out)."""
+    tiles shown grouped by predicted class (the one that does not belong stands out); ``surest``: pages
+    of the unlabelled training images the model is surest of, instead of the next ones in the order."""
 
-    def __init__(self, session, size: int | None = None, columns: int = COLUMNS, grouped: bool = True):
+    def __init__(
+        self, session, size: int | None = None, columns: int = COLUMNS, grouped: bool = True, surest=False
+    ):
         self.session = session
         self.size = size or session.config.grid_size
         self.columns = max(1, min(columns, self.size))
         self.grouped = grouped
+        #: The active-learning order puts first what the model is least sure of, where its predictions are
+        #: worst; a person who wants every image labelled gains most from pages of its surest predictions.
+        self.surest = surest
         #: The page in the order's order (``shown`` is the display order).
         self.tiles: list[Tile] = []
         self.cursor = 0  # an index into ``shown``
@@ -50,11 +56,26 @@ class Grid:
 
     # --- the page -------------------------------------------------------------------------------------
     def open(self) -> None:
-        """The next ``size`` images still unlabelled in the order become the page."""
+        """The next ``size`` images still unlabelled in the order become the page (``surest``: those the
+        model is surest of, then the next in the order if there are too few predictions)."""
         s = self.session
         self.predicted_at = s.predicted_at
-        self.tiles = [self._tile(path) for path in s.page(self.size)]
+        self.tiles = [self._tile(path) for path in self._paths(self.size)]
         self.cursor = 0
+
+    def _paths(self, n: int) -> list[str]:
+        s = self.session
+        paths = s.surest(n) if self.surest else []
+        return paths + [p for p in s.page(n + len(paths)) if p not in set(paths)][: n - len(paths)]
+
+    def order(self, surest: bool | None = None) -> bool:
+        """Pages of the surest predictions, or of the next images in the order (``None`` toggles). An
+        untouched page is built again at once (True); a touched one stays, the next page follows."""
+        self.surest = (not self.surest) if surest is None else surest
+        if self.touched:
+            return False
+        self.open()
+        return True
 
     def _tile(self, path: str) -> Tile:
         test = self.session.is_test(path)
@@ -113,7 +134,7 @@ class Grid:
     def ahead(self) -> list[str]:
         """The images of the page after this one (to decode ahead), assuming this one gets stored."""
         mine = {t.path for t in self.tiles}
-        return [p for p in self.session.page(2 * self.size) if p not in mine][: self.size]
+        return [p for p in self._paths(2 * self.size) if p not in mine][: self.size]
 
     # --- the cursor -----------------------------------------------------------------------------------
     @property

@@ -8,6 +8,7 @@ A part of ``Session`` (its base class): it reads ``_lock``, ``_book``, ``_order`
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Mapping
 
 from ..data.pool import Skipped
@@ -43,6 +44,14 @@ class Readouts:
             head = [self._order.current] if self._order.current is not None else []
             ahead = head + self._order.upcoming(2 * n)  # images stepped back over may be labelled
             return [p for p in dict.fromkeys(ahead) if p not in self._book and p not in self._unreadable][:n]
+
+    def surest(self, n: int) -> list[str]:
+        """The ``n`` unlabelled training images the last query predicted most confidently (a page of
+        labels to accept at a glance); never a test image (its label must be the person's own)."""
+        with self._lock:
+            test, wanted = self._book.test, self._wanted
+            scored = [(c, p) for p, (_, c) in self._trainer_state.predictions.items() if p not in test]
+            return [p for _, p in heapq.nlargest(n, ((c, p) for c, p in scored if wanted(p)))]
 
     @property
     def predicted_at(self) -> int | None:

@@ -41,6 +41,9 @@ def _in_grid(grid, action) -> str:
         grid.clear()
     elif action == "group":
         grid.group()
+    elif action == "surest":
+        if not grid.order():
+            return "the next page follows the new order (this one keeps your choices)"
     else:
         return _common(s, action)
     return ""

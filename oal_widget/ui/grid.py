@@ -41,6 +41,7 @@ class GridView:
         self.undo = self._button("undo page", "undo", "oal-grid-undo")
         self.clear = self._button("no label", "clear", "oal-grid-clear")
         self.group = self._button("grouped by class", "group", "oal-grid-group")
+        self.surest = self._button("next in order", "surest", "oal-grid-surest")
         self.close = self._button("single view", "close", "oal-grid-close")
         self.labels = LabelButtons(keymap, run, what="label the tile under the cursor")
         self.tiles_box = w.GridBox(layout=w.Layout(grid_gap="6px"))
@@ -50,7 +51,8 @@ class GridView:
         self._captions: list[widgets.HTML] = []
         self._events: list = []  # each tile's click Event: kept, else it would be collected
         self._showing: list[str | None] = []  # the path each tile widget shows (images are set once)
-        buttons = w.HBox([self.commit, self.undo, self.clear, self.group, self.close])
+        self.buttons = [self.commit, self.undo, self.clear, self.group, self.surest, self.close]
+        buttons = w.HBox(self.buttons, layout=w.Layout(flex_flow="row wrap"))
         self.box = w.VBox([self.status, buttons, self.tiles_box, self.labels.box])
         self.box.add_class("oal-grid-view")
 
@@ -67,14 +69,17 @@ class GridView:
 
     def _ensure(self, n: int, columns: int) -> None:
         """``n`` tile widgets in ``columns`` columns (made once, reused for every page)."""
-        self.tiles_box.layout.grid_template_columns = f"repeat({columns}, {THUMB_SIDE + 16}px)"
+        # Columns share the width (never wider than the output area); a thumbnail shrinks to fit.
+        self.tiles_box.layout.grid_template_columns = f"repeat({columns}, minmax(0, {THUMB_SIDE + 12}px))"
         side = THUMB_SIDE
         while len(self.tiles) < n:
             i = len(self.tiles)
             image = widgets.Image(
                 value=BLANK_PNG,
                 format="png",
-                layout=widgets.Layout(width=f"{side}px", height=f"{side}px", object_fit="contain"),
+                layout=widgets.Layout(
+                    width="100%", max_width=f"{side}px", height=f"{side}px", object_fit="contain"
+                ),
             )
             caption = widgets.HTML()
             caption.add_class("oal-tile-caption")
@@ -102,7 +107,10 @@ class GridView:
                 missing.append(tile.path)
             self._draw(i, tile, grid, session)
         self.group.description = keys_module.with_key(
-            "grouped by class" if grid.grouped else "in order", self._keys.get("group")
+            "grouped by class" if grid.grouped else "not grouped", self._keys.get("group")
+        )
+        self.surest.description = keys_module.with_key(
+            "pages: surest first" if grid.surest else "pages: next in order", self._keys.get("surest")
         )
         self.status.value = status_html(grid)
         if missing:
@@ -127,7 +135,8 @@ class GridView:
         if tile.prediction is not None and tile.prediction[0] in session.label_names:
             classes.append(f"oal-class-{session.label_names.index(tile.prediction[0]) % 10}")
         self.tiles[i]._dom_classes = tuple(classes)  # one message, not one per class
-        self._captions[i].value = caption
+        # The file name shows when the pointer rests on the caption.
+        self._captions[i].value = f'<div title="{html.escape(tile.path, quote=True)}">{caption}</div>'
 
     def _fill(self, session) -> None:
         """UI thread: wait for the thumbnails outside the lock, set them under it (if still shown)."""
@@ -148,7 +157,7 @@ class GridView:
                     self._captions[i].value = f"<small>cannot be read: {html.escape(got)}</small>"
 
     def disable(self) -> None:
-        for button in [self.commit, self.undo, self.clear, self.group, self.close, *self.labels.buttons]:
+        for button in [*self.buttons, *self.labels.buttons]:
             button.disabled = True
 
 
@@ -179,6 +188,8 @@ def status_html(grid) -> str:
         why = f" ({test} test: they need your label)" if test else ""
         parts.append(f"{counts['nothing']} get none{why}")
     at = "" if grid.predicted_at is None else f" · predictions by the model at {grid.predicted_at} labels"
+    if grid.surest:
+        at += " · surest first (no test images: the single view and pages in order ask for those)"
     stored = counts["accepted"] + counts["person"]
     return (
         f"<b>Grid</b>: {counts['tiles']} images · " + " · ".join(parts) + at

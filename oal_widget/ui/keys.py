@@ -28,6 +28,7 @@ DEFAULT_KEYS: dict[str, object] = {
     "p": "pause",
     "g": "grid",
     "G": "group",
+    "S": "surest",
     "r": "review",
     "/": "filter",
     "Escape": "close",
@@ -45,6 +46,7 @@ ACTIONS: dict[str, str] = {
     "pause": "pause / resume training",
     "grid": "grid view: the next images as tiles, each with the label it will get (again: single view)",
     "group": "in the grid: group the tiles by predicted class, or not",
+    "surest": "in the grid: pages of the model's surest predictions, or of the next images in the order",
     "review": "review queue: the labels most likely to be wrong, worst first (again: leave it)",
     "filter": "type a label's name: typing narrows the labels, arrows choose, Enter picks, Escape cancels",
     "close": "back to the single view (from the grid or the review queue)",
@@ -150,6 +152,7 @@ IN_GRID = {
     "down": "cursor down",
     "clear": "no label for the tile under the cursor (again: its prediction back)",
     "group": "group the tiles by predicted class, or not",
+    "surest": "pages of the model's surest predictions (fastest to accept), or the next in the order",
     "close": "back to the single view",
 }
 IN_REVIEW = {

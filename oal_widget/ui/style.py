@@ -11,6 +11,26 @@ STYLE = """<style>
 .oal-panel .oal-test-flag { color: #b35c00; font-weight: bold; }
 .oal-panel .oal-error { color: #c62828; }
 .oal-panel .oal-filename { font-family: monospace; }
+/* The grid: the cursor's tile, what each tile gets, a colour per predicted class (the odd one out). */
+.oal-panel .oal-tile { border: 2px solid transparent; border-top: 5px solid #e0e0e0; border-radius: 4px;
+  cursor: pointer; min-width: 0; }
+.oal-panel .oal-tile.oal-tile-cursor { border-color: #1565c0; background: #e3f2fd; }
+.oal-panel .oal-tile-caption { text-align: center; line-height: 1.2; }
+.oal-panel .oal-tile-person .oal-tile-caption { color: #1565c0; }
+.oal-panel .oal-tile-test .oal-tile-caption { color: #b35c00; }
+.oal-panel .oal-tile-empty .oal-tile-caption { color: #777; }
+.oal-panel .oal-tile.oal-class-0 { border-top-color: #1f77b4; }
+.oal-panel .oal-tile.oal-class-1 { border-top-color: #ff7f0e; }
+.oal-panel .oal-tile.oal-class-2 { border-top-color: #2ca02c; }
+.oal-panel .oal-tile.oal-class-3 { border-top-color: #d62728; }
+.oal-panel .oal-tile.oal-class-4 { border-top-color: #9467bd; }
+.oal-panel .oal-tile.oal-class-5 { border-top-color: #8c564b; }
+.oal-panel .oal-tile.oal-class-6 { border-top-color: #e377c2; }
+.oal-panel .oal-tile.oal-class-7 { border-top-color: #7f7f7f; }
+.oal-panel .oal-tile.oal-class-8 { border-top-color: #bcbd22; }
+.oal-panel .oal-tile.oal-class-9 { border-top-color: #17becf; }
+.oal-panel .oal-review-flag { color: #c62828; }
+.oal-panel .oal-filter { font-family: monospace; color: #1565c0; }
 /* Invisible but focusable (display:none could not take focus); fixed: focusing it never scrolls. */
 .oal-panel .oal-keysink { position: fixed; top: 0; left: 0; width: 1px; height: 1px; margin: 0;
   opacity: 0; pointer-events: none; overflow: hidden; }

@@ -159,6 +159,25 @@ def test_newer_predictions_replace_the_shown_ones_only_while_the_page_is_untouch
     assert {t.prediction[1] for t in grid.tiles if t.prediction} == {0.6} and grid.predicted_at == 4
 
 
+def test_surest_pages_hold_the_most_confident_training_images_then_the_order(session):
+    s, factory = session
+    predictions = {p: (truth(p), 0.3 + i / 100) for i, p in enumerate(s.pool.paths[:10])}
+    factory.last.publish(Update(status="training", n_labels=3, predictions=predictions))
+    grid = Grid(s, surest=True, grouped=False)
+    grid.open()
+    ranked = sorted((p for p in predictions if not s.is_test(p)), key=lambda p: -predictions[p][1])
+    paths = [t.path for t in grid.tiles]
+    assert paths[: min(6, len(ranked))] == ranked[:6], "surest first, never a test image"
+    assert len(paths) == 6 and len(set(paths)) == 6, "too few predictions: the order fills the page"
+    grid.commit()
+    assert not set(paths[: len(ranked[:6])]) & set(s.order()), "stored, gone from the order"
+    check_order(s)
+    assert grid.order(False) and not grid.surest, "an untouched page follows the new order at once"
+    assert [t.path for t in grid.tiles] == s.order()[:6]
+    grid.set("1")
+    assert not grid.order(True) and grid.surest, "a touched page stays as it is"
+
+
 # --- storing and undoing a page ------------------------------------------------------------------------
 def test_commit_stores_the_page_in_one_transaction_with_its_sources(session, monkeypatch):
     s, factory = session

@@ -147,7 +147,7 @@ def test_delete_takes_a_tiles_label_off_and_G_groups_the_tiles(panel):
     assert grid.gets(cleared) is None and "no label" in tiles(annotator)[first][1].value
     assert grid.grouped and "grouped" in annotator.modes.grid_view.group.description
     annotator._on_key(key("G", shiftKey=True))
-    assert not grid.grouped and "in order" in annotator.modes.grid_view.group.description
+    assert not grid.grouped and "not grouped" in annotator.modes.grid_view.group.description
     assert grid.under_cursor is cleared, "the cursor stays on its tile"
     annotator._on_key(key("Enter"))
     assert annotator.session.label_of(cleared.path) is None, "a tile without a label is not stored"
@@ -166,6 +166,22 @@ def test_a_test_tile_shows_no_prediction_and_enter_leaves_it_unlabelled(panel):
     annotator._on_key(key("Enter"))
     assert annotator.session.label_of(test_path) is None
     assert test_path in [t.path for t in grid.tiles], "it waits on the next page for the person's label"
+
+
+def test_S_gives_pages_of_the_surest_predictions_without_test_images(panel):
+    annotator, factory = panel
+    s = annotator.session
+    predictions = {p: (truth(p), 0.5 + i / 100) for i, p in enumerate(s.pool.paths)}
+    factory.last.publish(Update(status="training", n_labels=5, predictions=predictions))
+    settle(annotator)
+    annotator._on_key(key("g"))
+    annotator._on_key(key("S", shiftKey=True))
+    grid, view = annotator.modes.grid, annotator.modes.grid_view
+    surest = sorted((p for p in s.pool.paths if not s.is_test(p)), key=lambda p: -predictions[p][1])[:6]
+    assert grid.surest and {t.path for t in grid.tiles} == set(surest)
+    assert "surest first" in view.surest.description and "surest first" in view.status.value
+    view.surest.click()  # the pointer too: back to the order
+    assert not grid.surest and [t.path for t in grid.tiles] == s.order()[:6]
 
 
 def test_enter_with_nothing_to_store_says_so(panel):
