@@ -312,3 +312,12 @@ def test_an_undo_over_another_annotators_change_says_so_and_keeps_it(small_digit
         check_order(s)
     finally:
         s.close()
+
+
+def test_grid_size_is_a_validated_setting():
+    from oal_widget.config import Config
+
+    assert Config().grid_size == 24
+    for bad in (0, 49, 2.5, True, "24"):
+        with pytest.raises(ValueError, match="grid_size"):
+            Config(grid_size=bad)

@@ -4,9 +4,10 @@ click messages into a tile's Event, button clicks. Fake trainer (no TensorFlow),
 from __future__ import annotations
 
 import ipyevents
+import numpy as np
 import pytest
 from fake_trainer import Factory
-from helpers import settle
+from helpers import settle, wait_for
 from test_panel import classes, key, walk
 
 from oal_widget import Annotator
@@ -223,3 +224,32 @@ def test_the_grid_is_one_view_the_walk_finds(panel):
     annotator._on_key(key("g"))
     buttons = [w for w in walk(annotator) if "oal-label-button" in getattr(w, "_dom_classes", ())]
     assert len(buttons) == 3, "the grid's label buttons, once"
+
+
+# --- provenance -----------------------------------------------------------------------------------------
+def test_every_label_records_its_source_and_the_insight_panel_counts_them(panel):
+    annotator, factory = panel
+    s = annotator.session
+    predict(annotator, factory)
+    while s.is_test(s.current):
+        annotator._on_key(key("ArrowRight"))
+    own = s.current
+    annotator._on_key(key("1"))  # the person's own label in the single view
+    while s.is_test(s.current):
+        annotator._on_key(key("ArrowRight"))
+    accepted = s.current
+    annotator._on_key(key("Enter"))  # the prediction on screen, accepted
+    annotator._on_key(key("g"))
+    annotator._on_key(key("Enter"))  # a page: its predictions accepted
+    factory.last.first_sight = {own: np.array([0.1, 0.1, 0.8])}
+    annotator._on_key(key("r"))
+    annotator._on_key(key("3"))  # the review queue's fix
+    records = {r.path: r.source for r in s.store.records()}
+    assert records[own] == "review" and records[accepted] == "accepted"
+    counts = s.counts_by_source()
+    assert counts == {"person": 0, "accepted": len(records) - 1, "review": 1, "imported": 0}
+    sent = {(c.path, c.source) for c in factory.last.commands if isinstance(c, Labelled)}
+    assert (own, "person") in sent and (own, "review") in sent and (accepted, "accepted") in sent
+    annotator.insight.insight_button.click()
+    wait_for(lambda: "labels by source" in annotator.insight.sources.value, "the counts by source")
+    assert f"accepted {len(records) - 1}" in annotator.insight.sources.value
