@@ -74,7 +74,7 @@ class LabelEditor:
         n = len(self.labels)
         for i, name in enumerate(self.labels):
             key = self._keys.get(("label", i))
-            text = widgets.Label(f"{key} · {name}" if key else f"(button only) · {name}")
+            text = widgets.Label(f"{key} · {name}" if key else f"{name} (no key: / then type it)")
             text.add_class("oal-editor-label")
             up = widgets.Button(description="up", layout=widgets.Layout(width="auto"), disabled=i == 0)
             down = widgets.Button(

@@ -125,3 +125,15 @@ def test_typed_labels_work_in_the_grid(small_digits):
         assert annotator.session.store.record(tile.path).label == "n38"
     finally:
         annotator.session.close()
+
+
+def test_the_label_editor_shows_each_labels_key(small_digits):
+    annotator = Annotator(small_digits, None, trainer_factory=Factory(), input_shape=(16, 16, 1))
+    try:
+        for i in range(35):
+            annotator.editor.new_label.value = f"n{i:02d}"
+        texts = [row.children[0].value for row in annotator.editor.rows.children]
+        assert texts[10] == "a · n10" and texts[32] == "z · n32"
+        assert texts[34] == "n34 (no key: / then type it)"
+    finally:
+        annotator.session.close()
