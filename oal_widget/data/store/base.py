@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import threading
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -99,7 +98,7 @@ class StoreCore:
     def _init_core(self, annotator) -> None:
         self.annotator: str = check_annotator(annotator)
         # ``<random>@<host>:<pid>``: a later session on this host can tell a dead kernel's claims.
-        self.session_id: str = f"{uuid.uuid4().hex}@{socket.gethostname()}:{os.getpid()}"
+        self.session_id: str = f"{uuid.uuid4().hex}@{os.uname().nodename}:{os.getpid()}"
         self._lock = threading.RLock()
         self._project: int | None = None
         self.project: str | None = None

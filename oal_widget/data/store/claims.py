@@ -8,7 +8,6 @@ an image. They do not change ``data_version()`` (nobody needs to re-read labels 
 from __future__ import annotations
 
 import os
-import socket
 from collections.abc import Iterable
 from datetime import timedelta
 
@@ -146,7 +145,7 @@ def _dead_here(session: str) -> bool:
     """Whether a session id (``<random>@<host>:<pid>``) names a process of this host that is gone."""
     _, _, where = session.rpartition("@")
     host, _, pid = where.rpartition(":")
-    if host != socket.gethostname() or not pid.isdigit():
+    if host != os.uname().nodename or not pid.isdigit():
         return False
     try:
         os.kill(int(pid), 0)
