@@ -93,6 +93,9 @@ class Config:
     #: Seconds an image shown to a session stays reserved for it (no one else is shown it) unless it is
     #: labelled or skipped first; a killed kernel's images come back after this.
     claim_lease: float = 600.0
+    #: Share of the images other annotators labelled that are shown to this one too, blind (without their
+    #: label or the model's prediction), to measure agreement; 0 turns it off. The first label stands.
+    double_label: float = 0.0
     #: CPU threads TensorFlow may use for training: ``"auto"`` leaves one core to the browser, the server
     #: and the kernel that show the next image (on 2 cores: key-to-image p99 halved); a number; or None
     #: (TensorFlow's choice: every core). Applied before TensorFlow's first operation in the kernel.
@@ -133,6 +136,12 @@ class Config:
             or (_is_int(self.tf_threads) and self.tf_threads >= 1)
         ):
             _bad("tf_threads", self.tf_threads, "'auto', a whole number >= 1, or None")
+        if (
+            isinstance(self.double_label, bool)
+            or not isinstance(self.double_label, (int, float))
+            or not 0 <= self.double_label <= 1
+        ):
+            _bad("double_label", self.double_label, "a share in [0, 1], e.g. 0.05 (0: off)")
         lease = self.claim_lease
         if isinstance(lease, bool) or not isinstance(lease, (int, float)) or not 1 <= lease < math.inf:
             _bad("claim_lease", lease, "a number of seconds >= 1, e.g. 600")

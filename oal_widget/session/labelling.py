@@ -16,10 +16,10 @@ class Labelling:
     label names now), ``prediction(path)``, the session's lock, its ``unreadable`` dict, a ``random.Random``
     and the ``query_every`` setting (the size of a jump when two panels collide)."""
 
-    def __init__(self, store, book, bridge, order, *, names, state, lock, unreadable, rng, query_every, sync):
+    def __init__(self, store, book, bridge, order, *, names, state, lock, unreadable, second, sync):
         self.store, self.book, self.bridge, self.order = store, book, bridge, order
         self._names, self._state, self._lock, self._sync = names, state, lock, sync
-        self._unreadable, self._rng, self._query_every = unreadable, rng, query_every
+        self._unreadable, self.second = unreadable, second
 
     def label(self, name: str, source: str = "person", model_labels: int | None = None) -> str | None:
         with self._lock:
@@ -30,31 +30,20 @@ class Labelling:
                 raise ValueError(f"label {name!r} is not one of the labels {self._names()!r}")
             # The commit comes before anything else; StoreUnavailable leaves the image on screen.
             previous = self.store.label(path, name, source=source, model_labels=model_labels)
-            clash = previous is not None and path not in self.book  # another session labelled it too
-            self.book.set(path, name)
-            self.bridge.forget(path)  # an older label of it still held back must never go out
-            explored = path in self._state.explored
-            command = Labelled(path, name, self.book.split(path), time.monotonic(), explored, source)
-            self.bridge.send(command)
+            standing = name
+            if path in self.second:  # a second opinion: kept beside the first label, which stands
+                self.second.discard(path)
+                standing = self.store.get(path)
+            if standing != previous or path not in self.book:
+                self.book.set(path, standing)
+                self.bridge.forget(path)  # an older label of it still held back must never go out
+                explored = path in self._state.explored
+                split = self.book.split(path)
+                self.bridge.send(Labelled(path, standing, split, time.monotonic(), explored, source))
             self.order.done_with_current()
-            if clash:
-                self._diverge()
             if self.order.current is None:
                 self.bridge.flush()  # nothing left to label: do not hold labels back
             return path
-
-    def _diverge(self) -> None:
-        """Another panel on this workdir shows the same order (same seed, same ranking), so both people
-        label each image. Jump a random block ahead: the two panels then work on different images, at
-        the cost of one clash per block."""
-
-        def block(left: int) -> int:
-            if left < 4:
-                return 0
-            top = max(1, min(left // 2, self._query_every))
-            return self._rng.randint(max(1, top // 2), top)
-
-        self.order.jump_ahead(block)
 
     def accept(self, shown: tuple[str, str] | None = None) -> bool:
         with self._lock:

@@ -214,16 +214,6 @@ class Order:
         rest = [p for p in live if p not in taken and p not in tail]
         lane.rebuild(front + rest + [p for p in skipped if p in live_set])
 
-    def jump_ahead(self, block: Callable[[int], int]) -> None:
-        """In each lane, move the next ``m = block(images left)`` images behind the ``m`` after them
-        (two panels showing the same order then label different images); ``m = 0`` leaves a lane."""
-        for lane in self.lanes.values():
-            live = lane.live(self._wanted)
-            m = block(len(live))
-            if m > 0:
-                lane.rebuild(live[m : 2 * m] + live[:m] + live[2 * m :])
-
-    # --- looking ahead --------------------------------------------------------------------------------
     def paths(self) -> list[str]:
         """Every image still to label, in the order it will be shown (current first). O(n)."""
         head = [self.current] if self.current is not None and self._wanted(self.current) else []

@@ -21,12 +21,39 @@ class Readouts:
         return path in self._book.test
 
     def label_of(self, path: str | None) -> str | None:
-        """The label an image has now (None: unlabelled)."""
-        return self._book.get(path)
+        """The label an image has now (None: unlabelled, or labelled by another annotator and shown to
+        this one blind, for a second opinion)."""
+        return None if path in self._second else self._book.get(path)
 
     def prediction(self, path: str | None) -> tuple[str, float] | None:
-        """(class name, confidence) from the trainer's latest query, or None."""
-        return self._trainer_state.prediction(path)
+        """(class name, confidence) from the trainer's latest query, or None (never for a second
+        opinion: the model learnt from the first label)."""
+        return None if path in self._second else self._trainer_state.prediction(path)
+
+    def is_second_opinion(self, path: str | None) -> bool:
+        """Labelled by another annotator, shown to this one blind (``double_label``)."""
+        return path in self._second
+
+    def diagnose(self, n_wrong: int = 8) -> dict | None:
+        """Confusion matrix, per-class accuracy, most wrong test images of the live model; None: no model."""
+        return self._trainer_method("diagnose")(n_wrong)
+
+    def forecast(self, metric: str = "accuracy", target: float | None = None):
+        """How many more labels the learning curve suggests to reach ``target`` (default: the
+        early-stopping bound of ``metric``); a ``forecast.Forecast``, or None with under 4 evaluations."""
+        from ..reports.forecast import forecast, target_of
+
+        if target is None:
+            target = target_of(self.config.early_stopping, metric)
+        return forecast(self.history, metric, target, seed=self.config.seed)
+
+    def agreement(self) -> list:
+        """Per pair of annotators: images both labelled, percent agreement, Cohen's kappa."""
+        return self.store.agreement()
+
+    def conflicts(self) -> list:
+        """Images whose annotators disagree and nobody settled yet, with each annotator's label."""
+        return self.store.conflicts()
 
     def order(self) -> list[str]:
         """The images still to label, in the order they will be shown (current first). O(n)."""

@@ -33,6 +33,7 @@ from .claims import Claims
 from .labelling import Labelling
 from .order import Order
 from .readouts import Readouts
+from .second import second_opinions
 from .thumbnails import Thumbnails
 from .updates import TrainerState, Updates
 
@@ -135,8 +136,10 @@ class Session(Readouts):
         random.Random(self.config.seed).shuffle(shuffled)
         book = self._book
         self._claims = Claims(self.store, self.config.claim_lease)
+        #: Images another annotator labelled that this one labels too, blind (``double_label``).
+        self._second: set[str] = set(second_opinions(self.store, self.config.double_label, book.pool))
         self._order = Order(
-            [p for p in shuffled if p not in test and p not in book],
+            [p for p in shuffled if p not in test and (p not in book or p in self._second)],
             [p for p in shuffled if p in test and p not in book],
             wanted=self._wanted,
             readable=lambda p: p not in self._unreadable,
@@ -144,9 +147,7 @@ class Session(Readouts):
             pick=lambda n_train, n_test: (
                 "test" if wants_test(n_train, n_test, self._trainer_state.halfwidth()) else "train"
             ),
-            claim=lambda path, ahead: self._claims.ensure(
-                path, ahead, getattr(self, "_order", None) and self._order.current
-            ),
+            claim=self._claim,
         )
         self._updates = Updates(self._trainer_state, self._order, self._lock, on_change, on_update_ready)
         self._labelling = Labelling(
@@ -158,8 +159,7 @@ class Session(Readouts):
             state=self._trainer_state,
             lock=self._lock,
             unreadable=self._unreadable,
-            rng=random.Random(self.store.session_id),  # differs per session: colliding panels drift apart
-            query_every=self.config.query_every,
+            second=self._second,
             sync=self.refresh,
         )
 
@@ -346,19 +346,6 @@ class Session(Readouts):
         fit = self._trainer_method("final_fit")
         return fit(epochs=epochs, out=out, progress=progress, cancel=cancel, labels=labels)
 
-    def diagnose(self, n_wrong: int = 8) -> dict | None:
-        """Confusion matrix, per-class accuracy, most wrong test images of the live model; None: no model."""
-        return self._trainer_method("diagnose")(n_wrong)
-
-    def forecast(self, metric: str = "accuracy", target: float | None = None):
-        """How many more labels the learning curve suggests to reach ``target`` (default: the
-        early-stopping bound of ``metric``); a ``forecast.Forecast``, or None with under 4 evaluations."""
-        from ..reports.forecast import forecast, target_of
-
-        if target is None:
-            target = target_of(self.config.early_stopping, metric)
-        return forecast(self.history, metric, target, seed=self.config.seed)
-
     def _trainer_method(self, name: str):
         method = getattr(self._bridge.trainer, name, None)
         if method is None:
@@ -369,6 +356,12 @@ class Session(Readouts):
             )
         return method
 
+    def settle(self, path: str, label: str) -> None:
+        """Decide a conflict between annotators: ``label`` stands for ``path`` (the trainer learns it)."""
+        from .second import settle
+
+        settle(self, path, label)
+
     # --- another session on the same workdir -------------------------------------------------------------
     def refresh(self) -> bool:
         """Take in labels written by another session on this workdir (``sync.refresh``). Cheap when
@@ -378,12 +371,20 @@ class Session(Readouts):
         return refresh(self)
 
     # --- bookkeeping -----------------------------------------------------------------------------------
+    def _claim(self, path: str, ahead: list[str]) -> bool:
+        """Reserve ``path`` before it is shown (a second opinion is labelled already: nothing to claim)."""
+        if path in self._second:
+            return True
+        current = self._order.current if hasattr(self, "_order") else None
+        return self._claims.ensure(path, [p for p in ahead if p not in self._second], current)
+
     def _another_store(self):
         """A second store object on the same backend, project and annotator (its own undo history)."""
         return open_store(**self._store_args)
 
     def _wanted(self, path: str) -> bool:
-        return path not in self._book and path not in self._unreadable and path not in self._claims.taken
+        open_ = path not in self._book or path in self._second
+        return open_ and path not in self._unreadable and path not in self._claims.taken
 
     def _set_unreadable(self, path: str, reason: str) -> None:
         with self._lock:

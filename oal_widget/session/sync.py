@@ -38,6 +38,12 @@ def refresh(session) -> bool:
             bridge.send(Unlabelled(path), flush=True)  # as undo(): not held back
             if path in book.pool:
                 order.reinstate(path)
+        from .second import second_opinions
+
+        for path in second_opinions(session.store, session.config.double_label, book.pool):
+            if path not in session._second and path != current:  # newly labelled by another annotator
+                session._second.add(path)
+                order.reinstate(path)
         if current_was_new and current in book:
             # The other session labelled the image about to be shown: show the next one instead (an
             # image the person stepped back to keeps showing, to be relabelled).

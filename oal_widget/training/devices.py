@@ -32,11 +32,12 @@ def tf_threads(setting) -> int | None:
     return int(setting)
 
 
-def limit_threads(setting) -> None:
+def limit_threads(setting, distributed: bool = False) -> None:
     """Apply ``tf_threads(setting)`` before TensorFlow's first operation (once TensorFlow ran in this
-    process its thread pools are fixed: then nothing changes and the log says so)."""
+    process its thread pools are fixed: then nothing changes and the log says so). Under a user's
+    ``tf.distribute`` strategy nothing is limited: its replicas need threads of their own."""
     n = tf_threads(setting)
-    if n is None:
+    if n is None or distributed:
         return
     import tensorflow as tf
 
@@ -81,10 +82,14 @@ class Devices:
     def predictor(self, model):
         """A function ``X -> outputs`` for ``model`` that is right on this device setup."""
         if self.replicas > 1:
+            r = self.replicas
 
             def predict(X):
                 X = X.astype(np.float32) if X.dtype == np.float16 else X
-                return model.predict(X, batch_size=max(len(X), 1), verbose=0)
+                n = len(X)
+                if n % r:  # every replica needs a row (one image scored alone, a last short chunk)
+                    X = np.concatenate([X, X[np.arange(r - n % r) % max(n, 1)]]) if n else X
+                return model.predict(X, batch_size=max(len(X), 1), verbose=0)[:n]
 
             return predict
 

@@ -56,7 +56,8 @@ class Learner:
         from . import models  # imports TensorFlow: the slow part
         from .devices import limit_threads
 
-        limit_threads(self.config.tf_threads)  # before the first operation: a core stays free for the keys
+        # Before the first operation: a core stays free for the keys.
+        limit_threads(self.config.tf_threads, distributed=self.config.distribute is not None)
         shape, n = self.config.input_shape, len(self.label_names)
         note, model = "", None
         if resume is not None and resume.exists():

@@ -51,8 +51,10 @@ class Insight:
         self.confusion.add_class("oal-confusion")
         self.most_wrong = widgets.HBox(layout=widgets.Layout(flex_flow="row wrap"))
         self.most_wrong.add_class("oal-most-wrong")
+        self.agreement = widgets.HTML()
+        self.agreement.add_class("oal-agreement")
         self.details = widgets.VBox(
-            [self.forecast, self.sources, self.confusion, self.most_wrong],
+            [self.forecast, self.sources, self.agreement, self.confusion, self.most_wrong],
             layout=widgets.Layout(display="none"),
         )
         self.details.add_class("oal-insight")
@@ -119,8 +121,14 @@ class Insight:
 
         def work():
             try:
-                sources = sources_html(self.session)  # a store query: here, not on the UI thread
-                self._post(lambda: setattr(self.sources, "value", sources))
+                sources = sources_html(self.session)  # store queries: here, not on the UI thread
+                agreement = agreement_html(self.session)
+                self._post(
+                    lambda: (
+                        setattr(self.sources, "value", sources),
+                        setattr(self.agreement, "value", agreement),
+                    )
+                )
                 result = self.session.diagnose(N_WRONG)
                 tiles = self._tiles(result)  # decoding thumbnails: here, not on the UI thread
                 self._post(lambda: self.show(result, tiles))
@@ -149,6 +157,7 @@ class Insight:
         self.details.layout.display = None
         self.forecast.value = forecast_html(self.session)
         self.sources.value = sources_html(self.session)
+        self.agreement.value = agreement_html(self.session)
         if result is None:
             self.confusion.value = "<p>no model yet: the trainer is still starting (or in error)</p>"
             self.most_wrong.children = []
@@ -167,6 +176,36 @@ def sources_html(session) -> str:
         f"<p>labels by source: {shown}. Accepted labels are the model's predictions you took; "
         f"to check them, export (the <code>source</code> column) or press r: the review queue ranks "
         f"{reviewable} training labels by how likely they are wrong.</p>"
+    )
+
+
+#: Conflicts listed in the panel (all of them are in ``session.conflicts()`` and the exports).
+N_CONFLICTS = 20
+
+
+def agreement_html(session) -> str:
+    """Agreement per pair of annotators (percent, Cohen's kappa) and the conflicts left to settle."""
+    pairs = session.agreement()
+    if not pairs:
+        return ""
+    rows = "".join(
+        f"<tr><td>{html.escape(p.a)} / {html.escape(p.b)}</td><td>{p.n}</td><td>{p.percent:.0f}%</td>"
+        f"<td>{'-' if p.kappa is None else f'{p.kappa:.2f}'}</td></tr>"
+        for p in pairs
+    )
+    conflicts = session.conflicts()
+    listed = "".join(
+        f"<li><code>{html.escape(c.path)}</code>: "
+        + ", ".join(f"{html.escape(who)} {html.escape(label)!r}" for who, label in sorted(c.labels.items()))
+        + f" (stands: {html.escape(str(c.standing))})</li>"
+        for c in conflicts[:N_CONFLICTS]
+    )
+    more = f"<p>… and {len(conflicts) - N_CONFLICTS} more</p>" if len(conflicts) > N_CONFLICTS else ""
+    return (
+        "<div><b>agreement between annotators</b> (images both labelled)<table>"
+        "<tr><th>pair</th><th>images</th><th>agree</th><th>Cohen's kappa</th></tr>" + rows + "</table>"
+        f"<p>{len(conflicts)} conflict(s) to settle (<code>annotator.session.settle(path, label)</code>):</p>"
+        f"<ul>{listed}</ul>{more}</div>"
     )
 
 

@@ -71,7 +71,7 @@ def test_an_image_unlabelled_elsewhere_while_on_the_forward_stack_is_not_queued_
 @given(
     st.lists(
         st.one_of(
-            st.tuples(st.sampled_from(["label", "skip", "back", "unreadable", "jump"]), st.none()),
+            st.tuples(st.sampled_from(["label", "skip", "back", "unreadable"]), st.none()),
             st.tuples(st.just("rank"), st.lists(st.sampled_from(PATHS + ["junk.png"]), max_size=25)),
             st.tuples(st.just("elsewhere_label"), st.sampled_from(PATHS)),
             st.tuples(st.just("elsewhere_unlabel"), st.sampled_from(PATHS)),
@@ -95,8 +95,6 @@ def test_the_order_is_always_a_permutation_of_the_wanted_images(ops):
         elif op == "unreadable" and current is not None:
             world.unreadable.add(current)
             order.drop_current()
-        elif op == "jump":
-            order.jump_ahead(lambda left: left // 3)
         elif op == "rank":
             order.rank(arg)
             assert order.current == current, "a re-ranking moved the current image away"

@@ -60,9 +60,10 @@ def test_final_fit_can_be_cancelled_and_refuses_bad_epochs(session):
 
 
 def test_diagnose_the_live_model_on_the_test_split(session):
-    wait_for(lambda: session.model is not None)
-    result = session.diagnose(n_wrong=3)
     n_test = sum(1 for p in session.labels() if session.is_test(p))
+    # The trainer's thread takes the labels in as it can: wait until it holds every test label.
+    wait_for(lambda: session.model is not None and len(session.trainer.labels.test) == n_test)
+    result = session.diagnose(n_wrong=3)
     assert result["n_test"] == n_test and np.sum(result["confusion"]) == n_test
     assert set(result["per_class_accuracy"]) == {"0", "1", "2"}
     assert len(result["most_wrong"]) <= 3

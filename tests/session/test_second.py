@@ -1,0 +1,61 @@
+"""Double labelling: a share of the images another annotator labelled comes to this one too, blind;
+the first label stands; agreement and conflicts come from both; a conflict is settled."""
+
+from fake_trainer import Factory
+
+from oal_widget.messages import Labelled, Update
+from oal_widget.session.session import Session
+from oal_widget.ui.insight import agreement_html
+
+LABELS = ["zero", "one", "two"]
+
+
+def make(root, who, **kw):
+    factory = Factory()
+    s = Session(
+        root, LABELS, trainer_factory=factory, input_shape=(16, 16, 1), annotator=who, test_fraction=0, **kw
+    )
+    return s, factory
+
+
+def test_a_second_annotator_labels_a_share_of_the_first_ones_images_blind(small_digits):
+    alice, _ = make(small_digits, "alice")
+    first = {}
+    for _ in range(12):
+        path = alice.label("one")
+        first[path] = "one"
+    alice.close()
+    bob, factory = make(small_digits, "bob", double_label=0.5)
+    second = [p for p in bob.order() if p in first]
+    assert 2 <= len(second) <= 10  # about half of alice's twelve, fixed by the paths
+    assert all(bob.is_second_opinion(p) for p in second)
+    factory.last.publish(Update(status="training", predictions={p: ("one", 0.9) for p in second}))
+    for p in second:  # shown without alice's label and without the model's guess (it learnt alice's)
+        assert bob.label_of(p) is None and bob.prediction(p) is None
+    disagree = second[0]
+    while bob.current is not None:
+        path = bob.current
+        bob.label("two" if path == disagree else "one")
+    assert bob.store.get(disagree) == "one"  # alice's label stands until someone settles
+    assert factory.last.labels()[disagree] == "one"  # and it is the one the model learns
+    (pair,) = bob.agreement()
+    assert (pair.a, pair.b, pair.n) == ("alice", "bob", len(second))
+    assert pair.agreed == len(second) - 1
+    (conflict,) = bob.conflicts()
+    assert conflict.path == disagree and conflict.labels == {"alice": "one", "bob": "two"}
+    html = agreement_html(bob)
+    assert "alice / bob" in html and "kappa" in html and disagree in html
+    bob.settle(disagree, "two")
+    assert bob.store.get(disagree) == "two" and bob.conflicts() == []
+    assert factory.last.commands[-1] == Labelled(disagree, "two", "train")  # the trainer learns it
+    bob.close()
+
+
+def test_no_double_labelling_by_default(small_digits):
+    alice, _ = make(small_digits, "alice")
+    done = {alice.label("one") for _ in range(6)}
+    alice.close()
+    bob, _ = make(small_digits, "bob")
+    assert not done & set(bob.order())
+    assert agreement_html(bob) == ""
+    bob.close()
