@@ -39,6 +39,10 @@ RESULTS = ROOT / "bench" / "results"
 _OPTIONS = {
     "random": "--strategy random --policy greedy",
     "default": "",
+    # The default without each of its parts (ablations: what each part buys).
+    "no-propagation": "--propagation off",
+    "no-typical": "--typical-start 0",
+    "margin-only": "--propagation off --typical-start 0",
     "margin+eps0.1": "--strategy margin --policy epsilon_greedy --epsilon 0.1",
     "margin+eps0.2": "--strategy margin --policy epsilon_greedy --epsilon 0.2",
     "margin": "--strategy margin --policy greedy",

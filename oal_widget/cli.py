@@ -47,6 +47,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sim.add_argument("--train-steps", type=int, default=None, help="gradient steps per label")
     sim.add_argument(
+        "--typical-start", type=int, default=None, help="first N training labels: TypiClust (0: off)"
+    )
+    sim.add_argument(
+        "--propagation", default=None, choices=("on", "off"), help="blend in label spreading over the images"
+    )
+    sim.add_argument(
+        "--test-fraction", type=float, default=None, help="share of the images reserved for testing"
+    )
+    sim.add_argument(
         "--timing", action="store_true", help="add train_seconds, query_seconds, queries to the CSV"
     )
 
@@ -92,10 +101,21 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _label_efficiency_settings(args) -> dict:
     """The Config settings given on the command line (those left out keep Config's defaults)."""
-    names = ("epsilon", "temperature", "mc_samples", "diversity", "cold_start", "schedule", "train_steps")
+    names = (
+        "epsilon",
+        "temperature",
+        "mc_samples",
+        "diversity",
+        "cold_start",
+        "schedule",
+        "train_steps",
+        "typical_start",
+        "test_fraction",
+    )
     settings = {name: getattr(args, name) for name in names if getattr(args, name) is not None}
-    if args.class_balance is not None:
-        settings["class_balance"] = args.class_balance == "on"
+    for switch in ("class_balance", "propagation"):
+        if getattr(args, switch) is not None:
+            settings[switch] = getattr(args, switch) == "on"
     return settings
 
 

@@ -30,17 +30,15 @@ class Labelled:
     """An image got a label (or a new one). ``label`` is the class name, ``split`` 'train' or 'test'.
 
     ``sent_at`` (``time.monotonic()`` when the person gave it; None for labels handed over at start) lets
-    the trainer measure label-to-model latency without anyone setting its attributes. ``explored``: the
-    image was a uniformly random pick of the last query (its label, scored before training on it, is
-    evidence of the model's accuracy); ``source``: who chose the label (``person``, ``accepted`` a model
-    prediction, ``review``, ``imported``); only a person's own label can grade the model.
+    the trainer measure label-to-model latency without anyone setting its attributes. ``source``: who
+    chose the label (``person``, ``accepted`` a model prediction, ``review``, ``imported``); only a
+    person's own label can grade the model (a prediction accepted was chosen by the prediction).
     """
 
     path: str
     label: str
     split: str = "train"
     sent_at: float | None = field(default=None, compare=False)
-    explored: bool = field(default=False, compare=False)
     source: str = field(default="person", compare=False)
 
 
@@ -88,8 +86,6 @@ class Update:
     metrics: tuple[Mapping[str, float], ...] = ()
     #: New order of the unlabelled training candidates, most useful first (only after a query).
     order: tuple[str, ...] | None = None
-    #: The candidates of that order picked uniformly at random (exploration), with the order only.
-    explored: frozenset[str] = frozenset()
     #: path -> (predicted class name, confidence in [0, 1]) for the images scored by the last query.
     predictions: Mapping[str, tuple[str, float]] = field(default_factory=lambda: _EMPTY)
     #: Human-readable message: the error text when status == 'error', the stop reason when stopped.
@@ -108,7 +104,6 @@ class Update:
         object.__setattr__(self, "metrics", tuple(MappingProxyType(dict(m)) for m in self.metrics))
         if self.order is not None:
             object.__setattr__(self, "order", tuple(self.order))
-        object.__setattr__(self, "explored", frozenset(self.explored))
         if self.work is not None:
             what, done, total = self.work
             object.__setattr__(self, "work", (str(what), int(done), int(total)))

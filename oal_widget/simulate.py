@@ -57,6 +57,7 @@ class SyncTrainer(TrainingCore):
     def start(self) -> None:
         if not self.build():
             raise ValueError(self.error)
+        self.first_order()
         while self.prefill_step() is not None:
             pass
 
@@ -138,7 +139,9 @@ class _Run:
     def __init__(self, session, answer, oracle, found, start, progress, bar: int):
         self.s, self.answer, self.start = session, answer, start
         self.trainer = session.trainer
-        self.oracle = OracleSet(self.trainer.learner, found, oracle, answer, session.label_names)
+        self.oracle = OracleSet(
+            self.trainer.learner, self.trainer.graph, found, oracle, answer, session.label_names
+        )
         self.progress, self.bar = progress, None
         self.timing = {"train_seconds": 0.0, "query_seconds": 0.0, "queries": 0}
         self.rows: list[dict] = []
@@ -202,15 +205,17 @@ class _Run:
 
 
 class OracleSet:
-    """The images nobody labels: the model's true accuracy is measured on them. In frozen-backbone mode
-    their embeddings are computed once (the backbone never changes) and only the head runs."""
+    """The images nobody labels: the classifier's true accuracy is measured on them (the network blended
+    with the graph, as the session's classifier). In frozen-backbone mode their embeddings are computed
+    once (the backbone never changes) and only the head runs."""
 
-    def __init__(self, learner, found, paths, answer, label_names):
-        self.learner = learner
+    def __init__(self, learner, graph, found, paths, answer, label_names):
+        self.learner, self.graph = learner, graph
         self.X, loaded = found.arrays(paths)
         index = {name: i for i, name in enumerate(label_names)}
         self.y = np.array([index[answer[p]] for p in loaded], dtype="int64")
         self._embedded = None
+        self._features = None
 
     def accuracy(self, model) -> float:
         if len(self.y) == 0:
@@ -223,6 +228,10 @@ class OracleSet:
             probs = _predict(head, self._embedded)
         else:
             probs = _predict(model, self.X)
+        if self.graph.weight:
+            if self._features is None:  # the features of a space never change once fitted
+                self._features = self.graph.features_of(self.X, self._embedded)
+            probs = self.graph.blend_features(self._features, probs)
         return float(np.mean(np.argmax(probs, axis=1) == self.y))
 
 

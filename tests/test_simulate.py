@@ -182,9 +182,9 @@ def test_the_oracle_set_is_never_labelled_trained_on_or_queried(digits_dir, tmp_
     queried: list[str] = []
     original = core.Querier.query
 
-    def spy(self, learner, pool_paths, *args, **kwargs):
+    def spy(self, learner, graph, pool_paths, *args, **kwargs):
         queried.extend(pool_paths)
-        return original(self, learner, pool_paths, *args, **kwargs)
+        return original(self, learner, graph, pool_paths, *args, **kwargs)
 
     monkeypatch.setattr(core.Querier, "query", spy)
     wd = tmp_path / "wd"

@@ -37,9 +37,8 @@ class Labelling:
             if standing != previous or path not in self.book:
                 self.book.set(path, standing)
                 self.bridge.forget(path)  # an older label of it still held back must never go out
-                explored = path in self._state.explored
                 split = self.book.split(path)
-                self.bridge.send(Labelled(path, standing, split, time.monotonic(), explored, source))
+                self.bridge.send(Labelled(path, standing, split, time.monotonic(), source=source))
             self.order.done_with_current()
             if self.order.current is None:
                 self.bridge.flush()  # nothing left to label: do not hold labels back
@@ -118,8 +117,7 @@ class Labelling:
         """The mirror and the trainer learn of a committed label."""
         self.book.set(path, name)
         self.bridge.forget(path)  # an older label of it still held back must never go out
-        explored = path in self._state.explored
-        self.bridge.send(Labelled(path, name, self.book.split(path), sent_at, explored, source))
+        self.bridge.send(Labelled(path, name, self.book.split(path), sent_at, source=source))
 
     def skip(self) -> str | None:
         with self._lock:

@@ -67,8 +67,6 @@ class TrainerState:
         self.predictions: Mapping[str, tuple[str, float]] = {}  # from the last query
         #: Training labels the model had when it made those predictions (an accepted label records it).
         self.predicted_at: int | None = None
-        #: Candidates of the last query picked uniformly at random: their labels are evidence.
-        self.explored: frozenset[str] = frozenset()
         self.work: tuple[str, int, int] | None = None
         self.final: Update | None = None
 
@@ -80,8 +78,6 @@ class TrainerState:
         if update.predictions:  # only query updates carry them: keep the last ones until the next
             self.predictions = update.predictions
             self.predicted_at = update.n_labels
-        if update.order is not None:
-            self.explored = update.explored
         if update.work is not None:  # only progress updates carry it: keep the last one
             self.work = update.work
         if update.status == "stopped":

@@ -23,13 +23,14 @@ from ..messages import Labelled, Pause, Resume, Retry, Stop, Unlabelled, Update
 from . import checkpoint, evaluation
 from .cadence import Cadence
 from .devices import Devices
-from .estimate import Evidence
+from .graph import GraphBlend
 from .idle import IdleWork
 from .labelset import LabelSet
 from .learner import Learner, TrainingError
 from .publisher import Publisher, Publishing
 from .querying import Querier
 from .schedules import Schedule
+from .sight import FirstSight
 
 log = logging.getLogger(__name__)
 
@@ -74,9 +75,11 @@ class TrainingCore(Publishing):
         self.querier = Querier(config, self.label_names)
         self.schedule = Schedule(config, model_fn)
         self._correct: dict[str, bool] = {}  # path -> right, at the last evaluation
-        self.evidence = Evidence()  # exploration picks scored before training on them
-        #: path -> class probabilities the model gave a training image before it learnt from its label.
-        self.first_sight: dict[str, np.ndarray] = {}
+        #: Label spreading over the images, blended with the network (``graph``).
+        self.graph = GraphBlend(pool, self.learner, self.label_names, config.seed, config.propagation)
+        self.sight = FirstSight(self.learner, self.graph, self.labels)
+        #: path -> class probabilities the classifier gave a training image before it learnt its label.
+        self.first_sight = self.sight.probs
         self._lock = threading.RLock()  # the sync API may be called while the thread runs
         self._depth = 0  # nesting of _locked(): updates are delivered when it returns to 0
         self._stopping = threading.Event()  # also cancels a final fit
@@ -161,8 +164,8 @@ class TrainingCore(Publishing):
                 if problem is not None:
                     self._note("error", message=f"{problem} (training goes on)")
                 else:
-                    if command.split == "train" and command.path not in self.labels.test_paths:
-                        self._score_before_training(command)
+                    if self._first_sight(command):  # before the model learns it (``sight``)
+                        self.sight.score(command.path, command.label, command.source)
                     if self.labels.add(command.path, command.label, command.split, command.sent_at):
                         self._idle = 0  # new data: train again even if the trainer had gone idle
             elif isinstance(command, Unlabelled):
@@ -221,24 +224,15 @@ class TrainingCore(Publishing):
                 return None
             rng = np.random.default_rng((self.config.seed, len(self.history)))
             self._note("evaluating")
-            progress = lambda done, total: self._note_work("embedding images", done, total)  # noqa: E731
-            result = evaluation.evaluate(
-                self.learner, self.labels, self.evidence, self.pool.paths, rng, progress
-            )
+            result = evaluation.evaluate(self.classify, self.labels, self.sight.recent(), rng)
             if result is None:
                 if not self._told_no_test:
                     self._told_no_test = True
                     self._note(self._state(), message="no evaluation label yet: metrics will follow")
                 return None
             self._told_no_test = False
-            metrics, self._correct = result
-            n_train = len(self.labels.train)
-            row = {
-                "n_labels": n_train + metrics["n_test"],
-                "n_train": n_train,
-                **metrics,
-                "seconds": round(time.monotonic() - self._t0, 3),
-            }
+            row, self._correct = result
+            row["seconds"] = round(time.monotonic() - self._t0, 3)
             self.history.append(row)
             self.cadence.evaluated()
             self._steps_since_eval = 0
@@ -258,15 +252,25 @@ class TrainingCore(Publishing):
             if self.model is None or self._error is not None:
                 return self.latest
             self._note("querying")
-            order, predictions, explored = self.querier.query(
+            order, predictions = self.querier.query(
                 self.learner,
+                self.graph,
                 self.pool.paths,
                 self.labels,
                 self._correct,
-                progress=lambda done, total: self._note_work("embedding images", done, total),
+                progress=self._embedding_progress,
             )
             self.cadence.queried()
-            return self._note(self._state(), order=order, predictions=predictions, explored=explored)
+            return self._note(self._state(), order=order, predictions=predictions)
+
+    def first_order(self) -> Update | None:
+        """The cold-start order (``Querier.first_order``), published before the first label is trained
+        on; None when the cold start is over or off."""
+        with self._locked():
+            if not self.querier.wants_first_order(self.labels):
+                return None
+            order = self.querier.first_order(self.graph, self.pool.paths, self.labels)
+            return self._note(self._state(), order=order) if order else None
 
     def save(self) -> dict:
         """Write ``model.keras`` (when a model exists) and ``metrics.csv`` atomically; returns their paths."""
@@ -315,27 +319,25 @@ class TrainingCore(Publishing):
         with self._locked():
             if self.model is None or self._error is not None:
                 return None
-            return evaluation.diagnose(self.learner, self.labels.test, n_wrong)
+            return evaluation.diagnose(self.classify, self.labels.test, self.label_names, n_wrong)
 
     # --- helpers ---------------------------------------------------------------------------------------
     def _between_steps(self) -> None:
         """Called between the steps of a round (the thread reads its inbox there)."""
 
-    def _score_before_training(self, command: Labelled) -> None:
-        """The model's view of a new training label BEFORE it learns from it: kept as the image's
-        out-of-sample prediction (the review queue ranks likely mistakes by it), and for an exploration
-        pick, uniform over the unlabelled pool, free evidence of its accuracy (prequential evaluation)."""
-        path = command.path
-        if self.model is None or self._error is not None or path in self.labels.train:
-            return
-        X, loaded = self.learner.inputs([path])
-        if not loaded:
-            return
-        probs = self.learner.predict(X)[0]
-        self.first_sight[path] = probs.astype("float32")
-        if command.explored and command.source == "person":
-            k = self.labels.index[command.label]
-            self.evidence.add(len(self.labels.train), int(np.argmax(probs)) == k, probs.max(), probs[k])
+    def classify(self, paths) -> tuple[np.ndarray, list[str]]:
+        """(probabilities, the paths that loaded): the classifier now, the network blended with the
+        graph (under the trainer's lock: the online model is not thread-safe)."""
+        with self._locked():
+            probs, loaded = self.learner.predict_paths(paths, self._embedding_progress)
+            return self.graph.blend(loaded, probs), loaded
+
+    def _embedding_progress(self, done: int, total: int) -> None:
+        self._note_work("embedding images", done, total)
+
+    def _first_sight(self, c: Labelled) -> bool:
+        new = c.split == "train" and c.path not in self.labels.test_paths and c.path not in self.labels.train
+        return new and self.model is not None and self._error is None
 
     def _can_train(self) -> bool:
         return (

@@ -1,35 +1,34 @@
 """What the accuracy is, how sure we are, and how few test labels that needs.
 
-Every label a person gives costs the same, so the evaluation rests on two kinds of labels: a small
-held-out test set (uniform over the pool, never trained on, re-scored by the current model at every
-evaluation) and *prequential* records: images that exploration picked uniformly at random, scored by
-the model just BEFORE their label taught it (free: the person labels them for training anyway).
+Every label a person gives costs the same, so the evaluation spends as few as it can. A test reserve
+(a uniform random part of the pool, never trained on) supplies a few held-out labels; every training
+label adds a *first-sight* prediction (the classifier's guess before it learnt that label). The
+estimate calibrates the classifier's confidence by one temperature, fitted on the held-out labels
+(current classifier, weight 1) and the latest 30 first-sight predictions (weight 0.25, re-blended with
+today's graph weight), then averages the calibrated confidence over the reserve's images (labelled or
+not: a uniform sample of the pool). Its band adds the held-out residuals' variance to the reserve's,
+with a binomial floor so it never collapses. Where the held-out labels disagree with the calibrated
+confidence beyond their own noise (first-sight predictions of a much older classifier can mislead the
+temperature while the model learns fast), their mean residual is added: the prediction-powered
+estimate, whose band is the one stated.
 
-The estimate is a difference (prediction-powered) estimator: the model's mean confidence over a fresh
-sample of the unlabelled pool, corrected by the mean residual (correct - confidence) over the labelled
-evaluation samples. The pool term has almost no variance; the residual varies far less than
-correctness itself when confidence tracks correctness, so fewer labels give a narrower interval, and
-the correction keeps it unbiased for the pool the samples came from (Angelopoulos et al. 2023). Stated
-biases: prequential records lag the current model (they are kept only from the recent half of the
-labels); the unlabelled pool excludes the images already labelled, which active learning picked for
-being hard, so the pool is slightly easier than the whole folder.
+Measured on scikit-learn's digits (research of 2026-12-01, 281 runs): mean |shown - true| 0.014-0.016
+from 50 labels on, coverage of the band 0.95-0.97; stated bias -0.005 to -0.03 (first-sight
+predictions are of an older classifier), up to about -0.09 before 100 labels on hard data.
 """
 
 from __future__ import annotations
 
-import collections
 import math
 from dataclasses import dataclass
 
 import numpy as np
 
 Z = 1.959964  # two-sided 95%
-#: Pseudo-observations of the residual variance: a handful of labels cannot claim a tiny interval.
-PRIOR_N, PRIOR_VAR = 2, 0.25
-#: The pool term needs this many confidences; below it the estimate is the plain proportion.
-MIN_POOL = 20
-#: Prequential records are kept from the newest half of the training labels, at most this many.
-MAX_RECORDS = 400
+#: Temperatures tried (a grid: robust with a handful of labels, no optimiser to diverge).
+TEMPERATURES = np.exp(np.linspace(np.log(0.25), np.log(10.0), 48))
+#: First-sight predictions used, and their weight beside a held-out label.
+RECENT, RECENT_WEIGHT = 30, 0.25
 _EPS = 1e-7
 
 
@@ -41,6 +40,7 @@ class Estimate:
     n: int  # labels it rests on
     n_test: int
     n_prequential: int
+    temperature: float = 1.0
 
     @property
     def halfwidth(self) -> float:
@@ -66,26 +66,62 @@ def wilson(k: float, n: int) -> tuple[float, float]:
     return max(0.0, centre - half), min(1.0, centre + half)
 
 
-def estimate(correct, confidence, pool_confidence=None, n_test: int | None = None) -> Estimate | None:
-    """The accuracy of the model from evaluation samples (``correct`` 0/1 and the model's ``confidence``
-    in its prediction, one per sample) and the confidences on a sample of the unlabelled pool."""
-    y = np.asarray(correct, dtype=float)
-    f = np.asarray(confidence, dtype=float)
-    n = len(y)
-    if n == 0:
+def fit_temperature(logp: np.ndarray, y: np.ndarray, w: np.ndarray) -> float:
+    """The temperature of ``TEMPERATURES`` with the least weighted log-loss; 1 without labels."""
+    if len(y) == 0:
+        return 1.0
+    z = logp[None] / TEMPERATURES[:, None, None]
+    m = z.max(2, keepdims=True)
+    lse = m[..., 0] + np.log(np.exp(z - m).sum(2))
+    nll = ((lse - z[:, np.arange(len(y)), y]) * w[None]).sum(1)
+    return float(TEMPERATURES[int(np.argmin(nll))])
+
+
+def calibrated_confidence(logp: np.ndarray, T: float) -> np.ndarray:
+    z = logp / T
+    z = z - z.max(1, keepdims=True)
+    e = np.exp(z)
+    return (e / e.sum(1, keepdims=True)).max(1)
+
+
+def estimate(reserve_probs, held_out, held_y, recent_probs=None, recent_y=None) -> Estimate | None:
+    """The classifier's accuracy on new images with its 95% band.
+
+    ``reserve_probs`` (R, C): its probabilities on the test reserve's images (labelled or not);
+    ``held_out``: the rows of those with a test label, ``held_y`` their classes; ``recent_probs`` /
+    ``recent_y``: first-sight probabilities and classes of the latest training labels. None when there
+    is neither a held-out nor a recent label."""
+    P = np.asarray(reserve_probs, dtype=float)
+    held_out = np.asarray(held_out, dtype=int)
+    held_y = np.asarray(held_y, dtype=int)
+    recent_probs = (
+        np.zeros((0, P.shape[1] if P.ndim == 2 else 1))
+        if recent_probs is None
+        else np.asarray(recent_probs, float)
+    )
+    recent_y = np.zeros(0, int) if recent_y is None else np.asarray(recent_y, int)
+    k, r = len(held_out), len(recent_y)
+    if k + r == 0 or len(P) == 0:
         return None
-    n_test = n if n_test is None else n_test
-    pool = None if pool_confidence is None else np.asarray(pool_confidence, dtype=float)
-    if pool is None or len(pool) < MIN_POOL:
-        low, high = wilson(y.sum(), n)
-        return Estimate(float(y.mean()), low, high, n, n_test, n - n_test)
-    r = y - f
-    var_r = (float(np.sum((r - r.mean()) ** 2)) + PRIOR_N * PRIOR_VAR) / (n - 1 + PRIOR_N)
-    var = var_r / n + float(np.var(pool)) / len(pool)
-    theta = float(np.mean(pool) + r.mean())
-    half = t_quantile(n - 1 + PRIOR_N) * math.sqrt(var)
-    centre = min(1.0, max(0.0, theta))
-    return Estimate(centre, max(0.0, theta - half), min(1.0, theta + half), n, n_test, n - n_test)
+    L = np.log(np.clip(P, _EPS, 1.0))
+    fit_logp = np.concatenate([L[held_out], np.log(np.clip(recent_probs, _EPS, 1.0))])
+    fit_y = np.concatenate([held_y, recent_y])
+    weights = np.concatenate([np.ones(k), RECENT_WEIGHT * np.ones(r)])
+    T = fit_temperature(fit_logp, fit_y, weights)
+    g = calibrated_confidence(L, T)
+    est = float(g.mean())
+    if k >= 2:
+        residual = (P[held_out].argmax(1) == held_y) - g[held_out]
+        sd = math.sqrt(residual.var(ddof=1) / k + g.var() / len(g))
+        bias, bias_se = float(residual.mean()), math.sqrt(residual.var(ddof=1) / k)
+        if abs(bias) > Z * bias_se:  # the held-out labels disagree: the rectified (PPI) estimate
+            est = min(1.0, max(0.0, est + bias))
+    else:
+        sd = 0.5
+    n = k + len(g)
+    adjusted = (est * n + 2) / (n + 4)  # plus-four binomial floor: never a zero-width band at 100%
+    sd = max(sd, math.sqrt(adjusted * (1 - adjusted) / n))
+    return Estimate(est, max(0.0, est - Z * sd), min(1.0, est + Z * sd), k + r, k, r, T)
 
 
 def mean_interval(values) -> tuple[float, float, float]:
@@ -100,36 +136,18 @@ def mean_interval(values) -> tuple[float, float, float]:
     return m, max(0.0, m - half), m + half
 
 
-class Evidence:
-    """Prequential records: (training labels at the time, correct, confidence, probability of the truth)."""
-
-    def __init__(self):
-        self._records: collections.deque = collections.deque(maxlen=MAX_RECORDS)
-
-    def add(self, n_train: int, correct: bool, confidence: float, p_true: float) -> None:
-        self._records.append((n_train, bool(correct), float(confidence), max(float(p_true), _EPS)))
-
-    def recent(self, n_train: int) -> list[tuple]:
-        """The records from the newest half of the training labels (older ones judged an older model)."""
-        since = n_train // 2
-        return [r for r in self._records if r[0] >= since]
-
-    def __len__(self) -> int:
-        return len(self._records)
-
-
 # --- how many test labels --------------------------------------------------------------------------------
 #: While the interval is wider than this, keep asking for test labels (within the share below).
 TARGET_HALFWIDTH = 0.04
 #: Test labels the estimate needs at least before the interval may stop more being asked.
 MIN_TEST = 10
-#: A quarter of the first labels (an estimate exists early), then 15% at most.
-EARLY_SHARE, SHARE = 0.25, 0.15
+#: A quarter of the first labels (an estimate exists early), then 4 + 10%: at most 15% from 100 on.
+EARLY_SHARE, BASE, SHARE = 0.25, 4, 0.1
 
 
 def wanted_test_labels(n_labels: int) -> int:
-    """Test labels wanted once ``n_labels`` labels were given: 5 of 20, 10 of 40, then 15% (15 of 100)."""
-    return min(math.floor(EARLY_SHARE * n_labels), max(MIN_TEST, math.floor(SHARE * n_labels)))
+    """Test labels wanted once ``n_labels`` labels were given: 5 of 20, 8 of 40, 14 of 100, 24 of 200."""
+    return math.floor(min(EARLY_SHARE * n_labels, BASE + SHARE * n_labels))
 
 
 def wants_test(n_train: int, n_test: int, halfwidth: float | None = None) -> bool:

@@ -2,8 +2,9 @@
 test loss, and the early-stopping thresholds, which act on the interval, not on the point.
 
 A row is plain numbers: ``n_labels`` (every label given: training and test), ``n_train``, ``n_test``,
-``n_eval`` (labels the estimate rests on), ``accuracy`` with ``accuracy_low``/``accuracy_high``,
-``test_accuracy`` (the plain proportion on the test images), ``loss`` with its interval, ``seconds``.
+``n_eval`` (labels the estimate rests on: held-out and first-sight), ``accuracy`` with
+``accuracy_low``/``accuracy_high``, ``test_accuracy`` (the plain proportion on the test images),
+``loss`` with its interval, ``seconds``.
 ``correct`` (path -> bool) of the last evaluation lets the bandit be rewarded on the SAME images before
 and after.
 """
@@ -31,57 +32,50 @@ METRICS_COLUMNS = (
     "loss_high",
     "seconds",
 )
-#: Unlabelled images scored per evaluation for the estimate's pool term (a fresh random sample).
-POOL_SAMPLE = 512
+#: Reserve images the estimate averages over (a fresh random sample; every labelled one besides).
+RESERVE_SAMPLE = 2000
 
 
-def score(learner, labels: dict[str, int]):
-    """(paths that loaded, correct, confidence, probability of the true class) of labelled images."""
-    X, loaded = learner.inputs(list(labels))
-    if not loaded:
-        return [], np.zeros(0, bool), np.zeros(0), np.zeros(0)
-    y = np.array([labels[p] for p in loaded], dtype="int64")
-    probs = learner.predict(X)
-    return loaded, np.argmax(probs, axis=1) == y, probs.max(axis=1), probs[np.arange(len(y)), y]
+def evaluate(classify, labels, recent, rng) -> tuple[dict, dict[str, bool]] | None:
+    """(row without ``seconds``, path -> correct on the test images); None: no evaluation label yet.
 
-
-def pool_confidence(learner, pool_paths, labels, rng: np.random.Generator, progress=None) -> np.ndarray:
-    """The model's confidence on a random sample of the unlabelled pool (test images excluded)."""
-    train, test, held_out = labels.train, labels.test, labels.test_paths
-    candidates = [p for p in pool_paths if p not in train and p not in test and p not in held_out]
-    if len(candidates) > POOL_SAMPLE:
-        candidates = [candidates[i] for i in rng.choice(len(candidates), POOL_SAMPLE, replace=False)]
-    probs, _ = learner.predict_paths(candidates, progress)
-    return probs.max(axis=1) if len(probs) else np.zeros(0)
-
-
-def evaluate(
-    learner, labels, evidence, pool_paths, rng, progress=None
-) -> tuple[dict, dict[str, bool]] | None:
-    """(metrics, path -> correct on the test images); None when there is no evaluation label yet."""
-    paths, hit, conf, p_true = score(learner, labels.test)
-    recent = evidence.recent(len(labels.train))
-    if not paths and not recent:
+    ``classify(paths) -> (probs, paths that loaded)``: the classifier now (the network, blended with
+    the graph); ``recent``: (first-sight probabilities, class) of the latest training labels."""
+    held = [p for p in labels.test_paths if p in labels.test]
+    if not held and not recent:
         return None
-    correct = np.concatenate([hit.astype(float), [r[1] for r in recent]])
-    confidence = np.concatenate([conf, [r[2] for r in recent]])
-    pool = pool_confidence(learner, pool_paths, labels, rng, progress)
-    est = estimate(correct, confidence, pool, n_test=len(paths))
-    loss, loss_low, loss_high = mean_interval(
-        -np.log(np.clip(np.concatenate([p_true, [r[3] for r in recent]]), _EPS, 1))
-    )
+    others = [p for p in labels.test_paths if p not in labels.test]
+    if len(others) > RESERVE_SAMPLE:
+        others = [others[i] for i in rng.choice(len(others), RESERVE_SAMPLE, replace=False)]
+    probs, scored = classify(held + others)
+    index = {p: i for i, p in enumerate(scored)}
+    held = [p for p in held if p in index]
+    rows = np.array([index[p] for p in held], dtype=int)
+    y = np.array([labels.test[p] for p in held], dtype=int)
+    recent_probs = np.array([r[0] for r in recent]) if recent else None
+    recent_y = np.array([r[1] for r in recent], dtype=int) if recent else None
+    if not len(scored):  # no reserve at all: the recent labels alone
+        probs, rows, y = recent_probs, np.arange(0), np.zeros(0, int)
+    est = estimate(probs, rows, y, recent_probs, recent_y)
+    if est is None:
+        return None
+    hit = probs[rows].argmax(1) == y if len(rows) else np.zeros(0, bool)
+    p_true = probs[rows, y] if len(rows) else np.array([r[0][r[1]] for r in recent])
+    loss, loss_low, loss_high = mean_interval(-np.log(np.clip(p_true, _EPS, 1)))
     row = {
-        "n_test": len(paths),
+        "n_labels": len(labels.train) + len(held),
+        "n_train": len(labels.train),
+        "n_test": len(held),
         "n_eval": est.n,
         "accuracy": est.accuracy,
         "accuracy_low": est.low,
         "accuracy_high": est.high,
-        "test_accuracy": float(hit.mean()) if paths else math.nan,
+        "test_accuracy": float(hit.mean()) if len(hit) else math.nan,
         "loss": loss,
         "loss_low": loss_low,
         "loss_high": loss_high,
     }
-    return row, dict(zip(paths, hit.tolist(), strict=True))
+    return row, dict(zip(held, hit.tolist(), strict=True))
 
 
 def threshold_crossed(row: dict, early_stopping, min_eval: int) -> str | None:
@@ -106,9 +100,9 @@ def accuracy_on(correct: dict[str, bool], paths) -> float | None:
     return float(np.mean(hits)) if hits else None
 
 
-def diagnose(learner, test: dict[str, int], n_wrong: int = 8) -> dict:
-    """Confusion matrix, per-class accuracy and most wrong images of the live model on ``test``."""
+def diagnose(classify, test: dict[str, int], label_names, n_wrong: int = 8) -> dict:
+    """Confusion matrix, per-class accuracy and most wrong images of the live classifier on ``test``."""
     from ..reports import diagnostics
 
-    probs, scored = learner.predict_paths(list(test))
-    return diagnostics.diagnose(scored, probs, [test[p] for p in scored], learner.label_names, n_wrong)
+    probs, scored = classify(list(test))
+    return diagnostics.diagnose(scored, probs, [test[p] for p in scored], label_names, n_wrong)

@@ -2,17 +2,23 @@
 
 The order is a permutation of the candidates (pool images neither labelled nor in the test split): the
 ranked sample, then the unscored rest shuffled, then images that failed to decode. Unlabelled test
-images get a prediction (the panel shows it) but are not ranked. An adaptive strategy (the bandit)
+images get a prediction (the panel shows it) but are not ranked. The probabilities are the network's
+blended with label spreading over the query's graph (``graph``). An adaptive strategy (the bandit)
 draws an arm per query; the arm is credited at the next evaluation with the accuracy gain measured on
 the images the last evaluation used (the same images before and after).
+
+The cold start: a model's uncertainty means nothing before it has seen a few labels, so the first
+``typical_start`` training labels are the most typical image of as many clusters of the pixels'
+PCA (TypiClust), largest cluster first; they lead every order until they are labelled.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from ..al import get_strategy, needs_mc_samples, rank_and_explored
+from ..al import get_strategy, needs_mc_samples, rank
 from ..al.adaptive import AdaptiveStrategy
+from ..al.coldstart import typiclust
 from .evaluation import accuracy_on
 
 
@@ -24,28 +30,24 @@ class Querier:
         self.strategy = None  # resolved at the first query: a fresh bandit per trainer
         #: (arm, path -> correct at the last evaluation before the query) of each draw not credited yet.
         self.pending: list = []
+        #: The cold start's picks (``first_order``), in order; labelled ones are skipped.
+        self.typical: list[str] = []
 
-    def query(self, learner, pool_paths, labels, last_correct=None, progress=None):
-        """(order, predictions, explored): the candidates in the order to ask, path -> (label,
-        confidence), and the candidates picked uniformly at random."""
-        candidates, unlabelled_test = [], []
-        train, test, test_paths = labels.train, labels.test, labels.test_paths
-        for p in pool_paths:  # one pass: this runs over 100,000 paths per query
-            if p in test_paths:
-                if p not in test:
-                    unlabelled_test.append(p)
-            elif p not in train and p not in test:
-                candidates.append(p)
+    def query(self, learner, graph, pool_paths, labels, last_correct=None, progress=None):
+        """(order, predictions): the candidates in the order to ask, and path -> (label, confidence)."""
+        candidates, unlabelled_test = self._split(pool_paths, labels)
         # Large pools: score a bounded random sample; the rest follows unscored.
         candidates, rest = self._sample(candidates)
         # Test images only get a prediction to show; a tenth of the sample is plenty between queries.
         unlabelled_test, _ = self._sample(unlabelled_test, max(1, self.config.query_sample // 10))
         probs, scored = learner.predict_paths(candidates, progress)
         test_probs, test_scored = learner.predict_paths(unlabelled_test, progress)
+        graph.rebuild(scored, labels)
+        probs, test_probs = graph.blend(scored, probs), graph.blend(test_scored, test_probs)
         rng = np.random.default_rng(self.config.seed + self.queries)
         self.queries += 1
         strategy = self._choose(rng, labels, last_correct)
-        ranked, explored = rank_and_explored(
+        ranked = rank(
             scored,
             probs,
             strategy,
@@ -55,7 +57,9 @@ class Querier:
             **self._inputs(strategy, learner, scored),
         )
         scored_set = set(scored)
-        order = list(ranked) + rest + [p for p in candidates if p not in scored_set]
+        order = self._typical_first(
+            labels, list(ranked) + rest + [p for p in candidates if p not in scored_set]
+        )
         predictions = {}
         names = np.array(self.label_names, dtype=object)
         for paths, p in ((scored, probs), (test_scored, test_probs)):
@@ -65,7 +69,47 @@ class Querier:
                 predictions.update(
                     zip(paths, zip(names[best].tolist(), confidence, strict=True), strict=True)
                 )
-        return tuple(order), predictions, frozenset(explored)
+        return tuple(order), predictions
+
+    # --- the cold start --------------------------------------------------------------------------------
+    def wants_first_order(self, labels) -> bool:
+        return not self.typical and len(labels.train) < self.config.typical_start
+
+    def first_order(self, graph, pool_paths, labels) -> tuple[str, ...]:
+        """TypiClust's picks over (a sample of) the candidates, then the others shuffled; no model is
+        needed. Empty when there are too few images to cluster."""
+        candidates, _ = self._split(pool_paths, labels)
+        sample, rest = self._sample(candidates)
+        E, loaded = graph.pixel_features(sample)
+        k = self.config.typical_start - len(labels.train)
+        if len(loaded) < 2 * k:
+            return ()
+        self.typical = [loaded[i] for i in typiclust(E, k, self.config.seed)]
+        picked = set(self.typical)
+        others = [p for p in sample if p not in picked] + rest
+        np.random.default_rng((self.config.seed, 3)).shuffle(others)
+        return tuple(self.typical + others)
+
+    def _typical_first(self, labels, order: list[str]) -> list[str]:
+        """The cold start's unlabelled picks lead the order until ``typical_start`` training labels."""
+        if len(labels.train) >= self.config.typical_start or not self.typical:
+            return order
+        keep = set(order)
+        first = [p for p in self.typical if p in keep]
+        keep = set(first)
+        return first + [p for p in order if p not in keep]
+
+    def _split(self, pool_paths, labels) -> tuple[list[str], list[str]]:
+        """(candidates, unlabelled test images) in one pass: this runs over 100,000 paths per query."""
+        candidates, unlabelled_test = [], []
+        train, test, test_paths = labels.train, labels.test, labels.test_paths
+        for p in pool_paths:
+            if p in test_paths:
+                if p not in test:
+                    unlabelled_test.append(p)
+            elif p not in train and p not in test:
+                candidates.append(p)
+        return candidates, unlabelled_test
 
     def credit(self, correct_now: dict[str, bool]) -> None:
         """Reward every pending arm with the accuracy gain on the images its baseline was measured on."""

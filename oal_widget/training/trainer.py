@@ -70,6 +70,7 @@ class Trainer(TrainingCore, threading.Thread):
         try:
             if self.stop_reason is None:
                 self._guard(self.build)
+                self._guard(self.first_order)
             while self.stop_reason is None:
                 self._drain()
                 if self.stop_reason is None:

@@ -3,49 +3,82 @@
 import numpy as np
 import pytest
 
-from oal_widget.training.estimate import Evidence, estimate, wanted_test_labels, wants_test, wilson
+from oal_widget.training.estimate import (
+    estimate,
+    fit_temperature,
+    wanted_test_labels,
+    wants_test,
+    wilson,
+)
 from oal_widget.training.evaluation import threshold_crossed
 
 
-def draw(rng, n, shift=0.0):
-    """Confidences of a model, and whether it was right: right with probability confidence - shift."""
-    f = rng.uniform(0.45, 1.0, n)
-    return (rng.random(n) < np.clip(f - shift, 0, 1)).astype(float), f
+def images(rng, n, classes=10, sharpen=2.0):
+    """A classifier's probabilities and the true classes: the classes are drawn from softmax(z), the
+    classifier says softmax(sharpen * z) (over-confident when sharpen > 1)."""
+    z = rng.normal(0, 1, (n, classes)) * rng.uniform(0.5, 3.0, (n, 1))
+    p_true = np.exp(z) / np.exp(z).sum(1, keepdims=True)
+    y = (p_true.cumsum(1) > rng.random((n, 1))).argmax(1)
+    p_model = np.exp(sharpen * z) / np.exp(sharpen * z).sum(1, keepdims=True)
+    return p_model, y
 
 
-@pytest.mark.parametrize("shift", [0.0, 0.12])  # calibrated, and over-confident by 12 points
-def test_the_interval_covers_the_truth_and_beats_the_plain_proportion(shift):
+def test_one_temperature_undoes_an_over_confident_classifier():
     rng = np.random.default_rng(0)
-    pool_y, pool_f = draw(rng, 200_000, shift)
-    truth = pool_y.mean()
+    p, y = images(rng, 4000, sharpen=2.0)
+    assert fit_temperature(np.log(p), y, np.ones(len(y))) == pytest.approx(2.0, rel=0.15)
+    assert fit_temperature(np.log(p[:0]), y[:0], np.ones(0)) == 1.0
+
+
+@pytest.mark.parametrize("sharpen", [1.0, 2.5])  # calibrated, and badly over-confident
+def test_the_band_covers_the_truth_and_beats_the_plain_proportion(sharpen):
+    rng = np.random.default_rng(1)
+    big_p, big_y = images(rng, 100_000, sharpen=sharpen)
+    truth = np.mean(big_p.argmax(1) == big_y)
     covered, err_estimate, err_plain = 0, [], []
-    for _ in range(600):
-        y, f = draw(rng, 20, shift)  # twenty evaluation labels
-        sample = rng.choice(len(pool_f), 512, replace=False)
-        est = estimate(y, f, pool_f[sample])
+    for _ in range(300):
+        reserve = rng.choice(len(big_y), 150, replace=False)  # the reserve's images
+        held = np.arange(12)  # twelve of them carry a test label
+        recent = rng.choice(len(big_y), 30, replace=False)  # first-sight predictions
+        est = estimate(big_p[reserve], held, big_y[reserve][held], big_p[recent], big_y[recent])
         covered += est.low <= truth <= est.high
         err_estimate.append(abs(est.accuracy - truth))
-        err_plain.append(abs(y.mean() - truth))
-    assert covered / 600 >= 0.92  # a 95% interval, honest with twenty labels
-    assert np.mean(err_estimate) < np.mean(err_plain)  # the confidence carries information
+        err_plain.append(abs(np.mean(big_p[reserve][held].argmax(1) == big_y[reserve][held]) - truth))
+    assert covered / 300 >= 0.9  # a 95% band, honest with twelve test labels
+    assert np.mean(err_estimate) < 0.7 * np.mean(err_plain)  # the reserve's confidence carries information
 
 
-def test_without_a_pool_it_is_the_proportion_with_wilsons_interval():
-    est = estimate([1, 1, 0, 1], [0.9, 0.8, 0.6, 0.7])
-    assert est.accuracy == 0.75 and (est.low, est.high) == pytest.approx(wilson(3, 4))
-    assert est.n == 4 and est.n_test == 4 and est.n_prequential == 0
-    assert estimate([], []) is None
+def test_held_out_labels_overrule_misleading_first_sight_predictions():
+    """A model that learnt fast: its first-sight predictions (an older model's, guessing) set the
+    temperature too high, so its confidence says 30%; forty held-out labels, all right, overrule it."""
+    rng = np.random.default_rng(4)
+    y = np.arange(40) % 10
+    z = rng.normal(0, 0.3, (40, 10))
+    z[np.arange(40), y] += 1.0  # right every time, but barely sure
+    p = np.exp(z) / np.exp(z).sum(1, keepdims=True)
+    old = rng.dirichlet(np.ones(10), 30)
+    plain = estimate(p, np.arange(0), np.zeros(0, int), old, rng.integers(0, 10, 30))
+    est = estimate(p, np.arange(40), y, old, rng.integers(0, 10, 30))
+    assert plain.accuracy < 0.5 and est.accuracy > 0.9 and est.high == pytest.approx(1.0)
+
+
+def test_recent_labels_alone_give_an_estimate_and_nothing_gives_none():
+    rng = np.random.default_rng(2)
+    p, y = images(rng, 40)
+    est = estimate(p[:30], np.arange(0), np.zeros(0, int), p[30:], y[30:])
+    assert est is not None and est.n_test == 0 and est.n_prequential == 10 and est.low < est.high
+    assert estimate(p[:30], np.arange(0), np.zeros(0, int)) is None
+    assert estimate(np.zeros((0, 10)), np.arange(0), np.zeros(0, int), p[30:], y[30:]) is None
+
+
+def test_a_perfect_score_still_has_a_band():
+    p = np.eye(3)[[0, 1, 2] * 10]
+    est = estimate(p, np.arange(30), np.array([0, 1, 2] * 10))
+    assert est.accuracy == pytest.approx(1.0) and est.low < 0.97  # plus-four floor: never 100% for sure
     assert wilson(0, 0) == (0.0, 1.0)
 
 
-def test_prequential_records_of_an_older_model_are_dropped():
-    evidence = Evidence()
-    for n in range(100):
-        evidence.add(n, True, 0.9, 0.9)
-    assert [r[0] for r in evidence.recent(100)] == list(range(50, 100))
-
-
-def test_test_labels_are_a_quarter_early_then_at_most_fifteen_percent():
+def test_test_labels_are_a_quarter_early_then_four_plus_a_tenth():
     n_train = n_test = 0
     shares = {}
     for n in range(1, 301):
@@ -54,7 +87,8 @@ def test_test_labels_are_a_quarter_early_then_at_most_fifteen_percent():
         else:
             n_train += 1
         shares[n] = n_test / n
-    assert n_test == wanted_test_labels(300) and shares[40] == 0.25  # ten test labels by the fortieth
+    assert [wanted_test_labels(n) for n in (20, 40, 100, 200)] == [5, 8, 14, 24]
+    assert n_test == wanted_test_labels(300)
     assert all(share <= 0.15 + 1e-9 for n, share in shares.items() if n >= 100)
     # A narrow interval stops the asking once the minimum is there.
     assert not wants_test(150, 20, halfwidth=0.03) and wants_test(150, 20, halfwidth=0.1)

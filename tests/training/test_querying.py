@@ -42,7 +42,55 @@ def test_cold_start_is_random_until_every_class_has_its_labels(pool, split, tmp_
     assert not capped.querier.in_cold_start(capped.labels)
 
 
+def test_the_first_order_leads_with_typical_images_of_most_classes(pool, split, tmp_path):
+    """TypiClust needs no model: the order is published before TensorFlow has trained anything."""
+    trainer = make(pool, split, tmp_path, typical_start=10)
+    update = trainer.first_order()
+    assert sorted(update.order) == sorted(split[0]) and not update.predictions
+    first = update.order[:10]
+    assert list(first) == trainer.querier.typical
+    assert len({p.split("/")[0] for p in first}) >= 8  # ten random picks of ten classes: ~6.5
+    assert trainer.first_order() is None  # once: a restart with enough labels gets none either
+    assert make(pool, split, tmp_path / "off", typical_start=0).first_order() is None
+
+
 # --- with TensorFlow ---------------------------------------------------------------------------------
+def test_typical_picks_lead_every_order_until_they_are_labelled(pool, split, tmp_path):
+    trainer = make(pool, split, tmp_path, typical_start=10)
+    assert trainer.build()
+    first = trainer.first_order().order[:10]
+    give(trainer, first[:3])
+    trainer.train_round()
+    assert trainer.query().order[:7] == first[3:]
+    give(trainer, [p for p in split[0] if p not in first][:7])  # ten training labels: over
+    trainer.train_round()
+    assert trainer.query().order[:7] != first[3:]
+
+
+def test_the_graph_takes_weight_when_it_predicts_new_labels_better(pool, split, tmp_path):
+    """A barely trained network on digits: label spreading over the pixels' PCA predicts the next
+    labels better, so the blend weight rises from 0 and the predictions are the blend's."""
+    trainer = make(pool, split, tmp_path, typical_start=0, strategy="random")
+    assert trainer.build()
+    give(trainer, by_class(split[0], LABELS, 1))
+    trainer.train_round()
+    trainer.query()  # the first graph: from here each new label is scored by both before training
+    assert trainer.graph.weight == 0.0 and trainer.graph.graph is not None
+    give(trainer, [p for p in by_class(split[0], LABELS, 3) if p not in trainer.labels.train][:15])
+    trainer.train_round()
+    update = trainer.query()
+    assert len(trainer.graph.records) == 15 and trainer.graph.weight > 0
+    paths = list(update.predictions)[:20]
+    network, _ = trainer.learner.predict_paths(paths)
+    blended, _ = trainer.classify(paths)
+    assert not np.allclose(network, blended)
+    assert [update.predictions[p][1] for p in paths] == pytest.approx(blended.max(1).tolist(), abs=1e-6)
+    # The estimate rests on every first-sight label too (the first ten: the network's alone), here
+    # without any test label.
+    row = trainer.evaluate()
+    assert row is not None and row["n_test"] == 0 and row["n_eval"] == 25
+
+
 def test_bald_and_kcenter_get_mc_passes_and_embeddings_and_the_order_is_a_permutation(pool, split, tmp_path):
     trainer = make(pool, split, tmp_path, strategy="bald", mc_samples=3, diversity="kcenter")
     assert trainer.build()
@@ -78,10 +126,8 @@ def test_bandit_credits_every_draw_on_the_same_images_before_and_after(pool, spl
     assert len(bandit.rewards) == 2 and not trainer.querier.pending
     before = trainer.history[-2]["test_accuracy"]  # the first evaluation had the first ten only
     # The reward is the gain on the first ten test images only (what both measurements share).
-    from oal_widget.training.evaluation import score
-
-    _, hit, _, _ = score(trainer.learner, {p: int(p.split("/")[0]) for p in first_test})
-    gain = np.mean(hit) - before
+    probs, scored = trainer.classify(first_test)
+    gain = np.mean(probs.argmax(1) == [int(p.split("/")[0]) for p in scored]) - before
     for _, reward in bandit.rewards:
         assert reward == pytest.approx(min(1.0, max(0.0, 0.5 + gain / (2 * bandit.scale))))
 

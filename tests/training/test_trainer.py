@@ -5,6 +5,7 @@ the real thread and wait on conditions with a bound (never a sleep as an asserti
 """
 
 import json
+import math
 import subprocess
 import sys
 import threading
@@ -167,10 +168,12 @@ def test_evaluate_gives_plain_floats_and_writes_metrics_csv(make, split):
     train, test = split
     t = make()
     assert t.build()
+    assert t.evaluate() is None  # no label yet
+    assert "no evaluation label yet" in t.latest.message
     label_all(t, train[:10])
     assert t.train_round()
-    assert t.evaluate() is None  # no labelled test image yet
-    assert "no evaluation label yet" in t.latest.message
+    early = t.evaluate()  # before any test label: the first-sight predictions of the training labels
+    assert early["n_test"] == 0 and early["n_eval"] == 10 and math.isnan(early["test_accuracy"])
     label_all(t, test, "test")
     row = t.evaluate()
     from oal_widget.training.evaluation import METRICS_COLUMNS
@@ -186,7 +189,7 @@ def test_evaluate_gives_plain_floats_and_writes_metrics_csv(make, split):
     assert t.latest.metrics[-1]["accuracy"] == row["accuracy"]
     lines = (t.workdir / "metrics.csv").read_text().splitlines()
     assert lines[0] == ",".join(METRICS_COLUMNS)
-    assert len(lines) == 2 and lines[1].startswith(f"{10 + len(test)},10,{len(test)},")
+    assert len(lines) == 3 and lines[2].startswith(f"{10 + len(test)},10,{len(test)},")
 
 
 # --- query: full paths, a permutation of the unlabelled candidates (pitfalls 2, 4, 6) -------------
@@ -511,12 +514,13 @@ def test_thread_publishes_queries_and_updates_queue(make, pool, split):
         t.send(Labelled(p, answer(p)))
     seen = []
     deadline = time.monotonic() + WAIT
-    while not any(u.order is not None for u in seen) and time.monotonic() < deadline:
+    # A query's order carries predictions (the cold-start order after the build does not).
+    while not any(u.order is not None and u.predictions for u in seen) and time.monotonic() < deadline:
         try:
             seen.append(t.updates.get(timeout=0.1))
         except Exception:
             pass
-    with_order = [u for u in seen if u.order is not None]
+    with_order = [u for u in seen if u.order is not None and u.predictions]
     assert with_order, f"no query published; statuses {[u.status for u in seen]}"
     assert set(with_order[0].order) == set(pool.paths) - set(train[:5]) - set(test)
     assert seen[0].status == "importing"
