@@ -92,12 +92,12 @@ def _synchronous(store: Store) -> int:
 
 def test_synchronous_is_one_setting(tmp_path, monkeypatch):
     with Store(tmp_path / "a") as s:
-        assert s.synchronous == sqlite_backend.SYNCHRONOUS == "NORMAL" and _synchronous(s) == 1
-    with Store(tmp_path / "b", synchronous="FULL") as s:
-        assert _synchronous(s) == 2
-    monkeypatch.setattr(sqlite_backend, "SYNCHRONOUS", "FULL")  # flipping the default is one constant
+        assert s.synchronous == sqlite_backend.SYNCHRONOUS == "FULL" and _synchronous(s) == 2
+    with Store(tmp_path / "b", synchronous="NORMAL") as s:
+        assert _synchronous(s) == 1
+    monkeypatch.setattr(sqlite_backend, "SYNCHRONOUS", "NORMAL")  # flipping the default is one constant
     with Store(tmp_path / "c") as s:
-        assert _synchronous(s) == 2
+        assert _synchronous(s) == 1
     with pytest.raises(ValueError, match="synchronous='SOMETIMES' is invalid"):
         Store(tmp_path / "d", synchronous="SOMETIMES")
 
