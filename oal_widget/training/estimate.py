@@ -113,7 +113,10 @@ def estimate(reserve_probs, held_out, held_y, recent_probs=None, recent_y=None) 
     if k >= 2:
         residual = (P[held_out].argmax(1) == held_y) - g[held_out]
         sd = math.sqrt(residual.var(ddof=1) / k + g.var() / len(g))
-        bias, bias_se = float(residual.mean()), math.sqrt(residual.var(ddof=1) / k)
+        # Its noise with a binomial floor: fifteen right answers out of fifteen prove no 100%.
+        hits = (P[held_out].argmax(1) == held_y).sum()
+        floor = (hits + 2) / (k + 4) * (1 - (hits + 2) / (k + 4))
+        bias, bias_se = float(residual.mean()), math.sqrt(max(residual.var(ddof=1), floor) / k)
         if abs(bias) > Z * bias_se:  # the held-out labels disagree: the rectified (PPI) estimate
             est = min(1.0, max(0.0, est + bias))
     else:
