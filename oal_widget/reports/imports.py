@@ -95,14 +95,26 @@ def import_labels(store, source, images_root, pool_paths: Iterable[str], *, over
     names = set(found.values())
     if not store.label_names():
         store.set_label_names(sorted(names))
-    known = store.label_names()
-    unknown = sorted(names - set(known))
+    check_known(source, names, store.label_names())
+    items = plan(found, store.labels(), result, overwrite=overwrite)
+    store.label_many(items, source="imported")
+    result.label_names = list(store.label_names())
+    return result
+
+
+def check_known(source, names: Iterable[str], known: list[str]) -> None:
+    """A label of the file that is not among the known labels is a ``ValueError`` saying what to do."""
+    unknown = sorted(set(names) - set(known))
     if unknown:
         raise ValueError(
             f"{source} has the label(s) {unknown!r}, which are not among the labels {known!r}: add them at "
             "the END of labels=[...], or fix the file"
         )
-    current = store.labels()
+
+
+def plan(found: dict[str, str], current, result: ImportResult, *, overwrite: bool) -> list[tuple[str, str]]:
+    """The ``(path, label)`` pairs to write, counted in ``result``: an image that has another label
+    (``current.get(path)``) keeps it unless ``overwrite``."""
     items = []
     for path, label in found.items():
         old = current.get(path)
@@ -114,9 +126,7 @@ def import_labels(store, source, images_root, pool_paths: Iterable[str], *, over
             items.append((path, label))
             result.added += old is None
             result.changed += old is not None
-    store.label_many(items, source="imported")
-    result.label_names = list(store.label_names())
-    return result
+    return items
 
 
 def _relative(raw: str, root: Path) -> str:

@@ -17,7 +17,7 @@ from ..messages import Labelled
 
 def import_labels(session, source, *, overwrite: bool = False):
     """Returns an ``imports.ImportResult`` (counts, and paths not found)."""
-    from ..reports.imports import ImportResult, read_labels
+    from ..reports.imports import ImportResult, check_known, plan, read_labels
 
     found, unmatched = read_labels(source, session.images, session.pool.paths)
     result = ImportResult(source=Path(source), unmatched=unmatched)
@@ -25,24 +25,9 @@ def import_labels(session, source, *, overwrite: bool = False):
         names = set(found.values())
         if session.needs_labels:
             session.set_labels(sorted(names), start=False)
-        unknown = sorted(names - set(session.label_names))
-        if unknown:
-            raise ValueError(
-                f"{source} has the label(s) {unknown!r}, which are not among the labels "
-                f"{session.label_names!r}: add them at the END of labels=[...], or fix the file"
-            )
+        check_known(source, names, list(session.label_names))
         book = session._book
-        items = []
-        for path, label in found.items():
-            old = book.get(path)
-            if old == label:
-                result.unchanged += 1
-            elif old is not None and not overwrite:
-                result.kept.append(path)
-            else:
-                items.append((path, label))
-                result.added += old is None
-                result.changed += old is not None
+        items = plan(found, book, result, overwrite=overwrite)
         current = session.current
         current_was_unlabelled = current is not None and current not in book
         with session._another_store() as writer:
