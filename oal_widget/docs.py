@@ -108,7 +108,12 @@ def workdir_files() -> list[tuple[str, str]]:
     return [
         (w.STORE_FILE, "labels (one row per image), label names, test split, undo history; SQLite, WAL mode"),
         (w.MODEL_FILE, "the online model, saved on stop (atomically); a restart continues from it"),
-        (w.METRICS_FILE, "one row per evaluation: n_labels, accuracy, loss, n_test, seconds"),
+        (w.METRICS_FILE, "one row per evaluation: n_labels, accuracy with its band, loss, n_test, seconds"),
+        (
+            w.FIRST_SIGHT_FILE,
+            "each training label's prediction before the model learnt it, saved on stop: a restart keeps "
+            "the review queue and the estimate's calibration",
+        ),
         (f"{w.FINAL_DIR}/{w.MODEL_FILE}", "the final fit: a new model trained from scratch on every label"),
         (f"{w.FINAL_DIR}/{w.MODEL_CARD_FILE}", "labels, counts, test metrics, settings, date, versions"),
         (

@@ -33,6 +33,8 @@ class Labelled:
     the trainer measure label-to-model latency without anyone setting its attributes. ``source``: who
     chose the label (``person``, ``accepted`` a model prediction, ``review``, ``imported``); only a
     person's own label can grade the model (a prediction accepted was chosen by the prediction).
+    ``fresh`` is False for the stored labels handed over at start: a continued model has learnt them,
+    so its view of them is no first sight.
     """
 
     path: str
@@ -40,6 +42,7 @@ class Labelled:
     split: str = "train"
     sent_at: float | None = field(default=None, compare=False)
     source: str = field(default="person", compare=False)
+    fresh: bool = field(default=True, compare=False)
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,9 @@ STORE_FILE = "annotations.sqlite"
 MODEL_FILE = "model.keras"
 #: One row per evaluation.
 METRICS_FILE = "metrics.csv"
+#: Each training label's prediction before the model learnt it (the review queue, the estimate), saved on
+#: stop so a continued session keeps them.
+FIRST_SIGHT_FILE = "first_sight.npz"
 #: Decoded images and frozen-backbone embeddings (memory-mapped; safe to delete).
 CACHE_DIR = "cache"
 #: Where ``final_fit`` saves its model and card.

@@ -192,7 +192,7 @@ class Session(Readouts):
             known = set(self.label_names)
             book = self._book
             initial = [
-                Labelled(p, lab, book.split(p))
+                Labelled(p, lab, book.split(p), fresh=False)
                 for p, lab in book.labels.items()
                 if p in book.pool and lab in known
             ]

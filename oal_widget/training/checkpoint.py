@@ -1,6 +1,9 @@
-"""What the trainer leaves on disk: ``model.keras`` and ``metrics.csv``, written atomically.
+"""What the trainer leaves on disk: ``model.keras``, ``metrics.csv`` and ``first_sight.npz``, written
+atomically.
 
-A continued session reads the earlier ``metrics.csv`` so its curve goes on where it stopped.
+A continued session reads the earlier ``metrics.csv`` so its curve goes on where it stopped, and the
+earlier first-sight predictions, so its review queue and its estimate still have them (the stored labels
+handed over at start are not scored again: the continued model has learnt them).
 """
 
 from __future__ import annotations
@@ -9,21 +12,57 @@ import csv
 import logging
 from pathlib import Path
 
-from ..workdir import METRICS_FILE, MODEL_FILE, atomic_save_model, atomic_write_csv
+import numpy as np
+
+from ..workdir import (
+    FIRST_SIGHT_FILE,
+    METRICS_FILE,
+    MODEL_FILE,
+    atomic_save_model,
+    atomic_write,
+    atomic_write_csv,
+)
 from .evaluation import METRICS_COLUMNS
 
 log = logging.getLogger(__name__)
 
 
-def save(workdir: Path, model, history: list[dict]) -> dict[str, str]:
-    """Write the model (when given) and the metrics; returns ``{"model": ..., "metrics": ...}``."""
+def save(workdir: Path, model, history: list[dict], sight=None) -> dict[str, str]:
+    """Write the model (when given), the metrics and the first-sight predictions (when there are any);
+    returns ``{"model": ..., "metrics": ..., "first_sight": ...}`` for those written."""
     saved = {}
     if model is None and not history:
         return saved
     if model is not None:
         saved["model"] = str(atomic_save_model(model, Path(workdir) / MODEL_FILE))
     saved["metrics"] = str(write_metrics(workdir, history))
+    written = write_first_sight(workdir, sight)
+    if written is not None:
+        saved["first_sight"] = str(written)
     return saved
+
+
+def write_first_sight(workdir: Path, sight) -> Path | None:
+    """``first_sight.npz`` of ``sight`` (at every evaluation too, so a killed kernel keeps most of it);
+    None when there is nothing to write."""
+    if sight is None or not sight.probs:
+        return None
+    arrays = sight.arrays()
+    return atomic_write(Path(workdir) / FIRST_SIGHT_FILE, lambda tmp: np.savez(tmp, **arrays))
+
+
+def load_first_sight(workdir: Path, sight) -> int:
+    """Restore an earlier session's first-sight predictions into ``sight``; returns how many (0 when
+    there is no file, it cannot be read, or it is of other classes: nothing is lost but the queue)."""
+    path = Path(workdir) / FIRST_SIGHT_FILE
+    if not path.is_file():
+        return 0
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            return sight.restore({k: f[k] for k in f.files})
+    except (OSError, KeyError, ValueError) as e:
+        log.warning("ignored the earlier %s (%s): the review queue starts afresh", path, e)
+        return 0
 
 
 def write_metrics(workdir: Path, history: list[dict]) -> Path:

@@ -140,7 +140,8 @@ class TrainingCore(Publishing):
         Update, if it failed."""
         with self._locked():
             self._note("importing", message="importing TensorFlow and building the model")
-            resume = self._resume if not self._built_once else None
+            first = not self._built_once
+            resume = self._resume if first else None
             self._built_once = True
             try:
                 note = self.learner.build(self.model_fn, resume)
@@ -151,6 +152,8 @@ class TrainingCore(Publishing):
                 self.history = checkpoint.load_metrics(self.workdir)
                 if self.history:  # seconds go on from where the earlier session ended
                     self._t0 = time.monotonic() - self.history[-1]["seconds"]
+            if first:
+                checkpoint.load_first_sight(self.workdir, self.sight)
             self._error = None
             self._idle = 0
             self._note(self._state(), message=note)
@@ -237,6 +240,7 @@ class TrainingCore(Publishing):
             self.cadence.evaluated()
             self._steps_since_eval = 0
             checkpoint.write_metrics(self.workdir, self.history)
+            checkpoint.write_first_sight(self.workdir, self.sight)
             if self._correct:
                 self.querier.credit(self._correct)
             config = self.config
@@ -275,7 +279,7 @@ class TrainingCore(Publishing):
     def save(self) -> dict:
         """Write ``model.keras`` (when a model exists) and ``metrics.csv`` atomically; returns their paths."""
         with self._locked():
-            return checkpoint.save(self.workdir, self.model, self.history)
+            return checkpoint.save(self.workdir, self.model, self.history, self.sight)
 
     def prefill_step(self) -> tuple[str, int, int] | None:
         """One short chunk of idle work (``idle.IdleWork``): (what, done, total); None: nothing left."""
@@ -337,7 +341,7 @@ class TrainingCore(Publishing):
 
     def _first_sight(self, c: Labelled) -> bool:
         new = c.split == "train" and c.path not in self.labels.test_paths and c.path not in self.labels.train
-        return new and self.model is not None and self._error is None
+        return new and c.fresh and self.model is not None and self._error is None
 
     def _can_train(self) -> bool:
         return (

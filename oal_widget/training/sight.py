@@ -46,3 +46,49 @@ class FirstSight:
                 if len(out) == n:
                     break
         return out[::-1]
+
+    # --- kept across sessions (``checkpoint``) ---------------------------------------------------
+    def arrays(self) -> dict[str, np.ndarray]:
+        """Everything as plain arrays (``np.savez``; no pickles): paths, blended probabilities, and the
+        parts of a person's labels (graph rows NaN where there was no graph)."""
+        paths = list(self.probs)
+        k = len(self.labels.names)
+        network, graph = (
+            np.full((len(paths), k), np.nan, "float32"),
+            np.full((len(paths), k), np.nan, "float32"),
+        )
+        for i, path in enumerate(paths):
+            if path in self._parts:
+                p_network, p_graph = self._parts[path]
+                network[i] = p_network
+                if p_graph is not None:
+                    graph[i] = p_graph
+        return {
+            "paths": np.array(paths, dtype=str),
+            "probs": np.stack([self.probs[p] for p in paths]).astype("float32"),
+            "person": np.array([p in self._parts for p in paths]),
+            "network": network,
+            "graph": graph,
+            "names": np.array(self.labels.names, dtype=str),
+        }
+
+    def restore(self, arrays: dict[str, np.ndarray]) -> int:
+        """Take in ``arrays()`` of an earlier session, oldest first, for the same label names (else a
+        ``ValueError``); entries this session already has are kept. Returns how many were taken."""
+        if list(arrays["names"]) != list(self.labels.names):
+            raise ValueError(f"first sight of other labels {list(arrays['names'])!r}")
+        taken = 0
+        old_probs, old_parts = dict(self.probs), dict(self._parts)
+        self.probs.clear()
+        self._parts.clear()
+        for i, path in enumerate(arrays["paths"].tolist()):
+            if path in old_probs:
+                continue
+            self.probs[path] = arrays["probs"][i]
+            if arrays["person"][i]:
+                graph = arrays["graph"][i]
+                self._parts[path] = (arrays["network"][i], None if np.isnan(graph).all() else graph)
+            taken += 1
+        self.probs.update(old_probs)  # newer than the file's: after them, in the order they came
+        self._parts.update(old_parts)
+        return taken

@@ -144,7 +144,7 @@ class Trainer(TrainingCore, threading.Thread):
             if self.model is not None and model is None:
                 message += "; the model was not saved because of the error"
             try:
-                saved = checkpoint.save(self.workdir, model, self.history)
+                saved = checkpoint.save(self.workdir, model, self.history, self.sight)
             except Exception as e:
                 log.exception("saving failed")
                 saved = {}

@@ -358,7 +358,12 @@ def test_resume_in_a_new_session(small_digits):
     # The new trainer gets every stored label, and the saved model to continue from.
     assert f2.last.labels() == again.store.labels()
     assert f2.last.resume_model == small_digits / ".oal" / "model.keras"
+    # ... marked as not new: the continued model has learnt them (no first-sight score of them).
+    handed = [c for c in f2.last.commands if isinstance(c, Labelled)]
+    assert handed and not any(c.fresh for c in handed)
     assert again.progress()["labelled"] == 4
+    again.label("two")
+    assert f2.last.commands[-1].fresh, "a label given now is new to the model"
 
 
 def test_adding_labels_at_the_end_is_allowed_and_starts_a_fresh_model(small_digits):

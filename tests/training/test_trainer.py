@@ -314,8 +314,8 @@ def test_save_is_atomic_and_resume_continues_from_the_saved_model(make, split):
     assert t.train_round()
     t.evaluate()
     saved = t.save()
-    assert set(saved) == {"model", "metrics"}
-    assert sorted(p.name for p in t.workdir.iterdir()) == ["metrics.csv", "model.keras"]  # no temp left
+    assert set(saved) == {"model", "metrics", "first_sight"}
+    assert sorted(p.name for p in t.workdir.iterdir()) == ["first_sight.npz", "metrics.csv", "model.keras"]
 
     resumed = make(resume_model=saved["model"], workdir=t.workdir)
     assert resumed.build()
@@ -339,6 +339,44 @@ def test_save_is_atomic_and_resume_continues_from_the_saved_model(make, split):
     assert other.build()
     assert "could not continue" in other.latest.message
     assert other.model.output_shape[-1] == 3
+
+
+def test_a_continued_trainer_keeps_first_sight_and_never_rescores_labels_it_has_learnt(make, split):
+    """First sight is a prediction BEFORE the model learnt the label. A continued model has learnt the
+    stored labels handed over at start, so they are not scored again (in-sample, they would hide the
+    likely mistakes and make the estimate overconfident); the earlier session's scores come back."""
+    train, _ = split
+    t = make()
+    assert t.build()
+    label_all(t, train[:8])
+    assert t.train_round()
+    seen = {p: v.copy() for p, v in t.first_sight.items()}
+    assert len(seen) == 8 and len(t.sight.recent()) == 8
+    saved = t.save()
+
+    resumed = make(resume_model=saved["model"], workdir=t.workdir)
+    assert resumed.build() and "continuing from" in resumed.latest.message
+    for p in train[:8]:  # as the session hands over its stored labels at start
+        resumed.handle(Labelled(p, answer(p), fresh=False))
+    assert set(resumed.first_sight) == set(seen)
+    for p, v in seen.items():
+        np.testing.assert_array_equal(resumed.first_sight[p], v)
+    assert len(resumed.sight.recent()) == 8, "the estimate's calibration has them too"
+    label_all(resumed, train[8:9])  # a new label is scored, after the earlier ones
+    assert list(resumed.first_sight)[-1] == train[8] and len(resumed.first_sight) == 9
+
+    # Other label names: the file does not fit, it is ignored and nothing breaks.
+    other = Trainer(
+        t.pool,
+        LABELS[:3],
+        CFG,
+        test_paths=[],
+        workdir=t.workdir,
+        model_fn=tiny_model_fn,
+        resume_model=saved["model"],
+    )
+    assert other.build()
+    assert other.first_sight == {}
 
 
 # --- early stopping -------------------------------------------------------------------------------
