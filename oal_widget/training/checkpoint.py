@@ -42,9 +42,14 @@ def save(workdir: Path, model, history: list[dict], sight=None) -> dict[str, str
     return saved
 
 
+def write_progress(workdir: Path, history: list[dict], sight) -> None:
+    """After an evaluation: the metrics and the first-sight predictions, so a killed kernel keeps them."""
+    write_metrics(workdir, history)
+    write_first_sight(workdir, sight)
+
+
 def write_first_sight(workdir: Path, sight) -> Path | None:
-    """``first_sight.npz`` of ``sight`` (at every evaluation too, so a killed kernel keeps most of it);
-    None when there is nothing to write."""
+    """``first_sight.npz`` of ``sight``; None when there is nothing to write."""
     if sight is None or not sight.probs:
         return None
     arrays = sight.arrays()

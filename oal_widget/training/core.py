@@ -140,9 +140,8 @@ class TrainingCore(Publishing):
         Update, if it failed."""
         with self._locked():
             self._note("importing", message="importing TensorFlow and building the model")
-            first = not self._built_once
+            first, self._built_once = not self._built_once, True
             resume = self._resume if first else None
-            self._built_once = True
             try:
                 note = self.learner.build(self.model_fn, resume)
             except TrainingError as e:
@@ -239,8 +238,7 @@ class TrainingCore(Publishing):
             self.history.append(row)
             self.cadence.evaluated()
             self._steps_since_eval = 0
-            checkpoint.write_metrics(self.workdir, self.history)
-            checkpoint.write_first_sight(self.workdir, self.sight)
+            checkpoint.write_progress(self.workdir, self.history, self.sight)
             if self._correct:
                 self.querier.credit(self._correct)
             config = self.config
