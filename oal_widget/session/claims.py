@@ -37,6 +37,15 @@ class Claims:
         self.taken |= set(batch) - got
         return path in got
 
+    def take(self, paths: list[str], n: int) -> list[str]:
+        """Claim the first ``n`` of ``paths`` that are free or ours already (a grid page: one store write),
+        in their order; the ones another session holds are passed over like the single view's."""
+        got = self.store.claim(paths, lease_s=self.lease_s, limit=n)
+        self.mine |= set(got)
+        looked = paths.index(got[-1]) + 1 if got and len(got) == n else len(paths)  # the store stopped there
+        self.taken |= set(paths[:looked]) - set(got)
+        return got
+
     def labelled(self, path: str) -> None:
         self.mine.discard(path)  # the store ended the claim with the label
 

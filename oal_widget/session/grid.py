@@ -51,6 +51,7 @@ class Grid:
         #: The page in the order's order (``shown`` is the display order).
         self.tiles: list[Tile] = []
         self.cursor = 0  # an index into ``shown``
+        self.moved = False  # the person moved the cursor on this page: its layout stays
         self.predicted_at: int | None = None
         self._last: tuple | None = None  # the last page stored: (tiles, paths, predicted_at)
 
@@ -61,12 +62,13 @@ class Grid:
         s = self.session
         self.predicted_at = s.predicted_at
         self.tiles = [self._tile(path) for path in self._paths(self.size)]
-        self.cursor = 0
+        self.cursor, self.moved = 0, False
 
     def _paths(self, n: int) -> list[str]:
+        """The page's images, claimed for this session (another's are passed over)."""
         s = self.session
-        paths = s.surest(n) if self.surest else []
-        return paths + [p for p in s.page(n + len(paths)) if p not in set(paths)][: n - len(paths)]
+        paths = s.surest(2 * n) if self.surest else []
+        return s.reserve(paths + [p for p in s.page(2 * n) if p not in set(paths)], n)
 
     def order(self, surest: bool | None = None) -> bool:
         """Pages of the surest predictions, or of the next images in the order (``None`` toggles). An
@@ -86,13 +88,18 @@ class Grid:
         return any(t.chosen is not None or t.cleared for t in self.tiles)
 
     def refresh(self) -> bool:
-        """Take a newer query's predictions while the person has not touched the page; True if any changed."""
-        if self.touched or not self.tiles:
+        """Take a newer query's predictions while the person has neither touched the page nor moved its
+        cursor; True if any changed. New predictions regroup the tiles, so the cursor follows its tile:
+        a key pressed as the page is redrawn labels the image it was on."""
+        if self.touched or self.moved or not self.tiles:
             return False
         fresh = [self._tile(t.path) for t in self.tiles]
         if [t.prediction for t in fresh] == [t.prediction for t in self.tiles]:
             return False
+        under = self.under_cursor
         self.tiles, self.predicted_at = fresh, self.session.predicted_at
+        if under is not None:
+            self.cursor = [t.path for t in self.shown].index(under.path)
         return True
 
     @property
@@ -146,11 +153,12 @@ class Grid:
         """Move the cursor ``dx`` tiles on (rows wrap) and ``dy`` rows down; it stays on the page."""
         if self.tiles:
             self.cursor = max(0, min(len(self.tiles) - 1, self.cursor + dx + dy * self.columns))
+            self.moved = True
 
     def point(self, index: int) -> None:
         """The cursor goes to the ``index``-th tile shown (a click)."""
         if 0 <= index < len(self.tiles):
-            self.cursor = index
+            self.cursor, self.moved = index, True
 
     # --- the person's choices -------------------------------------------------------------------------
     def set(self, name: str) -> None:
@@ -206,7 +214,7 @@ class Grid:
             return []
         if last is not None and frozenset(restored) == last[1]:
             self.tiles = [t for t in last[0] if self.session.label_of(t.path) is None]
-            self.predicted_at, self.cursor = last[2], 0
+            self.predicted_at, self.cursor, self.moved = last[2], 0, False
         else:
             self.open()
         return restored

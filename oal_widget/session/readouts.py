@@ -72,6 +72,12 @@ class Readouts:
             ahead = head + self._order.upcoming(2 * n)  # images stepped back over may be labelled
             return [p for p in dict.fromkeys(ahead) if p not in self._book and p not in self._unreadable][:n]
 
+    def reserve(self, paths: list[str], n: int) -> list[str]:
+        """The first ``n`` of ``paths`` claimed for this session (a grid page), in their order: a page
+        shows no image another session holds, and none of its images is shown to anyone else."""
+        with self._lock:
+            return self._claims.take(list(dict.fromkeys(paths)), n)
+
     def surest(self, n: int) -> list[str]:
         """The ``n`` unlabelled training images the last query predicted most confidently (a page of
         labels to accept at a glance); never a test image (its label must be the person's own)."""

@@ -159,6 +159,27 @@ def test_newer_predictions_replace_the_shown_ones_only_while_the_page_is_untouch
     assert {t.prediction[1] for t in grid.tiles if t.prediction} == {0.6} and grid.predicted_at == 4
 
 
+def test_new_predictions_never_move_a_key_onto_another_image(session):
+    """New predictions regroup the tiles. Once the person has moved the cursor the page keeps its layout;
+    before that the cursor follows its tile, so the next key labels the image it was on."""
+    s, factory = session
+    predict(s, factory, confidence=0.9, n_labels=4)
+    grid = Grid(s)
+    grid.open()
+    grid.move(3)
+    aimed = grid.under_cursor.path
+    predict(s, factory, wrong=[t.path for t in grid.tiles][:3], confidence=0.7, n_labels=9)
+    assert not grid.refresh(), "a page the person is moving over keeps its layout"
+    grid.set("2")
+    assert [t.path for t in grid.tiles if t.chosen == "2"] == [aimed]
+
+    grid.open()  # a new page: cursor on the first tile shown, not moved
+    first = grid.under_cursor.path
+    predict(s, factory, wrong=[first], confidence=0.99, n_labels=12)  # its tile changes group
+    assert grid.refresh() and grid.predicted_at == 12
+    assert grid.under_cursor.path == first, "the cursor followed its tile"
+
+
 def test_surest_pages_hold_the_most_confident_training_images_then_the_order(session):
     s, factory = session
     predictions = {p: (truth(p), 0.3 + i / 100) for i, p in enumerate(s.pool.paths[:10])}
@@ -321,3 +342,34 @@ def test_grid_size_is_a_validated_setting():
     for bad in (0, 49, 2.5, True, "24"):
         with pytest.raises(ValueError, match="grid_size"):
             Config(grid_size=bad)
+
+
+def test_two_sessions_grid_pages_share_no_image(small_digits):
+    """A grid page is claimed like the image on screen: two panels (or two people) on one project never
+    get the same tile, in the order or in surest-first pages."""
+    a, fa = make(small_digits, grid_size=8)
+    b, fb = make(small_digits, grid_size=8)
+    try:
+        pa, pb = Grid(a), Grid(b)
+        pa.open()
+        pb.open()
+        tiles_a, tiles_b = {t.path for t in pa.tiles}, {t.path for t in pb.tiles}
+        assert len(tiles_a) == len(tiles_b) == 8
+        assert not tiles_a & tiles_b, (
+            "the same seed gives the same order: the second page passes over the first"
+        )
+        assert a.current not in tiles_b and b.current not in tiles_a
+        predict(a, fa)
+        predict(b, fb)
+        sa, sb = Grid(a, surest=True), Grid(b, surest=True)
+        sa.open()
+        sb.open()
+        surest_a, surest_b = {t.path for t in sa.tiles}, {t.path for t in sb.tiles}
+        assert len(surest_a) == len(surest_b) == 8
+        assert not surest_a & surest_b and not surest_a & tiles_b and not surest_b & tiles_a
+        assert pa.refresh()  # the page takes the predictions
+        stored = pa.commit()
+        assert stored and not set(stored) & {t.path for t in pb.tiles}
+    finally:
+        a.close()
+        b.close()
