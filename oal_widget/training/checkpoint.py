@@ -60,13 +60,19 @@ def load_first_sight(workdir: Path, sight) -> int:
     """Restore an earlier session's first-sight predictions into ``sight``; returns how many (0 when
     there is no file, it cannot be read, or it is of other classes: nothing is lost but the queue)."""
     path = Path(workdir) / FIRST_SIGHT_FILE
+    sight.restored = True
     if not path.is_file():
         return 0
     try:
         with np.load(path, allow_pickle=False) as f:
             return sight.restore({k: f[k] for k in f.files})
-    except (OSError, KeyError, ValueError) as e:
-        log.warning("ignored the earlier %s (%s): the review queue starts afresh", path, e)
+    except Exception as e:  # a damaged or foreign file (zip, pickle, shape errors) costs the queue only
+        log.warning(
+            "ignored %s (%s: %s): the review queue starts afresh; the next evaluation rewrites it",
+            path,
+            type(e).__name__,
+            e,
+        )
         return 0
 
 

@@ -140,8 +140,8 @@ class TrainingCore(Publishing):
         Update, if it failed."""
         with self._locked():
             self._note("importing", message="importing TensorFlow and building the model")
-            first, self._built_once = not self._built_once, True
-            resume = self._resume if first else None
+            resume = self._resume if not self._built_once else None
+            self._built_once = True
             try:
                 note = self.learner.build(self.model_fn, resume)
             except TrainingError as e:
@@ -151,7 +151,7 @@ class TrainingCore(Publishing):
                 self.history = checkpoint.load_metrics(self.workdir)
                 if self.history:  # seconds go on from where the earlier session ended
                     self._t0 = time.monotonic() - self.history[-1]["seconds"]
-            if first:
+            if not self.sight.restored:  # at the first build that succeeds
                 checkpoint.load_first_sight(self.workdir, self.sight)
             self._error = None
             self._idle = 0
@@ -339,7 +339,8 @@ class TrainingCore(Publishing):
 
     def _first_sight(self, c: Labelled) -> bool:
         new = c.split == "train" and c.path not in self.labels.test_paths and c.path not in self.labels.train
-        return new and c.fresh and self.model is not None and self._error is None
+        unseen = c.fresh and c.path not in self.learner.trained_paths  # an undo and a new label: still seen
+        return new and unseen and self.model is not None and self._error is None
 
     def _can_train(self) -> bool:
         return (

@@ -20,6 +20,8 @@ class FirstSight:
         #: path -> the classifier's class probabilities (blended) before it learnt the image's label.
         self.probs: dict[str, np.ndarray] = {}
         self._parts: dict[str, tuple[np.ndarray, np.ndarray | None]] = {}  # a person's labels only
+        #: An earlier session's file was looked at (``checkpoint.load_first_sight``), whatever it held.
+        self.restored = False
 
     def score(self, path: str, label: str, source: str) -> None:
         """Score a new training label's image with the model as it is (call before it trains on it)."""

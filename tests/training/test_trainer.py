@@ -341,7 +341,7 @@ def test_save_is_atomic_and_resume_continues_from_the_saved_model(make, split):
     assert other.model.output_shape[-1] == 3
 
 
-def test_a_continued_trainer_keeps_first_sight_and_never_rescores_labels_it_has_learnt(make, split):
+def test_a_continued_trainer_keeps_first_sight_and_never_rescores_labels_it_has_learnt(make, split, caplog):
     """First sight is a prediction BEFORE the model learnt the label. A continued model has learnt the
     stored labels handed over at start, so they are not scored again (in-sample, they would hide the
     likely mistakes and make the estimate overconfident); the earlier session's scores come back."""
@@ -377,6 +377,27 @@ def test_a_continued_trainer_keeps_first_sight_and_never_rescores_labels_it_has_
     )
     assert other.build()
     assert other.first_sight == {}
+
+    # A damaged file costs the queue only, and the warning names it.
+    (t.workdir / "first_sight.npz").write_bytes(b"not a zip")
+    damaged = make(resume_model=saved["model"], workdir=t.workdir)
+    with caplog.at_level("WARNING"):
+        assert damaged.build() and damaged.first_sight == {}
+    assert "first_sight.npz" in caplog.text
+
+
+def test_an_undone_label_given_again_keeps_its_first_sight(make, split):
+    """Undo, then the same image labelled again (a grid page undone and stored again): the model has
+    trained on it, so its view now is no first sight; the one from before stays."""
+    train, _ = split
+    t = make()
+    assert t.build()
+    label_all(t, train[:6])
+    assert t.train_round() and train[0] in t.trained_paths
+    before = t.first_sight[train[0]].copy()
+    t.handle(Unlabelled(train[0]))
+    t.handle(Labelled(train[0], answer(train[0])))
+    np.testing.assert_array_equal(t.first_sight[train[0]], before)
 
 
 # --- early stopping -------------------------------------------------------------------------------
