@@ -121,8 +121,11 @@ def estimate(reserve_probs, held_out, held_y, recent_probs=None, recent_y=None) 
             est = min(1.0, max(0.0, est + bias))
     else:
         sd = 0.5
-    n = k + len(g)
-    adjusted = (est * n + 2) / (n + 4)  # plus-four binomial floor: never a zero-width band at 100%
+    # Plus-four binomial floor over the labels it rests on (the reserve's unlabelled images tell the
+    # confidence, not whether it is right): never a zero-width band at 100%, nor a band of +-0.01 from
+    # three test labels and a confident model.
+    n = k + r
+    adjusted = (est * n + 2) / (n + 4)
     sd = max(sd, math.sqrt(adjusted * (1 - adjusted) / n))
     return Estimate(est, max(0.0, est - Z * sd), min(1.0, est + Z * sd), k + r, k, r, T)
 

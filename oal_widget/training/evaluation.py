@@ -78,12 +78,13 @@ def evaluate(classify, labels, recent, rng) -> tuple[dict, dict[str, bool]] | No
     return row, dict(zip(held, hit.tolist(), strict=True))
 
 
-def threshold_crossed(row: dict, early_stopping, min_eval: int) -> str | None:
-    """The reason to stop when a metric's interval left its band (with enough evaluation labels).
+def threshold_crossed(row: dict, early_stopping, min_test: int) -> str | None:
+    """The reason to stop when a metric's interval left its band, once ``min_test`` test images are
+    labelled (``min_test_labels``: first-sight predictions do not count, they come from older models).
 
     ``accuracy >= 0.95`` stops only once the interval's LOW end reached 0.95: a lucky handful of test
     labels cannot end a session early."""
-    if row.get("n_eval", row.get("n_test", 0)) < min_eval:
+    if row.get("n_test", 0) < min_test:
         return None
     for metric, (lower, upper) in early_stopping.items():
         low, high = row.get(f"{metric}_low", row[metric]), row.get(f"{metric}_high", row[metric])

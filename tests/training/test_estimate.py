@@ -95,8 +95,30 @@ def test_test_labels_are_a_quarter_early_then_four_plus_a_tenth():
 
 
 def test_thresholds_act_on_the_interval_not_on_the_point():
-    row = {"n_eval": 20, "accuracy": 0.96, "accuracy_low": 0.88, "accuracy_high": 0.99, "loss": 0.1}
+    row = {"n_test": 20, "n_eval": 50, "accuracy": 0.96, "accuracy_low": 0.88, "accuracy_high": 0.99}
     assert threshold_crossed(row, {"accuracy": (None, 0.95)}, 10) is None  # lucky point, wide interval
     row["accuracy_low"] = 0.955
     assert "0.955" in threshold_crossed(row, {"accuracy": (None, 0.95)}, 10)
-    assert threshold_crossed(row, {"accuracy": (None, 0.95)}, 30) is None  # too few evaluation labels
+    # min_test_labels counts labelled test images: 30 first-sight predictions are not 30 test labels.
+    assert threshold_crossed(row, {"accuracy": (None, 0.95)}, 30) is None
+
+
+def test_three_test_labels_and_a_confident_model_give_no_narrow_band():
+    """A confident model right on 3 held-out labels and 30 first-sight ones: the band rests on 33 labels,
+    not on the 2,000 unlabelled images of the reserve it averaged its confidence over."""
+    rng = np.random.default_rng(0)
+    reserve = np.full((2000, 10), 0.001)
+    reserve[np.arange(2000), rng.integers(0, 10, 2000)] = 0.991
+    held = np.arange(3)
+    recent = reserve[3:33]
+    e = estimate(reserve, held, reserve[held].argmax(1), recent, recent.argmax(1))
+    assert e.n == 33
+    assert e.low < 0.94, (e.low, e.high)  # it was 0.99: a threshold of 0.95 would have stopped
+    assert (
+        threshold_crossed(
+            {"n_test": 3, "accuracy": e.accuracy, "accuracy_low": e.low, "accuracy_high": e.high},
+            {"accuracy": (None, 0.95)},
+            10,
+        )
+        is None
+    )
