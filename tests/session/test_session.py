@@ -17,7 +17,7 @@ from PIL import Image
 
 from oal_widget.data.pool import ImageError
 from oal_widget.data.samples import write_digits
-from oal_widget.data.store import Store
+from oal_widget.data.store import Store, UndoConflict
 from oal_widget.messages import Labelled, Pause, Resume, Retry, Stop, Unlabelled, Update
 from oal_widget.session.session import Session
 
@@ -178,7 +178,10 @@ def test_order_is_always_a_permutation_of_the_unlabelled_images(twenty, data):
             if op == "label":
                 session.label(arg)
             elif op == "undo":
-                session.undo()
+                try:
+                    session.undo()
+                except UndoConflict as conflict:  # the other panel changed it since: its label stands
+                    assert "nothing overwritten" in str(conflict)
             elif op == "skip":
                 session.skip()
             elif op == "back":
@@ -207,6 +210,23 @@ def test_order_is_always_a_permutation_of_the_unlabelled_images(twenty, data):
         session.close()
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+def test_undo_of_an_image_another_panel_relabelled_keeps_theirs_and_the_order_whole(twenty, tmp_path):
+    """The case the property test found: label, the other panel relabels that image, undo."""
+    session, factory = make(twenty, workdir=tmp_path / "wd", test_fraction=0)
+    other = Store(tmp_path / "wd")
+    done = session.label("zero")
+    other.label(done, "two")
+    session.refresh()
+    with pytest.raises(UndoConflict, match="nothing overwritten"):
+        session.undo()
+    assert session.store.labels()[done] == "two"
+    check_order(session)
+    session.stop()
+    assert factory.last.labels() == session.store.labels()
+    other.close()
+    session.close()
 
 
 # --- undo, back, skip, accept ------------------------------------------------------------------
