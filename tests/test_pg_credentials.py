@@ -65,11 +65,22 @@ def assert_secret(text: str) -> None:
         ),
         ("postgresql://u:secret@[::1]:5432,h2:5433/db", "postgresql://u:***@[::1]:5432,h2:5433/db"),
         ("postgresql://", "postgresql://"),
+        ("host=db user=me password=secret", "host=db user=me password=***"),  # libpq's keyword form
+        ("password = 'se cret' host=db", "password = *** host=db"),
     ],
 )
 def test_mask_url(raw, masked):
     assert mask_url(raw) == masked
     assert "secret" not in mask_url(raw) and "se@c/r:et" not in mask_url(raw)
+
+
+def test_a_keyword_form_store_is_refused_without_its_password(tmp_path):
+    from oal_widget.data.store import open_store
+
+    with pytest.raises(ValueError) as e:
+        open_store(store="host=db user=me password=secret", workdir=tmp_path)
+    assert "secret" not in str(e.value) and "password=***" in str(e.value)
+    assert secrets_of("host=db password='se cret'") == ["se cret"]
 
 
 def test_scrub_removes_raw_and_percent_encoded_passwords():

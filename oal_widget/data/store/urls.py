@@ -7,6 +7,8 @@ from urllib.parse import unquote
 
 SCHEMES = ("postgresql://", "postgres://")
 _QUERY_PASSWORD = re.compile(r"(?i)([?&]password=)([^&#]*)")
+#: libpq's keyword form (``host=db user=me password=...``), which is not a URL but may be passed as one.
+_KEYWORD_PASSWORD = re.compile(r"(?i)((?:^|\s)password\s*=\s*)('(?:\\.|[^'])*'|\S*)")
 MASK = "***"
 
 
@@ -26,9 +28,10 @@ def _split(url: str) -> tuple[str, str, str, str]:
 
 
 def mask_url(url: str) -> str:
-    """``url`` with any password replaced by ``***`` (in the userinfo and in ``?password=``)."""
+    """``url`` with any password replaced by ``***`` (in the userinfo, in ``?password=``, and in libpq's
+    keyword form ``password=...`` when it is no URL)."""
     if "://" not in url:
-        return _QUERY_PASSWORD.sub(rf"\g<1>{MASK}", url)
+        return _KEYWORD_PASSWORD.sub(rf"\g<1>{MASK}", _QUERY_PASSWORD.sub(rf"\g<1>{MASK}", url))
     scheme, userinfo, host, query = _split(url)
     if ":" in userinfo:
         userinfo = userinfo.split(":", 1)[0] + ":" + MASK
@@ -45,6 +48,7 @@ def secrets_of(url: str) -> list[str]:
             found.append(userinfo.split(":", 1)[1])
     else:
         query = url
+        found += [m.group(2).strip("'") for m in _KEYWORD_PASSWORD.finditer(url)]
     found += [m.group(2) for m in _QUERY_PASSWORD.finditer(query)]
     out = []
     for secret in found:
