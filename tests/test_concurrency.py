@@ -16,7 +16,7 @@ from pathlib import Path
 from fake_trainer import Factory
 
 from oal_widget.data.store import FILENAME, Store
-from oal_widget.messages import Unlabelled
+from oal_widget.messages import Labelled, Unlabelled
 from oal_widget.session.session import Session
 
 LABELS = ["zero", "one", "two"]
@@ -56,6 +56,20 @@ def test_data_version_changes_only_for_another_connections_commit(tmp_path):
         b.label("p.png", "y")  # a relabel: count() stays 1
         assert a.count() == 1 and a.data_version() != seen
         assert b.data_version() == b_seen
+
+
+def test_another_sessions_accepted_label_reaches_the_trainer_as_accepted(small_digits):
+    """A teammate's accepted or grid label was chosen by a prediction: the trainer learns it, but it is
+    no evidence of how good the model is (only a person's own label grades it)."""
+    mine, f_mine = make(small_digits)
+    theirs, _ = make(small_digits, labels=None)
+    path = theirs.current
+    theirs.store.label(path, "one", source="accepted")
+    assert mine.refresh()
+    sent = [c for c in f_mine.last.commands if isinstance(c, Labelled) and c.path == path]
+    assert sent and sent[-1].source == "accepted"
+    mine.close()
+    theirs.close()
 
 
 def test_refresh_sees_a_relabel_and_an_undo_by_the_other_session(small_digits):

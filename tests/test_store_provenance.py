@@ -53,6 +53,13 @@ def test_every_label_records_annotator_time_source_and_model_labels(alice):
     assert list(alice.counts_by_source()) == list(SOURCES)
 
 
+def test_sources_reads_the_source_of_the_labelled_paths_asked_for(alice, bob):
+    alice.label("a.png", "cat")
+    bob.label("b.png", "dog", source="accepted")
+    assert alice.sources(["b.png", "a.png", "nope.png"]) == {"a.png": "person", "b.png": "accepted"}
+    assert alice.sources([]) == {}
+
+
 def test_a_relabel_keeps_when_it_was_first_labelled_and_records_the_new_source(alice):
     alice.label("a.png", "cat")
     first = alice.record("a.png")

@@ -26,12 +26,16 @@ def refresh(session) -> bool:
         book, bridge, order = session._book, session._bridge, session._order
         current = order.current
         current_was_new = current is not None and current not in book
-        for path, label in labels.items():
-            if book.get(path) != label:
-                book.set(path, label)
-                if label in session.label_names:
-                    bridge.forget(path)
-                    bridge.send(Labelled(path, label, book.split(path)))
+        changed = [p for p, label in labels.items() if book.get(p) != label]
+        # A teammate's accepted or grid label was chosen by a prediction: it must not grade the model.
+        sources = session.store.sources(changed)
+        for path in changed:
+            book.set(path, labels[path])
+            if labels[path] in session.label_names:
+                bridge.forget(path)
+                bridge.send(
+                    Labelled(path, labels[path], book.split(path), source=sources.get(path) or "person")
+                )
         for path in [p for p in book.labels if p not in labels]:
             book.set(path, None)
             bridge.forget(path)

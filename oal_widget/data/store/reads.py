@@ -39,6 +39,19 @@ class Reads:
             )  # fmt: skip
         return out
 
+    def sources(self, paths: Iterable[str]) -> dict[str, str | None]:
+        """path -> the source of its standing label, for those of ``paths`` that are labelled (cheap: it
+        reads those rows only; another session's labels are taken in with it)."""
+        paths = list(dict.fromkeys(paths))
+        if not paths:
+            return {}
+
+        def work(tx: Tx):
+            sql = "SELECT path, source FROM labels WHERE project_id = ? AND path IN ({marks})"
+            return dict(tx.where_in(sql, (tx.project,), paths))
+
+        return self._read(work)
+
     def record(self, path: str) -> LabelRecord | None:
         """The record of one image, or None when it is not labelled."""
         found = self.records([path])
