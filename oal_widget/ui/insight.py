@@ -173,9 +173,10 @@ def sources_html(session) -> str:
     shown = " · ".join(f"{html.escape(source)} {n}" for source, n in counts.items())
     reviewable = len(session.first_sight())
     return (
-        f"<p>labels by source: {shown}. Accepted labels are the model's predictions you took; "
-        f"to check them, export (the <code>source</code> column) or press r: the review queue ranks "
-        f"{reviewable} training labels by how likely they are wrong.</p>"
+        f"<p>labels by source: {shown}. Accepted labels are the model's predictions you took: check them "
+        f"per class in an export (the <code>source</code> column). Press r for the review queue: it ranks "
+        f"{reviewable} training labels by how likely they are wrong (your own labels; an accepted one "
+        f"ranks as sure as the prediction you took).</p>"
     )
 
 
