@@ -64,11 +64,21 @@ class Grid:
         self.tiles = [self._tile(path) for path in self._paths(self.size)]
         self.cursor, self.moved = 0, False
 
-    def _paths(self, n: int) -> list[str]:
-        """The page's images, claimed for this session (another's are passed over)."""
+    def _candidates(self, n: int) -> list[str]:
+        """Images for a page, best first (``surest``: the surest predictions, then the order)."""
         s = self.session
-        paths = s.surest(2 * n) if self.surest else []
-        return s.reserve(paths + [p for p in s.page(2 * n) if p not in set(paths)], n)
+        return list(dict.fromkeys((s.surest(n) if self.surest else []) + s.page(n)))
+
+    def _paths(self, n: int) -> list[str]:
+        """The page's images, claimed for this session: those another session holds are passed over, and
+        more are looked at until the page is full or nothing is left."""
+        want, looked = 2 * n, -1
+        while True:
+            candidates = self._candidates(want)
+            got = self.session.reserve(candidates, n)
+            if len(got) >= n or len(candidates) <= looked:
+                return got
+            want, looked = want * 4, len(candidates)
 
     def order(self, surest: bool | None = None) -> bool:
         """Pages of the surest predictions, or of the next images in the order (``None`` toggles). An
@@ -140,8 +150,8 @@ class Grid:
 
     def ahead(self) -> list[str]:
         """The images of the page after this one (to decode ahead), assuming this one gets stored."""
-        mine = {t.path for t in self.tiles}
-        return [p for p in self._paths(2 * self.size) if p not in mine][: self.size]
+        mine = {t.path for t in self.tiles}  # looked at only: claimed when that page opens
+        return [p for p in self._candidates(2 * self.size) if p not in mine][: self.size]
 
     # --- the cursor -----------------------------------------------------------------------------------
     @property

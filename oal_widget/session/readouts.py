@@ -80,10 +80,12 @@ class Readouts:
 
     def surest(self, n: int) -> list[str]:
         """The ``n`` unlabelled training images the last query predicted most confidently (a page of
-        labels to accept at a glance); never a test image (its label must be the person's own)."""
+        labels to accept at a glance); never a test image nor a second opinion (their label must be the
+        person's own, and a second opinion is given blind)."""
         with self._lock:
-            test, wanted = self._book.test, self._wanted
-            scored = [(c, p) for p, (_, c) in self._trainer_state.predictions.items() if p not in test]
+            test, wanted, blind = self._book.test, self._wanted, self._second  # second opinions are blind
+            predictions = self._trainer_state.predictions.items()
+            scored = [(c, p) for p, (_, c) in predictions if p not in test and p not in blind]
             return [p for _, p in heapq.nlargest(n, ((c, p) for c, p in scored if wanted(p)))]
 
     @property

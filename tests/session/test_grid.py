@@ -175,9 +175,12 @@ def test_new_predictions_never_move_a_key_onto_another_image(session):
 
     grid.open()  # a new page: cursor on the first tile shown, not moved
     first = grid.under_cursor.path
-    predict(s, factory, wrong=[first], confidence=0.99, n_labels=12)  # its tile changes group
+    assert grid.cursor == 0
+    predictions = predict(s, factory, confidence=0.9, n_labels=12)
+    predictions[first] = ("2", 0.01)  # its tile moves to the end of the last group
+    factory.last.publish(Update(status="training", n_labels=12, predictions=predictions))
     assert grid.refresh() and grid.predicted_at == 12
-    assert grid.under_cursor.path == first, "the cursor followed its tile"
+    assert grid.cursor != 0 and grid.under_cursor.path == first, "the cursor followed its tile"
 
 
 def test_surest_pages_hold_the_most_confident_training_images_then_the_order(session):
@@ -352,9 +355,10 @@ def test_two_sessions_grid_pages_share_no_image(small_digits):
     try:
         pa, pb = Grid(a), Grid(b)
         pa.open()
+        assert len(pa.ahead()) == 8  # the view decodes the next page ahead: that claims nothing
         pb.open()
         tiles_a, tiles_b = {t.path for t in pa.tiles}, {t.path for t in pb.tiles}
-        assert len(tiles_a) == len(tiles_b) == 8
+        assert len(tiles_a) == len(tiles_b) == 8, "the second page looks past the images the first holds"
         assert not tiles_a & tiles_b, (
             "the same seed gives the same order: the second page passes over the first"
         )

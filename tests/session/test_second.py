@@ -59,3 +59,23 @@ def test_no_double_labelling_by_default(small_digits):
     assert not done & set(bob.order())
     assert agreement_html(bob) == ""
     bob.close()
+
+
+def test_surest_grid_pages_leave_second_opinions_to_the_single_view(small_digits):
+    """A second opinion is blind: no grid tile (it would show the model's guess), and a surest page
+    does not push it out of the order."""
+    from oal_widget.session.grid import Grid
+
+    alice, _ = make(small_digits, "alice")
+    for _ in range(12):
+        alice.label("one")
+    alice.close()
+    bob, factory = make(small_digits, "bob", double_label=1.0, grid_size=8)
+    second = [p for p in bob.order() if bob.is_second_opinion(p)]
+    assert len(second) >= 10
+    factory.last.publish(Update(status="training", predictions={p: ("one", 0.99) for p in bob.pool.paths}))
+    page = Grid(bob, surest=True)
+    page.open()
+    assert page.tiles and not {t.path for t in page.tiles} & set(second)
+    assert set(second) <= set(bob.order()), "still asked, in the single view"
+    bob.close()
