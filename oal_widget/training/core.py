@@ -339,8 +339,7 @@ class TrainingCore(Publishing):
 
     def _first_sight(self, c: Labelled) -> bool:
         new = c.split == "train" and c.path not in self.labels.test_paths and c.path not in self.labels.train
-        unseen = c.fresh and c.path not in self.learner.trained_paths  # an undo and a new label: still seen
-        return new and unseen and self.model is not None and self._error is None
+        return new and self.sight.wants(c.path, c.fresh) and self.model is not None and self._error is None
 
     def _can_train(self) -> bool:
         return (

@@ -22,6 +22,17 @@ class FirstSight:
         self._parts: dict[str, tuple[np.ndarray, np.ndarray | None]] = {}  # a person's labels only
         #: An earlier session's file was looked at (``checkpoint.load_first_sight``), whatever it held.
         self.restored = False
+        #: The images the earlier sessions' models had trained on (from that file; None: unknown).
+        self.learnt: set[str] | None = None
+
+    def wants(self, path: str, fresh: bool) -> bool:
+        """Whether a new training label's image is unseen by the model, so its view now is a first sight:
+        never scored, never in a batch; for a stored label handed over at start (``fresh`` False), not
+        among what the earlier models had learnt (a teammate's label of meanwhile), and assumed learnt
+        when that is unknown."""
+        if path in self.probs or path in self.learner.trained_paths:
+            return False
+        return fresh or (self.learnt is not None and path not in self.learnt)
 
     def score(self, path: str, label: str, source: str) -> None:
         """Score a new training label's image with the model as it is (call before it trains on it)."""
@@ -72,6 +83,7 @@ class FirstSight:
             "network": network,
             "graph": graph,
             "names": np.array(self.labels.names, dtype=str),
+            "trained": np.array(sorted(self.learner.trained_paths | (self.learnt or set())), dtype=str),
         }
 
     def restore(self, arrays: dict[str, np.ndarray]) -> int:
@@ -79,6 +91,7 @@ class FirstSight:
         ``ValueError``); entries this session already has are kept. Returns how many were taken."""
         if list(arrays["names"]) != list(self.labels.names):
             raise ValueError(f"first sight of other labels {list(arrays['names'])!r}")
+        self.learnt = set(arrays["trained"].tolist()) if "trained" in arrays else None
         taken = 0
         old_probs, old_parts = dict(self.probs), dict(self._parts)
         self.probs.clear()

@@ -356,14 +356,18 @@ def test_a_continued_trainer_keeps_first_sight_and_never_rescores_labels_it_has_
 
     resumed = make(resume_model=saved["model"], workdir=t.workdir)
     assert resumed.build() and "continuing from" in resumed.latest.message
-    for p in train[:8]:  # as the session hands over its stored labels at start
+    for p in train[:9]:  # as the session hands over its stored labels at start; the 9th came meanwhile
         resumed.handle(Labelled(p, answer(p), fresh=False))
-    assert set(resumed.first_sight) == set(seen)
+    assert set(resumed.first_sight) == set(seen) | {train[8]}, "only the label the model never saw"
     for p, v in seen.items():
         np.testing.assert_array_equal(resumed.first_sight[p], v)
-    assert len(resumed.sight.recent()) == 8, "the estimate's calibration has them too"
-    label_all(resumed, train[8:9])  # a new label is scored, after the earlier ones
-    assert list(resumed.first_sight)[-1] == train[8] and len(resumed.first_sight) == 9
+    assert len(resumed.sight.recent()) == 9, "the estimate's calibration has them too"
+    assert resumed.train_round()
+    resumed.handle(Unlabelled(train[0]))  # undone and labelled again in the next session: still seen
+    resumed.handle(Labelled(train[0], answer(train[0])))
+    np.testing.assert_array_equal(resumed.first_sight[train[0]], seen[train[0]])
+    label_all(resumed, train[9:10])  # a new label is scored, after the earlier ones
+    assert list(resumed.first_sight)[-1] == train[9] and len(resumed.first_sight) == 10
 
     # Other label names: the file does not fit, it is ignored and nothing breaks.
     other = Trainer(
