@@ -179,6 +179,12 @@ class Config:
         _check_choice("strategy", self.strategy, STRATEGY_NAMES)
         _check_choice("policy", self.policy, POLICY_NAMES)
         object.__setattr__(self, "early_stopping", _check_thresholds(self.early_stopping))
+        if self.early_stopping and self.test_fraction == 0:
+            raise ValueError(
+                f"setting early_stopping={dict(self.early_stopping)!r} can never stop with test_fraction=0: "
+                f"it waits for min_test_labels={self.min_test_labels} labelled test images; keep a test "
+                "fraction (the default is 0.1) or leave early_stopping out"
+            )
         if self.workdir is not None:
             if not isinstance(self.workdir, (str, os.PathLike)) or not str(self.workdir).strip():
                 _bad("workdir", self.workdir, "None or a folder path, e.g. 'labels/.oal'")

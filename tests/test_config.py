@@ -50,6 +50,14 @@ def test_wrong_value_names_setting_and_accepted_values(setting, value, accepted)
     assert setting in message and accepted in message
 
 
+def test_early_stopping_without_a_test_split_is_refused_naming_both_settings():
+    with pytest.raises(ValueError) as info:
+        Config(early_stopping={"accuracy": (None, 0.95)}, test_fraction=0)
+    message = str(info.value)
+    assert "early_stopping" in message and "test_fraction=0" in message and "min_test_labels" in message
+    assert Config(test_fraction=0).early_stopping == {}  # without thresholds it is fine
+
+
 def test_thresholds_are_normalised():
     config = Config(early_stopping={"accuracy": [None, 0.95]})
     assert config.early_stopping == {"accuracy": (None, 0.95)}
