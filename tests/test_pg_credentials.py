@@ -67,6 +67,9 @@ def assert_secret(text: str) -> None:
         ("postgresql://", "postgresql://"),
         ("host=db user=me password=secret", "host=db user=me password=***"),  # libpq's keyword form
         ("password = 'se cret' host=db", "password = *** host=db"),
+        ("host=db password='se cret", "host=db password=***"),  # an unclosed quote: all of it
+        ("host=db sslpassword=secret", "host=db sslpassword=***"),
+        ("postgresql://h/db?sslpassword=secret", "postgresql://h/db?sslpassword=***"),
     ],
 )
 def test_mask_url(raw, masked):

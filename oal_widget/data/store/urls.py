@@ -6,9 +6,9 @@ import re
 from urllib.parse import unquote
 
 SCHEMES = ("postgresql://", "postgres://")
-_QUERY_PASSWORD = re.compile(r"(?i)([?&]password=)([^&#]*)")
+_QUERY_PASSWORD = re.compile(r"(?i)([?&](?:ssl)?password=)([^&#]*)")
 #: libpq's keyword form (``host=db user=me password=...``), which is not a URL but may be passed as one.
-_KEYWORD_PASSWORD = re.compile(r"(?i)((?:^|\s)password\s*=\s*)('(?:\\.|[^'])*'|\S*)")
+_KEYWORD_PASSWORD = re.compile(r"(?i)((?:^|\s)(?:ssl)?password\s*=\s*)('(?:\\.|[^'])*(?:'|$)|\S*)")
 MASK = "***"
 
 
