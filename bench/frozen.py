@@ -159,7 +159,7 @@ def main(argv=None) -> int:
             "< 2 s",
             f"{len(update.order)} candidates, {len(update.predictions)} scored",
         )
-        trainer.config = config.replace(query_sample=0)
+        trainer.config = trainer.querier.config = config.replace(query_sample=0)  # the querier reads it
         q_all, update = timed(trainer.query)
         add(
             "query scoring every image (query_sample=0)",

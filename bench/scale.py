@@ -162,7 +162,7 @@ def main(argv=None) -> int:
             "query, default settings, cache filled", q_warm, "s", "< 2 s", f"{len(update.predictions)} scored"
         )
         add("peak memory before scoring every image", peak_mb(), "MB", "< 1536 MB", "default settings so far")
-        trainer.config = config.replace(query_sample=0)
+        trainer.config = trainer.querier.config = config.replace(query_sample=0)  # the querier reads it
         q_full, update = timed(trainer.query)
         add(
             "query scoring every image (query_sample=0), cached",
@@ -171,7 +171,7 @@ def main(argv=None) -> int:
             "",
             f"{len(update.predictions)} scored",
         )
-        trainer.config = config
+        trainer.config = trainer.querier.config = config
 
         epoch_paths = train[: args.epoch_images]
         labels = {p: names.index(answer[p]) for p in epoch_paths}
