@@ -3,7 +3,8 @@ candidates and the labelled images, and the blend of its soft labels with the ne
 
 Features: a PCA of the pixels (fitted once on a random sample of the pool), or of the frozen backbone's
 embeddings in frozen-backbone mode. The graph is rebuilt at every query over the labelled training
-images and the images the query scores (at most ``query_sample``: a few thousand nodes). Each new
+images and the images the query scores (at most ``MAX_NODES``: with ``query_sample=0`` on a large pool
+a random part of them, the others get their neighbours' vote; features a chunk at a time). Each new
 training label is scored by both parts BEFORE the model learns from it; the blend weight is the one
 that best predicted the latest of those labels (``al.propagation.choose_weight``), so where the graph
 does not help its weight is 0 and the network alone decides.
@@ -18,6 +19,11 @@ from ..al.propagation import WINDOW, LabelSpreading, blend, choose_weight
 
 #: Images the PCA is fitted on (a random sample of the pool).
 PCA_SAMPLE = 2000
+#: At most this many nodes in a graph (the labelled images first, then a random part of the query's):
+#: a dense graph, milliseconds to spread; the images outside it get their neighbours' vote.
+MAX_NODES = 4096
+#: Images whose features are computed at once (bounded memory when a query scores the whole pool).
+FEATURE_CHUNK = 2048
 
 
 class GraphBlend:
@@ -72,7 +78,11 @@ class GraphBlend:
         train = list(labels.train)
         if len(train) < 2:
             return
-        E, nodes = self.features(train + [p for p in candidates if p not in labels.train])
+        others = [p for p in candidates if p not in labels.train]
+        room = max(0, MAX_NODES - len(train))
+        if len(others) > room:  # query_sample=0 on a large pool: a random part of it
+            others = [others[i] for i in sorted(self._rng.choice(len(others), room, replace=False))]
+        E, nodes = self.features(train + others)
         if len(nodes) < 3:
             return
         self.graph = LabelSpreading(E)
@@ -146,8 +156,8 @@ class _Space:
 
     def of(self, paths) -> tuple[np.ndarray, list[str]]:
         missing = [p for p in paths if p not in self.cache]
-        if missing and self.pca is not None:
-            raw, loaded = self._raw(missing)
+        for i in range(0, len(missing) if self.pca is not None else 0, FEATURE_CHUNK):
+            raw, loaded = self._raw(missing[i : i + FEATURE_CHUNK])
             if loaded:
                 self.cache.update(zip(loaded, self.pca(raw), strict=True))
         ok = [p for p in paths if p in self.cache]

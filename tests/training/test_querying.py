@@ -91,6 +91,32 @@ def test_the_graph_takes_weight_when_it_predicts_new_labels_better(pool, split, 
     assert row is not None and row["n_test"] == 0 and row["n_eval"] == 25
 
 
+def test_a_query_of_the_whole_pool_keeps_the_graph_and_its_memory_bounded(pool, split, tmp_path, monkeypatch):
+    """query_sample=0 on a large pool: the graph takes the labelled images and a random part of the rest
+    (MAX_NODES), features are computed a chunk at a time, and every image still gets a prediction."""
+    from oal_widget.training import graph as graph_module
+
+    monkeypatch.setattr(graph_module, "MAX_NODES", 40)
+    monkeypatch.setattr(graph_module, "FEATURE_CHUNK", 16)
+    chunks = []
+    raw = graph_module._Space._raw
+    monkeypatch.setattr(
+        graph_module._Space, "_raw", lambda self, paths: chunks.append(len(paths)) or raw(self, paths)
+    )
+    trainer = make(pool, split, tmp_path, typical_start=0, query_sample=0)
+    assert trainer.build()
+    give(trainer, by_class(split[0], LABELS, 2))
+    trainer.train_round()
+    trainer.graph.records = [(0.1, 0.9)] * 10  # the graph predicted better: it takes weight
+    update = trainer.query()
+    assert len(trainer.graph._node) == 40 and len(trainer.labels.train) == 20 and trainer.graph.weight > 0
+    assert all(p in trainer.graph._node for p in trainer.labels.train), "every labelled image is a node"
+    unlabelled = [p for p in split[0] if p not in trainer.labels.train]
+    assert set(unlabelled) <= set(update.predictions) and len(unlabelled) > 40
+    assert chunks[0] <= graph_module.PCA_SAMPLE and max(chunks[1:]) <= 16  # after the PCA's own sample
+    assert sum(chunks[1:]) >= len(unlabelled), "the images outside the graph got their neighbours' vote"
+
+
 def test_bald_and_kcenter_get_mc_passes_and_embeddings_and_the_order_is_a_permutation(pool, split, tmp_path):
     trainer = make(pool, split, tmp_path, strategy="bald", mc_samples=3, diversity="kcenter")
     assert trainer.build()
