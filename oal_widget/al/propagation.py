@@ -28,15 +28,20 @@ def _neighbours(A: np.ndarray, B: np.ndarray, k: int, skip_self: bool) -> tuple[
     dist, index = [], []
     for i in range(0, len(A), _CHUNK):
         a = A[i : i + _CHUNK]
-        d = np.maximum(np.einsum("ij,ij->i", a, a)[:, None] - 2 * a @ B.T + b2[None], 0.0)
+        # Ranked by |b|^2 - 2 a.b, in place (|a|^2 is the same along a row: added to the k kept only);
+        # a query of the whole pool votes ~100,000 rows against the graph.
+        s = a @ B.T
+        s *= -2
+        s += b2[None]
         if skip_self:
-            d[np.arange(len(a)), np.arange(i, i + len(a))] = np.inf
-        kk = min(k, d.shape[1] - skip_self)
-        part = np.argpartition(d, kk - 1, axis=1)[:, :kk]
+            s[np.arange(len(a)), np.arange(i, i + len(a))] = np.inf
+        kk = min(k, s.shape[1] - skip_self)
+        part = np.argpartition(s, kk - 1, axis=1)[:, :kk]
         rows = np.arange(len(a))[:, None]
-        order = np.argsort(d[rows, part], axis=1)
+        kept = s[rows, part]
+        order = np.argsort(kept, axis=1)
         index.append(part[rows, order])
-        dist.append(d[rows, index[-1]])
+        dist.append(np.maximum(kept[rows, order] + np.einsum("ij,ij->i", a, a)[:, None], 0.0))
     return np.concatenate(dist), np.concatenate(index)
 
 
