@@ -16,7 +16,7 @@ import ipywidgets as widgets
 
 from ..data.pool import ImageError
 from . import keys as keys_module
-from .label_buttons import LabelButtons
+from .label_buttons import LabelButtons, action_button
 
 #: Longest side of a thumbnail, in pixels.
 THUMB_SIDE = 96
@@ -57,15 +57,10 @@ class GridView:
         self.box.add_class("oal-grid-view")
 
     def _button(self, text, action, cls, style="") -> widgets.Button:
-        button = widgets.Button(
-            description=keys_module.with_key(text, self._keys.get(action)),
-            tooltip=keys_module.IN_GRID.get(action, keys_module.ACTIONS[action]),
-            button_style=style,
-            layout=widgets.Layout(width="auto"),
+        hint = keys_module.IN_GRID.get(action)
+        return action_button(
+            text, action, self._run, key=self._keys.get(action), tooltip=hint, cls=cls, style=style
         )
-        button.add_class(cls)
-        button.on_click(lambda _b: self._run(action))
-        return button
 
     def _ensure(self, n: int, columns: int) -> None:
         """``n`` tile widgets in ``columns`` columns (made once, reused for every page)."""

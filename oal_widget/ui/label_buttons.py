@@ -1,11 +1,27 @@
-"""A row of label buttons, each showing its key; the single view, the grid and the review queue each
-have one. While the label filter runs, only the matching buttons show and the one Enter picks is marked."""
+"""Buttons that show their key: a row of label buttons (the single view, the grid and the review queue
+each have one; while the label filter runs only the matching ones show, the one Enter picks marked), and
+``action_button`` for every other action."""
 
 from __future__ import annotations
 
 import ipywidgets as widgets
 
 from . import keys as keys_module
+
+
+def action_button(text, action, run, *, key=None, tooltip=None, cls=None, style="") -> widgets.Button:
+    """A button that runs ``action`` (``run(action)``), its ``key`` in its text; the tooltip says what the
+    action does (``keys.ACTIONS`` unless ``tooltip``)."""
+    button = widgets.Button(
+        description=keys_module.with_key(text, key),
+        tooltip=tooltip or keys_module.ACTIONS[action],
+        button_style=style,
+        layout=widgets.Layout(width="auto"),
+    )
+    if cls:
+        button.add_class(cls)
+    button.on_click(lambda _b: run(action))
+    return button
 
 
 class LabelButtons:

@@ -13,7 +13,7 @@ import ipywidgets as widgets
 
 from ..data.pool import ImageError
 from . import keys as keys_module
-from .label_buttons import LabelButtons
+from .label_buttons import LabelButtons, action_button
 
 IMAGE_SIDE = "384px"
 
@@ -101,16 +101,9 @@ class LabellingView:
         self.box = w.HBox([self.image, side])
 
     def _action_button(self, action, *, text=None, key=True, cls=None) -> widgets.Button:
-        text = text or action
-        button = widgets.Button(
-            description=keys_module.with_key(text, self._keys.get(action)) if key else text,
-            tooltip=keys_module.ACTIONS[action],
-            layout=widgets.Layout(width="auto"),
+        return action_button(
+            text or action, action, self._run, key=self._keys.get(action) if key else None, cls=cls
         )
-        button.on_click(lambda _b: self._run(action))
-        if cls:
-            button.add_class(cls)
-        return button
 
     @property
     def label_buttons(self) -> list[widgets.Button]:

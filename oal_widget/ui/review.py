@@ -12,7 +12,7 @@ import ipywidgets as widgets
 
 from ..data.pool import ImageError
 from . import keys as keys_module
-from .label_buttons import LabelButtons
+from .label_buttons import LabelButtons, action_button
 from .labelling import IMAGE_SIDE, label
 
 #: How each source reads in the view.
@@ -61,15 +61,10 @@ class ReviewView:
         self.box.add_class("oal-review")
 
     def _button(self, text, action, cls, style="") -> widgets.Button:
-        button = widgets.Button(
-            description=keys_module.with_key(text, self._keys.get(action)),
-            tooltip=keys_module.IN_REVIEW.get(action, keys_module.ACTIONS[action]),
-            button_style=style,
-            layout=widgets.Layout(width="auto"),
+        hint = keys_module.IN_REVIEW.get(action)
+        return action_button(
+            text, action, self._run, key=self._keys.get(action), tooltip=hint, cls=cls, style=style
         )
-        button.add_class(cls)
-        button.on_click(lambda _b: self._run(action))
-        return button
 
     def show(self, queue, session) -> None:
         item = queue.current
