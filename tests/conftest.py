@@ -57,3 +57,20 @@ def split(pool):
 
     test = split_test(pool.paths, 0.2, 0)
     return [p for p in pool.paths if p not in set(test)], test
+
+
+@pytest.fixture
+def browser():
+    """Debian's Chromium driven by Playwright (the browser tests); skipped where either is missing."""
+    from jupyter_e2e import CHROMIUM, launch_chromium
+
+    sync_api = pytest.importorskip("playwright.sync_api")
+    if not os.path.exists(CHROMIUM):
+        pytest.skip(
+            f"no Chromium at {CHROMIUM}: `apt-get install chromium` (make test does) or set E2E_CHROMIUM"
+        )
+    with sync_api.sync_playwright() as p:
+        # Never `playwright install`: its CDN is unreachable here; Debian's Chromium is used instead.
+        b = launch_chromium(p)
+        yield b
+        b.close()

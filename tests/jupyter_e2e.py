@@ -23,6 +23,7 @@ import os
 import re
 import shutil
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -211,6 +212,22 @@ def shutdown(proc: subprocess.Popen, info: dict | None) -> None:
 def launch_chromium(playwright):
     """Debian's Chromium, headless, through a started ``sync_playwright()``; the caller closes it."""
     return playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+
+
+def wait_until(predicate, timeout: float, what: str):
+    """Poll ``predicate`` until it returns a truthy value; fail naming ``what`` after ``timeout`` s."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        try:
+            last = predicate()
+        except (sqlite3.OperationalError, FileNotFoundError) as e:  # the kernel may hold a write lock
+            last = e
+        else:
+            if last:
+                return last
+        time.sleep(0.2)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}; last value: {last!r}")
 
 
 # --------------------------------------------------------------------------------------------------

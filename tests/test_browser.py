@@ -21,26 +21,24 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import sqlite3
 import time
 from pathlib import Path
 
 import nbformat
 import pytest
 from jupyter_e2e import (  # pytest puts tests/ on sys.path (no __init__.py); bench/ uses it too
-    CHROMIUM,
     MODULES,
     NOTEBOOK,
     REPO,
     TIMEOUT_MS,
     jupyter_server,
-    launch_chromium,
     make_workspace,
     notebook_state,
     page_url,
     run_all_cells,
     wait_kernel_idle,
     wait_src_changed,
+    wait_until,
 )
 
 pytestmark = pytest.mark.browser
@@ -82,37 +80,9 @@ def jupyter(request, tmp_path):
             shutil.copy(log_path, ARTIFACTS / log_path.name)
 
 
-@pytest.fixture
-def browser():
-    sync_api = pytest.importorskip("playwright.sync_api")
-    if not os.path.exists(CHROMIUM):
-        pytest.skip(
-            f"no Chromium at {CHROMIUM}: `apt-get install chromium` (make test does) or set E2E_CHROMIUM"
-        )
-    with sync_api.sync_playwright() as p:
-        # Never `playwright install`: its CDN is unreachable here; Debian's Chromium is used instead.
-        b = launch_chromium(p)
-        yield b
-        b.close()
-
-
 # --------------------------------------------------------------------------------------------------
 # page helpers (the ones both front ends share live in tests/jupyter_e2e.py)
 # --------------------------------------------------------------------------------------------------
-def wait_until(predicate, timeout: float, what: str):
-    """Poll ``predicate`` until it returns a truthy value; fail naming ``what`` after ``timeout`` s."""
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        try:
-            last = predicate()
-        except sqlite3.OperationalError as e:  # the kernel may hold a write lock for a moment
-            last = e
-        else:
-            if last:
-                return last
-        time.sleep(0.2)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}; last value: {last!r}")
 
 
 def store_labels(workdir: Path) -> dict[str, str]:

@@ -20,19 +20,16 @@ import json
 import os
 import re
 import shutil
-import sqlite3
 import time
 from pathlib import Path
 
 import pytest
 from jupyter_e2e import (
-    CHROMIUM,
     MODULES,
     REPO,
     TIMEOUT_MS,
     jupyter_server,
     kernel_execute,
-    launch_chromium,
     make_workspace,
     notebook_state,
     page_url,
@@ -40,6 +37,7 @@ from jupyter_e2e import (
     store_records,
     wait_kernel_idle,
     wait_src_changed,
+    wait_until,
     write_notebook,
 )
 
@@ -91,34 +89,6 @@ def jupyter(request, tmp_path):
     finally:
         if log_path.exists():
             shutil.copy(log_path, ARTIFACTS / log_path.name)
-
-
-@pytest.fixture
-def browser():
-    sync_api = pytest.importorskip("playwright.sync_api")
-    if not os.path.exists(CHROMIUM):
-        pytest.skip(
-            f"no Chromium at {CHROMIUM}: `apt-get install chromium` (make test does) or set E2E_CHROMIUM"
-        )
-    with sync_api.sync_playwright() as p:
-        b = launch_chromium(p)
-        yield b
-        b.close()
-
-
-def wait_until(predicate, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        try:
-            last = predicate()
-        except (sqlite3.OperationalError, FileNotFoundError) as e:  # the kernel may hold a write lock
-            last = e
-        else:
-            if last:
-                return last
-        time.sleep(0.2)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}; last value: {last!r}")
 
 
 def tiles_state(page) -> list[dict]:
