@@ -169,7 +169,7 @@ class TrainingCore(Publishing):
                     if self._first_sight(command):  # before the model learns it (``sight``)
                         self.sight.score(command.path, command.label, command.source)
                     if self.labels.add(command.path, command.label, command.split, command.sent_at):
-                        self._idle = 0  # new data: train again even if the trainer had gone idle
+                        self._idle = 0  # new or changed data: train again even if it had gone idle
             elif isinstance(command, Unlabelled):
                 if self.labels.remove(command.path):
                     self._idle = 0  # the training set changed: train on it again

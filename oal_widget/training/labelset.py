@@ -37,21 +37,24 @@ class LabelSet:
         return None
 
     def add(self, path: str, label: str, split: str, sent_at: float | None = None) -> bool:
-        """Take a label (check ``problem`` first); True when it is a NEW training label."""
+        """Take a label (check ``problem`` first); True when the training set changed (a new training
+        label, or a training image whose class changed: a relabel must be learnt too)."""
         k = self.index[label]
         if split == "test" or path in self.test_paths:
-            self.train.pop(path, None)
+            moved = self.train.pop(path, None) is not None
             self._fresh.pop(path, None)
             self.added_test += path not in self.test
             self.test[path] = k
-            return False
+            return moved
         self.test.pop(path, None)
-        new = path not in self.train
-        if new:
+        old = self.train.get(path)
+        if old is None:
             self.added += 1
             self._fresh[path] = sent_at
+        elif old != k:
+            self._fresh[path] = sent_at  # into the very next step, like a new label
         self.train[path] = k
-        return new
+        return old != k
 
     def remove(self, path: str) -> bool:
         """Forget a label (undo); True when the training set changed."""
