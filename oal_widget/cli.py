@@ -124,6 +124,9 @@ def main(argv=None) -> int:
     try:
         if args.command == "simulate":
             from .simulate import simulate
+            from .training.quiet_tf import import_tensorflow
+
+            import_tensorflow()  # before simulate's own import: TensorFlow's start-up lines stay off
 
             shape = tuple(int(v) for v in args.input_shape.split(","))
             simulate(

@@ -53,8 +53,11 @@ class Learner:
 
         Raises ``TrainingError`` when ``model_fn`` fails or builds a model that does not fit.
         """
-        from . import models  # imports TensorFlow: the slow part
+        from . import models
         from .devices import limit_threads
+        from .quiet_tf import import_tensorflow
+
+        import_tensorflow()  # the slow part; its C++ start-up lines kept off the notebook
 
         # Before the first operation: a core stays free for the keys.
         limit_threads(self.config.tf_threads, distributed=self.config.distribute is not None)
