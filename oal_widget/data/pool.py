@@ -19,6 +19,7 @@ import numpy as np
 from PIL import Image, ImageOps
 
 from .cache import FILLED, ArrayCache, fingerprint, remove_stale
+from .suggest import did_you_mean
 
 #: Extensions (lower case, with dot) of the files taken as images; any case matches.
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"})
@@ -57,8 +58,8 @@ def _resolve_root(root) -> Path:
     resolved = given.resolve()
     if not resolved.exists():
         raise FileNotFoundError(
-            f"images folder {str(given)!r} does not exist (looked for {str(resolved)!r}; relative "
-            f"paths start at {os.getcwd()!r}): pass the path of the folder that holds your images"
+            f"images folder {str(given)!r} does not exist{did_you_mean(resolved)} (looked for "
+            f"{str(resolved)!r}; relative paths start at {os.getcwd()!r}): pass your images' folder"
         )
     if not resolved.is_dir():
         raise NotADirectoryError(

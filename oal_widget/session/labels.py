@@ -15,7 +15,9 @@ def check_labels(labels) -> list[str]:
     labels = check_label_names(labels)  # the store's checks: a list of unique, non-blank strings
     if len(labels) < 2:
         raise ValueError(
-            f"labels={labels!r} is invalid: a classifier needs at least 2 labels, e.g. ['cat', 'dog']"
+            f"labels={labels!r} is invalid: a classifier needs at least 2 labels, e.g. ['cat', 'dog'] "
+            "(or ['cat', 'not cat']); for images already sorted into class folders, pass labels=None "
+            "and the panel proposes the folders' names"
         )
     return labels
 
