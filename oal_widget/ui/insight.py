@@ -41,7 +41,7 @@ class Insight:
         )
         self.insight_button.add_class("oal-insight-button")
         self.insight_button.on_click(lambda _b: self._guard(self.toggle))
-        self.final_status = widgets.Label("")
+        self.final_status = widgets.Label("")  # wraps (the panel's CSS): a long saved path shows whole
         self.final_status.add_class("oal-final-status")
         self.forecast = widgets.HTML()
         self.forecast.add_class("oal-forecast")
@@ -58,9 +58,11 @@ class Insight:
             layout=widgets.Layout(display="none"),
         )
         self.details.add_class("oal-insight")
-        self.box = widgets.VBox(
-            [widgets.HBox([self.final_button, self.insight_button, self.final_status]), self.details]
+        buttons = widgets.HBox(
+            [self.final_button, self.insight_button, self.final_status],
+            layout=widgets.Layout(flex_flow="row wrap", align_items="center"),
         )
+        self.box = widgets.VBox([buttons, self.details])
 
     def _guard(self, fn) -> None:
         try:
@@ -220,7 +222,11 @@ def forecast_html(session) -> str:
             f"(has {len(session.history)})</p>"
         )
     band = f"{f.asymptote_low:.2f}–{f.asymptote_high:.2f}"
-    text = f"{f.metric} now {f.current:.3f} at {f.n_labels} labels; the curve levels off near {band}"
+    text = f"{f.metric} {f.current:.3f} at the last evaluation ({f.n_labels} labels)"
+    given = session.progress()["labelled"]
+    if given != f.n_labels:
+        text += f"; {given} labels now, the next evaluation follows them"
+    text += f"; the curve levels off near {band}"
     if f.target is None:
         text += ". Set early_stopping={'accuracy': (None, 0.95)} to forecast the labels needed to reach it"
     else:

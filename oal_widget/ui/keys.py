@@ -178,7 +178,7 @@ def help_html(keymap: Mapping[str, object], names) -> str:
 
     def section(title: str, what: Mapping[str, str], extra: str) -> str:
         rows = "".join(_row(keys.get(a), text) for a, text in what.items() if keys.get(a))
-        return f"<b>{title}</b><table>{rows}</table>{extra}"
+        return f"<div><b>{title}</b></div><table>{rows}</table><p>{extra}</p>"
 
     return (
         "<div><b>Keys</b> (keys work while the pointer is over the panel; the border turns green "
@@ -187,7 +187,7 @@ def help_html(keymap: Mapping[str, object], names) -> str:
         + section("In the grid", IN_GRID, "A label key sets the tile under the cursor; the cursor moves on. "
                   "A click on a tile puts the cursor there. A test image gets only the label you give it.")
         + section("In the review queue", IN_REVIEW, "A label key fixes the label (recorded as a review).")
-        + "Every label is saved before the next image shows.</div>"
+        + "<p>Every label is saved before the next image shows.</p></div>"
     )  # fmt: skip
 
 

@@ -3,17 +3,36 @@ pointer is over it, and only then are keys delivered, so the hint follows that c
 
 STYLE = """<style>
 .oal-panel { border: 2px solid #d0d0d0; border-radius: 6px; padding: 6px; }
-.oal-panel.ipyevents-watched { border-color: #2e7d32; }
+.oal-panel:has(.oal-keys-area.ipyevents-watched) { border-color: #2e7d32; }
 .oal-panel .oal-keys-hint .oal-keys-on { display: none; color: #2e7d32; font-weight: bold; }
 .oal-panel .oal-keys-hint .oal-keys-off { color: #777; }
-.oal-panel.ipyevents-watched .oal-keys-hint .oal-keys-on { display: inline; }
-.oal-panel.ipyevents-watched .oal-keys-hint .oal-keys-off { display: none; }
+.oal-panel .ipyevents-watched .oal-keys-hint .oal-keys-on { display: inline; }
+.oal-panel .ipyevents-watched .oal-keys-hint .oal-keys-off { display: none; }
+.oal-panel .oal-keys-area { margin: 0; }
+/* Text wraps instead of being cut ("model.ker...") or scrolling: a path breaks anywhere if it must. */
+.oal-panel .widget-label, .oal-panel .widget-html-content { white-space: normal; overflow-wrap: anywhere;
+  text-overflow: clip; height: auto; line-height: 1.4; min-height: 0; }
+.oal-panel .widget-label, .oal-panel .widget-html { height: auto; min-height: 0; }
+.oal-panel .widget-label:not(:empty) { padding: 3px 0; }
+/* An empty line takes no room (no gap between the file name and "model says"). */
+.oal-panel .widget-label:empty, .oal-panel .widget-html:has(> .widget-html-content:empty) { display: none; }
+/* Buttons keep their words; their rows wrap instead. */
+.oal-panel .jupyter-button { flex-shrink: 0; max-width: 100%; }
+.oal-panel .oal-help .widget-html-content > div { column-width: 24em; column-gap: 2em; }
+.oal-panel .oal-help kbd { white-space: nowrap; overflow-wrap: normal; }
+.oal-panel .oal-help p { margin: 2px 0 8px 0; }
+.oal-panel .oal-why { color: #555; font-size: 90%; }
+.oal-panel .oal-stale { color: #b35c00; }
+.oal-panel .oal-grid-warning { color: #b35c00; font-weight: bold; }
 .oal-panel .oal-test-flag { color: #b35c00; font-weight: bold; }
 .oal-panel .oal-error { color: #c62828; }
 .oal-panel .oal-filename { font-family: monospace; }
 /* The grid: the cursor's tile, what each tile gets, a colour per predicted class (the odd one out). */
 .oal-panel .oal-tile { border: 2px solid transparent; border-top: 5px solid #e0e0e0; border-radius: 4px;
   cursor: pointer; min-width: 0; }
+/* A thumbnail and its caption never wider than the tile (the widgets' own margins made it 2 px wider). */
+.oal-panel .oal-tile > * { margin-left: 0; margin-right: 0; max-width: 100%; box-sizing: border-box; }
+.oal-panel .oal-most-wrong > * { min-width: 0; }
 .oal-panel .oal-tile.oal-tile-cursor { border-color: #1565c0; background: #e3f2fd; }
 .oal-panel .oal-tile-caption { text-align: center; line-height: 1.2; }
 .oal-panel .oal-tile-person .oal-tile-caption { color: #1565c0; }
@@ -37,8 +56,7 @@ STYLE = """<style>
 </style>"""
 
 KEYS_HINT = (
-    # ipyevents starts listening when the pointer ENTERS the panel: after the label editor's Start
-    # the pointer is already inside, hence "out and back in".
-    '<span class="oal-keys-off">keys off: move the pointer onto this panel (out and back in)</span>'
+    # ipyevents starts listening when the pointer ENTERS the keys area (the label editor is outside it).
+    '<span class="oal-keys-off">keys off: move the pointer onto this panel</span>'
     '<span class="oal-keys-on">keys live</span>'
 )
