@@ -188,5 +188,28 @@ def status_html(grid) -> str:
     stored = counts["accepted"] + counts["person"]
     return (
         f"<b>Grid</b>: {counts['tiles']} images · " + " · ".join(parts) + at
-        + f" · Enter stores {stored} in one step"
+        + f" · Enter stores {stored} in one step" + warning_html(grid.session, counts["accepted"])
     )  # fmt: skip
+
+
+#: Below this estimated accuracy the grid warns that Enter stores the model's mistakes too.
+TRUSTED_ACCURACY = 0.9
+
+
+def warning_html(session, accepted: int) -> str:
+    """A warning while the model is not good enough for its predictions to be stored unchecked."""
+    if not accepted:
+        return ""
+    metrics = session.latest.metrics
+    accuracy = metrics[-1].get("accuracy") if metrics else None
+    if accuracy is not None and accuracy >= TRUSTED_ACCURACY:
+        return ""
+    how = (
+        "not evaluated yet"
+        if accuracy is None
+        else f"right on about {accuracy:.0%} of all images (less on those it is unsure of)"
+    )
+    return (
+        f"<br><span class='oal-grid-warning'>The model is {how}: check every tile before Enter, "
+        "a blind Enter stores its wrong predictions as labels.</span>"
+    )

@@ -16,6 +16,10 @@ from . import keys as keys_module
 from .label_buttons import LabelButtons, action_button
 
 IMAGE_SIDE = "384px"
+#: A prediction made this many training labels ago or more is marked as old.
+STALE_LABELS = 10
+#: Strategies that ask first for the images the model is least sure of.
+UNSURE_FIRST = ("margin", "least_confidence", "ratio", "entropy", "bald")
 
 
 def label(cls: str, value: str = "") -> widgets.Label:
@@ -46,6 +50,7 @@ class LabellingView:
         self.filename = label("oal-filename")
         self.test_flag = label("oal-test-flag")
         self.prediction = label("oal-prediction")
+        self.why = label("oal-why")
         self.current_label = label("oal-current-label")
         self.labels = LabelButtons(keymap, run)
         self.label_box = self.labels.box
@@ -87,6 +92,7 @@ class LabellingView:
                 self.filename,
                 self.test_flag,
                 self.prediction,
+                self.why,
                 self.current_label,
                 self.label_box,
                 w.HBox(self.action_buttons, layout=w.Layout(flex_flow="row wrap")),
@@ -142,18 +148,20 @@ class LabellingView:
     def show_prediction(self, session) -> None:
         path = session.current
         predicted = session.prediction(path)
+        self.why.value = ""
         if path is not None and session.is_test(path):
             # The person's own label grades the model: showing its guess would lead the answer.
             self.prediction.value = "test image: your own label grades the model (no prediction shown)"
             self.shown = None
         elif predicted is None:
-            self.prediction.value = "model: no prediction yet"
+            self.prediction.value = "model: no prediction for this image yet (its next query scores it)"
             self.shown = None
         else:
             name, confidence = predicted
             key = self._keys.get("accept")
             hint = f" ({key} accepts)" if key else ""
-            self.prediction.value = f"model says: {name} ({confidence:.0%}){hint}"
+            self.prediction.value = f"model says: {name} ({confidence:.0%}){hint}{staleness(session)}"
+            self.why.value = why_shown(session)
             self.shown = (path, name)
 
     def refresh(self, session) -> None:
@@ -172,7 +180,7 @@ class LabellingView:
         self.refresh_status(session)
 
     def refresh_status(self, session) -> None:
-        self.status.value = session.status
+        self.status.value = status_text(session)
         self.retry.layout.display = None if session.trainer_status == "error" else "none"
         work = session.work
         if work is None:
@@ -201,6 +209,37 @@ class LabellingView:
             if self.error.value == shown:
                 self.error.value = ""
             self._model_error = ""
+
+
+def training_labels_given(session) -> int:
+    p = session.progress()
+    return p["labelled"] - p["test_labelled"]
+
+
+def staleness(session) -> str:
+    """ " · made N labels ago" when the model that predicted was many labels behind, else ""."""
+    at = session.predicted_at
+    behind = None if at is None else training_labels_given(session) - at
+    return f" · predicted {behind} labels ago" if behind is not None and behind >= STALE_LABELS else ""
+
+
+def why_shown(session) -> str:
+    """Why this image comes now: with an uncertainty strategy, the model's doubt is the reason."""
+    if session.config.strategy not in UNSURE_FIRST:
+        return ""
+    return (
+        "shown because the model is unsure of it: wrong guesses here are expected, "
+        "and your label teaches it the most"
+    )
+
+
+def status_text(session) -> str:
+    """The session's status line; "waiting" with labels the trainer has not had yet says so."""
+    text, latest = session.status, session.latest
+    given = training_labels_given(session)
+    if latest.status == "waiting" and text.startswith("waiting") and given > latest.n_labels:
+        text = f"{given - latest.n_labels} new labels to train on" + text[len("waiting") :]
+    return text
 
 
 class SkippedList:

@@ -43,9 +43,11 @@ def metrics_png(
     rows: Sequence[Mapping[str, float]],
     thresholds: Mapping[str, tuple[float | None, float | None]] | None = None,
     size: tuple[float, float] = (5, 3),
+    given: int | None = None,
 ) -> bytes:
     """The accuracy estimate with its 95% band (left axis) and the loss (right axis) against every
-    label given (test labels included: what the person paid).
+    label given (test labels included: what the person paid). ``given``: the labels now, said in the
+    title when labels were undone after the last evaluation.
 
     ``rows`` are the trainer's evaluations (dicts with n_labels, accuracy, accuracy_low/high, loss,
     n_eval, ...), oldest first. ``thresholds`` is ``Config.early_stopping``: each bound is drawn as a
@@ -85,6 +87,8 @@ def metrics_png(
     ax.set_xlim(0, max(x) * 1.05 + 1)  # from zero labels: the curve's start is part of the story
     last = rows[-1]
     title = f"after {last['n_labels']} labels"
+    if given is not None and given < last["n_labels"]:
+        title = f"evaluated at {last['n_labels']} labels, {given} now (undone since)"
     if last.get("n_eval") is not None:
         title += f" · the estimate rests on {int(last['n_eval'])} ({int(last.get('n_test', 0))} test)"
     elif last.get("n_test") is not None:
