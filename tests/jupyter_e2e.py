@@ -110,6 +110,8 @@ def server_config(tmp: Path) -> dict[str, str]:
         MPLCONFIGDIR=str(tmp / "mpl"),
         TF_CPP_MIN_LOG_LEVEL="2",
         PATH=str(Path(sys.executable).parent) + os.pathsep + env.get("PATH", ""),
+        # The kernel imports this checkout's oal_widget, whatever the virtualenv's install points at.
+        PYTHONPATH=os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")])),
     )
     return env
 

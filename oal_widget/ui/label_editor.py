@@ -1,4 +1,5 @@
 """The label editor: shown when a folder has no labels yet. Add names in key order, reorder, start.
+Images already sorted into sub-folders: the folders' names are proposed.
 
 While it shows, the panel's key event watches no keys, so typing a name is not swallowed.
 """
@@ -9,14 +10,18 @@ import ipywidgets as widgets
 
 from . import keys as keys_module
 
+#: More sub-folders than this are not classes (dates, batches): nothing is proposed.
+MAX_PROPOSED = 40
+
 
 class LabelEditor:
-    """Args: ``keymap``, ``on_start(labels)``, ``on_error(exception)``, the panel's ``error`` line."""
+    """Args: ``keymap``, ``on_start(labels)``, ``on_error(exception)``, the panel's ``error`` line,
+    ``proposed``: the names to start with (``folder_names``)."""
 
-    def __init__(self, keymap, on_start, on_error, error: widgets.Label):
+    def __init__(self, keymap, on_start, on_error, error: widgets.Label, proposed=()):
         self._keys = keys_module.by_action(keymap)
         self._on_start, self._on_error, self._error = on_start, on_error, error
-        self.labels: list[str] = []
+        self.labels: list[str] = list(proposed)
         w = widgets
         # continuous_update=False: the value arrives on Enter (or leaving the box), which adds it.
         self.new_label = w.Text(
@@ -31,15 +36,22 @@ class LabelEditor:
         self.start = w.Button(description="start labelling", button_style="success", disabled=True)
         self.start.add_class("oal-start")
         self.start.on_click(lambda _b: self._run(lambda: self._on_start(list(self.labels))))
+        note = (
+            f"Proposed from the images' {len(self.labels)} sub-folders: reorder, remove or add, then start."
+            if self.labels
+            else ""
+        )
         self.box = w.VBox(
             [
                 w.HTML("<b>Which labels do the images get?</b> Add them in key order: the first is key 1."),
+                w.HTML(note),
                 w.HBox([self.new_label, add]),
                 self.rows,
                 self.start,
             ]
         )
         self.box.add_class("oal-label-editor")
+        self.render()
 
     def _run(self, fn) -> None:
         try:
@@ -89,3 +101,11 @@ class LabelEditor:
         self.rows.children = rows
         self.start.disabled = n < 2
         self.start.description = "start labelling" if n >= 2 else "start labelling (add at least 2 labels)"
+
+
+def folder_names(paths) -> list[str]:
+    """The top-level folders' names when every image is in one and there are at least two; else []."""
+    names = {path.split("/")[0] for path in paths if "/" in path}
+    if not 2 <= len(names) <= MAX_PROPOSED or any("/" not in path for path in paths):
+        return []
+    return sorted(names)

@@ -33,9 +33,10 @@ from . import keys as keys_module
 from . import registry
 from .api import PanelApi
 from .done import done_html
+from .errors import plain
 from .insight import Insight
 from .keys import ACTIONS, DEFAULT_KEYS, merge_keymap
-from .label_editor import LabelEditor
+from .label_editor import LabelEditor, folder_names
 from .labelling import LabellingView, SkippedList, label
 from .modes import Modes
 from .plots_view import PlotsView
@@ -112,20 +113,23 @@ class Annotator(PanelApi, widgets.VBox):
                 annotator=annotator,
                 **settings,
             )
-        except BaseException:
+        except BaseException as e:
             self._ui.close()
+            plain(e)  # the message alone in a notebook: it says what to change
             raise
         super().__init__()
         self.add_class("oal-panel")
         self._view = "none"
         self._finishing = False
         self._build_widgets()
-        # ONE key watcher, created before display. In the label editor it watches nothing, so typing a
-        # label name is not swallowed (ipyevents prevents defaults).
-        self.event = ipyevents.Event(source=self, watched_events=[], prevent_default_action=True)
+        # ONE key watcher, created before display, on the part that replaces the label editor: ipyevents
+        # listens once the pointer ENTERS its source, which it does at once after "start labelling". In
+        # the editor it watches nothing, so typing a label name is not swallowed (it prevents defaults).
+        area = self._keys_area
+        self.event = ipyevents.Event(source=area, watched_events=[], prevent_default_action=True)
         self.event.on_dom_event(self._on_key)
         # Pointer events only (no prevent_default: clicks and the notebook's own handling are untouched).
-        self._pointer_event = ipyevents.Event(source=self, watched_events=[], prevent_default_action=False)
+        self._pointer_event = ipyevents.Event(source=area, watched_events=[], prevent_default_action=False)
         self._pointer_event.on_dom_event(self._on_pointer)
         if self.session.needs_labels:
             self._show_editor()
@@ -133,6 +137,7 @@ class Annotator(PanelApi, widgets.VBox):
             self._show_labelling()
         # Last: the trainer thread's TensorFlow import competes for the GIL with building widgets.
         registry.take_over(self)
+        self._ui.post(self._refresh_locked)  # the status line as it is once the trainer started
 
     # --- Python API (the rest is in api.PanelApi) -------------------------------------------------------
     def stop(self, timeout: float = 10.0) -> dict[str, str]:
@@ -162,7 +167,10 @@ class Annotator(PanelApi, widgets.VBox):
         self.modes = Modes(
             self.session, self._keymap, self._run, self._on_tile, self._ui, self.labelling.labels
         )
-        self.editor = LabelEditor(self._keymap, self._start_labelling, self._show_error, self._error)
+        proposed = folder_names(self.session.pool.paths) if self.session.needs_labels else ()
+        self.editor = LabelEditor(
+            self._keymap, self._start_labelling, self._show_error, self._error, proposed
+        )
         self.insight = Insight(self.session, self._ui.post, self._show_error)
         self.plots = PlotsView()
         self._skipped = SkippedList()
@@ -173,6 +181,7 @@ class Annotator(PanelApi, widgets.VBox):
         self._main.add_class("oal-main")
         self._done = w.HTML(layout=w.Layout(display="none"))
         self._done.add_class("oal-done")
+        self._keys_area = w.VBox(_dom_classes=("oal-keys-area",))  # all but the label editor: keys live
         self.children = [self._style, self._header, self._error, self._done]
 
     # --- views -------------------------------------------------------------------------------------------
@@ -191,7 +200,8 @@ class Annotator(PanelApi, widgets.VBox):
             self.labelling.set_labels(self.session.label_names)
             self.modes.set_labels(self.session.label_names)
             self._help.value = keys_module.help_html(self._keymap, self.session.label_names)
-            self.children = [self._style, self._header, self._main, self._error, self._done]
+            self._keys_area.children = [self._header, self._main, self._error, self._done]
+            self.children = [self._style, self._keys_area]
             self.event.watched_events = ["keydown"]
             # mouseup: a click (on a button, the image) may have moved the focus off the key sink.
             self._pointer_event.watched_events = ["mouseenter", "mouseup", "mouseleave"]
@@ -221,7 +231,8 @@ class Annotator(PanelApi, widgets.VBox):
         self._done.layout.display = None
         self.labelling.disable()
         self._hint.layout.display = "none"  # keys do nothing on the end screen
-        self.children = [self._style, self._header, self._done, self.plots.box, self.insight.box, self._error]
+        self._keys_area.children = [self._header, self._done, self.plots.box, self.insight.box, self._error]
+        self.children = [self._style, self._keys_area]
         self._ui.post(lambda: self._render_plots(force=True), key="plots")  # the final curve
 
     # --- keys and buttons (kernel main thread) -----------------------------------------------------------
@@ -303,10 +314,11 @@ class Annotator(PanelApi, widgets.VBox):
             self._finish()
 
     def _show_mode(self) -> None:
-        """The view of the mode on screen (single, grid or review) in the main area."""
+        """The view of the mode on screen (single, grid or review) in the main area; the help above it,
+        where the person is looking."""
         view = self.modes.box(self.labelling.box)
-        extra = [self.modes.filter_line, self.plots.box, self._skipped.html, self._help, self.insight.box]
-        self._main.children = [view, *extra]
+        extra = [self.modes.filter_line, self.plots.box, self._skipped.html, self.insight.box]
+        self._main.children = [self._help, view, *extra]
 
     def _stop_in_background(self, reason: str | None = None) -> None:
         """With the lock held: disable the panel, stop (it saves) in a thread, then the end screen."""

@@ -130,6 +130,9 @@ def test_typed_labels_work_in_the_grid(small_digits):
 def test_the_label_editor_shows_each_labels_key(small_digits):
     annotator = Annotator(small_digits, None, trainer_factory=Factory(), input_shape=(16, 16, 1))
     try:
+        assert annotator.editor.labels == ["0", "1", "2"]  # the class folders' names, proposed
+        for _ in range(3):
+            annotator.editor.remove(0)
         for i in range(35):
             annotator.editor.new_label.value = f"n{i:02d}"
         texts = [row.children[0].value for row in annotator.editor.rows.children]

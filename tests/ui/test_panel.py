@@ -17,6 +17,7 @@ from PIL import Image
 
 from oal_widget import Annotator
 from oal_widget.messages import Update
+from oal_widget.ui.label_editor import folder_names
 from oal_widget.ui.panel import DEFAULT_KEYS, merge_keymap
 
 LABELS = ["zero", "one", "two"]
@@ -89,7 +90,8 @@ def test_is_a_vbox_with_the_contract_classes_and_an_event_before_display(panel):
     assert isinstance(annotator, widgets.VBox)
     assert CONTRACT_CLASSES <= classes(annotator)
     assert isinstance(annotator.event, ipyevents.Event)
-    assert annotator.event.source is annotator
+    # Keys are watched on the part that replaces the label editor: the pointer enters it at "start".
+    assert annotator.event.source is annotator._keys_area and annotator._keys_area in annotator.children
     assert annotator.event.watched_events == ["keydown"]
     assert annotator.event.prevent_default_action is True
     assert len([b for b in walk(annotator) if "oal-label-button" in b._dom_classes]) == 3
@@ -106,7 +108,7 @@ def test_the_plots_show_a_picture_before_the_first_figure(panel):
 def test_style_makes_the_hint_say_keys_live_only_when_watched(panel):
     annotator, _ = panel
     style = annotator.children[0].value
-    assert ".oal-panel.ipyevents-watched" in style
+    assert ".oal-panel:has(.oal-keys-area.ipyevents-watched)" in style
     hint = annotator._hint.value
     assert "keys live" in hint and "oal-keys-on" in hint and "oal-keys-off" in hint
     assert "pointer is over the panel" in annotator._help.value
@@ -120,7 +122,7 @@ def test_the_key_sink_is_focused_while_the_pointer_is_over_the_labelling_panel(p
     assert "oal-keysink" in classes(annotator) and isinstance(sink, widgets.Text)
     assert ".oal-keysink" in annotator._style.value and "opacity: 0" in annotator._style.value
     pointer = annotator._pointer_event
-    assert pointer.source is annotator and pointer.prevent_default_action is False
+    assert pointer.source is annotator._keys_area and pointer.prevent_default_action is False
     assert pointer.watched_events == ["mouseenter", "mouseup", "mouseleave"]
     sent: list[dict] = []
     monkeypatch.setattr(sink, "send", sent.append)
@@ -399,6 +401,10 @@ def test_label_editor_flow(small_digits):
     assert factory.trainers == []
     annotator._on_key(key("1"))
     assert annotator.labels == {}
+    assert annotator.editor.labels == ["0", "1", "2"]  # the class folders' names, proposed
+    for _ in range(3):
+        annotator.editor.rows.children[0].children[3].click()  # remove
+    assert annotator.editor.labels == [] and annotator.editor.start.disabled
 
     for name in ["dog", "cat", "bird", "dog"]:  # Enter in the box delivers the value
         annotator.editor.new_label.value = name
@@ -427,8 +433,16 @@ def test_label_editor_flow(small_digits):
 
 def test_start_needs_two_labels(small_digits):
     annotator, _ = make(small_digits, labels=None)
-    annotator.editor.new_label.value = "only"
-    assert annotator.editor.start.disabled
+    for _ in range(2):
+        annotator.editor.remove(0)
+    assert annotator.editor.labels == ["2"] and annotator.editor.start.disabled
+
+
+def test_folder_names_are_proposed_only_when_every_image_is_in_a_class_folder():
+    assert folder_names(["cat/a.jpg", "dog/b.jpg", "dog/c/d.png"]) == ["cat", "dog"]
+    assert folder_names(["a.jpg", "cat/b.jpg", "dog/c.jpg"]) == []  # an image outside any folder
+    assert folder_names(["cat/a.jpg", "cat/b.jpg"]) == []  # one folder is no list of classes
+    assert folder_names([f"{i}/a.jpg" for i in range(41)]) == []  # too many to be classes
 
 
 # --- stop and the end screen -------------------------------------------------------------------
