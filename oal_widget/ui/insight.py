@@ -147,7 +147,8 @@ class Insight:
                 png = self.session.display_png(item["path"])
             except Exception:
                 continue  # an unreadable file: the list says so elsewhere
-            image = widgets.Image(value=png, format="png", layout=widgets.Layout(width=THUMB_SIDE))
+            look = widgets.Layout(width=THUMB_SIDE, height=THUMB_SIDE, object_fit="contain")
+            image = widgets.Image(value=png, format="png", layout=look)
             caption = widgets.HTML(
                 f"<small><code>{html.escape(item['path'])}</code><br>label {html.escape(item['label'])}"
                 f" · model {html.escape(item['predicted'])} ({item['confidence']:.0%})</small>"

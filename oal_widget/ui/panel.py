@@ -19,23 +19,21 @@ gets the key and its ``preventDefault()`` stops the character being typed. No Ja
 
 from __future__ import annotations
 
-import logging
 import threading
-import traceback
 from collections.abc import Mapping
 
 import ipyevents
 import ipywidgets as widgets
 
-from ..data.store import StoreUnavailable
 from ..session.session import Session
 from . import keys as keys_module
 from . import registry
 from .api import PanelApi
 from .done import done_html
-from .errors import plain
+from .errors import error_line, plain
 from .insight import Insight
 from .keys import ACTIONS, DEFAULT_KEYS, merge_keymap
+from .keysink import KeySink
 from .label_editor import LabelEditor, folder_names
 from .labelling import LabellingView, SkippedList, label
 from .modes import Modes
@@ -44,8 +42,6 @@ from .style import KEYS_HINT, STYLE
 from .ui_thread import UiThread
 
 __all__ = ["ACTIONS", "DEFAULT_KEYS", "Annotator", "merge_keymap"]
-
-log = logging.getLogger(__name__)
 
 #: Plots wait for this long a pause in the keys (matplotlib holds the GIL ~50 ms), at most PLOT_LATEST_S.
 PLOT_QUIET_S = 0.4
@@ -154,9 +150,8 @@ class Annotator(PanelApi, widgets.VBox):
         self._hint = w.HTML(KEYS_HINT)
         self._hint.add_class("oal-keys-hint")
         self._title = w.Label("oal_widget")
-        # Takes the keys in Notebook 7 (see the module docstring); ipyevents stops them being typed.
-        self._keysink = w.Text(layout=w.Layout(width="1px"))
-        self._keysink.add_class("oal-keysink")
+        self._sink = KeySink(self._on_key)  # takes the keys in Notebook 7 (see the module docstring)
+        self._keysink = self._sink.text
         self._header = w.HBox(
             [self._title, self._hint, self._keysink],
             layout=w.Layout(justify_content="space-between", width="100%"),
@@ -193,6 +188,7 @@ class Annotator(PanelApi, widgets.VBox):
     def _start_labelling(self, labels) -> None:
         self.session.set_labels(labels)
         self._show_labelling()
+        self._sink.take_keys(self._ui.post)  # the pointer is over the panel already: keys live at once
 
     def _show_labelling(self) -> None:
         with self._lock:
@@ -266,13 +262,7 @@ class Annotator(PanelApi, widgets.VBox):
     def _on_pointer(self, event: Mapping) -> None:
         """Focus the key sink while the pointer is over the labelling panel, release it when it leaves."""
         try:
-            kind = event.get("type", event.get("event"))
-            if kind == "mouseleave":
-                self._keysink.blur()  # keys go back to the notebook, as the "keys off" hint says
-            elif kind in ("mouseenter", "mouseup") and self._view == "label":
-                self._keysink.focus()
-            if self._keysink.value:  # typed while ipyevents was not listening: nothing to keep
-                self._keysink.value = ""
+            self._sink.pointer(event.get("type", event.get("event")), self._view == "label")
         except Exception as e:
             self._show_error(e)
 
@@ -368,14 +358,7 @@ class Annotator(PanelApi, widgets.VBox):
                 self._refresh()
 
     def _show_error(self, error: BaseException) -> None:
-        if isinstance(error, StoreUnavailable):  # a server away: said plainly, nothing was acknowledged
-            log.warning("%s", error)
-            self._error.value = f"not saved: {error}"
-            return
-        log.error("oal_widget panel error", exc_info=error)
-        where = traceback.extract_tb(error.__traceback__)[-1:] if error.__traceback__ else []
-        at = f" (at {where[0].name}, line {where[0].lineno})" if where else ""
-        self._error.value = f"error: {type(error).__name__}: {error}{at}"
+        self._error.value = error_line(error)
 
     # --- the UI thread's jobs ------------------------------------------------------------------------------
     def _apply_updates(self) -> None:

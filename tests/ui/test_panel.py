@@ -134,6 +134,21 @@ def test_the_key_sink_is_focused_while_the_pointer_is_over_the_labelling_panel(p
     assert sink.value == "" and annotator.labels == {}
 
 
+def test_after_start_labelling_keys_typed_into_the_focused_sink_act_until_the_pointer_moves(small_digits):
+    annotator, _ = make(small_digits, labels=None)
+    try:
+        annotator.editor.start.click()  # the proposed folder names "0", "1", "2"
+        sink = annotator._keysink
+        first = annotator.session.current
+        sink.value = "2"  # ipyevents waits for the pointer to enter: the focused sink got the key
+        assert annotator.labels == {first: "1"}
+        annotator._on_pointer({"event": "mouseenter"})  # now ipyevents listens: the sink keeps nothing
+        sink.value = "1"
+        assert annotator.labels == {first: "1"} and sink.value == "1"
+    finally:
+        annotator.session.close()
+
+
 def test_the_key_sink_is_not_focused_in_the_label_editor(small_digits, monkeypatch):
     annotator, _ = make(small_digits, labels=None)
     try:
