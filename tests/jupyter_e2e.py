@@ -100,6 +100,9 @@ def server_config(tmp: Path) -> dict[str, str]:
     # Every cell stays in the DOM, so the browser test's cell counts see them all.
     _write_json(settings / "notebook-extension" / "tracker.jupyterlab-settings", {"windowingMode": "none"})
     env = dict(os.environ)
+    # ipykernel does not forward the C level stderr (fd 2) under pytest; the kernel must do as it does
+    # for a person, so that a test sees what TensorFlow would print under the panel.
+    env.pop("PYTEST_CURRENT_TEST", None)
     env.update(
         JUPYTER_PLATFORM_DIRS="1",
         JUPYTER_CONFIG_DIR=str(cfg),  # isolated from ~/.jupyter
@@ -312,6 +315,36 @@ def kernel_execute(page, code: str, timeout_ms: int = TIMEOUT_MS) -> None:
     if error:
         plain = re.sub(r"\x1b\[[0-9;]*m", "", error)  # the traceback's colours
         raise RuntimeError(f"the kernel raised:\n{plain}")
+
+
+#: Every element inside the panel that is wider inside than its box, or taller where it hides overflow.
+OVERFLOWING = """() => {
+    const out = [];
+    for (const el of document.querySelectorAll('.oal-panel, .oal-panel *')) {
+        if (el.closest('.oal-keysink') || el.getClientRects().length === 0) continue;  // not shown
+        const style = getComputedStyle(el);
+        const wide = el.scrollWidth > el.clientWidth && el.clientWidth > 0;
+        const tall = el.scrollHeight > el.clientHeight + 1 && el.clientHeight > 0
+            && style.overflowY !== 'visible';
+        if (wide || tall) {
+            out.push(`${el.tagName.toLowerCase()}.${[...el.classList].join('.')} `
+                + `scroll ${el.scrollWidth}x${el.scrollHeight} client ${el.clientWidth}x${el.clientHeight}: `
+                + JSON.stringify((el.innerText || el.value || '').slice(0, 60)));
+        }
+    }
+    return out;
+}"""
+
+
+def overflowing(page) -> list[str]:
+    """What scrolls or clips inside the panel (``scrollWidth > clientWidth``, or taller than its box
+    where overflow is not visible): one line per element, [] when everything fits."""
+    return page.evaluate(OVERFLOWING)
+
+
+def stderr_outputs(page) -> list[str]:
+    """The text of every stderr output in the notebook (TensorFlow's start-up lines would be one)."""
+    return page.locator("[data-mime-type='application/vnd.jupyter.stderr']").all_inner_texts()
 
 
 # --------------------------------------------------------------------------------------------------

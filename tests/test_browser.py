@@ -34,8 +34,10 @@ from jupyter_e2e import (  # pytest puts tests/ on sys.path (no __init__.py); be
     jupyter_server,
     make_workspace,
     notebook_state,
+    overflowing,
     page_url,
     run_all_cells,
+    stderr_outputs,
     wait_kernel_idle,
     wait_src_changed,
     wait_until,
@@ -248,6 +250,10 @@ def test_quickstart_in_browser(jupyter, browser):
         store_is(labelled, f"after {len(labelled)} labels")
 
         assert_notebook_unchanged(f"after {len(labelled)} labels")
+        # TensorFlow has loaded and trained in the kernel: none of its start-up lines under the panel,
+        # and nothing in the panel scrolls or clips its text.
+        assert stderr_outputs(page) == [], "stderr under the panel"
+        assert overflowing(page) == [], "elements that scroll or clip inside the panel"
 
         # Key "0" labels ONE image, also when the next key is another one. (Notebook 7 binds the chord
         # "0, 0": Lumino holds the first "0" and replays it to the document when the next key is not
@@ -266,6 +272,7 @@ def test_quickstart_in_browser(jupyter, browser):
         expect(page.locator(".oal-done")).to_be_visible()
         mark("stopped")
         page.screenshot(path=str(ARTIFACTS / f"{app}-4-done.png"))
+        assert overflowing(page) == [], "elements that scroll or clip on the end screen"
         wait_until(lambda: (workdir / "model.keras").is_file(), 30, f"{workdir / 'model.keras'} to be saved")
         rows = wait_until(lambda: _metric_rows(workdir / "metrics.csv"), 30, "metrics.csv with an evaluation")
         assert 0.0 <= float(rows[-1]["accuracy"]) <= 1.0, rows[-1]

@@ -29,8 +29,10 @@ from jupyter_e2e import (
     jupyter_server,
     kernel_execute,
     make_workspace,
+    overflowing,
     page_url,
     run_all_cells,
+    stderr_outputs,
     store_records,
     wait_kernel_idle,
     wait_src_changed,
@@ -104,24 +106,6 @@ def _final_fit(epochs, out=None, progress=None, cancel=None, labels=None):
 _trainer.final_fit = _final_fit
 _trainer.publish(Update(status="training", n_labels=len(_labelled), metrics=_rows, predictions=_predictions))
 """
-#: Every element inside the panel that is wider inside than its box, or taller where it hides overflow.
-OVERFLOWING = """() => {
-    const out = [];
-    for (const el of document.querySelectorAll('.oal-panel, .oal-panel *')) {
-        if (el.closest('.oal-keysink') || el.getClientRects().length === 0) continue;  // not shown
-        const style = getComputedStyle(el);
-        const wide = el.scrollWidth > el.clientWidth && el.clientWidth > 0;
-        const tall = el.scrollHeight > el.clientHeight + 1 && el.clientHeight > 0
-            && style.overflowY !== 'visible';
-        if (wide || tall) {
-            out.push(`${el.tagName.toLowerCase()}.${[...el.classList].join('.')} `
-                + `scroll ${el.scrollWidth}x${el.scrollHeight} client ${el.clientWidth}x${el.clientHeight}: `
-                + JSON.stringify((el.innerText || el.value || '').slice(0, 60)));
-        }
-    }
-    return out;
-}"""
-STDERR = "[data-mime-type='application/vnd.jupyter.stderr']"
 
 
 def make_photos(root: Path) -> Path:
@@ -183,8 +167,7 @@ def test_every_view_fits_on_photos(jupyter, browser):
     def check(view: str) -> None:
         """Record what overflows in this view, and take its screenshot."""
         page.wait_for_timeout(300)  # the layout settles after the last widget message
-        bad = page.evaluate(OVERFLOWING)
-        stderr = page.locator(STDERR).all_inner_texts()
+        bad, stderr = overflowing(page), stderr_outputs(page)
         if bad or stderr:
             problems[view] = bad + [f"stderr: {t[:200]}" for t in stderr]
         page.locator(".oal-panel").screenshot(path=str(ARTIFACTS / f"photos-{app}-{view}.png"))
