@@ -269,3 +269,24 @@ def test_every_invalid_setting_raises_a_value_error_naming_it_and_writes_nothing
         with pytest.raises(ValueError, match=name):
             Annotator(small_digits, **kwargs)
     assert not (small_digits / ".oal").exists()  # a wrong setting leaves no trace in the folder
+
+
+def test_in_a_notebook_a_wrong_folder_is_one_line_naming_the_close_one(small_digits, tmp_path, monkeypatch):
+    """IPython shows a setting's error as its message alone (``_render_traceback_``), not the frames of
+    the package; a folder that does not exist names the closest one beside it."""
+    from IPython.core.interactiveshell import InteractiveShell
+
+    (tmp_path / "photos").mkdir()
+    monkeypatch.chdir(tmp_path)
+    shell = InteractiveShell.instance()
+    shown: list[list[str]] = []
+    monkeypatch.setattr(shell, "_showtraceback", lambda etype, evalue, stb: shown.append(stb))
+    shell.run_cell("from oal_widget import Annotator\nAnnotator('photo', labels=['cat', 'dog'])")
+    shell.run_cell("Annotator('photos', labels=['cat'])")
+    assert len(shown) == 2 and all(len(lines) == 1 for lines in shown), shown
+    assert shown[0][0].startswith(
+        "FileNotFoundError: images folder 'photo' does not exist: did you mean 'photos'?"
+    )
+    assert shown[1][0].startswith(
+        "ValueError: labels=['cat'] is invalid: a classifier needs at least 2 labels"
+    )

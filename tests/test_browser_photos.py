@@ -190,18 +190,24 @@ def test_every_view_fits_on_photos(jupyter, browser):
         expect(page.locator(".oal-keysink input")).to_be_focused()
         filename = page.locator(".oal-filename")
         for i in range(6):  # real keys: the label of the folder, each waits for the next image
-            folder = filename.inner_text().strip().split("/")[0]
-            page.keyboard.press(str(LABELS.index(folder) + 1))
+            text = filename.inner_text()
+            page.keyboard.press(str(LABELS.index(text.strip().split("/")[0]) + 1))
+            expect(filename).not_to_have_text(text)  # the name first: it comes after the image
             src = wait_src_changed(page, "img.oal-image", src)
             if i == 0:  # the first key came with the pointer where it clicked "start"; now it moves
                 page.locator("img.oal-image").hover()
-        wait_until(lambda: len(store_records(workdir)) == 6, 15, "6 labels in the store")
+        records = wait_until(
+            lambda: len(store_records(workdir)) == 6 and store_records(workdir), 15, "6 labels"
+        )
+        assert {p: label for p, (label, _, _) in records.items()} == {p: p.split("/")[0] for p in records}
         kernel_execute(page, STAGE)
         expect(page.locator(".oal-prediction")).not_to_have_text("model: no prediction yet")
         for _ in range(5):  # a test image shows no prediction: skip to one that does
             if "model says" in page.locator(".oal-prediction").inner_text():
                 break
+            text = filename.inner_text()
             page.keyboard.press("ArrowRight")
+            expect(filename).not_to_have_text(text)
             src = wait_src_changed(page, "img.oal-image", src)
         expect(page.locator(".oal-prediction")).to_contain_text("model says")
         expect(page.locator("img.oal-plot.oal-plot-has-metrics")).to_be_visible()
