@@ -179,7 +179,7 @@ def test_every_view_fits_on_photos(jupyter, browser):
         wait_kernel_idle(page)
         run_all_cells(page)
         # No labels given: the label editor proposes the class folders' names; keys are live at once
-        # after "start labelling", with the pointer still where it clicked.
+        # after "start labelling", with the pointer still where it clicked (it entered the panel before).
         expect(page.locator(".oal-label-editor")).to_be_visible()
         expect(page.locator(".oal-editor-label")).to_have_text(
             [f"{i + 1} · {n}" for i, n in enumerate(LABELS)]
@@ -195,7 +195,7 @@ def test_every_view_fits_on_photos(jupyter, browser):
             page.keyboard.press(str(LABELS.index(text.strip().split("/")[0]) + 1))
             expect(filename).not_to_have_text(text)  # the name first: it comes after the image
             src = wait_src_changed(page, "img.oal-image", src)
-            if i == 0:  # the first key came with the pointer where it clicked "start"; now it moves
+            if i == 0:  # the first key came with the pointer where it clicked "start"
                 page.locator("img.oal-image").hover()
         records = wait_until(
             lambda: len(store_records(workdir)) == 6 and store_records(workdir), 15, "6 labels"

@@ -119,11 +119,6 @@ def pressed(event: Mapping) -> str | None:
     return key
 
 
-def typed(old: str, new: str) -> str:
-    """The characters added at the end of a text field's value (none when it was cleared or edited)."""
-    return new[len(old) :] if new.startswith(old) else ""
-
-
 def by_action(keymap: Mapping[str, object]) -> dict:
     """action -> the first key mapped to it."""
     out: dict = {}

@@ -1,7 +1,9 @@
 """The label editor: shown when a folder has no labels yet. Add names in key order, reorder, start.
 Images already sorted into sub-folders: the folders' names are proposed.
 
-While it shows, the panel's key event watches no keys, so typing a name is not swallowed.
+The panel's key event watches keys from the start (so that they are live at once after "start
+labelling", with the pointer already over the panel), and ipyevents takes them from the text box: while
+the editor shows, the panel hands them to ``key``, which types the name into the box.
 """
 
 from __future__ import annotations
@@ -28,7 +30,12 @@ class LabelEditor:
             placeholder="a label, e.g. cat", continuous_update=False, layout=w.Layout(width="240px")
         )
         self.new_label.add_class("oal-new-label")
-        self.new_label.observe(lambda change: change["new"].strip() and self._run(self.add), names="value")
+        # The value the browser sends on Enter or leaving the box (ipyevents was not listening) is added;
+        # what ``key`` types is not (it sets the value character by character).
+        self._typing = False
+        self.new_label.observe(
+            lambda change: not self._typing and change["new"].strip() and self._run(self.add), names="value"
+        )
         self.add_button = add = w.Button(description="add", layout=w.Layout(width="auto"))
         add.add_class("oal-add-label")
         add.on_click(lambda _b: self._run(self.add))
@@ -59,6 +66,26 @@ class LabelEditor:
             fn()
         except Exception as e:
             self._on_error(e)
+
+    def key(self, key: str) -> None:
+        """A key pressed over the panel: a character is typed into the box, Backspace deletes one, Enter
+        adds the name (or, with the box empty, starts labelling)."""
+        value = self.new_label.value
+        if key == "Enter":
+            if value.strip():
+                self._run(self.add)
+            elif not self.start.disabled:
+                self.start.click()
+            return
+        if key == "Backspace":
+            value = value[:-1]
+        elif len(key) == 1:
+            value += key
+        self._typing = True
+        try:
+            self.new_label.value = value
+        finally:
+            self._typing = False
 
     def add(self) -> None:
         name = self.new_label.value.strip()

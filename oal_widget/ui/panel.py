@@ -118,14 +118,16 @@ class Annotator(PanelApi, widgets.VBox):
         self._view = "none"
         self._finishing = False
         self._build_widgets()
-        # ONE key watcher, created before display, on the part that replaces the label editor: ipyevents
-        # listens once the pointer ENTERS its source, which it does at once after "start labelling". In
-        # the editor it watches nothing, so typing a label name is not swallowed (it prevents defaults).
-        area = self._keys_area
-        self.event = ipyevents.Event(source=area, watched_events=[], prevent_default_action=True)
+        # ONE key watcher, created before display, watching from the start: ipyevents listens once the
+        # pointer ENTERS the panel, so it must already listen when the label editor's "start labelling"
+        # is clicked (the pointer is inside then). In the editor it types the label's name (it takes the
+        # keys from the text box: ipyevents prevents their default).
+        self.event = ipyevents.Event(source=self, watched_events=["keydown"], prevent_default_action=True)
         self.event.on_dom_event(self._on_key)
         # Pointer events only (no prevent_default: clicks and the notebook's own handling are untouched).
-        self._pointer_event = ipyevents.Event(source=area, watched_events=[], prevent_default_action=False)
+        # mouseup: a click (on a button, the image) may have moved the focus off the key sink.
+        moves = ["mouseenter", "mouseup", "mouseleave"]
+        self._pointer_event = ipyevents.Event(source=self, watched_events=moves, prevent_default_action=False)
         self._pointer_event.on_dom_event(self._on_pointer)
         if self.session.needs_labels:
             self._show_editor()
@@ -150,7 +152,7 @@ class Annotator(PanelApi, widgets.VBox):
         self._hint = w.HTML(KEYS_HINT)
         self._hint.add_class("oal-keys-hint")
         self._title = w.Label("oal_widget")
-        self._sink = KeySink(self._on_key)  # takes the keys in Notebook 7 (see the module docstring)
+        self._sink = KeySink()  # takes the keys in Notebook 7 (see the module docstring)
         self._keysink = self._sink.text
         self._header = w.HBox(
             [self._title, self._hint, self._keysink],
@@ -172,23 +174,25 @@ class Annotator(PanelApi, widgets.VBox):
         self._help = w.HTML(layout=w.Layout(display="none"))
         self._help.add_class("oal-help")
         self._main = w.VBox()
+        # Holds the single, grid or review view; as tall as the image while one view replaces another,
+        # so the panel never shrinks from under a resting pointer (ipyevents would stop listening).
+        self._slot = w.VBox(layout=w.Layout(min_height="400px"))
         self._show_mode()
         self._main.add_class("oal-main")
         self._done = w.HTML(layout=w.Layout(display="none"))
         self._done.add_class("oal-done")
-        self._keys_area = w.VBox(_dom_classes=("oal-keys-area",))  # all but the label editor: keys live
         self.children = [self._style, self._header, self._error, self._done]
 
     # --- views -------------------------------------------------------------------------------------------
     def _show_editor(self) -> None:
         with self._lock:
             self._view = "editor"
-            self.children = [self._style, self.editor.box, self._error, self._done]
+            self.children = [self._style, self._header, self.editor.box, self._error, self._done]
 
     def _start_labelling(self, labels) -> None:
         self.session.set_labels(labels)
         self._show_labelling()
-        self._sink.take_keys(self._ui.post)  # the pointer is over the panel already: keys live at once
+        self._keysink.focus()  # the pointer is over the panel: it clicked "start labelling"
 
     def _show_labelling(self) -> None:
         with self._lock:
@@ -196,11 +200,7 @@ class Annotator(PanelApi, widgets.VBox):
             self.labelling.set_labels(self.session.label_names)
             self.modes.set_labels(self.session.label_names)
             self._help.value = keys_module.help_html(self._keymap, self.session.label_names)
-            self._keys_area.children = [self._header, self._main, self._error, self._done]
-            self.children = [self._style, self._keys_area]
-            self.event.watched_events = ["keydown"]
-            # mouseup: a click (on a button, the image) may have moved the focus off the key sink.
-            self._pointer_event.watched_events = ["mouseenter", "mouseup", "mouseleave"]
+            self.children = [self._style, self._header, self._main, self._error, self._done]
             self._title.value = (
                 f"oal_widget · {self.session.images.name} · labels: {len(self.session.label_names)}"
             )
@@ -227,8 +227,7 @@ class Annotator(PanelApi, widgets.VBox):
         self._done.layout.display = None
         self.labelling.disable()
         self._hint.layout.display = "none"  # keys do nothing on the end screen
-        self._keys_area.children = [self._header, self._done, self.plots.box, self.insight.box, self._error]
-        self.children = [self._style, self._keys_area]
+        self.children = [self._style, self._header, self._done, self.plots.box, self.insight.box, self._error]
         self._ui.post(lambda: self._render_plots(force=True), key="plots")  # the final curve
 
     # --- keys and buttons (kernel main thread) -----------------------------------------------------------
@@ -236,6 +235,9 @@ class Annotator(PanelApi, widgets.VBox):
         """ipyevents' callback. Never raises into ipyevents."""
         try:
             key = keys_module.pressed(event)
+            if key is not None and self._view == "editor":
+                with self._lock:
+                    return self.editor.key(key)
             if key is None or self._view != "label" or self._finishing:
                 return
             with self._lock:
@@ -262,7 +264,7 @@ class Annotator(PanelApi, widgets.VBox):
     def _on_pointer(self, event: Mapping) -> None:
         """Focus the key sink while the pointer is over the labelling panel, release it when it leaves."""
         try:
-            self._sink.pointer(event.get("type", event.get("event")), self._view == "label")
+            self._sink.pointer(event.get("type", event.get("event")), self._view in ("label", "editor"))
         except Exception as e:
             self._show_error(e)
 
@@ -306,9 +308,9 @@ class Annotator(PanelApi, widgets.VBox):
     def _show_mode(self) -> None:
         """The view of the mode on screen (single, grid or review) in the main area; the help above it,
         where the person is looking."""
-        view = self.modes.box(self.labelling.box)
+        self._slot.children = [self.modes.box(self.labelling.box)]
         extra = [self.modes.filter_line, self.plots.box, self._skipped.html, self.insight.box]
-        self._main.children = [self._help, view, *extra]
+        self._main.children = [self._help, self._slot, *extra]
 
     def _stop_in_background(self, reason: str | None = None) -> None:
         """With the lock held: disable the panel, stop (it saves) in a thread, then the end screen."""

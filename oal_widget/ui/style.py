@@ -3,12 +3,11 @@ pointer is over it, and only then are keys delivered, so the hint follows that c
 
 STYLE = """<style>
 .oal-panel { border: 2px solid #d0d0d0; border-radius: 6px; padding: 6px; }
-.oal-panel:has(.oal-keys-area.ipyevents-watched) { border-color: #2e7d32; }
+.oal-panel.ipyevents-watched { border-color: #2e7d32; }
 .oal-panel .oal-keys-hint .oal-keys-on { display: none; color: #2e7d32; font-weight: bold; }
 .oal-panel .oal-keys-hint .oal-keys-off { color: #777; }
-.oal-panel .ipyevents-watched .oal-keys-hint .oal-keys-on { display: inline; }
-.oal-panel .ipyevents-watched .oal-keys-hint .oal-keys-off { display: none; }
-.oal-panel .oal-keys-area { margin: 0; }
+.oal-panel.ipyevents-watched .oal-keys-hint .oal-keys-on { display: inline; }
+.oal-panel.ipyevents-watched .oal-keys-hint .oal-keys-off { display: none; }
 /* Text wraps instead of being cut ("model.ker...") or scrolling: a path breaks anywhere if it must. */
 .oal-panel .widget-label, .oal-panel .widget-html-content { white-space: normal; overflow-wrap: anywhere;
   text-overflow: clip; height: auto; line-height: 1.4; min-height: 0; }
@@ -57,7 +56,7 @@ STYLE = """<style>
 </style>"""
 
 KEYS_HINT = (
-    # ipyevents starts listening when the pointer ENTERS the keys area (the label editor is outside it).
+    # ipyevents starts listening when the pointer ENTERS the panel.
     '<span class="oal-keys-off">keys off: move the pointer onto this panel</span>'
     '<span class="oal-keys-on">keys live</span>'
 )

@@ -90,8 +90,7 @@ def test_is_a_vbox_with_the_contract_classes_and_an_event_before_display(panel):
     assert isinstance(annotator, widgets.VBox)
     assert CONTRACT_CLASSES <= classes(annotator)
     assert isinstance(annotator.event, ipyevents.Event)
-    # Keys are watched on the part that replaces the label editor: the pointer enters it at "start".
-    assert annotator.event.source is annotator._keys_area and annotator._keys_area in annotator.children
+    assert annotator.event.source is annotator
     assert annotator.event.watched_events == ["keydown"]
     assert annotator.event.prevent_default_action is True
     assert len([b for b in walk(annotator) if "oal-label-button" in b._dom_classes]) == 3
@@ -108,7 +107,7 @@ def test_the_plots_show_a_picture_before_the_first_figure(panel):
 def test_style_makes_the_hint_say_keys_live_only_when_watched(panel):
     annotator, _ = panel
     style = annotator.children[0].value
-    assert ".oal-panel:has(.oal-keys-area.ipyevents-watched)" in style
+    assert ".oal-panel.ipyevents-watched" in style
     hint = annotator._hint.value
     assert "keys live" in hint and "oal-keys-on" in hint and "oal-keys-off" in hint
     assert "pointer is over the panel" in annotator._help.value
@@ -122,7 +121,7 @@ def test_the_key_sink_is_focused_while_the_pointer_is_over_the_labelling_panel(p
     assert "oal-keysink" in classes(annotator) and isinstance(sink, widgets.Text)
     assert ".oal-keysink" in annotator._style.value and "opacity: 0" in annotator._style.value
     pointer = annotator._pointer_event
-    assert pointer.source is annotator._keys_area and pointer.prevent_default_action is False
+    assert pointer.source is annotator and pointer.prevent_default_action is False
     assert pointer.watched_events == ["mouseenter", "mouseup", "mouseleave"]
     sent: list[dict] = []
     monkeypatch.setattr(sink, "send", sent.append)
@@ -134,29 +133,23 @@ def test_the_key_sink_is_focused_while_the_pointer_is_over_the_labelling_panel(p
     assert sink.value == "" and annotator.labels == {}
 
 
-def test_after_start_labelling_keys_typed_into_the_focused_sink_act_until_the_pointer_moves(small_digits):
-    annotator, _ = make(small_digits, labels=None)
+def test_in_the_label_editor_keys_type_the_name_and_stay_live_after_start(small_digits):
+    """ipyevents listens from the first time the pointer enters the panel: in the editor the keys type
+    into the name box (it takes them from the box), and after "start labelling" they label at once."""
+    annotator, factory = make(small_digits, labels=None)
     try:
-        annotator.editor.start.click()  # the proposed folder names "0", "1", "2"
-        sink = annotator._keysink
+        assert annotator.event.watched_events == ["keydown"]
+        for _ in range(3):  # the proposed folder names
+            annotator.editor.remove(0)
+        for k in ["c", "a", "t", "x", "Backspace", "Enter", "d", "o", "g", "Enter"]:
+            annotator._on_key(key(k))
+        assert annotator.editor.labels == ["cat", "dog"] and annotator.editor.new_label.value == ""
+        assert annotator.labels == {} and factory.trainers == []
+        annotator._on_key(key("Enter"))  # the box is empty: Enter starts labelling
+        assert annotator.session.label_names == ["cat", "dog"]
         first = annotator.session.current
-        sink.value = "2"  # ipyevents waits for the pointer to enter: the focused sink got the key
-        assert annotator.labels == {first: "1"}
-        annotator._on_pointer({"event": "mouseenter"})  # now ipyevents listens: the sink keeps nothing
-        sink.value = "1"
-        assert annotator.labels == {first: "1"} and sink.value == "1"
-    finally:
-        annotator.session.close()
-
-
-def test_the_key_sink_is_not_focused_in_the_label_editor(small_digits, monkeypatch):
-    annotator, _ = make(small_digits, labels=None)
-    try:
-        assert annotator._pointer_event.watched_events == []  # the editor's text box keeps its focus
-        sent: list[dict] = []
-        monkeypatch.setattr(annotator._keysink, "send", sent.append)
-        annotator._on_pointer({"event": "mouseenter"})
-        assert sent == []
+        annotator._on_key(key("2"))  # no pointer event in between: the keys are live at once
+        assert annotator.labels == {first: "dog"}
     finally:
         annotator.session.close()
 
@@ -412,10 +405,10 @@ def test_an_unreadable_current_image_is_skipped_with_a_note(small_digits):
 def test_label_editor_flow(small_digits):
     annotator, factory = make(small_digits, labels=None)
     assert "oal-label-editor" in classes(annotator) and "oal-image" not in classes(annotator)
-    assert annotator.event.watched_events == []  # typing a name must reach the text box
     assert factory.trainers == []
-    annotator._on_key(key("1"))
-    assert annotator.labels == {}
+    annotator._on_key(key("1"))  # typed into the name box, not a label
+    assert annotator.labels == {} and annotator.editor.new_label.value == "1"
+    annotator._on_key(key("Backspace"))
     assert annotator.editor.labels == ["0", "1", "2"]  # the class folders' names, proposed
     for _ in range(3):
         annotator.editor.rows.children[0].children[3].click()  # remove
