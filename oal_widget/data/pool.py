@@ -19,7 +19,7 @@ import numpy as np
 from PIL import Image, ImageOps
 
 from .cache import FILLED, ArrayCache, fingerprint, remove_stale
-from .suggest import did_you_mean
+from .suggest import missing_folder
 
 #: Extensions (lower case, with dot) of the files taken as images; any case matches.
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"})
@@ -57,10 +57,7 @@ def _resolve_root(root) -> Path:
     given = Path(root).expanduser()
     resolved = given.resolve()
     if not resolved.exists():
-        raise FileNotFoundError(
-            f"images folder {str(given)!r} does not exist{did_you_mean(resolved)} (looked for "
-            f"{str(resolved)!r}; relative paths start at {os.getcwd()!r}): pass your images' folder"
-        )
+        raise FileNotFoundError(missing_folder(given, resolved))
     if not resolved.is_dir():
         raise NotADirectoryError(
             f"images folder {str(given)!r} is a file, not a folder: pass the folder that holds your images"

@@ -1,9 +1,19 @@
-"""A close name for a folder that does not exist: "did you mean 'photos'?"."""
+"""What to say of an images folder that does not exist: where it was looked for, and the folder
+beside it with the closest name ("did you mean 'photos'?")."""
 
 from __future__ import annotations
 
 import difflib
+import os
 from pathlib import Path
+
+
+def missing_folder(given: Path, resolved: Path) -> str:
+    return (
+        f"images folder {str(given)!r} does not exist{did_you_mean(resolved)} (looked for "
+        f"{str(resolved)!r}; relative paths start at {os.getcwd()!r}): pass the path of the folder "
+        "that holds your images"
+    )
 
 
 def did_you_mean(missing: Path) -> str:
