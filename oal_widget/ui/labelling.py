@@ -217,19 +217,22 @@ def training_labels_given(session) -> int:
 
 
 def staleness(session) -> str:
-    """ " · made N labels ago" when the model that predicted was many labels behind, else ""."""
+    """The mark of a prediction made by a model many training labels behind (" · predicted N labels
+    ago"), else ""."""
     at = session.predicted_at
     behind = None if at is None else training_labels_given(session) - at
     return f" · predicted {behind} labels ago" if behind is not None and behind >= STALE_LABELS else ""
 
 
 def why_shown(session) -> str:
-    """Why this image comes now: with an uncertainty strategy, the model's doubt is the reason."""
+    """Why the predictions look poor: with an uncertainty strategy the panel asks first for the images
+    the model is least sure of (true of the order, whatever brought this one: a cold-start pick, a
+    random exploration, a skip)."""
     if session.config.strategy not in UNSURE_FIRST:
         return ""
     return (
-        "shown because the model is unsure of it: wrong guesses here are expected, "
-        "and your label teaches it the most"
+        "the images the model is least sure of come first: wrong guesses here are expected, "
+        "and those labels teach it the most"
     )
 
 

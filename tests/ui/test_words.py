@@ -61,7 +61,7 @@ def test_a_prediction_says_why_it_shows_and_when_it_is_old(panel):
     view = annotator.labelling
     assert view.prediction.value.startswith("model says: one (55%)")
     assert "predicted" not in view.prediction.value  # made at 0 labels, and none given since
-    assert "unsure" in view.why.value and "teaches it the most" in view.why.value
+    assert "least sure of come first" in view.why.value and "teach it the most" in view.why.value
     for _ in range(12):  # 10 or more training labels since that query: the prediction says so
         annotator._on_key({"type": "keydown", "key": "1" if not s.is_test(s.current) else "2"})
     while s.is_test(s.current):
