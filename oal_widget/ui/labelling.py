@@ -102,9 +102,10 @@ class LabellingView:
                 self.status,
                 self.work,
             ],
-            layout=w.Layout(width="100%", padding="0 0 0 10px"),
+            layout=w.Layout(flex="1 1 300px", min_width="260px", padding="0 0 0 10px"),
         )
-        self.box = w.HBox([self.image, side])
+        # In a narrow notebook the text goes under the image instead of being squeezed beside it.
+        self.box = w.HBox([self.image, side], layout=w.Layout(flex_flow="row wrap"))
 
     def _action_button(self, action, *, text=None, key=True, cls=None) -> widgets.Button:
         return action_button(

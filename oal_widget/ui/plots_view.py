@@ -14,13 +14,13 @@ class PlotsView:
         self.plot = w.Image(
             value=plots.placeholder_png("the learning curve appears after the first evaluation"),
             format="png",
-            layout=w.Layout(width="440px", object_fit="contain"),
+            layout=w.Layout(width="440px", max_width="100%", object_fit="contain"),
         )
         self.plot.add_class("oal-plot")
         self.distribution = w.Image(
             value=plots.placeholder_png("labels per class", (3.4, 3)),
             format="png",
-            layout=w.Layout(width="340px", object_fit="contain"),
+            layout=w.Layout(width="340px", max_width="100%", object_fit="contain"),
         )
         self.distribution.add_class("oal-distribution")
         self.box = w.HBox([self.plot, self.distribution], layout=w.Layout(flex_flow="row wrap"))

@@ -55,9 +55,10 @@ class ReviewView:
                 self.labels.box,
                 w.HBox(self.buttons, layout=w.Layout(flex_flow="row wrap")),
             ],
-            layout=w.Layout(width="100%", padding="0 0 0 10px"),
+            layout=w.Layout(flex="1 1 300px", min_width="260px", padding="0 0 0 10px"),
         )
-        self.box = w.HBox([self.image, text])
+        # In a narrow notebook the text goes under the image instead of being squeezed beside it.
+        self.box = w.HBox([self.image, text], layout=w.Layout(flex_flow="row wrap"))
         self.box.add_class("oal-review")
 
     def _button(self, text, action, cls, style="") -> widgets.Button:

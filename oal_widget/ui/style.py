@@ -21,6 +21,7 @@ STYLE = """<style>
 .oal-panel .oal-help kbd { white-space: nowrap; overflow-wrap: normal; }
 .oal-panel .oal-help p { margin: 2px 0 8px 0; }
 .oal-panel .oal-why { color: #555; font-size: 90%; }
+.oal-panel .oal-image, .oal-panel .oal-review-image { max-width: 100%; }
 .oal-panel .oal-editor-label { min-width: 12em; align-self: center; }
 .oal-panel .oal-stale { color: #b35c00; }
 .oal-panel .oal-grid-warning { color: #b35c00; font-weight: bold; }
