@@ -30,6 +30,7 @@ from jupyter_e2e import (
     jupyter_server,
     kernel_execute,
     make_workspace,
+    notebook_state,
     overflowing,
     page_url,
     run_all_cells,
@@ -189,6 +190,19 @@ def test_every_view_fits_on_photos(jupyter, browser):
             [f"{i + 1} · {n}" for i, n in enumerate(LABELS)]
         )
         check("editor")
+        # Keys over the editor type into the name box (ipyevents takes them, the kernel types them);
+        # "m", "y" are Notebook 7 shortcuts (markdown, code): the notebook must not change.
+        cells = notebook_state(page)["cells"]
+        name_box = page.locator(".oal-new-label input")
+        name_box.hover()
+        expect(page.locator(".oal-keysink input")).to_be_focused()  # Notebook 7: no shortcut matches
+        for k in "my":
+            page.keyboard.press(k)
+        expect(name_box).to_have_value("my")
+        page.keyboard.press("Backspace")
+        page.keyboard.press("Backspace")
+        expect(name_box).to_have_value("")
+        assert notebook_state(page)["cells"] == cells, "a key over the label editor changed the notebook"
         page.locator(".oal-start").click()
         src = wait_src_changed(page, "img.oal-image", None)
         wait_kernel_idle(page)
