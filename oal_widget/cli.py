@@ -7,6 +7,7 @@ is accepted; a URL is only ever printed with its password masked.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -33,6 +34,9 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--query-every", type=int, default=10, help="training labels between queries")
     sim.add_argument("--input-shape", default="32,32,1", help="H,W[,C] the model sees (default 32,32,1)")
     sim.add_argument("--quiet", action="store_true", help="no progress lines")
+    sim.add_argument(
+        "--tf-logs", action="store_true", help="show TensorFlow's C++ start-up lines (hidden by default)"
+    )
     # Label-efficiency settings (Config fields of the same name; default: the product's default).
     sim.add_argument("--epsilon", type=float, default=None, help="exploration share of epsilon_greedy")
     sim.add_argument("--temperature", type=float, default=None, help="power/softmax policy temperature")
@@ -126,6 +130,8 @@ def main(argv=None) -> int:
             from .simulate import simulate
             from .training.quiet_tf import import_tensorflow
 
+            if args.tf_logs:
+                os.environ["OAL_TF_LOGS"] = "1"
             import_tensorflow()  # before simulate's own import: TensorFlow's start-up lines stay off
 
             shape = tuple(int(v) for v in args.input_shape.split(","))

@@ -36,3 +36,15 @@ def test_importing_tensorflow_prints_nothing_on_stderr():
     assert out.returncode == 0, out.stderr
     assert out.stdout == "ok\n"
     assert out.stderr == "", out.stderr
+
+
+def test_simulate_quiet_prints_nothing_on_stderr(tmp_path):
+    """``python -m oal_widget simulate --quiet``: no TensorFlow start-up lines (``--tf-logs`` shows them)."""
+    from oal_widget.data.samples import write_digits
+
+    write_digits(tmp_path / "digits", per_class=6, size=16, seed=0)
+    command = [sys.executable, "-m", "oal_widget", "simulate", str(tmp_path / "digits"), "--quiet"]
+    command += ["--budget", "12", "--input-shape", "16,16,1", "--workdir", str(tmp_path / "work")]
+    out = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr
+    assert out.stderr == "", out.stderr
