@@ -45,14 +45,15 @@ class Lane:
     def discard(self, path: str) -> None:
         self._gen.pop(path, None)
 
-    def pop(self, wanted: Callable[[str], bool]) -> str | None:
+    def peek(self, wanted: Callable[[str], bool]) -> str | None:
+        """The first wanted path, left in the lane (entries no longer wanted are dropped)."""
         while self._queue:
-            path, gen = self._queue.popleft()
-            if self._gen.get(path) != gen:
-                continue
-            del self._gen[path]
-            if wanted(path):
+            path, gen = self._queue[0]
+            if self._gen.get(path) == gen and wanted(path):
                 return path
+            self._queue.popleft()
+            if self._gen.get(path) == gen:
+                del self._gen[path]
         return None
 
     def live(self, wanted: Callable[[str], bool]) -> list[str]:
@@ -124,8 +125,12 @@ class Order:
         first = self._pick(n_train, n_test)
         for name in (first, "test" if first == "train" else "train"):
             lane = self.lanes[name]
-            while (path := lane.pop(self._wanted)) is not None:
-                if self._claim is None or self._claim(path, lane.head(self._wanted, CLAIM_LOOKAHEAD)):
+            while (path := lane.peek(self._wanted)) is not None:
+                # Claimed BEFORE it leaves the lane: a claim that raises leaves the order as it was.
+                ahead = lane.head(self._wanted, CLAIM_LOOKAHEAD + 1)[1:]
+                ours = self._claim is None or self._claim(path, ahead)
+                lane.discard(path)
+                if ours:
                     self.current = path
                     return path
                 # Another session holds it: passed over; ``reinstate`` brings it back if it returns.
@@ -161,12 +166,16 @@ class Order:
         return path
 
     def back(self) -> str | None:
-        """Show the previous image again (to relabel it). None when there is no previous image."""
+        """Show the previous image again (to relabel it). None when there is no previous image. One still
+        unlabelled (skipped) is claimed again first; one another session took meanwhile is passed over."""
         while self._back:
             path = self._back.pop()
-            if path != self.current and self._readable(path):
-                self._release_current()
-                return self._show(path)
+            if path == self.current or not self._readable(path):
+                continue
+            if self._wanted(path) and self._claim is not None and not self._claim(path, []):
+                continue
+            self._release_current()
+            return self._show(path)
         return None
 
     def show(self, path: str) -> None:

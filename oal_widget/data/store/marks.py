@@ -20,6 +20,7 @@ import json
 
 from .base import Tx
 from .checks import iso
+from .records import Standing
 from .schema import LABEL_COLUMNS, MARK_COLUMNS
 
 ANNOTATION, SETTLEMENT = "a", "s"
@@ -95,6 +96,15 @@ class Marks:
 
     def standing(self, path: str) -> dict | None:
         return standing_of(self.annotations[path], self.settlements[path])
+
+    def after(self, me: str) -> dict[str, Standing]:
+        """What stands now for each image (as it will once flushed), seen by annotator ``me``."""
+        out = {}
+        for path in self.paths:
+            row = self.standing(path)
+            mine = me in self.annotations[path] or (row is not None and row["annotator"] == me)
+            out[path] = Standing(row["label"], row["source"], mine) if row else Standing(None, None, mine)
+        return out
 
     def label_before(self, path: str) -> str | None:
         row = self.before[path]

@@ -32,6 +32,21 @@ BUSY_TIMEOUT_S = 5.0
 TYPES = {"ID": "INTEGER PRIMARY KEY AUTOINCREMENT", "INT": "INTEGER", "TIME": "TEXT", "REF": ""}
 
 
+#: The oldest SQLite the store's SQL runs on: ``INSERT ... ON CONFLICT DO UPDATE`` came in 3.24 (2018).
+MIN_SQLITE = (3, 24, 0)
+
+
+def check_sqlite_version(found: tuple[int, int, int] | None = None) -> None:
+    """Refuse, with what to do, an SQLite library too old for the store (before anything is written)."""
+    found = found or sqlite3.sqlite_version_info
+    if tuple(found) < MIN_SQLITE:
+        raise RuntimeError(
+            f"the SQLite library of this Python is {'.'.join(map(str, found))}; the label store needs "
+            f"{'.'.join(map(str, MIN_SQLITE))} or newer: use a newer Python (3.11 from python.org or "
+            "conda ships a recent SQLite), or store='postgresql://...' for the PostgreSQL backend"
+        )
+
+
 def _same(sql: str) -> str:
     return sql  # SQLite speaks the shared ``?`` style as it is
 
@@ -59,6 +74,7 @@ class Store(LabelStore):
         self.synchronous = (synchronous or SYNCHRONOUS).upper()
         if self.synchronous not in ("NORMAL", "FULL", "EXTRA"):
             raise ValueError(f"synchronous={synchronous!r} is invalid: expected 'NORMAL' or 'FULL'")
+        check_sqlite_version()
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.path: Path = self.workdir / FILENAME
         self._conn: sqlite3.Connection | None = None
@@ -123,16 +139,11 @@ class Store(LabelStore):
             try:
                 tx = Tx(db.cursor(), _same, self._project if project else None, utc_now)
                 if write and project:
-                    if bump:
-                        tx.version, names = tx.one(
-                            "UPDATE projects SET version = version + 1 WHERE id = ? "
-                            "RETURNING version, label_names",
-                            (tx.project,),
-                        )
-                    else:
-                        tx.version, names = tx.one(
-                            "SELECT version, label_names FROM projects WHERE id = ?", (tx.project,)
-                        )
+                    if bump:  # no RETURNING: SQLite before 3.35 (Debian 11, Ubuntu 20.04) lacks it
+                        tx.run("UPDATE projects SET version = version + 1 WHERE id = ?", (tx.project,))
+                    tx.version, names = tx.one(
+                        "SELECT version, label_names FROM projects WHERE id = ?", (tx.project,)
+                    )
                     tx.names = json.loads(names)
                 result = fn(tx)
                 db.execute("COMMIT")
