@@ -16,13 +16,13 @@ log = logging.getLogger(__name__)
 
 class Actions:
     """Args: the store, the ``Mirror``, the ``Order``, ``names()`` (the label names now), the trainer's
-    ``state`` (predictions), the session's lock, its ``unreadable`` dict and ``sync()`` (take in other
-    sessions' labels)."""
+    ``state`` (predictions), the session's lock, its ``unreadable`` dict, ``sync()`` (take in other
+    sessions' labels) and ``closed()``: a retired session (a newer panel took over) does nothing."""
 
-    def __init__(self, store, mirror, order, *, names, state, lock, unreadable, sync):
+    def __init__(self, store, mirror, order, *, names, state, lock, unreadable, sync, closed):
         self.store, self.mirror, self.order = store, mirror, order
         self._names, self._state, self._lock, self._sync = names, state, lock, sync
-        self._unreadable = unreadable
+        self._unreadable, self._closed = unreadable, closed
 
     def _check(self, name: str) -> None:
         if name not in self._names():
@@ -31,7 +31,7 @@ class Actions:
     def label(self, name: str, source: str = "person", model_labels: int | None = None) -> str | None:
         with self._lock:
             path = self.order.current
-            if path is None:
+            if path is None or self._closed():
                 return None
             self._check(name)
             # The commit comes before anything else; StoreUnavailable leaves the image on screen.
@@ -53,7 +53,7 @@ class Actions:
     def accept(self, shown: tuple[str, str] | None = None) -> bool:
         with self._lock:
             path = self.order.current
-            if path is not None and self.mirror.book.split(path) == "test":
+            if self._closed() or path is not None and self.mirror.book.split(path) == "test":
                 return False  # a test image never takes a label the person did not choose
             if shown is not None:  # what was on screen: only for the image still on screen
                 if path is None or shown[0] != path or shown[1] not in self._names():
@@ -77,6 +77,8 @@ class Actions:
         that gets an older label back stays off the order. Returns the paths restored; ``UndoConflict``
         after restoring the others when another annotator changed some of them since."""
         with self._lock:
+            if self._closed():
+                return []
             result = self.store.undo_step(step)
             self.mirror.take_all(result.after)
             self.mirror.commands.flush()  # an undo is not held back
@@ -131,11 +133,11 @@ class Actions:
 
     def skip(self) -> str | None:
         with self._lock:
-            return self.order.skip()
+            return None if self._closed() else self.order.skip()
 
     def back(self) -> str | None:
         with self._lock:
-            return self.order.back()
+            return None if self._closed() else self.order.back()
 
     def skip_unreadable(self, reason: str) -> str | None:
         with self._lock:

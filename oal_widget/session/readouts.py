@@ -10,6 +10,7 @@ from __future__ import annotations
 import heapq
 import threading
 from collections.abc import Callable, Mapping
+from typing import Any
 
 from ..config import Config
 from ..data.pool import ImagePool, Skipped
@@ -45,6 +46,15 @@ class Readouts:
     def _trainer_method(self, name: str) -> Callable: ...
 
     def _wanted(self, path: str) -> bool: ...
+
+    def another_store(self) -> LabelStore: ...
+
+    def _read(self, read: Callable[[LabelStore], Any]) -> Any:
+        """``read(store)``; after ``close``/``retire`` on a store opened for that read alone."""
+        if not self.store.closed:
+            return read(self.store)
+        with self.another_store() as store:
+            return read(store)
 
     def is_test(self, path: str | None) -> bool:
         return path in self._mirror.book.test
@@ -82,11 +92,11 @@ class Readouts:
 
     def agreement(self) -> list:
         """Per pair of annotators: images both labelled, percent agreement, Cohen's kappa."""
-        return self.store.agreement()
+        return self._read(lambda store: store.agreement())
 
     def conflicts(self) -> list:
         """Images whose annotators disagree and nobody settled yet, with each annotator's label."""
-        return self.store.conflicts()
+        return self._read(lambda store: store.conflicts())
 
     def order(self) -> list[str]:
         """The images still to label, in the order they will be shown (current first). O(n)."""
@@ -142,7 +152,7 @@ class Readouts:
 
     def counts_by_source(self) -> dict[str, int]:
         """Standing labels per source (person, accepted, review, imported), from the store."""
-        return self.store.counts_by_source()
+        return self._read(lambda store: store.counts_by_source())
 
     def display_png(self, path: str) -> bytes:
         """PNG bytes of ``path`` for the panel (decoded ahead); ``ImageError`` for unreadable files."""
@@ -213,6 +223,11 @@ class Readouts:
         return self._stopped or self.latest.status == "stopped"
 
     @property
+    def trainer_stopped(self) -> bool:
+        """No trainer runs for this session (never started, or stopped and saved)."""
+        return self._commands.trainer is None or self.latest.status == "stopped"
+
+    @property
     def done(self) -> bool:
         """Every image labelled, or the trainer stopped (by the person or by a threshold)."""
         return self._order.current is None or self.stopped
@@ -229,4 +244,4 @@ class Readouts:
 
     def labels(self) -> dict[str, str]:
         """path -> label, read from the store (the source of truth)."""
-        return dict(self.store.labels())
+        return dict(self._read(lambda store: store.labels()))

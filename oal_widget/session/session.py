@@ -179,6 +179,7 @@ class Session(Readouts):
             lock=self._lock,
             unreadable=self._unreadable,
             sync=self.refresh,
+            closed=lambda: self._closed,
         )
         self._heartbeat = Heartbeat(self.renew_claims, heartbeat_interval(self.config.claim_lease))
 
@@ -368,7 +369,7 @@ class Session(Readouts):
         """Write the labels as ``csv``, ``json`` or class ``folders`` (guessed from ``out``'s suffix)."""
         from ..reports import exports
 
-        return exports.export(self.store, out, format, images_root=self.images, split=split)
+        return self._read(lambda store: exports.export(store, out, format, images_root=self.images, split=split))
 
     def final_fit(self, epochs: int = 30, out=None, progress=None, cancel=None) -> dict:
         """Train a new model from scratch on every label, evaluate on the test split, save it + a model card.

@@ -27,6 +27,7 @@ from collections.abc import Mapping
 import ipyevents
 import ipywidgets as widgets
 
+from ..config import Config
 from ..data.store import StoreUnavailable
 from ..session.session import Session
 from . import keys as keys_module
@@ -96,6 +97,9 @@ class Annotator(PanelApi, widgets.VBox):
             settings["strategy"] = strategy
         if workdir is not None:
             settings["workdir"] = workdir
+        Config().replace(**settings)  # a wrong setting raises before an older panel is retired
+        # A re-run of the cell: the older panel on this folder lets go of its claims and connection first.
+        registry.retire_previous(registry.workdir_key(images, settings.get("workdir")))
         self._lock = threading.RLock()  # taken by the key handler and by every UI-thread job
         self._ui = UiThread(self._lock, on_error=self._show_error)
         try:  # the session first: a wrong folder or setting raises before any widget exists
