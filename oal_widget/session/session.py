@@ -369,7 +369,9 @@ class Session(Readouts):
         """Write the labels as ``csv``, ``json`` or class ``folders`` (guessed from ``out``'s suffix)."""
         from ..reports import exports
 
-        return self._read(lambda store: exports.export(store, out, format, images_root=self.images, split=split))
+        return self._read(
+            lambda store: exports.export(store, out, format, images_root=self.images, split=split)
+        )
 
     def final_fit(self, epochs: int = 30, out=None, progress=None, cancel=None) -> dict:
         """Train a new model from scratch on every label, evaluate on the test split, save it + a model card.

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import time
 
-import pytest
 from fake_trainer import Factory
 from helpers import wait_for
 
