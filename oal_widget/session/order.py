@@ -64,7 +64,7 @@ class Lane:
         """The first ``n`` wanted paths (cheap: looks at the front only)."""
         while self._queue and self._gen.get(self._queue[0][0]) != self._queue[0][1]:
             self._queue.popleft()  # clean stale entries at the front while we are here
-        out = []
+        out: list[str] = []
         for path, gen in itertools.islice(self._queue, 4 * n + 64):
             if len(out) >= n:
                 break

@@ -43,11 +43,9 @@ class Readouts:
     label_names: list[str]
     needs_labels: bool
 
-    def _trainer_method(self, name: str) -> Callable: ...
-
-    def _wanted(self, path: str) -> bool: ...
-
-    def another_store(self) -> LabelStore: ...
+    _trainer_method: Callable[[str], Callable]
+    _wanted: Callable[[str], bool]
+    another_store: Callable[[], LabelStore]
 
     def _read(self, read: Callable[[LabelStore], Any]) -> Any:
         """``read(store)``; after ``close``/``retire`` on a store opened for that read alone."""

@@ -113,6 +113,9 @@ class StoreCore:
         """Run ``fn(tx)`` in one write transaction under the project's lock; committed on return."""
         return self._transaction(fn, write=True, bump=bump)
 
+    def release(self, paths: Iterable[str] | None = None) -> int:
+        raise NotImplementedError  # ``claims.Claims``
+
     def _read(self, fn: Callable[[Tx], object]):
         return self._transaction(fn, write=False)
 

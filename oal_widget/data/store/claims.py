@@ -11,11 +11,11 @@ import os
 from collections.abc import Iterable
 from datetime import timedelta
 
-from .base import Tx
+from .base import StoreCore, Tx
 from .checks import check_lease, check_path, iso
 
 
-class Claims:
+class Claims(StoreCore):
     def claim(self, paths: Iterable[str], *, lease_s: float, limit: int | None = None) -> list[str]:
         """Reserve for this session, in the given order, the paths that are neither labelled nor under
         another session's live lease (this session's own leases are renewed); at most ``limit``.

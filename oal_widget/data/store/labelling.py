@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from .base import Tx
+from .base import StoreCore, Tx
 from .checks import (
     MODEL_SOURCES,
     SETTLING_SOURCES,
@@ -44,7 +44,7 @@ def _items(items: Iterable, source: str, model_labels) -> list[Item]:
     return out
 
 
-class Labelling:
+class Labelling(StoreCore):
     """``label``, ``label_many``, ``unlabel`` and ``settle``: every one is one undoable step."""
 
     def label(

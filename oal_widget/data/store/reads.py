@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from .agreement import status
+from .agreement import Agreement, status
 from .base import Tx
 from .checks import SOURCES, UNKNOWN_ANNOTATOR, iso
 from .records import AnnotationRecord, LabelRecord
 
 
-class Reads:
+class Reads(Agreement):
     def records(self, paths: Iterable[str] | None = None) -> list[LabelRecord]:
         """Every standing label (or those of ``paths``) with split and provenance, sorted by path."""
         wanted = None if paths is None else set(paths)

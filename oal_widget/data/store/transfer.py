@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from .base import Tx
+from .base import StoreCore, Tx
 from .checks import iso
 from .records import ProjectDump
 from .schema import HISTORY_COLUMNS, LABEL_COLUMNS, MARK_COLUMNS
@@ -19,7 +19,7 @@ _TABLES = {
 _TIMES = {"created", "updated", "added"}
 
 
-class Transfer:
+class Transfer(StoreCore):
     def dump(self) -> ProjectDump:
         """Everything of this project, read under its lock (a consistent copy while others label)."""
 

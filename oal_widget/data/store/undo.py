@@ -5,12 +5,13 @@ from __future__ import annotations
 import json
 
 from .base import Tx
+from .claims import Claims
 from .errors import UndoConflict
 from .marks import Marks
 from .records import UndoResult
 
 
-class Undo:
+class Undo(Claims):
     def undo_step(self, step: int | None = None) -> UndoResult:
         """Undo this session's latest step (a label, a page, an unlabel or a settle), or the step
         ``step`` (a ``Written.step``: e.g. one fix in the review queue, whatever came after it).
