@@ -209,7 +209,7 @@ class Grid:
                 items.append((tile.path, *got))
         if not items:
             return []
-        stored = self.session.label_page(items, model_labels=self.predicted_at)
+        stored = self.session.actions.label_page(items, model_labels=self.predicted_at)
         self._last = ([replace(t) for t in self.tiles], frozenset(stored), self.predicted_at)
         self.open()
         return stored
@@ -218,7 +218,7 @@ class Grid:
         """Undo this session's last step; when it was this grid's last page, that page comes back as it
         was. Returns the paths restored ([]: nothing to undo). ``UndoConflict`` names images another
         annotator changed since (they keep that label)."""
-        restored = self.session.undo_step()
+        restored = self.session.actions.undo_step()
         last, self._last = self._last, None
         if not restored:
             return []

@@ -25,6 +25,6 @@ def import_labels(session, source, *, overwrite: bool = False):
     items = plan(found, session.known_labels(), result, overwrite=overwrite)
     with session.another_store() as writer:
         written = writer.commit_labels(items, source="imported")  # committed before the mirror hears
-    session.take_written(written)
+    session.actions.take_written(written)
     result.label_names = list(session.label_names)
     return result

@@ -25,8 +25,13 @@ RECHECK_S = 15.0
 
 
 class Leases:
-    def __init__(self, store, lease_s: float):
+    """Args: the store, the lease in seconds, ``blind(path)`` (a second opinion: labelled already, never
+    claimed) and ``showing()`` (the images on screen or next, whose leases the heartbeat renews)."""
+
+    def __init__(self, store, lease_s: float, *, blind=lambda path: False, showing=set):
         self.store, self.lease_s = store, lease_s
+        self._blind, self._showing = blind, showing
+        self._heartbeat: Heartbeat | None = None
         #: Images another session held (or labelled) when this one tried: not shown until they come back.
         self.taken: set[str] = set()
         #: Images shown although their claim could not be written (the store was away): claimed by the
@@ -41,9 +46,10 @@ class Leases:
 
         When the store cannot be written (``StoreUnavailable``) the image is shown all the same (the label
         before it is saved; refusing would strand the person) and claimed by the next ``renew``."""
-        if path in self.mine:
+        if path in self.mine or self._blind(path):
             return True
-        batch = [path] + [p for p in ahead if p not in self.mine and p not in self.taken][:CLAIM_AHEAD]
+        ahead = [p for p in ahead if p not in self.mine and p not in self.taken and not self._blind(p)]
+        batch = [path] + ahead[:CLAIM_AHEAD]
         if current is not None and current not in batch:
             batch.append(current)
         try:
@@ -86,10 +92,21 @@ class Leases:
         except StoreUnavailable:
             log.warning("could not release this session's claims: the store is unavailable")
 
-    def renew(self, showing: set[str]) -> None:
+    def start(self) -> None:
+        """Start the heartbeat: ``renew`` every third of the lease until ``stop``."""
+        self._heartbeat = Heartbeat(self.renew, heartbeat_interval(self.lease_s))
+
+    def stop(self) -> None:
+        if self._heartbeat is not None:
+            self._heartbeat.stop()
+
+    def renew(self) -> None:
         """The heartbeat: renew the leases of what this session holds and still shows or has ahead
-        (``showing``), and claim the images shown while the store was away. Labelled images drop out
+        (``showing()``), and claim the images shown while the store was away. Labelled images drop out
         (the store ended their claims); one another session took meanwhile is given up."""
+        if self.store.closed:
+            return
+        showing = self._showing()
         before = set(self.mine)
         keep = (before | self.unconfirmed) & showing
         got = set(self.store.claim(sorted(keep), lease_s=self.lease_s)) if keep else set()

@@ -96,8 +96,8 @@ class Order:
         counts: ``() -> (training labels, test labels)`` given so far.
         pick: ``(n_train, n_test) -> "train" | "test"``: the lane the next image comes from (when
             both have images).
-        claim: ``(path, the next paths of its lane) -> bool``: reserve ``path`` before it is shown;
-            False passes it over (another session holds it). None: no claims.
+        claim: ``(path, the next paths of its lane, the current path) -> bool``: reserve ``path``
+            before it is shown; False passes it over (another session holds it). None: no claims.
     """
 
     def __init__(self, train, test, *, wanted, readable, counts, pick, claim=None):
@@ -128,7 +128,7 @@ class Order:
             while (path := lane.peek(self._wanted)) is not None:
                 # Claimed BEFORE it leaves the lane: a claim that raises leaves the order as it was.
                 ahead = lane.head(self._wanted, CLAIM_LOOKAHEAD + 1)[1:]
-                ours = self._claim is None or self._claim(path, ahead)
+                ours = self._claim is None or self._claim(path, ahead, self.current)
                 lane.discard(path)
                 if ours:
                     self.current = path
@@ -172,7 +172,7 @@ class Order:
             path = self._back.pop()
             if path == self.current or not self._readable(path):
                 continue
-            if self._wanted(path) and self._claim is not None and not self._claim(path, []):
+            if self._wanted(path) and self._claim is not None and not self._claim(path, [], self.current):
                 continue
             self._release_current()
             return self._show(path)
@@ -229,6 +229,10 @@ class Order:
         forward = [p for p in reversed(self._forward) if self._wanted(p) and p != self.current]
         lanes = {name: lane.live(self._wanted) for name, lane in self.lanes.items()}
         return head + forward + self._interleave(lanes, len(self._test_paths) + sum(map(len, lanes.values())))
+
+    def showing(self, n: int) -> set[str]:
+        """The current image and the next ``n``: what this session is about to show."""
+        return set(self.upcoming(n)) | ({self.current} if self.current is not None else set())
 
     def upcoming(self, n: int = 3) -> list[str]:
         """The next ``n`` images after the current one (cheap: looks at the fronts only)."""

@@ -33,8 +33,9 @@ class Readouts:
     _unreadable: dict[str, str]
     _trainer_state: TrainerState
     _commands: TrainerCommands
-    _paused: bool
+    paused: bool
     _stopped: bool
+    _closed: bool
     _page: set[str]
     config: Config
     thumbnails: Thumbnails
@@ -203,7 +204,7 @@ class Readouts:
             needs_labels=self.needs_labels,
             started=self._commands.trainer is not None,
             stopped=self._stopped,
-            paused=self._paused,
+            paused=self.paused,
             test_total=self._mirror.book.test_total,
         )
 
@@ -239,6 +240,16 @@ class Readouts:
         for path, reason in list(self._unreadable.items()):
             seen.setdefault(path, Skipped(path, reason))
         return list(seen.values())
+
+    def known_labels(self) -> dict[str, str]:
+        """path -> label as this session knows it (the store's, as of its last write or refresh)."""
+        with self._lock:
+            return self._mirror.labels()
+
+    @property
+    def closed(self) -> bool:
+        """``close()`` or ``retire()`` was called."""
+        return self._closed
 
     def labels(self) -> dict[str, str]:
         """path -> label, read from the store (the source of truth)."""

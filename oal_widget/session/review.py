@@ -160,7 +160,7 @@ class ReviewQueue:
             return None
         if name == item.label:
             return self._decide("confirm")
-        written = self.session.relabel(item.path, name, source="review")
+        written = self.session.actions.relabel(item.path, name, source="review")
         return self._decide("fix", written.step)
 
     def _decide(self, kind: str, step: int | None = None) -> ReviewItem | None:
@@ -193,7 +193,7 @@ class ReviewQueue:
             return None
         kind, item, position, step = self._decisions[-1]
         if kind == "fix":  # exactly that fix, whatever the session did since; UndoConflict: it stays
-            self.session.undo_step(step=step, show_labelled=False)
+            self.session.actions.undo_step(show_labelled=False, step=step)
         self._decisions.pop()
         self.decided.discard(item.path)
         position = min(position, len(self.items))

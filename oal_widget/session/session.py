@@ -24,19 +24,20 @@ from pathlib import Path
 
 from ..config import Config
 from ..data.pool import ImagePool
-from ..data.store import Written, open_store
-from ..messages import Labelled, Pause, Resume, Retry, Update
+from ..data.store import open_store
+from ..messages import Labelled, Update
 from ..training.estimate import wants_test
 from ..workdir import CACHE_DIR, MODEL_FILE, default_workdir
 from . import labels as label_names
 from .actions import Actions
-from .leases import Heartbeat, Leases, heartbeat_interval
+from .leases import Leases
 from .mirror import Mirror
 from .order import CLAIM_LOOKAHEAD, Order
 from .readouts import Readouts
 from .sync import Sync
 from .thumbnails import Thumbnails
 from .to_trainer import TrainerCommands
+from .trainer_control import TrainerControl
 from .updates import TrainerState, Updates
 
 log = logging.getLogger(__name__)
@@ -116,21 +117,10 @@ class Session(Readouts):
     def _setup(self, labels, model_fn, trainer_factory, on_change, on_update_ready) -> None:
         if self.config.image_cache:  # decoded images in a memory-mapped file: bounded memory, decoded once
             self.pool.use_disk_cache(self.workdir / CACHE_DIR)
-        self.model_fn = model_fn
-        self._trainer_factory = trainer_factory
         self._lock = threading.RLock()
         self._closed = False
         self._page: set[str] = set()  # the grid page shown now: its leases are renewed too
-        self._leases = Leases(self.store, self.config.claim_lease)
-        self._sync = Sync(
-            self.store,
-            None,
-            None,
-            self._leases,
-            lock=self._lock,
-            wanted=self._wanted,
-            closed=lambda: self._closed,
-        )  # its version is read BEFORE the labels: another session's commit in between is seen later
+        version = self.store.data_version()  # BEFORE the labels: a commit in between is seen by refresh()
         stored = dict(self.store.labels())
         self.label_names, self._labels_changed = label_names.resolve(self.store, labels, len(stored))
         self.needs_labels = not self.label_names
@@ -149,8 +139,14 @@ class Session(Readouts):
             names=lambda: self.label_names,
             reinstate=lambda path: self._order.reinstate(path),
         )
+        self._leases = Leases(
+            self.store, self.config.claim_lease, blind=self._mirror.blind, showing=self._showing
+        )
         self._trainer_state = TrainerState()
-        self._paused = self._stopped = False
+        self._control = TrainerControl(
+            self._commands, self._trainer_state, self._lock, trainer_factory, model_fn
+        )
+        self._stopped = False
         self._unreadable: dict[str, str] = {}  # path -> reason, found when decoding for display
         self.thumbnails = Thumbnails(self.images, on_unreadable=self._set_unreadable)
         # Shuffle ALL paths, then drop the labelled ones: a restart continues from the image on screen.
@@ -166,11 +162,17 @@ class Session(Readouts):
             pick=lambda n_train, n_test: (
                 "test" if wants_test(n_train, n_test, self._trainer_state.halfwidth()) else "train"
             ),
-            claim=self._claim,
+            claim=self._leases.ensure,
         )
-        self._sync.mirror, self._sync.order = self._mirror, self._order
+        closed = lambda: self._closed  # noqa: E731
+        self._sync = Sync(
+            self.store, self._mirror, self._order, self._leases, lock=self._lock, wanted=self._wanted,
+            closed=closed, version=version,
+        )  # fmt: skip
         self._updates = Updates(self._trainer_state, self._order, self._lock, on_change, on_update_ready)
-        self._actions = Actions(
+        #: The person's actions (commit, mirror, next image): the grid, the review queue and imports write
+        #: through it (``label_page``, ``relabel``, ``undo_step(step=...)``, ``take_written``).
+        self.actions = self._actions = Actions(
             self.store,
             self._mirror,
             self._order,
@@ -179,9 +181,9 @@ class Session(Readouts):
             lock=self._lock,
             unreadable=self._unreadable,
             sync=self.refresh,
-            closed=lambda: self._closed,
+            closed=closed,
         )
-        self._heartbeat = Heartbeat(self.renew_claims, heartbeat_interval(self.config.claim_lease))
+        self._leases.start()
 
     # --- labels and the trainer ------------------------------------------------------------------------
     def set_labels(self, labels: Sequence[str], start: bool = True) -> None:
@@ -203,34 +205,15 @@ class Session(Readouts):
         with self._lock:
             if self._commands.trainer is not None or self.needs_labels or self._stopped:
                 return
-            factory = self._trainer_factory
-            if factory is None:
-                from ..training.trainer import Trainer  # imports no TensorFlow: the thread does, later
-
-                factory = Trainer
+            known, book = set(self.label_names), self._mirror.book
             model_path = self.workdir / MODEL_FILE
-            known = set(self.label_names)
-            book = self._mirror.book
-            initial: list = [
-                Labelled(p, lab, book.split(p), fresh=False)
-                for p, lab in book.labels.items()
-                if p in book.pool and lab in known
-            ]
-            if self._paused:
-                initial.append(Pause())
-            self._trainer_state.latest = Update(status="importing", message="starting the trainer")
-            self._commands.start(
-                factory,
-                initial,
-                pool=self.pool,
-                label_names=list(self.label_names),
-                config=self.config,
-                test_paths=sorted(book.test),
-                workdir=self.workdir,
-                model_fn=self.model_fn,
-                on_update=self._updates.put,
+            self._control.start(
+                [Labelled(p, lab, book.split(p), fresh=False) for p, lab in book.labels.items()
+                 if p in book.pool and lab in known],
+                pool=self.pool, label_names=list(self.label_names), config=self.config,
+                test_paths=sorted(book.test), workdir=self.workdir, on_update=self._updates.put,
                 resume_model=model_path if model_path.exists() and not self._labels_changed else None,
-            )
+            )  # fmt: skip
 
     trainer = property(lambda self: self._commands.trainer, doc="The trainer (None before ``start``).")
     model = property(
@@ -292,28 +275,18 @@ class Session(Readouts):
 
     def pause(self) -> None:
         """Pause training (labelling goes on; labels keep reaching the trainer)."""
-        with self._lock:
-            self._paused = True
-            self._commands.send(Pause(), flush=True)
+        self._control.pause()
 
     def resume(self) -> None:
-        with self._lock:
-            self._paused = False
-            self._commands.send(Resume(), flush=True)
+        self._control.resume()
 
-    paused = property(lambda self: self._paused, doc="Training is paused (labelling goes on).")
+    paused = property(lambda self: self._control.paused, doc="Training is paused (labelling goes on).")
+    model_fn = property(lambda self: self._control.model_fn, doc="The model function (a retry may fix it).")
 
     def retry(self, model_fn: Callable | None = None) -> bool:
         """After a trainer error: build the model again, with ``model_fn`` when given (a fixed
         function, used from then on). Labels are kept. False (nothing sent) when there is no error."""
-        label_names.check_model_fn(model_fn)
-        with self._lock:
-            if self._trainer_state.latest.status != "error":
-                return False
-            if model_fn is not None:
-                self.model_fn = model_fn
-            self._commands.send(Retry(model_fn=model_fn), flush=True)
-            return True
+        return self._control.retry(model_fn)
 
     def stop(self, timeout: float = 10.0, reason: str | None = None) -> dict[str, str]:
         """Stop the trainer (bounded), which saves; returns where the model, metrics and labels are.
@@ -322,10 +295,8 @@ class Session(Readouts):
         """
         with self._lock:
             self._stopped = True
-        final = self._commands.stop(timeout, reason)  # outside the lock: applying its updates takes it
-        with self._lock:
-            self._trainer_state.stopped_with(final)
-        self._heartbeat.stop()
+        self._control.stop(timeout, reason)
+        self._leases.stop()
         self._leases.release_all()  # nothing more is shown: teammates may take them now
         self.thumbnails.close()
         return self.saved()
@@ -339,8 +310,8 @@ class Session(Readouts):
         if stop and not getattr(self, "_stopped", True):
             self.stop()
         self._closed = True
-        if hasattr(self, "_heartbeat"):
-            self._heartbeat.stop()
+        if hasattr(self, "_leases"):
+            self._leases.stop()
         if hasattr(self, "thumbnails"):
             self.thumbnails.close()
         self.store.close()  # releases the claims
@@ -352,10 +323,8 @@ class Session(Readouts):
         with self._lock:
             self._stopped = True
             self._closed = True
-        self._heartbeat.stop()
+        self._leases.stop()
         self.store.close()
-
-    closed = property(lambda self: self._closed, doc="``close()`` or ``retire()`` was called.")
 
     # --- labels in and out, the final model, insight -----------------------------------------------------
     def import_labels(self, source, *, overwrite: bool = False):
@@ -386,41 +355,11 @@ class Session(Readouts):
         return fit(epochs=epochs, out=out, progress=progress, cancel=cancel, labels=labels)
 
     def _trainer_method(self, name: str):
-        method = getattr(self._commands.trainer, name, None)
-        if method is None:
-            raise RuntimeError(
-                f"{name} needs the trainer: give the labels first"
-                if self.needs_labels
-                else f"{name} is not available: the trainer has not started (or does not offer it)"
-            )
-        return method
+        return self._control.method(name, self.needs_labels)
 
     def settle(self, path: str, label: str) -> None:
         """Decide a conflict between annotators: ``label`` stands for ``path`` (the trainer learns it)."""
         self._actions.settle(path, label)
-
-    def relabel(self, path: str, label: str, source: str = "review") -> Written:
-        """Give an image that is not on screen a new label (the review queue's fix); the order stays.
-        Returns the write: ``undo_write(written.step)`` takes back exactly it."""
-        return self._actions.relabel(path, label, source)
-
-    def label_page(self, items, model_labels: int | None = None) -> list[str]:
-        """Store ``(path, label, source)`` items (a grid page) in one transaction, one undo step."""
-        return self._actions.label_page(items, model_labels)
-
-    def undo_step(self, *, step: int | None = None, show_labelled: bool = True) -> list[str]:
-        """Undo this session's latest step (or the step ``step``); returns the paths restored. Images
-        that are to be labelled again come back on screen; ``show_labelled=False``: only those."""
-        return self._actions.undo_step(show_labelled, step)
-
-    def take_written(self, written: Written) -> None:
-        """Mirror a write made through ``another_store()`` (e.g. an import)."""
-        self._actions.take_written(written)
-
-    def known_labels(self) -> dict[str, str]:
-        """path -> label as this session knows it (the store's, as of its last write or refresh)."""
-        with self._lock:
-            return self._mirror.labels()
 
     def another_store(self):
         """A second store object on the same backend, project and annotator (its own undo history)."""
@@ -433,24 +372,14 @@ class Session(Readouts):
         return self._sync.refresh()
 
     def renew_claims(self) -> None:
-        """The heartbeat (a thread calls it every third of ``claim_lease``): renew the leases of the image
-        on screen, the next ones and the grid page, and claim what was shown while the store was away."""
-        if self._closed:
-            return
-        with self._lock:
-            current = self._order.current
-            showing = set(self._order.upcoming(CLAIM_LOOKAHEAD)) | self._page
-            if current is not None:
-                showing.add(current)
-        self._leases.renew(showing)
+        """What the heartbeat does every third of ``claim_lease`` (``leases.Leases.renew``), now."""
+        self._leases.renew()
 
     # --- bookkeeping -----------------------------------------------------------------------------------
-    def _claim(self, path: str, ahead: list[str]) -> bool:
-        """Reserve ``path`` before it is shown (a second opinion is labelled already: nothing to claim)."""
-        if self._mirror.blind(path):
-            return True
-        current = self._order.current if hasattr(self, "_order") else None
-        return self._leases.ensure(path, [p for p in ahead if not self._mirror.blind(p)], current)
+    def _showing(self) -> set[str]:
+        """The image on screen, the next ones and the grid page: the claims the heartbeat keeps."""
+        with self._lock:
+            return self._order.showing(CLAIM_LOOKAHEAD) | self._page
 
     def _wanted(self, path: str) -> bool:
         return self._mirror.wanted(path) and path not in self._unreadable and path not in self._leases.taken

@@ -11,13 +11,14 @@ from ..data.store import Standing
 
 class Sync:
     """Args: the store, the ``Mirror``, the ``Order``, the ``Leases``, the session's lock, ``wanted(path)``
-    (the session's rule: still to label and not held by another) and ``closed()``."""
+    (the session's rule: still to label and not held by another), ``closed()`` and ``version``: the
+    store's ``data_version()`` read BEFORE the labels the session started from (a commit in between is
+    seen by the first refresh)."""
 
-    def __init__(self, store, mirror, order, leases, *, lock, wanted, closed):
+    def __init__(self, store, mirror, order, leases, *, lock, wanted, closed, version: int):
         self.store, self.mirror, self.order, self.leases = store, mirror, order, leases
         self._lock, self._wanted, self._closed = lock, wanted, closed
-        # Read BEFORE the labels the session starts from: a commit in between is seen by the first refresh.
-        self._version = store.data_version()
+        self._version = version
 
     def refresh(self) -> bool:
         """Take the other sessions' labels, relabels and undos in; True when any changed. Images another

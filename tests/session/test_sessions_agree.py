@@ -76,13 +76,13 @@ class Sessions(RuleBasedStateMachine):
         s = self.sessions[who]
         labelled = sorted(s.known_labels())
         if labelled:
-            self.fixes[who].append(s.relabel(labelled[pick % len(labelled)], label).step)
+            self.fixes[who].append(s.actions.relabel(labelled[pick % len(labelled)], label).step)
 
     @rule(who=st.integers(0, 1))
     def undo_review_fix(self, who):
         if self.fixes[who]:
             try:
-                self.sessions[who].undo_step(step=self.fixes[who].pop(), show_labelled=False)
+                self.sessions[who].actions.undo_step(show_labelled=False, step=self.fixes[who].pop())
             except UndoConflict:
                 pass
 
