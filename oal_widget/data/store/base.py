@@ -28,7 +28,8 @@ def chunks(items: Sequence, size: int = CHUNK) -> Iterator[Sequence]:
         yield items[start : start + size]
 
 
-def marks(n: int) -> str:
+def placeholders(n: int) -> str:
+    """``?, ?, ...``: ``n`` query parameters (the ``{params}`` of a statement run over a list)."""
     return ",".join("?" * n)
 
 
@@ -73,16 +74,17 @@ class Tx:
             self._cur.executemany(self._adapt(sql), [tuple(r) for r in rows])
 
     def where_in(self, sql: str, head: Sequence, paths: Sequence[str]) -> list[tuple]:
-        """``sql`` with ``{marks}`` replaced by a placeholder list, run over ``paths`` in chunks."""
+        """``sql`` with ``{params}`` replaced by a placeholder list, run over ``paths`` in chunks."""
         out: list[tuple] = []
         for part in chunks(list(paths)):
-            out += self.all(sql.format(marks=marks(len(part))), (*head, *part))
+            out += self.all(sql.format(params=placeholders(len(part))), (*head, *part))
         return out
 
     def run_in(self, sql: str, head: Sequence, paths: Sequence[str]) -> int:
-        """``run`` of a statement with ``{marks}`` over ``paths`` in chunks; returns the rows changed."""
+        """``run`` of a statement with ``{params}`` over ``paths`` in chunks; returns the rows changed."""
         return sum(
-            self.run(sql.format(marks=marks(len(part))), (*head, *part)) for part in chunks(list(paths))
+            self.run(sql.format(params=placeholders(len(part))), (*head, *part))
+            for part in chunks(list(paths))
         )
 
 
@@ -258,7 +260,7 @@ class StoreCore:
 
         def work(tx: Tx) -> int:
             known = {r[0] for r in tx.where_in(
-                "SELECT path FROM test_split WHERE project_id = ? AND path IN ({marks})", (tx.project,), paths
+                "SELECT path FROM test_split WHERE project_id = ? AND path IN ({params})", (tx.project,), paths
             )}  # fmt: skip
             new = [(tx.project, p, tx.stamp) for p in paths if p not in known]
             tx.many("INSERT INTO test_split (project_id, path, added) VALUES (?, ?, ?)", new)

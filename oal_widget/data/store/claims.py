@@ -31,11 +31,11 @@ class Claims(StoreCore):
             now = tx.stamp
             tx.run("DELETE FROM claims WHERE project_id = ? AND expires <= ?", (tx.project, now))
             labelled = {r[0] for r in tx.where_in(
-                "SELECT path FROM labels WHERE project_id = ? AND path IN ({marks})", (tx.project,), paths
+                "SELECT path FROM labels WHERE project_id = ? AND path IN ({params})", (tx.project,), paths
             )}  # fmt: skip
             held = dict(
                 tx.where_in(
-                    "SELECT path, session FROM claims WHERE project_id = ? AND path IN ({marks})",
+                    "SELECT path, session FROM claims WHERE project_id = ? AND path IN ({params})",
                     (tx.project,),
                     paths,
                 )
@@ -90,7 +90,7 @@ class Claims(StoreCore):
             return
         held = dict(
             tx.where_in(
-                "SELECT path, session FROM claims WHERE project_id = ? AND expires > ? AND path IN ({marks})",
+                "SELECT path, session FROM claims WHERE project_id = ? AND expires > ? AND path IN ({params})",
                 (tx.project, tx.stamp),
                 paths,
             )
@@ -109,7 +109,7 @@ class Claims(StoreCore):
         paths = list(dict.fromkeys(check_path(p) for p in paths))
         return self._write(
             lambda tx: tx.run_in(
-                "DELETE FROM claims WHERE project_id = ? AND session = ? AND path IN ({marks})",
+                "DELETE FROM claims WHERE project_id = ? AND session = ? AND path IN ({params})",
                 (tx.project, self.session_id),
                 paths,
             ),

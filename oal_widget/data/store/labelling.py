@@ -94,7 +94,7 @@ class Labelling(StoreCore):
             state.flush()
             self._log(tx, state, [(p, label, src, n) for p, label, src, n in items])
             tx.run_in(
-                "DELETE FROM claims WHERE project_id = ? AND path IN ({marks})", (tx.project,), state.paths
+                "DELETE FROM claims WHERE project_id = ? AND path IN ({params})", (tx.project,), state.paths
             )
             return Written(tx.version, previous, state.after(self.annotator))
 

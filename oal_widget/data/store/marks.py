@@ -67,21 +67,21 @@ class Marks:
         self._touched: dict[str, dict[tuple[str, str | None], dict | None]] = {p: {} for p in self.paths}
         cols = ", ".join(MARK_COLUMNS)
         for path, *row in tx.where_in(
-            f"SELECT path, {cols} FROM annotations WHERE project_id = ? AND path IN ({{marks}})",
+            f"SELECT path, {cols} FROM annotations WHERE project_id = ? AND path IN ({{params}})",
             (tx.project,),
             self.paths,
         ):
             mark = _mark(row)
             self.annotations[path][mark["annotator"]] = mark
         for path, *row in tx.where_in(
-            f"SELECT path, {cols} FROM settlements WHERE project_id = ? AND path IN ({{marks}})",
+            f"SELECT path, {cols} FROM settlements WHERE project_id = ? AND path IN ({{params}})",
             (tx.project,),
             self.paths,
         ):
             self.settlements[path] = _mark(row)
         for path, *row in tx.where_in(
             f"SELECT path, {', '.join(LABEL_COLUMNS)} FROM labels "
-            "WHERE project_id = ? AND path IN ({marks})",
+            "WHERE project_id = ? AND path IN ({params})",
             (tx.project,),
             self.paths,
         ):

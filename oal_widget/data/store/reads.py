@@ -47,7 +47,7 @@ class Reads(Agreement):
             return {}
 
         def work(tx: Tx):
-            sql = "SELECT path, source FROM labels WHERE project_id = ? AND path IN ({marks})"
+            sql = "SELECT path, source FROM labels WHERE project_id = ? AND path IN ({params})"
             return dict(tx.where_in(sql, (tx.project,), paths))
 
         return self._read(work)

@@ -2,8 +2,7 @@
 
 WAL journal. ``SYNCHRONOUS`` decides what a commit survives: ``FULL`` (the default) survives a power cut
 too, at one fsync per label; ``NORMAL`` survives the process being killed, not a power cut
-(``bench/store_commit.py`` measures both: label() p99 4.0 ms FULL, 4.9 ms NORMAL on the loaded 2-core
-box; ``bench/responsiveness.py``'s key handler p99 15.4 ms with FULL, 13.4 ms with NORMAL, 2026-12-01).
+(``bench/store_commit.py`` and ``bench/responsiveness.py`` measure both; the README has the figures).
 One connection per ``Store``, shared by the threads of the process under a lock; other processes (or a
 second ``Store`` on the same file) wait up to ``BUSY_TIMEOUT_S`` for each other, then
 ``StoreUnavailable``. Not for a network file system (SQLite's own documentation warns against it): a team
