@@ -259,9 +259,8 @@ class StoreCore:
         paths = list(dict.fromkeys(check_path(p) for p in paths))
 
         def work(tx: Tx) -> int:
-            known = {r[0] for r in tx.where_in(
-                "SELECT path FROM test_split WHERE project_id = ? AND path IN ({params})", (tx.project,), paths
-            )}  # fmt: skip
+            sql = "SELECT path FROM test_split WHERE project_id = ? AND path IN ({params})"
+            known = {r[0] for r in tx.where_in(sql, (tx.project,), paths)}
             new = [(tx.project, p, tx.stamp) for p in paths if p not in known]
             tx.many("INSERT INTO test_split (project_id, path, added) VALUES (?, ?, ?)", new)
             return len(new)

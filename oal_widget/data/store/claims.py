@@ -90,7 +90,8 @@ class Claims(StoreCore):
             return
         held = dict(
             tx.where_in(
-                "SELECT path, session FROM claims WHERE project_id = ? AND expires > ? AND path IN ({params})",
+                "SELECT path, session FROM claims "
+                "WHERE project_id = ? AND expires > ? AND path IN ({params})",
                 (tx.project, tx.stamp),
                 paths,
             )
