@@ -211,7 +211,7 @@ def _load_uint8(root, path: str, input_shape) -> np.ndarray:
     im = to_mode(im, "L" if c == 1 else "RGB", max(h, w))
     if im.size != (w, h):
         # Aspect is not kept: the model needs one fixed shape. Pillow's BILINEAR antialiases when shrinking.
-        im = im.resize((w, h), Image.BILINEAR, reducing_gap=3.0)
+        im = im.resize((w, h), Image.Resampling.BILINEAR, reducing_gap=3.0)
     return np.asarray(im, dtype=np.uint8).reshape(h, w, c)
 
 
@@ -231,12 +231,12 @@ def display_png(root, path: str, max_side: int = 384) -> bytes:
     if long > max_side:
         scale = max_side / long
         size = (max(1, round(w * scale)), max(1, round(h * scale)))
-        im = im.resize(size, Image.BICUBIC, reducing_gap=2.0)
+        im = im.resize(size, Image.Resampling.BICUBIC, reducing_gap=2.0)
     elif long < DISPLAY_MIN_SIDE:
         factor = math.ceil(DISPLAY_MIN_SIDE / long)  # whole factors keep pixels square
         scale = factor if long * factor <= max_side else max_side / long
         size = (max(1, round(w * scale)), max(1, round(h * scale)))
-        im = im.resize(size, Image.NEAREST)
+        im = im.resize(size, Image.Resampling.NEAREST)
     buf = io.BytesIO()
     im.save(buf, "PNG", compress_level=1)  # speed over size: it goes to the browser once
     return buf.getvalue()
@@ -311,6 +311,7 @@ class ImagePool:
 
     def _from_disk(self, path: str, index: int) -> np.ndarray:
         cache = self.disk_cache
+        assert cache is not None  # only called with a disk cache
         if cache.ready([index])[0]:
             return cache.get([index])[0]
         stat = self._stat(path)

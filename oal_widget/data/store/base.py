@@ -38,7 +38,8 @@ class Tx:
 
     def __init__(self, cursor, adapt: Callable, project: int | None, clock: Callable[[], datetime]):
         self._cur, self._adapt, self.project = cursor, adapt, project
-        self._clock, self._now = clock, None
+        self._clock = clock
+        self._now: datetime | None = None
         self.version: int | None = None  # set by a write that bumps: the step id and the rev it writes
         self.names: list[str] = []
 
@@ -47,7 +48,7 @@ class Tx:
         """The time of this transaction (PostgreSQL: the server's clock, the same for every client)."""
         if self._now is None:
             self._now = self._clock()
-        return self._now
+        return self._now  # type: ignore[return-value]  # set just above
 
     @now.setter
     def now(self, value: datetime) -> None:
@@ -64,6 +65,13 @@ class Tx:
     def one(self, sql: str, args: Sequence = ()) -> tuple | None:
         rows = self.all(sql, args)
         return rows[0] if rows else None
+
+    def row(self, sql: str, args: Sequence = ()) -> tuple:
+        """The row a query always returns (an aggregate, the project's own row)."""
+        rows = self.all(sql, args)
+        if not rows:
+            raise LookupError(f"no row for {sql!r}")
+        return rows[0]
 
     def run(self, sql: str, args: Sequence = ()) -> int:
         self._cur.execute(self._adapt(sql), tuple(args))
@@ -142,7 +150,7 @@ class StoreCore:
                     "VALUES (?, ?, '[]', 0, ?) ON CONFLICT (name) DO NOTHING",
                     (name, root, tx.stamp),
                 )
-                row = tx.one("SELECT id, name, images_root FROM projects WHERE name = ?", (name,))
+                row = tx.row("SELECT id, name, images_root FROM projects WHERE name = ?", (name,))
             elif root is not None and row[2] != root:  # folders move: keep the labels, record the new place
                 tx.run(
                     "UPDATE projects SET images_root = ?, version = version + 1 WHERE id = ?", (root, row[0])

@@ -40,7 +40,7 @@ class Claims(StoreCore):
                     paths,
                 )
             )
-            got = []
+            got: list[str] = []
             for path in paths:
                 if limit is not None and len(got) >= limit:
                     break
@@ -96,7 +96,8 @@ class Claims(StoreCore):
                 paths,
             )
         )
-        self._lease(tx, [p for p in paths if held.get(p, self.session_id) == self.session_id], self._lease_s)
+        lease_s = self._lease_s if self._lease_s is not None else 0.0  # only called once this session claimed
+        self._lease(tx, [p for p in paths if held.get(p, self.session_id) == self.session_id], lease_s)
 
     def release(self, paths: Iterable[str] | None = None) -> int:
         """End this session's claims on ``paths`` (all of them when None), e.g. on skip; returns how many."""

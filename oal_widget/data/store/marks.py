@@ -17,6 +17,7 @@ old ``rev`` back, so a later undo of an older step still matches).
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping, Sequence
 
 from .base import Tx
 from .checks import iso
@@ -28,19 +29,19 @@ _TIMES = ("created", "updated")
 _MARKS = ",".join("?" * len(MARK_COLUMNS))
 
 
-def _mark(row: tuple) -> dict:
+def _mark(row: Sequence) -> dict:
     mark = dict(zip(MARK_COLUMNS, row, strict=True))
     for key in _TIMES:
         mark[key] = iso(mark[key])
     return mark
 
 
-def standing_of(annotations: dict[str, dict], settlement: dict | None) -> dict | None:
+def standing_of(annotations: Mapping[str | None, dict], settlement: dict | None) -> dict | None:
     """The standing label row (``LABEL_COLUMNS``) from an image's marks; None when it has none."""
     if settlement is None and not annotations:
         return None
     first = min(annotations.values(), key=lambda m: m["first_rev"]) if annotations else None
-    base = settlement or first
+    base: dict = settlement or first or {}  # one of them is there (checked above)
     created = min(
         [m["created"] for m in annotations.values()] + ([settlement["created"]] if settlement else [])
     )
@@ -61,7 +62,7 @@ class Marks:
     def __init__(self, tx: Tx, paths):
         self.tx = tx
         self.paths = list(dict.fromkeys(paths))
-        self.annotations: dict[str, dict[str, dict]] = {p: {} for p in self.paths}
+        self.annotations: dict[str, dict[str | None, dict]] = {p: {} for p in self.paths}
         self.settlements: dict[str, dict | None] = dict.fromkeys(self.paths)
         self.before: dict[str, dict | None] = dict.fromkeys(self.paths)  # standing labels as loaded
         self._touched: dict[str, dict[tuple[str, str | None], dict | None]] = {p: {} for p in self.paths}
@@ -153,8 +154,8 @@ class Marks:
         """Write the touched marks and every standing label that changed."""
         tx, cols = self.tx, ", ".join(MARK_COLUMNS)
         updates = ", ".join(f"{c} = excluded.{c}" for c in MARK_COLUMNS if c != "annotator")
-        rows = {ANNOTATION: [], SETTLEMENT: []}
-        gone = {ANNOTATION: [], SETTLEMENT: []}
+        rows: dict[str, list[tuple]] = {ANNOTATION: [], SETTLEMENT: []}
+        gone: dict[str, list[tuple]] = {ANNOTATION: [], SETTLEMENT: []}
         for path in self.paths:
             for table, key in self._touched[path]:
                 mark = self.get(path, table, key)

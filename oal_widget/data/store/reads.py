@@ -63,7 +63,7 @@ class Reads(Agreement):
             "SELECT path, annotator, label, source, model_labels, created, updated FROM annotations "
             "WHERE project_id = ?"
         )
-        args = ()
+        args: tuple[str, ...] = ()
         if path is not None:
             sql, args = sql + " AND path = ?", (path,)
         rows = self._rows(sql + " ORDER BY path, created, annotator", args)

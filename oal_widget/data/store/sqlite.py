@@ -122,7 +122,7 @@ class Store(LabelStore):
 
     def _default_project_name(self) -> str:
         # <images>/.oal is the default workdir: the project is named after the images folder.
-        folder = self.workdir.resolve()
+        folder = self.path.parent.resolve()
         return folder.parent.name if folder.name == ".oal" else folder.name
 
     def _transaction(self, fn, *, write: bool, bump: bool = False, project=True):
@@ -140,7 +140,7 @@ class Store(LabelStore):
                 if write and project:
                     if bump:  # no RETURNING: SQLite before 3.35 (Debian 11, Ubuntu 20.04) lacks it
                         tx.run("UPDATE projects SET version = version + 1 WHERE id = ?", (tx.project,))
-                    tx.version, names = tx.one(
+                    tx.version, names = tx.row(
                         "SELECT version, label_names FROM projects WHERE id = ?", (tx.project,)
                     )
                     tx.names = json.loads(names)
