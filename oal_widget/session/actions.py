@@ -24,6 +24,13 @@ class Actions:
         self._names, self._state, self._lock, self._sync = names, state, lock, sync
         self._unreadable, self._closed = unreadable, closed
 
+    def _refuse_if_closed(self) -> None:
+        if self._closed():
+            raise RuntimeError(
+                "this session is closed (a newer panel on the same folder took over, or close() was "
+                "called): use the newer panel, or start a new session"
+            )
+
     def _check(self, name: str) -> None:
         if name not in self._names():
             raise ValueError(f"label {name!r} is not one of the labels {self._names()!r}")
@@ -48,13 +55,13 @@ class Actions:
         except StoreUnavailable:  # the order is as it was: the next key tries again
             log.warning("the next image could not be claimed: the store is unavailable", exc_info=True)
         if self.order.current is None:
-            self.mirror.commands.flush()  # nothing left to label: do not hold labels back
+            self.mirror.flush()  # nothing left to label: do not hold labels back
 
     def accept(self, shown: tuple[str, str] | None = None) -> bool:
         with self._lock:
             path = self.order.current
-            if self._closed() or path is not None and self.mirror.book.split(path) == "test":
-                return False  # a test image never takes a label the person did not choose
+            if self._closed() or path is None or self.mirror.split(path) == "test" or self.mirror.blind(path):
+                return False  # a test image or a second opinion never takes a label the person did not choose
             if shown is not None:  # what was on screen: only for the image still on screen
                 if path is None or shown[0] != path or shown[1] not in self._names():
                     return False
@@ -81,7 +88,7 @@ class Actions:
                 return []
             result = self.store.undo_step(step)
             self.mirror.take_all(result.after)
-            self.mirror.commands.flush()  # an undo is not held back
+            self.mirror.flush()  # an undo is not held back
             for path in reversed(result.paths):  # shown last to first: the first ends up current
                 self._unreadable.pop(path, None)
                 if self.mirror.wanted(path) or show_labelled:
@@ -96,38 +103,43 @@ class Actions:
         raises ``ValueError`` and stores nothing), then the mirror and the trainer take what stands and
         the order moves on. ``model_labels``: what the ``accepted`` ones record."""
         with self._lock:
+            if self._closed():
+                return []
             items = [(path, name, source) for path, name, source in items]
             written = self.store.commit_labels(items, model_labels=model_labels)
             self.mirror.take_all(written.after)
             if self.order.current in written.after and not self.mirror.wanted(self.order.current):
                 self._next()
-            self.mirror.commands.flush()  # a page is a batch already: none of it waits for the next one
+            self.mirror.flush()  # a page is a batch already: none of it waits for the next one
             return [path for path, _, _ in items]
 
     def relabel(self, path: str, name: str, source: str = "review") -> Written:
         """Give an image that is not on screen (e.g. in the review queue) a new label; the order is left
         as it is. Returns the write (its ``step`` undoes exactly it)."""
         with self._lock:
+            self._refuse_if_closed()
             self._check(name)
             written = self.store.commit_labels([(path, name, source)])
             self.mirror.take_all(written.after)
-            self.mirror.commands.flush()
+            self.mirror.flush()
             return written
 
     def settle(self, path: str, name: str) -> Written:
         """Decide a conflict between annotators: ``name`` stands for ``path`` (the trainer learns it)."""
         with self._lock:
+            self._refuse_if_closed()
             written = self.store.commit_settle(path, name)
             self.mirror.take_all(written.after)
-            self.mirror.commands.flush()
+            self.mirror.flush()
             return written
 
     def take_written(self, written: Written) -> None:
         """A write made by another store object of this session (an import): mirror what stands."""
         with self._lock:
+            self._refuse_if_closed()
             current = self.order.current
             self.mirror.take_all(written.after, now=False)
-            self.mirror.commands.flush()
+            self.mirror.flush()
             if current is not None and current in written.after and not self.mirror.wanted(current):
                 self._next()
 
@@ -141,7 +153,7 @@ class Actions:
 
     def skip_unreadable(self, reason: str) -> str | None:
         with self._lock:
-            if self.order.current is None:
+            if self.order.current is None or self._closed():
                 return None
             self._unreadable.setdefault(self.order.current, reason)
             return self.order.drop_current()

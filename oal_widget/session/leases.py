@@ -1,11 +1,18 @@
 """This session's claims on images: an image shown to it is reserved for it in the store, so two people
 on one project (or two panels on one folder) never label the same image.
 
-Images are claimed a few at a time, ahead of the person, BEFORE one is taken off the order; an image
-another session holds is passed over and comes back when that session labels it (it is then gone),
-skips it or its lease runs out (a killed kernel). A label ends the claim in the store; a skip gives it
-back. While the session lives, ``renew`` (the heartbeat) keeps the leases of what it holds alive, so a
-long look at one image or a break never lets a teammate be shown it.
+Images are claimed a few at a time, ahead of the person, BEFORE one is taken off the order; every image
+the order shows that is still to be labelled is claimed first (``ensure``), whichever way it comes on
+screen (next, back, forward, after an undo). An image another session holds is passed over and comes
+back when that session labels it (it is then gone), skips it or its lease runs out (a killed kernel). A
+label ends the claim in the store; a skip gives it back. While the session lives, ``renew`` (the
+heartbeat) keeps the leases of what it shows alive, so a long look at one image or a break never lets a
+teammate be shown it; one lost all the same (the server away for longer than the lease) is given up, and
+the session moves off it.
+
+One lock, held across each read-write-update of ``mine`` with its store call, because the heartbeat
+thread and the key handler both change it. Lock order: the session's lock, then this one, then the
+store's.
 """
 
 from __future__ import annotations
@@ -26,11 +33,15 @@ RECHECK_S = 15.0
 
 class Leases:
     """Args: the store, the lease in seconds, ``blind(path)`` (a second opinion: labelled already, never
-    claimed) and ``showing()`` (the images on screen or next, whose leases the heartbeat renews)."""
+    claimed), ``is_open(path)`` (unlabelled, as far as this session knows: a refused claim of any other
+    image means it was labelled, not held) and ``showing()`` (the images on screen or next, whose leases
+    the heartbeat renews)."""
 
-    def __init__(self, store, lease_s: float, *, blind=lambda path: False, showing=set):
+    def __init__(self, store, lease_s: float, *, blind=lambda path: False, is_open=lambda path: True,
+                 showing=set):  # fmt: skip
         self.store, self.lease_s = store, lease_s
-        self._blind, self._showing = blind, showing
+        self._blind, self._open, self._showing = blind, is_open, showing
+        self._lock = threading.Lock()
         self._heartbeat: Heartbeat | None = None
         #: Images another session held (or labelled) when this one tried: not shown until they come back.
         self.taken: set[str] = set()
@@ -41,56 +52,80 @@ class Leases:
         # A restarted kernel takes back what its dead predecessor (the same person) had reserved.
         self.mine = set(store.adopt(lease_s=lease_s))
 
-    def ensure(self, path: str, ahead: list[str], current: str | None = None) -> bool:
-        """Claim ``path`` (with the next images, and the current one's lease renewed): True when ours.
+    def ensure(self, path: str, ahead: list[str]) -> bool:
+        """Claim ``path`` (with the next images, one store write for several): True when ours.
 
         When the store cannot be written (``StoreUnavailable``) the image is shown all the same (the label
         before it is saved; refusing would strand the person) and claimed by the next ``renew``."""
-        if path in self.mine or self._blind(path):
-            return True
-        ahead = [p for p in ahead if p not in self.mine and p not in self.taken and not self._blind(p)]
-        batch = [path] + ahead[:CLAIM_AHEAD]
-        if current is not None and current not in batch:
-            batch.append(current)
-        try:
-            got = set(self.store.claim(batch, lease_s=self.lease_s))
-        except StoreUnavailable:
-            log.warning("could not claim %s: the store is unavailable; claiming it again shortly", path)
-            self.unconfirmed.add(path)
-            return True
-        self.mine |= got
-        self.taken |= set(batch) - got
-        return path in got
+        with self._lock:
+            if path in self.mine or self._blind(path):
+                return True
+            ahead = [p for p in ahead if p not in self.mine and p not in self.taken and not self._blind(p)]
+            batch = [path] + ahead[:CLAIM_AHEAD]
+            try:
+                got = set(self.store.claim(batch, lease_s=self.lease_s))
+            except StoreUnavailable:
+                log.warning("could not claim %s: the store is unavailable; claiming it again shortly", path)
+                self.unconfirmed.add(path)
+                return True
+            self.mine |= got
+            self.taken -= got
+            self.unconfirmed -= got
+            self._taken(set(batch) - got)
+            return path in got
+
+    def passed_over(self) -> set[str]:
+        with self._lock:
+            return set(self.taken)
+
+    def holds(self, path: str) -> bool:
+        """Whether ``path`` is this session's to show: claimed, blind, or shown while the store was away."""
+        with self._lock:
+            return path in self.mine or path in self.unconfirmed or self._blind(path)
 
     def take(self, paths: list[str], n: int) -> list[str]:
         """Claim the first ``n`` of ``paths`` that are free or ours already (a grid page: one store write),
         in their order; the ones another session holds are passed over like the single view's."""
-        got = self.store.claim(paths, lease_s=self.lease_s, limit=n)
-        self.mine |= set(got)
-        looked = paths.index(got[-1]) + 1 if got and len(got) == n else len(paths)  # the store stopped there
-        self.taken |= set(paths[:looked]) - set(got)
-        return got
+        with self._lock:
+            got = self.store.claim(paths, lease_s=self.lease_s, limit=n)
+            self.mine |= set(got)
+            self.taken -= set(got)
+            self.unconfirmed -= set(got)
+            looked = paths.index(got[-1]) + 1 if got and len(got) == n else len(paths)  # the store stopped
+            self._taken(set(paths[:looked]) - set(got))
+            return got
 
-    def give_back(self, path: str) -> None:
-        """A skip: another person may take it meanwhile."""
-        self.unconfirmed.discard(path)
-        if path in self.mine:
-            self.mine.discard(path)
+    def _taken(self, paths: set[str]) -> None:
+        """The store refused ``paths``: another session holds them (or labelled them), so they are passed
+        over (one on screen is left at the next ``Order.recheck``); not one this session knows is labelled
+        (an undo may bring it back: it must be wanted then)."""
+        self.unconfirmed -= paths
+        self.taken |= {p for p in paths if self._open(p)}
+
+    def give_back(self, paths) -> None:
+        """A skip, a grid page closed: another person may take them meanwhile."""
+        with self._lock:
+            paths = set(paths)
+            self.unconfirmed -= paths
+            mine, self.mine = self.mine & paths, self.mine - paths
+            if not mine:
+                return
             try:
-                self.store.release([path])
-            except StoreUnavailable:  # its lease runs out by itself
-                log.warning("could not release the claim on %s: the store is unavailable", path)
+                self.store.release(sorted(mine))
+            except StoreUnavailable:  # their leases run out by themselves
+                log.warning("could not give back %d claim(s): the store is unavailable", len(mine))
 
     def release_all(self) -> None:
         """The session stopped: every claim goes back (a store that is away lets the leases run out)."""
-        self.mine.clear()
-        self.unconfirmed.clear()
-        if self.store.closed:
-            return
-        try:
-            self.store.release()
-        except StoreUnavailable:
-            log.warning("could not release this session's claims: the store is unavailable")
+        with self._lock:
+            self.mine.clear()
+            self.unconfirmed.clear()
+            if self.store.closed:
+                return
+            try:
+                self.store.release()
+            except StoreUnavailable:
+                log.warning("could not release this session's claims: the store is unavailable")
 
     def start(self) -> None:
         """Start the heartbeat: ``renew`` every third of the lease until ``stop``."""
@@ -100,30 +135,33 @@ class Leases:
         if self._heartbeat is not None:
             self._heartbeat.stop()
 
-    def renew(self) -> None:
+    def renew(self) -> set[str]:
         """The heartbeat: renew the leases of what this session holds and still shows or has ahead
         (``showing()``), and claim the images shown while the store was away. Labelled images drop out
-        (the store ended their claims); one another session took meanwhile is given up."""
-        if self.store.closed:
-            return
-        showing = self._showing()
-        before = set(self.mine)
-        keep = (before | self.unconfirmed) & showing
-        got = set(self.store.claim(sorted(keep), lease_s=self.lease_s)) if keep else set()
-        # Only what this renewal looked at changes: an image claimed meanwhile (a key) stays ours.
-        self.mine -= before - got
-        self.mine |= got
-        self.unconfirmed -= keep
+        (the store ended their claims). Returns the images shown that another session took meanwhile
+        (they are given up: the session moves off them)."""
+        showing = self._showing()  # the session's lock, briefly, before this one (the lock order)
+        with self._lock:
+            if self.store.closed:
+                return set()
+            keep = {p for p in (self.mine | self.unconfirmed) & showing if not self._blind(p)}
+            got = set(self.store.claim(sorted(keep), lease_s=self.lease_s)) if keep else set()
+            lost = {p for p in keep - got if self._open(p)}  # the others were labelled meanwhile
+            self.mine = got  # what is no longer shown lets its lease run out
+            self.unconfirmed -= keep
+            self._taken(lost)
+            return lost
 
     def returned(self) -> set[str]:
         """Images others held that they no longer hold (looked at every ``RECHECK_S`` at most)."""
-        if not self.taken or time.monotonic() - self._checked < RECHECK_S:
-            return set()
-        self._checked = time.monotonic()
-        held = self.store.claimed_by_others()
-        back = self.taken - held
-        self.taken &= held
-        return back
+        with self._lock:
+            if not self.taken or time.monotonic() - self._checked < RECHECK_S:
+                return set()
+            self._checked = time.monotonic()
+            held = self.store.claimed_by_others()
+            back = self.taken - held
+            self.taken &= held
+            return back
 
 
 def heartbeat_interval(lease_s: float) -> float:

@@ -116,13 +116,13 @@ class Mirror:
         book.set(path, standing.label)
         (self.second.add if blind else self.second.discard)(path)
         changed = old != standing.label
-        if changed:
+        if changed and path in book.pool:  # the trainer learns the pool only (``pool=`` may leave some out)
             self.commands.forget(path)  # an older label of it still held back must never go out
-            if standing.label is None:
-                self.commands.send(Unlabelled(path), flush=True)  # not held back: it must not train on
-            elif standing.label in self._names():
+            if standing.label in self._names():
                 source = standing.source or "person"
                 self.commands.send(Labelled(path, standing.label, book.split(path), sent_at, source=source))
+            else:  # unlabelled, or a class this session does not know yet: it must not train on the old one
+                self.commands.send(Unlabelled(path), flush=True)
         if path in book.pool and (standing.label is None or newly_blind):
             self._reinstate(path)
         return changed
@@ -133,7 +133,17 @@ class Mirror:
         for path, standing in after.items():
             self.take(path, standing, sent_at)
 
+    def flush(self) -> None:
+        """Send every command held back (a page, an undo, a refresh: none of it waits for more labels)."""
+        self.commands.flush()
+
     # --- what the session asks ---------------------------------------------------------------------------
+    def in_pool(self, path: str) -> bool:
+        return path in self.book.pool
+
+    def split(self, path: str) -> str:
+        return self.book.split(path)
+
     def wanted(self, path: str) -> bool:
         """Still to be labelled by this annotator: unlabelled, or a blind second opinion."""
         return path not in self.book or path in self.second

@@ -91,20 +91,22 @@ class Order:
 
     Args:
         train, test: the two lanes' initial orders.
-        wanted: ``path -> bool``: still to label (unlabelled and readable).
+        wanted: ``path -> bool``: still to label (unlabelled and readable) and not held by another session.
+        is_open: ``path -> bool``: still to label, whoever holds it (default: ``wanted``).
         readable: ``path -> bool``: can be shown (an image stepped back to may be labelled).
         counts: ``() -> (training labels, test labels)`` given so far.
         pick: ``(n_train, n_test) -> "train" | "test"``: the lane the next image comes from (when
             both have images).
-        claim: ``(path, the next paths of its lane, the current path) -> bool``: reserve ``path``
-            before it is shown; False passes it over (another session holds it). None: no claims.
+        claim: ``(path, the next paths of its lane) -> bool``: reserve ``path`` before it is shown;
+            False passes it over (another session holds it). None: no claims.
     """
 
-    def __init__(self, train, test, *, wanted, readable, counts, pick, claim=None):
+    def __init__(self, train, test, *, wanted, readable, counts, pick, claim=None, is_open=None):
         self.lanes = {"train": Lane(train), "test": Lane(test)}
         self._test_paths = set(test)
         self._wanted, self._readable, self._counts, self._pick = wanted, readable, counts, pick
         self._claim = claim
+        self._open = is_open or wanted
         self._skipped: dict[str, None] = {}  # skipped by the person, in skip order: kept at the end
         self._back: collections.deque[str] = collections.deque(maxlen=BACK_LIMIT)
         self._forward: list[str] = []  # labelled images stepped back over, to step forward again
@@ -119,7 +121,7 @@ class Order:
         """The next image becomes current (the one before must have been released)."""
         while self._forward:  # after stepping back: step forward through what was already seen
             path = self._forward.pop()
-            if path != self.current and self._readable(path):
+            if path != self.current and self._readable(path) and self._ours(path):
                 return self._show(path)
         n_train, n_test = self._counts()
         first = self._pick(n_train, n_test)
@@ -128,7 +130,7 @@ class Order:
             while (path := lane.peek(self._wanted)) is not None:
                 # Claimed BEFORE it leaves the lane: a claim that raises leaves the order as it was.
                 ahead = lane.head(self._wanted, CLAIM_LOOKAHEAD + 1)[1:]
-                ours = self._claim is None or self._claim(path, ahead, self.current)
+                ours = self._claim is None or self._claim(path, ahead)
                 lane.discard(path)
                 if ours:
                     self.current = path
@@ -170,21 +172,32 @@ class Order:
         unlabelled (skipped) is claimed again first; one another session took meanwhile is passed over."""
         while self._back:
             path = self._back.pop()
-            if path == self.current or not self._readable(path):
-                continue
-            if self._wanted(path) and self._claim is not None and not self._claim(path, [], self.current):
-                continue
-            self._release_current()
-            return self._show(path)
+            if path != self.current and self._readable(path) and self._ours(path):
+                self._release_current()
+                return self._show(path)
         return None
 
     def show(self, path: str) -> None:
-        """Make ``path`` current now (e.g. after undo), the current one going back where it came from."""
+        """Make ``path`` current now (e.g. after undo), the current one going back where it came from. It
+        is claimed when it is to be labelled (an undo's image is normally this session's already)."""
         if path in self._forward:
             self._forward.remove(path)  # small: bounded by the steps taken back
         if self.current != path:
             self._release_current()
             self._show(path)
+        self._ours(path)
+
+    def recheck(self) -> str | None:
+        """The current image came to be labelled again while on screen (someone undid its label, or it is
+        no longer blind) or its lease was lost: claim it, or move on when another session holds it."""
+        while self.current is not None and not self._ours(self.current):
+            self.drop_current()
+        return self.current
+
+    def _ours(self, path: str) -> bool:
+        """Whether ``path`` may be shown: not to be labelled (a labelled image stepped back to), or claimed
+        for this session now."""
+        return not self._open(path) or self._claim is None or self._claim(path, [])
 
     def _show(self, path: str) -> str:
         self._lane_of(path).discard(path)  # its queue entry (if any) becomes stale

@@ -241,6 +241,11 @@ class Readouts:
             seen.setdefault(path, Skipped(path, reason))
         return list(seen.values())
 
+    def passed_over(self) -> set[str]:
+        """Images passed over because another session held them when this one looked (they come back
+        when that session lets go of them)."""
+        return self._leases.passed_over()
+
     def known_labels(self) -> dict[str, str]:
         """path -> label as this session knows it (the store's, as of its last write or refresh)."""
         with self._lock:

@@ -140,8 +140,10 @@ class Session(Readouts):
             reinstate=lambda path: self._order.reinstate(path),
         )
         self._leases = Leases(
-            self.store, self.config.claim_lease, blind=self._mirror.blind, showing=self._showing
-        )
+            self.store, self.config.claim_lease, blind=self._mirror.blind,
+            is_open=lambda p: self._mirror.get(p) is None,
+            showing=self._showing,
+        )  # fmt: skip
         self._trainer_state = TrainerState()
         self._control = TrainerControl(
             self._commands, self._trainer_state, self._lock, trainer_factory, model_fn
@@ -163,6 +165,7 @@ class Session(Readouts):
                 "test" if wants_test(n_train, n_test, self._trainer_state.halfwidth()) else "train"
             ),
             claim=self._leases.ensure,
+            is_open=lambda p: mirror.wanted(p) and p not in self._unreadable,
         )
         closed = lambda: self._closed  # noqa: E731
         self._sync = Sync(
@@ -260,10 +263,11 @@ class Session(Readouts):
     def skip(self) -> str | None:
         """Move the current image to the end of the order (behind the others across queries); its claim
         is given back meanwhile."""
-        path = self._actions.skip()
-        if path is not None:
-            self._leases.give_back(path)
-        return path
+        with self._lock:
+            path = self._actions.skip()
+            if path is not None:
+                self._leases.give_back([path])
+            return path
 
     def back(self) -> str | None:
         """Show the previous image again (to relabel it: labelling replaces). Returns it, or None."""
@@ -375,6 +379,12 @@ class Session(Readouts):
         """What the heartbeat does every third of ``claim_lease`` (``leases.Leases.renew``), now."""
         self._leases.renew()
 
+    def close_page(self) -> None:
+        """The grid page is no longer shown: its images not about to be shown go back to the team."""
+        with self._lock:
+            page, self._page = self._page, set()
+            self._leases.give_back(page - self._order.showing(CLAIM_LOOKAHEAD))
+
     # --- bookkeeping -----------------------------------------------------------------------------------
     def _showing(self) -> set[str]:
         """The image on screen, the next ones and the grid page: the claims the heartbeat keeps."""
@@ -382,7 +392,11 @@ class Session(Readouts):
             return self._order.showing(CLAIM_LOOKAHEAD) | self._page
 
     def _wanted(self, path: str) -> bool:
-        return self._mirror.wanted(path) and path not in self._unreadable and path not in self._leases.taken
+        """Still to be labelled here: unlabelled (and not held by another session) or a blind second
+        opinion (never claimed: another session's claim does not keep it from this one)."""
+        mirror = self._mirror
+        held = path in self._leases.taken and not mirror.blind(path)
+        return mirror.wanted(path) and path not in self._unreadable and not held
 
     def _set_unreadable(self, path: str, reason: str) -> None:
         with self._lock:

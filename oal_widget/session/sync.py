@@ -22,14 +22,21 @@ class Sync:
 
     def refresh(self) -> bool:
         """Take the other sessions' labels, relabels and undos in; True when any changed. Images another
-        session held and let go of come back into the order."""
+        session held and let go of come back into the order; the image on screen is claimed again if it
+        came to be labelled again, or left if another session took it (a lease lost)."""
         if self._closed():
             return False
         returned = self.leases.returned()
         with self._lock:
             for path in returned:
-                if path in self.mirror.book.pool and self._wanted(path):
+                if self.mirror.in_pool(path) and self._wanted(path):
                     self.order.reinstate(path)
+        changed = self._take_changes()
+        with self._lock:
+            self.order.recheck()
+        return changed
+
+    def _take_changes(self) -> bool:
         version = self.store.data_version()  # before the read: a commit during it shows next time
         with self._lock:
             if version == self._version:
@@ -38,20 +45,21 @@ class Sync:
             # merge would otherwise look like a label the other session removed.
             labels = self.store.labels()
             self._version = version
-            book = self.mirror.book
+            mirror = self.mirror
             current = self.order.current
-            current_was_open = current is not None and self.mirror.wanted(current)
-            changed = [p for p, label in labels.items() if book.get(p) != label]
-            gone = [p for p in book.labels if p not in labels]
+            current_was_open = current is not None and mirror.wanted(current)
+            known = mirror.labels()
+            changed = [p for p, label in labels.items() if known.get(p) != label]
+            gone = [p for p in known if p not in labels]
             # A teammate's accepted or grid label was chosen by a prediction: it must not grade the model.
             sources = self.store.sources(changed)
-            blind = set(self.store.double_label_candidates(self.mirror.share)) if self.mirror.share else set()
+            blind = set(self.store.double_label_candidates(mirror.share)) if mirror.share else set()
             for path in changed:
-                self.mirror.take(path, Standing(labels[path], sources.get(path), mine=path not in blind))
+                mirror.take(path, Standing(labels[path], sources.get(path), mine=path not in blind))
             for path in gone:
-                self.mirror.take(path, Standing(None))
-            self.mirror.commands.flush()
-            if current_was_open and not self.mirror.wanted(current):
+                mirror.take(path, Standing(None))
+            mirror.flush()
+            if current_was_open and not mirror.wanted(current):
                 # The other session labelled the image on screen: show the next one instead (an image the
                 # person stepped back to keeps showing, to be relabelled).
                 self.order.done_with_current()

@@ -5,6 +5,7 @@ exactly the store's labels, and so does its trainer. Both backends (SQLite, a re
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule, run_state_machine_as_test
@@ -21,12 +22,16 @@ WHO = ("alice", "bob")
 
 class Sessions(RuleBasedStateMachine):
     backend = None  # set by the test below
+    buffer_size = 1  # labels held back before the trainer hears of them
 
     def __init__(self):
         super().__init__()
         self.backend.project = f"agree{next(_runs)}"
         # bob gives blind second opinions on half of what alice labelled
-        made = [open_session(self.backend, WHO[0]), open_session(self.backend, WHO[1], double_label=0.5)]
+        made = [
+            open_session(self.backend, WHO[0], buffer_size=self.buffer_size),
+            open_session(self.backend, WHO[1], double_label=0.5, buffer_size=self.buffer_size),
+        ]
         self.sessions = [s for s, _ in made]
         self.factories = [f for _, f in made]
         self.fixes: list[list[int]] = [[], []]
@@ -127,22 +132,39 @@ class Sessions(RuleBasedStateMachine):
     # --- what must always hold --------------------------------------------------------------------------
     @invariant()
     def each_session_and_its_trainer_hold_the_stores_labels(self):
-        for s, factory in zip(self.sessions, self.factories, strict=True):
+        for s in self.sessions:
             s.refresh()
+            s.renew_claims()  # a lease that ran out: renewed, or lost to the other session
+            s.refresh()  # ... and then left
+        for s, factory in zip(self.sessions, self.factories, strict=True):
             stored = s.store.labels()
             assert s.known_labels() == stored
+            s._commands.flush()  # labels held back (buffer_size) go out, as at the next key or stop
             assert factory.last.labels() == stored
             order = s.order()
             assert len(order) == len(set(order))
-            assert all(s.label_of(p) is None for p in order), "the order holds only what is to label"
+            to_label = {p for p in s.pool.paths if s.label_of(p) is None}
+            assert set(order) <= to_label, "the order holds only what is to label"
+            assert to_label - set(order) <= s.passed_over(), "an image to label left the order"
+            current = s.current
+            if current is not None and s.label_of(current) is None:
+                assert order[0] == current, "the image on screen, still to label, is first in the order"
+                if not s.is_second_opinion(current):
+                    assert current in s.store.claimed(), "the image on screen is claimed for it"
+        a, b = (s.current for s in self.sessions)
+        if a is not None and a == b:
+            assert any(s.is_second_opinion(a) or s.label_of(a) is not None for s in self.sessions), (
+                "two people are shown the same image to label"
+            )
 
 
 _runs = iter(range(10**9))
 
 
-def test_sessions_agree_with_the_store(backend):
-    Sessions.backend = backend
-    examples = 25 if backend.name == "sqlite" else 8
+@pytest.mark.parametrize("buffer_size", [1, 3])
+def test_sessions_agree_with_the_store(backend, buffer_size):
+    Sessions.backend, Sessions.buffer_size = backend, buffer_size
+    examples = 20 if backend.name == "sqlite" else 6
     run_state_machine_as_test(
         Sessions, settings=settings(max_examples=examples, stateful_step_count=20, deadline=None)
     )
