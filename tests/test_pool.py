@@ -334,7 +334,8 @@ def test_wide_modes_in_tiff(tmp_path, mode, values, expected):
 
 def test_a_big_16_bit_scan_decodes_in_bounded_memory(tmp_path):
     """A 12-megapixel 16-bit TIFF (24 MB of pixels): the decoder reduces it before any float copy (it made
-    float64 copies of every pixel, about ten times the image, two or three decoders at once)."""
+    float64 copies of every pixel, about ten times the image, two or three decoders at once). tracemalloc
+    sees numpy's allocations, not Pillow's own decode buffer: this bounds the copies the code makes."""
     import tracemalloc
 
     rows = np.linspace(0, 65535, 3000, dtype=np.uint16)[:, None].repeat(4000, axis=1)

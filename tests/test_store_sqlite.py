@@ -297,8 +297,11 @@ def test_the_store_works_on_sqlite_without_returning(tmp_path, monkeypatch):
         assert store.labels() == {"a.png": "cat"}
 
 
-def test_an_sqlite_library_too_old_is_refused_with_what_to_do(tmp_path):
+def test_an_sqlite_library_too_old_is_refused_with_what_to_do(tmp_path, monkeypatch):
+    monkeypatch.setattr(sqlite_backend.sqlite3, "sqlite_version_info", (3, 22, 0))
     with pytest.raises(RuntimeError, match=r"SQLite library of this Python is 3\.22\.0.*3\.24\.0 or newer"):
-        sqlite_backend.check_sqlite_version((3, 22, 0))
-    sqlite_backend.check_sqlite_version((3, 31, 1))  # Ubuntu 20.04's: fine
-    assert not (tmp_path / FILENAME).exists()
+        Store(tmp_path / "work")
+    assert not (tmp_path / "work").exists(), "refused before anything is written"
+    monkeypatch.setattr(sqlite_backend.sqlite3, "sqlite_version_info", (3, 31, 1))  # Ubuntu 20.04's
+    with Store(tmp_path / "work") as store:
+        assert store.count() == 0

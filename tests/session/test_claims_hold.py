@@ -117,3 +117,74 @@ def test_stopping_a_session_gives_its_claims_back(backend):
     assert bob.store.claimed_by_others() == set()
     alice.close()
     bob.close()
+
+
+def test_an_undone_image_back_on_screen_keeps_its_lease(backend):
+    alice, _ = open_session(backend, "alice", claim_lease=1)
+    bob, _ = open_session(backend, "bob")
+    shown = alice.current
+    alice.label(truth(shown))
+    alice.renew_claims()  # a heartbeat while it is labelled: its claim is gone
+    assert alice.undo() == shown and alice.current == shown
+    started = time.monotonic()
+    wait_for(lambda: time.monotonic() - started > 2.0, "two leases")  # renewed a third of a lease at a time
+    assert bob.store.claim([shown], lease_s=60) == [], "a teammate is not handed the image on screen"
+    alice.close()
+    bob.close()
+
+
+def test_an_image_that_comes_back_to_be_labelled_while_on_screen_is_claimed_or_left(backend):
+    alice, _ = open_session(backend, "alice")
+    x = alice.current
+    alice.label(truth(x))
+    bob, _ = open_session(backend, "bob", double_label=1.0)
+    assert bob.current == x and bob.is_second_opinion(x)
+    assert alice.undo() == x  # alice's label is gone: x is hers to label again, and on her screen
+    bob.refresh()
+    assert bob.current != x, "not shown to two people: alice holds it"
+    assert x in bob.passed_over()
+    alice.close()
+    bob.close()
+
+
+def test_a_lease_lost_while_the_server_was_away_moves_the_person_on(backend):
+    alice, _ = open_session(backend, "alice")
+    bob, _ = open_session(backend, "bob")
+    x = alice.current
+    backend.sql(  # alice's leases ran out (the heartbeat could not reach the server) ...
+        "UPDATE claims SET expires = ? WHERE project_id = (SELECT id FROM projects WHERE name = ?)",
+        ("2000-01-01T00:00:00+00:00", backend.project),
+    )
+    assert bob.store.claim([x], lease_s=60) == [x]  # ... and bob was handed x
+    alice.renew_claims()  # the server is back: the renewal finds x taken
+    alice.refresh()
+    assert alice.current not in (None, x), "the person is moved off the image the teammate has"
+    assert x in alice.passed_over()
+    alice.close()
+    bob.close()
+
+
+def test_a_closed_grid_page_gives_its_images_back(backend):
+    alice, factory = open_session(backend, "alice")
+    bob, _ = open_session(backend, "bob")
+    deep = alice.order()[-3:]
+    page = alice.reserve(deep, 3)
+    assert page == deep and set(deep) <= alice.store.claimed()
+    alice.close_page()  # the person left the grid without storing the page
+    assert bob.store.claim(deep, lease_s=60) == deep
+    alice.close()
+    bob.close()
+
+
+def test_a_teammates_label_of_a_class_this_session_does_not_know_untrains_the_old_one(backend):
+    alice, factory = open_session(backend, "alice")
+    x = alice.current
+    alice.label("1")
+    writer = alice.another_store()
+    writer.set_label_names([*LABELS, "3"])  # a class added at the end, by a newer notebook
+    writer.label(x, "3", source="review")
+    writer.close()
+    alice.refresh()
+    assert alice.known_labels()[x] == "3"
+    assert x not in factory.last.labels(), "the trainer no longer trains it as '1'"
+    alice.close()
