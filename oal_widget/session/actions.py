@@ -17,12 +17,13 @@ log = logging.getLogger(__name__)
 class Actions:
     """Args: the store, the ``Mirror``, the ``Order``, ``names()`` (the label names now), the trainer's
     ``state`` (predictions), the session's lock, its ``unreadable`` dict, ``sync()`` (take in other
-    sessions' labels) and ``closed()``: a retired session (a newer panel took over) does nothing."""
+    sessions' labels), ``closed()`` (a retired session, a newer panel took over, does nothing) and
+    ``give_back(paths)`` (their claims go back: a skip)."""
 
-    def __init__(self, store, mirror, order, *, names, state, lock, unreadable, sync, closed):
+    def __init__(self, store, mirror, order, *, names, state, lock, unreadable, sync, closed, give_back):
         self.store, self.mirror, self.order = store, mirror, order
         self._names, self._state, self._lock, self._sync = names, state, lock, sync
-        self._unreadable, self._closed = unreadable, closed
+        self._unreadable, self._closed, self._give_back = unreadable, closed, give_back
 
     def _refuse_if_closed(self) -> None:
         if self._closed():
@@ -144,8 +145,12 @@ class Actions:
                 self._next()
 
     def skip(self) -> str | None:
+        """The image goes to the end of the order; its claim is given back meanwhile."""
         with self._lock:
-            return None if self._closed() else self.order.skip()
+            path = None if self._closed() else self.order.skip()
+            if path is not None:
+                self._give_back([path])
+            return path
 
     def back(self) -> str | None:
         with self._lock:

@@ -43,6 +43,8 @@ class Leases:
         self._blind, self._open, self._showing = blind, is_open, showing
         self._lock = threading.Lock()
         self._heartbeat: Heartbeat | None = None
+        #: The grid page shown now (``take``): renewed with what ``showing()`` names, until ``close_page``.
+        self.page: set[str] = set()
         #: Images another session held (or labelled) when this one tried: not shown until they come back.
         self.taken: set[str] = set()
         #: Images shown although their claim could not be written (the store was away): claimed by the
@@ -78,16 +80,17 @@ class Leases:
         with self._lock:
             return set(self.taken)
 
-    def holds(self, path: str) -> bool:
-        """Whether ``path`` is this session's to show: claimed, blind, or shown while the store was away."""
-        with self._lock:
-            return path in self.mine or path in self.unconfirmed or self._blind(path)
+    def elsewhere(self, path: str) -> bool:
+        """Passed over: another session held it when this one looked (a blind second opinion never is:
+        it is not claimed, so another's claim does not keep it from this one)."""
+        return path in self.taken and not self._blind(path)
 
     def take(self, paths: list[str], n: int) -> list[str]:
         """Claim the first ``n`` of ``paths`` that are free or ours already (a grid page: one store write),
         in their order; the ones another session holds are passed over like the single view's."""
         with self._lock:
             got = self.store.claim(paths, lease_s=self.lease_s, limit=n)
+            self.page = set(got)
             self.mine |= set(got)
             self.taken -= set(got)
             self.unconfirmed -= set(got)
@@ -101,6 +104,12 @@ class Leases:
         (an undo may bring it back: it must be wanted then)."""
         self.unconfirmed -= paths
         self.taken |= {p for p in paths if self._open(p)}
+
+    def close_page(self, keep: set[str]) -> None:
+        """The grid page is no longer shown: its images not in ``keep`` (about to be shown) go back."""
+        with self._lock:
+            page, self.page = self.page, set()
+        self.give_back(page - keep)
 
     def give_back(self, paths) -> None:
         """A skip, a grid page closed: another person may take them meanwhile."""
@@ -142,6 +151,7 @@ class Leases:
         (they are given up: the session moves off them)."""
         showing = self._showing()  # the session's lock, briefly, before this one (the lock order)
         with self._lock:
+            showing |= self.page
             if self.store.closed:
                 return set()
             keep = {p for p in (self.mine | self.unconfirmed) & showing if not self._blind(p)}

@@ -36,7 +36,6 @@ class Readouts:
     paused: bool
     _stopped: bool
     _closed: bool
-    _page: set[str]
     config: Config
     thumbnails: Thumbnails
     pool: ImagePool
@@ -119,9 +118,7 @@ class Readouts:
         """The first ``n`` of ``paths`` claimed for this session (a grid page), in their order: a page
         shows no image another session holds, and none of its images is shown to anyone else."""
         with self._lock:
-            got = self._leases.take(list(dict.fromkeys(paths)), n)
-            self._page = set(got)  # renewed by the heartbeat while it is shown
-            return got
+            return self._leases.take(list(dict.fromkeys(paths)), n)  # renewed while it is the page
 
     def surest(self, n: int) -> list[str]:
         """The ``n`` unlabelled training images the last query predicted most confidently (a page of

@@ -119,7 +119,6 @@ class Session(Readouts):
             self.pool.use_disk_cache(self.workdir / CACHE_DIR)
         self._lock = threading.RLock()
         self._closed = False
-        self._page: set[str] = set()  # the grid page shown now: its leases are renewed too
         version = self.store.data_version()  # BEFORE the labels: a commit in between is seen by refresh()
         stored = dict(self.store.labels())
         self.label_names, self._labels_changed = label_names.resolve(self.store, labels, len(stored))
@@ -185,6 +184,7 @@ class Session(Readouts):
             unreadable=self._unreadable,
             sync=self.refresh,
             closed=closed,
+            give_back=self._leases.give_back,
         )
         self._leases.start()
 
@@ -263,11 +263,7 @@ class Session(Readouts):
     def skip(self) -> str | None:
         """Move the current image to the end of the order (behind the others across queries); its claim
         is given back meanwhile."""
-        with self._lock:
-            path = self._actions.skip()
-            if path is not None:
-                self._leases.give_back([path])
-            return path
+        return self._actions.skip()
 
     def back(self) -> str | None:
         """Show the previous image again (to relabel it: labelling replaces). Returns it, or None."""
@@ -381,22 +377,17 @@ class Session(Readouts):
 
     def close_page(self) -> None:
         """The grid page is no longer shown: its images not about to be shown go back to the team."""
-        with self._lock:
-            page, self._page = self._page, set()
-            self._leases.give_back(page - self._order.showing(CLAIM_LOOKAHEAD))
+        self._leases.close_page(self._showing())
 
     # --- bookkeeping -----------------------------------------------------------------------------------
     def _showing(self) -> set[str]:
-        """The image on screen, the next ones and the grid page: the claims the heartbeat keeps."""
+        """The image on screen and the next ones: the claims the heartbeat keeps (with the grid page)."""
         with self._lock:
-            return self._order.showing(CLAIM_LOOKAHEAD) | self._page
+            return self._order.showing(CLAIM_LOOKAHEAD)
 
     def _wanted(self, path: str) -> bool:
-        """Still to be labelled here: unlabelled (and not held by another session) or a blind second
-        opinion (never claimed: another session's claim does not keep it from this one)."""
-        mirror = self._mirror
-        held = path in self._leases.taken and not mirror.blind(path)
-        return mirror.wanted(path) and path not in self._unreadable and not held
+        """Still to be labelled here, readable, and not held by another session."""
+        return self._mirror.wanted(path) and path not in self._unreadable and not self._leases.elsewhere(path)
 
     def _set_unreadable(self, path: str, reason: str) -> None:
         with self._lock:
