@@ -36,6 +36,7 @@ run: venv images
 lint: venv
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy oal_widget
 
 # OAL_REQUIRE_POSTGRES: here a missing PostgreSQL fails the store tests instead of skipping them.
 test: venv chromium postgres lint

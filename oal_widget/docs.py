@@ -164,7 +164,9 @@ def api_section() -> str:
 
     keys = ["| key | action |", "| --- | --- |"]
     for key, action in panel.DEFAULT_KEYS.items():
-        what = f"label with label #{action[1] + 1}" if isinstance(action, tuple) else panel.ACTIONS[action]
+        what = (
+            f"label with label #{action[1] + 1}" if isinstance(action, tuple) else panel.ACTIONS[str(action)]
+        )
         keys.append(f"| `{key}` | {_cell(what)} |")
 
     strat = ["| strategy | what it scores (higher = asked sooner) |", "| --- | --- |"]

@@ -75,7 +75,7 @@ class Stop:
 
 
 # --- what the trainer publishes -------------------------------------------------------------
-_EMPTY = MappingProxyType({})
+_EMPTY: MappingProxyType = MappingProxyType({})
 
 
 @dataclass(frozen=True)

@@ -52,7 +52,7 @@ def atomic_write(target, write: Callable[[Path], None]) -> Path:
 
 
 def atomic_write_text(target, text: str) -> Path:
-    return atomic_write(target, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+    return atomic_write(target, lambda tmp: None if tmp.write_text(text, encoding="utf-8") else None)
 
 
 def atomic_write_csv(target, columns: Sequence[str], rows: Iterable[Mapping]) -> Path:

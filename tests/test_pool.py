@@ -332,6 +332,26 @@ def test_wide_modes_in_tiff(tmp_path, mode, values, expected):
     assert np.allclose(grey, expected, atol=1.0)
 
 
+def test_a_big_16_bit_scan_decodes_in_bounded_memory(tmp_path):
+    """A 12-megapixel 16-bit TIFF (24 MB of pixels): the decoder reduces it before any float copy (it made
+    float64 copies of every pixel, about ten times the image, two or three decoders at once). tracemalloc
+    sees numpy's allocations, not Pillow's own decode buffer: this bounds the copies the code makes."""
+    import tracemalloc
+
+    rows = np.linspace(0, 65535, 3000, dtype=np.uint16)[:, None].repeat(4000, axis=1)
+    rel = save(tmp_path, "scan.tif", Image.fromarray(rows))
+    raw = rows.nbytes
+    del rows
+    tracemalloc.start()
+    try:
+        grey = load_array(tmp_path, rel, (30, 40, 1))
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 3 * raw, f"peak {peak / 1e6:.0f} MB for a {raw / 1e6:.0f} MB image"
+    assert np.allclose(grey[[0, -1], 0, 0] * 255, [0, 255], atol=6)  # scaled, not clipped, top to bottom
+
+
 def test_cmyk_jpeg(tmp_path):
     im = Image.new("CMYK", (16, 16), (0, 0, 0, 0))  # no ink: white
     im.paste((0, 0, 0, 255), (0, 0, 8, 16))  # full black ink on the left

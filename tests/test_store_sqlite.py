@@ -247,3 +247,61 @@ def test_labels_survive_sigkill_right_after_label_returns(tmp_path):
         assert s.test_paths() == {"img/000.png"}
     with sqlite3.connect(tmp_path / FILENAME) as db:
         assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+
+# --- older SQLite libraries ------------------------------------------------------------------------------
+class _NoReturning:
+    """A connection (and its cursors) that refuses ``RETURNING``, as SQLite before 3.35 does."""
+
+    def __init__(self, conn):
+        self._conn = conn
+
+    def _check(self, sql: str) -> None:
+        if "RETURNING" in sql.upper():
+            raise sqlite3.OperationalError('near "RETURNING": syntax error')
+
+    def execute(self, sql, *args):
+        self._check(sql)
+        return self._conn.execute(sql, *args)
+
+    def cursor(self):
+        outer, cursor = self, self._conn.cursor()
+
+        class Cursor:
+            def __getattr__(self, name):
+                return getattr(cursor, name)
+
+            def execute(self, sql, *args):
+                outer._check(sql)
+                return cursor.execute(sql, *args)
+
+            def executemany(self, sql, rows):
+                outer._check(sql)
+                return cursor.executemany(sql, rows)
+
+        return Cursor()
+
+    def __getattr__(self, name):
+        return getattr(self._conn, name)
+
+
+def test_the_store_works_on_sqlite_without_returning(tmp_path, monkeypatch):
+    real = sqlite3.connect
+    monkeypatch.setattr(sqlite_backend.sqlite3, "connect", lambda *a, **kw: _NoReturning(real(*a, **kw)))
+    with Store(tmp_path, annotator="alice") as store:
+        store.set_label_names(["cat", "dog"])
+        store.label("a.png", "cat")
+        store.label_many([("b.png", "dog"), ("c.png", "cat")])
+        assert store.undo() == "b.png"
+        assert store.claim(["d.png"], lease_s=60) == ["d.png"]
+        assert store.labels() == {"a.png": "cat"}
+
+
+def test_an_sqlite_library_too_old_is_refused_with_what_to_do(tmp_path, monkeypatch):
+    monkeypatch.setattr(sqlite_backend.sqlite3, "sqlite_version_info", (3, 22, 0))
+    with pytest.raises(RuntimeError, match=r"SQLite library of this Python is 3\.22\.0.*3\.24\.0 or newer"):
+        Store(tmp_path / "work")
+    assert not (tmp_path / "work").exists(), "refused before anything is written"
+    monkeypatch.setattr(sqlite_backend.sqlite3, "sqlite_version_info", (3, 31, 1))  # Ubuntu 20.04's
+    with Store(tmp_path / "work") as store:
+        assert store.count() == 0

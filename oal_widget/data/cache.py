@@ -144,7 +144,7 @@ class ArrayCache:
             self._data = self._state = None  # type: ignore[assignment]
             if self._fd is not None:
                 os.close(self._fd)
-                self._fd = None
+                self._fd = None  # type: ignore[assignment]  # closed
 
 
 def remove_stale(folder, prefix: str, keep: str) -> None:

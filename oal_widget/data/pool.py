@@ -19,6 +19,7 @@ import numpy as np
 from PIL import Image, ImageOps
 
 from .cache import FILLED, ArrayCache, fingerprint, remove_stale
+from .modes import to_mode
 from .suggest import missing_folder
 
 #: Extensions (lower case, with dot) of the files taken as images; any case matches.
@@ -28,8 +29,6 @@ IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", 
 DISPLAY_MIN_SIDE = 256
 
 SYMLINK_OUTSIDE = "symlink points outside the images folder"
-_WIDE_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I", "F")
-_ALPHA_MODES = ("LA", "La", "PA", "RGBA", "RGBa")
 
 
 class ImageError(Exception):
@@ -193,38 +192,6 @@ def _open(root, path: str, draft_side: int | None = None) -> Image.Image:
         raise ImageError(path, reason) from None
 
 
-def _wide_to_l(im: Image.Image) -> Image.Image:
-    """16-bit, 32-bit int and float images to 8-bit grey by scaling, not clipping as Pillow's convert does."""
-    a = np.asarray(im).astype(np.float64)
-    a = np.nan_to_num(a, nan=0.0, posinf=0.0, neginf=0.0)
-    lo, hi = (float(a.min()), float(a.max())) if a.size else (0.0, 0.0)
-    if im.mode.startswith("I;16"):
-        a = a / 257.0  # 65535 -> 255 exactly
-    elif im.mode == "F" and lo >= 0 and hi <= 1:
-        a = a * 255.0  # floats in [0, 1]
-    elif lo >= 0 and hi <= 255:
-        pass  # already 8-bit values
-    elif im.mode == "I" and lo >= 0 and hi <= 65535:
-        a = a / 257.0  # 16-bit data held in a 32-bit image
-    else:
-        a = (a - lo) * (255.0 / (hi - lo))  # no known range: stretch what is there
-    return Image.fromarray(np.clip(np.rint(a), 0, 255).astype(np.uint8), "L")
-
-
-def _to_mode(im: Image.Image, mode: str) -> Image.Image:
-    """Any Pillow mode to ``mode`` ("L" or "RGB"); transparency is composited on white."""
-    if im.mode in _WIDE_MODES:
-        im = _wide_to_l(im)
-    if im.mode in _ALPHA_MODES or "transparency" in im.info:
-        im = im.convert("RGBA")
-        im = Image.alpha_composite(Image.new("RGBA", im.size, (255, 255, 255, 255)), im)
-    if im.mode != mode:
-        if im.mode not in ("1", "L", "P", "RGB", "RGBA"):
-            im = im.convert("RGB")  # CMYK, YCbCr, ...: via RGB, which Pillow converts them all to
-        im = im.convert(mode)
-    return im
-
-
 def _shape(input_shape) -> tuple[int, int, int]:
     shape = tuple(int(v) for v in input_shape)
     if len(shape) == 2:
@@ -239,10 +206,10 @@ def _shape(input_shape) -> tuple[int, int, int]:
 def _load_uint8(root, path: str, input_shape) -> np.ndarray:
     h, w, c = _shape(input_shape)
     im = _open(root, path, draft_side=max(h, w))
-    im = _to_mode(im, "L" if c == 1 else "RGB")
+    im = to_mode(im, "L" if c == 1 else "RGB", max(h, w))
     if im.size != (w, h):
         # Aspect is not kept: the model needs one fixed shape. Pillow's BILINEAR antialiases when shrinking.
-        im = im.resize((w, h), Image.BILINEAR, reducing_gap=3.0)
+        im = im.resize((w, h), Image.Resampling.BILINEAR, reducing_gap=3.0)
     return np.asarray(im, dtype=np.uint8).reshape(h, w, c)
 
 
@@ -256,18 +223,18 @@ def load_array(root, path: str, input_shape) -> np.ndarray:
 
 def display_png(root, path: str, max_side: int = 384) -> bytes:
     """PNG bytes of the upright RGB image for the panel: small images upscaled (NEAREST), big ones shrunk."""
-    im = _to_mode(_open(root, path, draft_side=max_side), "RGB")
+    im = to_mode(_open(root, path, draft_side=max_side), "RGB", max_side)
     w, h = im.size
     long = max(w, h)
     if long > max_side:
         scale = max_side / long
         size = (max(1, round(w * scale)), max(1, round(h * scale)))
-        im = im.resize(size, Image.BICUBIC, reducing_gap=2.0)
+        im = im.resize(size, Image.Resampling.BICUBIC, reducing_gap=2.0)
     elif long < DISPLAY_MIN_SIDE:
         factor = math.ceil(DISPLAY_MIN_SIDE / long)  # whole factors keep pixels square
         scale = factor if long * factor <= max_side else max_side / long
         size = (max(1, round(w * scale)), max(1, round(h * scale)))
-        im = im.resize(size, Image.NEAREST)
+        im = im.resize(size, Image.Resampling.NEAREST)
     buf = io.BytesIO()
     im.save(buf, "PNG", compress_level=1)  # speed over size: it goes to the browser once
     return buf.getvalue()
@@ -342,6 +309,7 @@ class ImagePool:
 
     def _from_disk(self, path: str, index: int) -> np.ndarray:
         cache = self.disk_cache
+        assert cache is not None  # only called with a disk cache
         if cache.ready([index])[0]:
             return cache.get([index])[0]
         stat = self._stat(path)

@@ -41,7 +41,7 @@ def write_digits(out, per_class: int | None = 30, size: int = 32, seed: int = 0)
         folder.mkdir(parents=True, exist_ok=True)
         for i in idx:
             path = folder / f"digit_{i:04d}.png"
-            Image.fromarray(images[i]).resize((size, size), Image.BICUBIC).save(path)
+            Image.fromarray(images[i]).resize((size, size), Image.Resampling.BICUBIC).save(path)
             written.append(path)
     return written
 
@@ -62,6 +62,6 @@ def write_faces(out, size: int = 25) -> list[Path]:
         folder = out / name
         folder.mkdir(parents=True, exist_ok=True)
         path = folder / f"{name}_{i:03d}.png"
-        Image.fromarray(image).resize((size, size), Image.BICUBIC).save(path)
+        Image.fromarray(image).resize((size, size), Image.Resampling.BICUBIC).save(path)
         written.append(path)
     return written

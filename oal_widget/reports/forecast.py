@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -108,7 +109,7 @@ def forecast(
             needs.append(labels_needed(ab, bb, cb, target))
     current = float(y[-1])
     low, high = np.percentile(asymptotes, [10, 90]) if asymptotes else (a, a)
-    kwargs = dict(
+    kwargs: dict[str, Any] = dict(
         metric=metric,
         target=target,
         n_labels=int(n[-1]),

@@ -135,7 +135,7 @@ class Grid:
             return tile.chosen, "person"
         if tile.cleared or tile.test or tile.prediction is None:
             return None
-        if s.label_of(tile.path) is not None or tile.path in s._unreadable:
+        if s.label_of(tile.path) is not None or not s.is_readable(tile.path):
             return None  # labelled elsewhere meanwhile (another panel), or it cannot be shown
         return tile.prediction[0], "accepted"
 
@@ -209,7 +209,7 @@ class Grid:
                 items.append((tile.path, *got))
         if not items:
             return []
-        stored = self.session._labelling.label_page(items, model_labels=self.predicted_at)
+        stored = self.session.actions.label_page(items, model_labels=self.predicted_at)
         self._last = ([replace(t) for t in self.tiles], frozenset(stored), self.predicted_at)
         self.open()
         return stored
@@ -218,7 +218,7 @@ class Grid:
         """Undo this session's last step; when it was this grid's last page, that page comes back as it
         was. Returns the paths restored ([]: nothing to undo). ``UndoConflict`` names images another
         annotator changed since (they keep that label)."""
-        restored = self.session._labelling.undo_step()
+        restored = self.session.actions.undo_step()
         last, self._last = self._last, None
         if not restored:
             return []

@@ -45,14 +45,15 @@ class Lane:
     def discard(self, path: str) -> None:
         self._gen.pop(path, None)
 
-    def pop(self, wanted: Callable[[str], bool]) -> str | None:
+    def peek(self, wanted: Callable[[str], bool]) -> str | None:
+        """The first wanted path, left in the lane (entries no longer wanted are dropped)."""
         while self._queue:
-            path, gen = self._queue.popleft()
-            if self._gen.get(path) != gen:
-                continue
-            del self._gen[path]
-            if wanted(path):
+            path, gen = self._queue[0]
+            if self._gen.get(path) == gen and wanted(path):
                 return path
+            self._queue.popleft()
+            if self._gen.get(path) == gen:
+                del self._gen[path]
         return None
 
     def live(self, wanted: Callable[[str], bool]) -> list[str]:
@@ -63,7 +64,7 @@ class Lane:
         """The first ``n`` wanted paths (cheap: looks at the front only)."""
         while self._queue and self._gen.get(self._queue[0][0]) != self._queue[0][1]:
             self._queue.popleft()  # clean stale entries at the front while we are here
-        out = []
+        out: list[str] = []
         for path, gen in itertools.islice(self._queue, 4 * n + 64):
             if len(out) >= n:
                 break
@@ -90,7 +91,8 @@ class Order:
 
     Args:
         train, test: the two lanes' initial orders.
-        wanted: ``path -> bool``: still to label (unlabelled and readable).
+        wanted: ``path -> bool``: still to label (unlabelled and readable) and not held by another session.
+        is_open: ``path -> bool``: still to label, whoever holds it (default: ``wanted``).
         readable: ``path -> bool``: can be shown (an image stepped back to may be labelled).
         counts: ``() -> (training labels, test labels)`` given so far.
         pick: ``(n_train, n_test) -> "train" | "test"``: the lane the next image comes from (when
@@ -99,11 +101,12 @@ class Order:
             False passes it over (another session holds it). None: no claims.
     """
 
-    def __init__(self, train, test, *, wanted, readable, counts, pick, claim=None):
+    def __init__(self, train, test, *, wanted, readable, counts, pick, claim=None, is_open=None):
         self.lanes = {"train": Lane(train), "test": Lane(test)}
         self._test_paths = set(test)
         self._wanted, self._readable, self._counts, self._pick = wanted, readable, counts, pick
         self._claim = claim
+        self._open = is_open or wanted
         self._skipped: dict[str, None] = {}  # skipped by the person, in skip order: kept at the end
         self._back: collections.deque[str] = collections.deque(maxlen=BACK_LIMIT)
         self._forward: list[str] = []  # labelled images stepped back over, to step forward again
@@ -118,14 +121,18 @@ class Order:
         """The next image becomes current (the one before must have been released)."""
         while self._forward:  # after stepping back: step forward through what was already seen
             path = self._forward.pop()
-            if path != self.current and self._readable(path):
+            if path != self.current and self._readable(path) and self._ours(path):
                 return self._show(path)
         n_train, n_test = self._counts()
         first = self._pick(n_train, n_test)
         for name in (first, "test" if first == "train" else "train"):
             lane = self.lanes[name]
-            while (path := lane.pop(self._wanted)) is not None:
-                if self._claim is None or self._claim(path, lane.head(self._wanted, CLAIM_LOOKAHEAD)):
+            while (path := lane.peek(self._wanted)) is not None:
+                # Claimed BEFORE it leaves the lane: a claim that raises leaves the order as it was.
+                ahead = lane.head(self._wanted, CLAIM_LOOKAHEAD + 1)[1:]
+                ours = self._claim is None or self._claim(path, ahead)
+                lane.discard(path)
+                if ours:
                     self.current = path
                     return path
                 # Another session holds it: passed over; ``reinstate`` brings it back if it returns.
@@ -161,21 +168,36 @@ class Order:
         return path
 
     def back(self) -> str | None:
-        """Show the previous image again (to relabel it). None when there is no previous image."""
+        """Show the previous image again (to relabel it). None when there is no previous image. One still
+        unlabelled (skipped) is claimed again first; one another session took meanwhile is passed over."""
         while self._back:
             path = self._back.pop()
-            if path != self.current and self._readable(path):
+            if path != self.current and self._readable(path) and self._ours(path):
                 self._release_current()
                 return self._show(path)
         return None
 
     def show(self, path: str) -> None:
-        """Make ``path`` current now (e.g. after undo), the current one going back where it came from."""
+        """Make ``path`` current now (e.g. after undo), the current one going back where it came from. It
+        is claimed when it is to be labelled (an undo's image is normally this session's already)."""
         if path in self._forward:
             self._forward.remove(path)  # small: bounded by the steps taken back
         if self.current != path:
             self._release_current()
             self._show(path)
+        self._ours(path)
+
+    def recheck(self) -> str | None:
+        """The current image came to be labelled again while on screen (someone undid its label, or it is
+        no longer blind) or its lease was lost: claim it, or move on when another session holds it."""
+        while self.current is not None and not self._ours(self.current):
+            self.drop_current()
+        return self.current
+
+    def _ours(self, path: str) -> bool:
+        """Whether ``path`` may be shown: not to be labelled (a labelled image stepped back to), or claimed
+        for this session now."""
+        return not self._open(path) or self._claim is None or self._claim(path, [])
 
     def _show(self, path: str) -> str:
         self._lane_of(path).discard(path)  # its queue entry (if any) becomes stale
@@ -220,6 +242,10 @@ class Order:
         forward = [p for p in reversed(self._forward) if self._wanted(p) and p != self.current]
         lanes = {name: lane.live(self._wanted) for name, lane in self.lanes.items()}
         return head + forward + self._interleave(lanes, len(self._test_paths) + sum(map(len, lanes.values())))
+
+    def showing(self, n: int) -> set[str]:
+        """The current image and the next ``n``: what this session is about to show."""
+        return set(self.upcoming(n)) | ({self.current} if self.current is not None else set())
 
     def upcoming(self, n: int = 3) -> list[str]:
         """The next ``n`` images after the current one (cheap: looks at the fronts only)."""

@@ -1,38 +1,79 @@
 """What the panel reads from a session: the image's state, progress, counts, the status line, the
 trainer's latest update. Read-only; every answer is O(1) or reads the front of the order only.
 
-A part of ``Session`` (its base class): it reads ``_lock``, ``_book``, ``_order``, ``_unreadable``,
-``_trainer_state``, ``_bridge``, ``_paused``, ``_stopped``, ``thumbnails``, ``pool``, ``store``,
-``label_names`` and ``needs_labels``, which ``Session`` sets up.
+A part of ``Session`` (its base class): the attributes it reads are declared below, with their types, and
+``Session`` sets them up; it changes none of them.
 """
 
 from __future__ import annotations
 
 import heapq
-from collections.abc import Mapping
+import threading
+from collections.abc import Callable, Mapping
+from typing import Any
 
-from ..data.pool import Skipped
+from ..config import Config
+from ..data.pool import ImagePool, Skipped
+from ..data.store import LabelStore
 from ..messages import Update
+from .leases import Leases
+from .mirror import Mirror
+from .order import Order
 from .status import status_line
+from .thumbnails import Thumbnails
+from .to_trainer import TrainerCommands
+from .updates import TrainerState
 
 
 class Readouts:
+    _lock: threading.RLock
+    _mirror: Mirror
+    _order: Order
+    _leases: Leases
+    _unreadable: dict[str, str]
+    _trainer_state: TrainerState
+    _commands: TrainerCommands
+    paused: bool
+    _stopped: bool
+    _closed: bool
+    config: Config
+    thumbnails: Thumbnails
+    pool: ImagePool
+    store: LabelStore
+    label_names: list[str]
+    needs_labels: bool
+
+    _trainer_method: Callable[[str], Callable]
+    _wanted: Callable[[str], bool]
+    another_store: Callable[[], LabelStore]
+
+    def _read(self, read: Callable[[LabelStore], Any]) -> Any:
+        """``read(store)``; after ``close``/``retire`` on a store opened for that read alone."""
+        if not self.store.closed:
+            return read(self.store)
+        with self.another_store() as store:
+            return read(store)
+
     def is_test(self, path: str | None) -> bool:
-        return path in self._book.test
+        return path in self._mirror.book.test
+
+    def is_readable(self, path: str) -> bool:
+        """False once the file turned out unreadable when decoded for display."""
+        return path not in self._unreadable
 
     def label_of(self, path: str | None) -> str | None:
         """The label an image has now (None: unlabelled, or labelled by another annotator and shown to
         this one blind, for a second opinion)."""
-        return None if path in self._second else self._book.get(path)
+        return None if self._mirror.blind(path) else self._mirror.get(path)
 
     def prediction(self, path: str | None) -> tuple[str, float] | None:
         """(class name, confidence) from the trainer's latest query, or None (never for a second
         opinion: the model learnt from the first label)."""
-        return None if path in self._second else self._trainer_state.prediction(path)
+        return None if self._mirror.blind(path) else self._trainer_state.prediction(path)
 
     def is_second_opinion(self, path: str | None) -> bool:
         """Labelled by another annotator, shown to this one blind (``double_label``)."""
-        return path in self._second
+        return self._mirror.blind(path)
 
     def diagnose(self, n_wrong: int = 8) -> dict | None:
         """Confusion matrix, per-class accuracy, most wrong test images of the live model; None: no model."""
@@ -49,11 +90,11 @@ class Readouts:
 
     def agreement(self) -> list:
         """Per pair of annotators: images both labelled, percent agreement, Cohen's kappa."""
-        return self.store.agreement()
+        return self._read(lambda store: store.agreement())
 
     def conflicts(self) -> list:
         """Images whose annotators disagree and nobody settled yet, with each annotator's label."""
-        return self.store.conflicts()
+        return self._read(lambda store: store.conflicts())
 
     def order(self) -> list[str]:
         """The images still to label, in the order they will be shown (current first). O(n)."""
@@ -70,20 +111,21 @@ class Readouts:
         with self._lock:
             head = [self._order.current] if self._order.current is not None else []
             ahead = head + self._order.upcoming(2 * n)  # images stepped back over may be labelled
-            return [p for p in dict.fromkeys(ahead) if p not in self._book and p not in self._unreadable][:n]
+            mirror, unreadable = self._mirror, self._unreadable  # second opinions are given one at a time
+            return [p for p in dict.fromkeys(ahead) if mirror.get(p) is None and p not in unreadable][:n]
 
     def reserve(self, paths: list[str], n: int) -> list[str]:
         """The first ``n`` of ``paths`` claimed for this session (a grid page), in their order: a page
         shows no image another session holds, and none of its images is shown to anyone else."""
         with self._lock:
-            return self._claims.take(list(dict.fromkeys(paths)), n)
+            return self._leases.take(list(dict.fromkeys(paths)), n)  # renewed while it is the page
 
     def surest(self, n: int) -> list[str]:
         """The ``n`` unlabelled training images the last query predicted most confidently (a page of
         labels to accept at a glance); never a test image nor a second opinion (their label must be the
         person's own, and a second opinion is given blind)."""
         with self._lock:
-            test, wanted, blind = self._book.test, self._wanted, self._second  # second opinions are blind
+            test, wanted, blind = self._mirror.book.test, self._wanted, self._mirror.second  # given blind
             predictions = self._trainer_state.predictions.items()
             scored = [(c, p) for p, (_, c) in predictions if p not in test and p not in blind]
             return [p for _, p in heapq.nlargest(n, ((c, p) for c, p in scored if wanted(p)))]
@@ -96,7 +138,7 @@ class Readouts:
     def first_sight(self) -> dict:
         """path -> the class probabilities the model gave a training image BEFORE it learnt from its label
         (out of sample: what the review queue ranks by); {} while the trainer keeps none."""
-        seen = getattr(self._bridge.trainer, "first_sight", None)
+        seen = getattr(self._commands.trainer, "first_sight", None)
         for _ in range(3):  # the trainer's thread adds to it: copy again if it grew during the copy
             try:
                 return dict(seen or {})
@@ -106,7 +148,7 @@ class Readouts:
 
     def counts_by_source(self) -> dict[str, int]:
         """Standing labels per source (person, accepted, review, imported), from the store."""
-        return self.store.counts_by_source()
+        return self._read(lambda store: store.counts_by_source())
 
     def display_png(self, path: str) -> bytes:
         """PNG bytes of ``path`` for the panel (decoded ahead); ``ImageError`` for unreadable files."""
@@ -118,7 +160,7 @@ class Readouts:
 
     def progress(self) -> dict[str, int]:
         with self._lock:
-            book = self._book
+            book = self._mirror.book
             unreadable = sum(1 for p in self._unreadable if p not in book)
             return {
                 "labelled": book.n_labelled,
@@ -130,7 +172,7 @@ class Readouts:
     def counts(self) -> dict[str, int]:
         """Images per label, in label order."""
         with self._lock:
-            return self._book.per_label(self.label_names)
+            return self._mirror.book.per_label(self.label_names)
 
     @property
     def latest(self) -> Update:
@@ -157,10 +199,10 @@ class Readouts:
         return status_line(
             self.latest,
             needs_labels=self.needs_labels,
-            started=self._bridge.trainer is not None,
+            started=self._commands.trainer is not None,
             stopped=self._stopped,
-            paused=self._paused,
-            test_total=self._book.test_total,
+            paused=self.paused,
+            test_total=self._mirror.book.test_total,
         )
 
     @property
@@ -177,6 +219,11 @@ class Readouts:
         return self._stopped or self.latest.status == "stopped"
 
     @property
+    def trainer_stopped(self) -> bool:
+        """No trainer runs for this session (never started, or stopped and saved)."""
+        return self._commands.trainer is None or self.latest.status == "stopped"
+
+    @property
     def done(self) -> bool:
         """Every image labelled, or the trainer stopped (by the person or by a threshold)."""
         return self._order.current is None or self.stopped
@@ -191,6 +238,21 @@ class Readouts:
             seen.setdefault(path, Skipped(path, reason))
         return list(seen.values())
 
+    def passed_over(self) -> set[str]:
+        """Images passed over because another session held them when this one looked (they come back
+        when that session lets go of them)."""
+        return self._leases.passed_over()
+
+    def known_labels(self) -> dict[str, str]:
+        """path -> label as this session knows it (the store's, as of its last write or refresh)."""
+        with self._lock:
+            return self._mirror.labels()
+
+    @property
+    def closed(self) -> bool:
+        """``close()`` or ``retire()`` was called."""
+        return self._closed
+
     def labels(self) -> dict[str, str]:
         """path -> label, read from the store (the source of truth)."""
-        return dict(self.store.labels())
+        return dict(self._read(lambda store: store.labels()))

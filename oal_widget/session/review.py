@@ -126,12 +126,13 @@ class ReviewQueue:
         self.items: list[ReviewItem] = []
         self.position = 0
         self.decided: set[str] = set()  # confirmed or fixed in this session: not asked again
-        self._decisions: list[tuple[str, ReviewItem, int]] = []  # (kind, item, position) of this visit
+        #: (kind, item, position, the fix's undo step) of this visit's decisions.
+        self._decisions: list[tuple[str, ReviewItem, int, int | None]] = []
 
     def open(self) -> None:
         """Rank the training labels again with what the trainer knows now; a new visit."""
         s = self.session
-        labels = {p: lab for p, lab in s._book.labels.items() if p not in self.decided}
+        labels = {p: lab for p, lab in s.known_labels().items() if p not in self.decided}
         self.items = likely_mistakes(s.first_sight(), labels, s.label_names)
         self.position, self._decisions = 0, []
 
@@ -159,15 +160,15 @@ class ReviewQueue:
             return None
         if name == item.label:
             return self._decide("confirm")
-        self.session._labelling.relabel(item.path, name, source="review")
-        return self._decide("fix")
+        written = self.session.actions.relabel(item.path, name, source="review")
+        return self._decide("fix", written.step)
 
-    def _decide(self, kind: str) -> ReviewItem | None:
+    def _decide(self, kind: str, step: int | None = None) -> ReviewItem | None:
         item = self.current
         if item is None:
             return None
         self.decided.add(item.path)
-        self._decisions.append((kind, item, self.position))
+        self._decisions.append((kind, item, self.position, step))
         del self.items[self.position]
         self.position = min(self.position, max(0, len(self.items) - 1))
         return item
@@ -190,9 +191,9 @@ class ReviewQueue:
         is current again. None when this visit decided nothing."""
         if not self._decisions:
             return None
-        kind, item, position = self._decisions[-1]
-        if kind == "fix":
-            self.session._labelling.undo_step(show_labelled=False)  # UndoConflict: the decision stays
+        kind, item, position, step = self._decisions[-1]
+        if kind == "fix":  # exactly that fix, whatever the session did since; UndoConflict: it stays
+            self.session.actions.undo_step(show_labelled=False, step=step)
         self._decisions.pop()
         self.decided.discard(item.path)
         position = min(position, len(self.items))

@@ -2,10 +2,12 @@
 
 The panel is a thin view over this class, and the tests drive it without any widget. Every action
 (``label``, ``undo``, ``skip``, ``back``, ...) is cheap: nothing in them is O(N) in the pool size and
-nothing imports TensorFlow (the trainer imports it in its own thread). The parts: ``order`` (what comes
-next), ``book`` (the mirror of the store's labels), ``bridge`` (commands to the trainer),
-``trainer_state`` (what its updates said), ``labels`` (label names, test split), ``thumbnails`` (decoded
-ahead), ``status`` (the status line), ``sync`` (other sessions' labels), ``imports`` (labels from files).
+nothing imports TensorFlow (the trainer imports it in its own thread). The parts, each handed what it
+needs: ``order`` (what comes next), ``mirror`` (what the store says stands, and the one way a change of
+it reaches the trainer), ``actions`` (the person's actions: commit, mirror, next image), ``leases``
+(claims that hold while the session lives), ``sync`` (other sessions' labels), ``to_trainer`` (commands
+to the trainer), ``updates`` (what its updates said), ``labels`` (label names, test split),
+``thumbnails`` (decoded ahead), ``status`` (the status line), ``imports`` (labels from files).
 
 Trainer updates arrive on the trainer's thread and are only queued there. Headless, they are applied
 at once under the session's lock; a panel passes ``on_update_ready`` and applies them itself
@@ -23,18 +25,19 @@ from pathlib import Path
 from ..config import Config
 from ..data.pool import ImagePool
 from ..data.store import open_store
-from ..messages import Labelled, Pause, Resume, Retry, Update
+from ..messages import Labelled, Update
 from ..training.estimate import wants_test
 from ..workdir import CACHE_DIR, MODEL_FILE, default_workdir
 from . import labels as label_names
-from .book import LabelBook
-from .bridge import TrainerBridge
-from .claims import Claims
-from .labelling import Labelling
-from .order import Order
+from .actions import Actions
+from .leases import Leases
+from .mirror import Mirror
+from .order import CLAIM_LOOKAHEAD, Order
 from .readouts import Readouts
-from .second import second_opinions
+from .sync import Sync
 from .thumbnails import Thumbnails
+from .to_trainer import TrainerCommands
+from .trainer_control import TrainerControl
 from .updates import TrainerState, Updates
 
 log = logging.getLogger(__name__)
@@ -114,32 +117,45 @@ class Session(Readouts):
     def _setup(self, labels, model_fn, trainer_factory, on_change, on_update_ready) -> None:
         if self.config.image_cache:  # decoded images in a memory-mapped file: bounded memory, decoded once
             self.pool.use_disk_cache(self.workdir / CACHE_DIR)
-        self.model_fn = model_fn
-        self._trainer_factory = trainer_factory
         self._lock = threading.RLock()
-        # Read BEFORE the labels: another session's commit in between is then seen by refresh().
-        self._data_version = self.store.data_version()
+        self._closed = False
+        version = self.store.data_version()  # BEFORE the labels: a commit in between is seen by refresh()
         stored = dict(self.store.labels())
         self.label_names, self._labels_changed = label_names.resolve(self.store, labels, len(stored))
         self.needs_labels = not self.label_names
         test = label_names.test_split(
             self.store, self.pool.paths, stored, self.config.test_fraction, self.config.seed
         )
-        self._book = LabelBook(stored, self.pool.paths, test)
-        self._bridge = TrainerBridge(self.config.buffer_size)
+        self._commands = TrainerCommands(self.config.buffer_size)
+        share = self.config.double_label
+        self._mirror = Mirror(
+            stored,
+            self.pool.paths,
+            test,
+            second=self.store.double_label_candidates(share) if share else (),
+            share=share,
+            commands=self._commands,
+            names=lambda: self.label_names,
+            reinstate=lambda path: self._order.reinstate(path),
+        )
+        self._leases = Leases(
+            self.store, self.config.claim_lease, blind=self._mirror.blind,
+            is_open=lambda p: self._mirror.get(p) is None,
+            showing=self._showing,
+        )  # fmt: skip
         self._trainer_state = TrainerState()
-        self._paused = self._stopped = False
+        self._control = TrainerControl(
+            self._commands, self._trainer_state, self._lock, trainer_factory, model_fn
+        )
+        self._stopped = False
         self._unreadable: dict[str, str] = {}  # path -> reason, found when decoding for display
         self.thumbnails = Thumbnails(self.images, on_unreadable=self._set_unreadable)
         # Shuffle ALL paths, then drop the labelled ones: a restart continues from the image on screen.
         shuffled = list(self.pool.paths)
         random.Random(self.config.seed).shuffle(shuffled)
-        book = self._book
-        self._claims = Claims(self.store, self.config.claim_lease)
-        #: Images another annotator labelled that this one labels too, blind (``double_label``).
-        self._second: set[str] = set(second_opinions(self.store, self.config.double_label, book.pool))
+        mirror, book = self._mirror, self._mirror.book
         self._order = Order(
-            [p for p in shuffled if p not in test and (p not in book or p in self._second)],
+            [p for p in shuffled if p not in test and mirror.wanted(p)],
             [p for p in shuffled if p in test and p not in book],
             wanted=self._wanted,
             readable=lambda p: p not in self._unreadable,
@@ -147,32 +163,41 @@ class Session(Readouts):
             pick=lambda n_train, n_test: (
                 "test" if wants_test(n_train, n_test, self._trainer_state.halfwidth()) else "train"
             ),
-            claim=self._claim,
+            claim=self._leases.ensure,
+            is_open=lambda p: mirror.wanted(p) and p not in self._unreadable,
         )
+        closed = lambda: self._closed  # noqa: E731
+        self._sync = Sync(
+            self.store, self._mirror, self._order, self._leases, lock=self._lock, wanted=self._wanted,
+            closed=closed, version=version,
+        )  # fmt: skip
         self._updates = Updates(self._trainer_state, self._order, self._lock, on_change, on_update_ready)
-        self._labelling = Labelling(
+        #: The person's actions (commit, mirror, next image): the grid, the review queue and imports write
+        #: through it (``label_page``, ``relabel``, ``undo_step(step=...)``, ``take_written``).
+        self.actions = self._actions = Actions(
             self.store,
-            book,
-            self._bridge,
+            self._mirror,
             self._order,
             names=lambda: self.label_names,
             state=self._trainer_state,
             lock=self._lock,
             unreadable=self._unreadable,
-            second=self._second,
             sync=self.refresh,
+            closed=closed,
+            give_back=self._leases.give_back,
         )
+        self._leases.start()
 
     # --- labels and the trainer ------------------------------------------------------------------------
     def set_labels(self, labels: Sequence[str], start: bool = True) -> None:
         """Set the class names when the session began without any (``needs_labels``), then start."""
         with self._lock:
-            if self._bridge.trainer is not None:
+            if self._commands.trainer is not None:
                 raise RuntimeError(
                     "the labels cannot change while the trainer runs: stop() this session, then start a "
                     "new one with labels=[...] (new labels may only be added at the end)"
                 )
-            self.label_names, changed = label_names.resolve(self.store, labels, len(self._book.labels))
+            self.label_names, changed = label_names.resolve(self.store, labels, len(self._mirror.book.labels))
             self._labels_changed = self._labels_changed or changed
             self.needs_labels = False
         if start:
@@ -181,40 +206,21 @@ class Session(Readouts):
     def start(self) -> None:
         """Create and start the trainer, handing it every label already in the store. Idempotent."""
         with self._lock:
-            if self._bridge.trainer is not None or self.needs_labels or self._stopped:
+            if self._commands.trainer is not None or self.needs_labels or self._stopped:
                 return
-            factory = self._trainer_factory
-            if factory is None:
-                from ..training.trainer import Trainer  # imports no TensorFlow: the thread does, later
-
-                factory = Trainer
+            known, book = set(self.label_names), self._mirror.book
             model_path = self.workdir / MODEL_FILE
-            known = set(self.label_names)
-            book = self._book
-            initial = [
-                Labelled(p, lab, book.split(p), fresh=False)
-                for p, lab in book.labels.items()
-                if p in book.pool and lab in known
-            ]
-            if self._paused:
-                initial.append(Pause())
-            self._trainer_state.latest = Update(status="importing", message="starting the trainer")
-            self._bridge.start(
-                factory,
-                initial,
-                pool=self.pool,
-                label_names=list(self.label_names),
-                config=self.config,
-                test_paths=sorted(book.test),
-                workdir=self.workdir,
-                model_fn=self.model_fn,
-                on_update=self._updates.put,
+            self._control.start(
+                [Labelled(p, lab, book.split(p), fresh=False) for p, lab in book.labels.items()
+                 if p in book.pool and lab in known],
+                pool=self.pool, label_names=list(self.label_names), config=self.config,
+                test_paths=sorted(book.test), workdir=self.workdir, on_update=self._updates.put,
                 resume_model=model_path if model_path.exists() and not self._labels_changed else None,
-            )
+            )  # fmt: skip
 
-    trainer = property(lambda self: self._bridge.trainer, doc="The trainer (None before ``start``).")
+    trainer = property(lambda self: self._commands.trainer, doc="The trainer (None before ``start``).")
     model = property(
-        lambda self: getattr(self._bridge.trainer, "model", None),
+        lambda self: getattr(self._commands.trainer, "model", None),
         doc="The trainer's live Keras model, or None.",
     )
 
@@ -240,7 +246,7 @@ class Session(Readouts):
 
     def label(self, name: str) -> str | None:
         """Label the current image (committed first), then show the next. Returns the labelled path."""
-        return self._labelling.label(name)
+        return self._actions.label(name)
 
     def accept_prediction(self, shown: tuple[str, str] | None = None) -> bool:
         """Label the current image with the model's prediction; False (no-op) when there is none, and
@@ -248,52 +254,39 @@ class Session(Readouts):
 
         ``shown`` (path, label): the prediction the person saw; refused unless it is still about the
         current image (a key must never accept a prediction that was not on screen)."""
-        return self._labelling.accept(shown)
+        return self._actions.accept(shown)
 
     def undo(self) -> str | None:
         """Undo this session's latest label; that image becomes current again. Returns its path."""
-        return self._labelling.undo()
+        return self._actions.undo()
 
     def skip(self) -> str | None:
         """Move the current image to the end of the order (behind the others across queries); its claim
         is given back meanwhile."""
-        path = self._labelling.skip()
-        if path is not None:
-            self._claims.give_back(path)
-        return path
+        return self._actions.skip()
 
     def back(self) -> str | None:
         """Show the previous image again (to relabel it: labelling replaces). Returns it, or None."""
-        return self._labelling.back()
+        return self._actions.back()
 
     def skip_unreadable(self, reason: str = "cannot be decoded") -> str | None:
         """Set the current image aside for good (its file cannot be shown) and show the next."""
-        return self._labelling.skip_unreadable(reason)
+        return self._actions.skip_unreadable(reason)
 
     def pause(self) -> None:
         """Pause training (labelling goes on; labels keep reaching the trainer)."""
-        with self._lock:
-            self._paused = True
-            self._bridge.send(Pause(), flush=True)
+        self._control.pause()
 
     def resume(self) -> None:
-        with self._lock:
-            self._paused = False
-            self._bridge.send(Resume(), flush=True)
+        self._control.resume()
 
-    paused = property(lambda self: self._paused, doc="Training is paused (labelling goes on).")
+    paused = property(lambda self: self._control.paused, doc="Training is paused (labelling goes on).")
+    model_fn = property(lambda self: self._control.model_fn, doc="The model function (a retry may fix it).")
 
     def retry(self, model_fn: Callable | None = None) -> bool:
         """After a trainer error: build the model again, with ``model_fn`` when given (a fixed
         function, used from then on). Labels are kept. False (nothing sent) when there is no error."""
-        label_names.check_model_fn(model_fn)
-        with self._lock:
-            if self._trainer_state.latest.status != "error":
-                return False
-            if model_fn is not None:
-                self.model_fn = model_fn
-            self._bridge.send(Retry(model_fn=model_fn), flush=True)
-            return True
+        return self._control.retry(model_fn)
 
     def stop(self, timeout: float = 10.0, reason: str | None = None) -> dict[str, str]:
         """Stop the trainer (bounded), which saves; returns where the model, metrics and labels are.
@@ -302,9 +295,9 @@ class Session(Readouts):
         """
         with self._lock:
             self._stopped = True
-        final = self._bridge.stop(timeout, reason)  # outside the lock: applying its updates takes it
-        with self._lock:
-            self._trainer_state.stopped_with(final)
+        self._control.stop(timeout, reason)
+        self._leases.stop()
+        self._leases.release_all()  # nothing more is shown: teammates may take them now
         self.thumbnails.close()
         return self.saved()
 
@@ -313,11 +306,24 @@ class Session(Readouts):
         return {"labels": str(self.store.path), **self._trainer_state.saved()}
 
     def close(self, stop: bool = True) -> None:
-        """Stop and release the store and the prefetch thread."""
+        """Stop; release this session's claims, its store connection and its threads. Idempotent."""
         if stop and not getattr(self, "_stopped", True):
             self.stop()
+        self._closed = True
+        if hasattr(self, "_leases"):
+            self._leases.stop()
         if hasattr(self, "thumbnails"):
             self.thumbnails.close()
+        self.store.close()  # releases the claims
+
+    def retire(self) -> None:
+        """A newer session takes over this folder (the cell ran again): take no more labels, release the
+        claims and the connection NOW (before the new session builds its order); the trainer is left to
+        ``stop()``, which saves and may take a while."""
+        with self._lock:
+            self._stopped = True
+            self._closed = True
+        self._leases.stop()
         self.store.close()
 
     # --- labels in and out, the final model, insight -----------------------------------------------------
@@ -332,7 +338,9 @@ class Session(Readouts):
         """Write the labels as ``csv``, ``json`` or class ``folders`` (guessed from ``out``'s suffix)."""
         from ..reports import exports
 
-        return exports.export(self.store, out, format, images_root=self.images, split=split)
+        return self._read(
+            lambda store: exports.export(store, out, format, images_root=self.images, split=split)
+        )
 
     def final_fit(self, epochs: int = 30, out=None, progress=None, cancel=None) -> dict:
         """Train a new model from scratch on every label, evaluate on the test split, save it + a model card.
@@ -342,49 +350,44 @@ class Session(Readouts):
         """
         # From the store (the source of truth), so labels still buffered for the trainer count too.
         known = set(self.label_names)
-        labels = {p: lab for p, lab in self.labels().items() if p in self._book.pool and lab in known}
+        labels = {p: lab for p, lab in self.labels().items() if p in self._mirror.book.pool and lab in known}
         fit = self._trainer_method("final_fit")
         return fit(epochs=epochs, out=out, progress=progress, cancel=cancel, labels=labels)
 
     def _trainer_method(self, name: str):
-        method = getattr(self._bridge.trainer, name, None)
-        if method is None:
-            raise RuntimeError(
-                f"{name} needs the trainer: give the labels first"
-                if self.needs_labels
-                else f"{name} is not available: the trainer has not started (or does not offer it)"
-            )
-        return method
+        return self._control.method(name, self.needs_labels)
 
     def settle(self, path: str, label: str) -> None:
         """Decide a conflict between annotators: ``label`` stands for ``path`` (the trainer learns it)."""
-        from .second import settle
+        self._actions.settle(path, label)
 
-        settle(self, path, label)
-
-    # --- another session on the same workdir -------------------------------------------------------------
-    def refresh(self) -> bool:
-        """Take in labels written by another session on this workdir (``sync.refresh``). Cheap when
-        nothing changed."""
-        from .sync import refresh
-
-        return refresh(self)
-
-    # --- bookkeeping -----------------------------------------------------------------------------------
-    def _claim(self, path: str, ahead: list[str]) -> bool:
-        """Reserve ``path`` before it is shown (a second opinion is labelled already: nothing to claim)."""
-        if path in self._second:
-            return True
-        current = self._order.current if hasattr(self, "_order") else None
-        return self._claims.ensure(path, [p for p in ahead if p not in self._second], current)
-
-    def _another_store(self):
+    def another_store(self):
         """A second store object on the same backend, project and annotator (its own undo history)."""
         return open_store(**self._store_args)
 
+    # --- another session on the same store -----------------------------------------------------------------
+    def refresh(self) -> bool:
+        """Take in labels written by another session on this store (``sync.Sync``). Cheap when nothing
+        changed."""
+        return self._sync.refresh()
+
+    def renew_claims(self) -> None:
+        """What the heartbeat does every third of ``claim_lease`` (``leases.Leases.renew``), now."""
+        self._leases.renew()
+
+    def close_page(self) -> None:
+        """The grid page is no longer shown: its images not about to be shown go back to the team."""
+        self._leases.close_page(self._showing())
+
+    # --- bookkeeping -----------------------------------------------------------------------------------
+    def _showing(self) -> set[str]:
+        """The image on screen and the next ones: the claims the heartbeat keeps (with the grid page)."""
+        with self._lock:
+            return self._order.showing(CLAIM_LOOKAHEAD)
+
     def _wanted(self, path: str) -> bool:
-        open_ = path not in self._book or path in self._second
-        return open_ and path not in self._unreadable and path not in self._claims.taken
+        """Still to be labelled here, readable, and not held by another session."""
+        return self._mirror.wanted(path) and path not in self._unreadable and not self._leases.elsewhere(path)
 
     def _set_unreadable(self, path: str, reason: str) -> None:
         with self._lock:

@@ -1,55 +1,66 @@
-"""Labels written by another session on the same workdir (another panel, another process).
+"""Labels written by other sessions on the same store (another panel, another process, a teammate).
 
-Cheap when nobody else wrote: SQLite's ``data_version`` changes only when ANOTHER connection commits.
+Cheap when nobody else wrote: the store's ``data_version`` changes only when ANOTHER store object
+commits. What changed goes through ``Mirror.take``, like this session's own writes.
 """
 
 from __future__ import annotations
 
-from ..messages import Labelled, Unlabelled
+from ..data.store import Standing
 
 
-def refresh(session) -> bool:
-    """Take the other sessions' labels, relabels and undos into ``session``; True when any changed.
-    Images another session held and let go of come back into the order."""
-    with session._lock:
-        for path in session._claims.returned():
-            if path in session._book.pool and session._wanted(path):
-                session._order.reinstate(path)
-    version = session.store.data_version()  # before the read: a commit during it shows next time
-    with session._lock:
-        if version == session._data_version:
+class Sync:
+    """Args: the store, the ``Mirror``, the ``Order``, the ``Leases``, the session's lock, ``wanted(path)``
+    (the session's rule: still to label and not held by another), ``closed()`` and ``version``: the
+    store's ``data_version()`` read BEFORE the labels the session started from (a commit in between is
+    seen by the first refresh)."""
+
+    def __init__(self, store, mirror, order, leases, *, lock, wanted, closed, version: int):
+        self.store, self.mirror, self.order, self.leases = store, mirror, order, leases
+        self._lock, self._wanted, self._closed = lock, wanted, closed
+        self._version = version
+
+    def refresh(self) -> bool:
+        """Take the other sessions' labels, relabels and undos in; True when any changed. Images another
+        session held and let go of come back into the order; the image on screen is claimed again if it
+        came to be labelled again, or left if another session took it (a lease lost)."""
+        if self._closed():
             return False
-        # Read under the lock: a label() of this session from another thread between the read and the
-        # merge would otherwise look like a label the other session removed.
-        labels = dict(session.store.labels())
-        session._data_version = version
-        book, bridge, order = session._book, session._bridge, session._order
-        current = order.current
-        current_was_new = current is not None and current not in book
-        changed = [p for p, label in labels.items() if book.get(p) != label]
-        # A teammate's accepted or grid label was chosen by a prediction: it must not grade the model.
-        sources = session.store.sources(changed)
-        for path in changed:
-            book.set(path, labels[path])
-            if labels[path] in session.label_names:
-                bridge.forget(path)
-                bridge.send(
-                    Labelled(path, labels[path], book.split(path), source=sources.get(path) or "person")
-                )
-        for path in [p for p in book.labels if p not in labels]:
-            book.set(path, None)
-            bridge.forget(path)
-            bridge.send(Unlabelled(path), flush=True)  # as undo(): not held back
-            if path in book.pool:
-                order.reinstate(path)
-        from .second import second_opinions
+        returned = self.leases.returned()
+        with self._lock:
+            for path in returned:
+                if self.mirror.in_pool(path) and self._wanted(path):
+                    self.order.reinstate(path)
+        changed = self._take_changes()
+        with self._lock:
+            self.order.recheck()
+        return changed
 
-        for path in second_opinions(session.store, session.config.double_label, book.pool):
-            if path not in session._second and path != current:  # newly labelled by another annotator
-                session._second.add(path)
-                order.reinstate(path)
-        if current_was_new and current in book:
-            # The other session labelled the image about to be shown: show the next one instead (an
-            # image the person stepped back to keeps showing, to be relabelled).
-            order.done_with_current()
-    return True
+    def _take_changes(self) -> bool:
+        version = self.store.data_version()  # before the read: a commit during it shows next time
+        with self._lock:
+            if version == self._version:
+                return False
+            # Read under the lock: a label() of this session from another thread between the read and the
+            # merge would otherwise look like a label the other session removed.
+            labels = self.store.labels()
+            self._version = version
+            mirror = self.mirror
+            current = self.order.current
+            current_was_open = current is not None and mirror.wanted(current)
+            known = mirror.labels()
+            changed = [p for p, label in labels.items() if known.get(p) != label]
+            gone = [p for p in known if p not in labels]
+            # A teammate's accepted or grid label was chosen by a prediction: it must not grade the model.
+            sources = self.store.sources(changed)
+            blind = set(self.store.double_label_candidates(mirror.share)) if mirror.share else set()
+            for path in changed:
+                mirror.take(path, Standing(labels[path], sources.get(path), mine=path not in blind))
+            for path in gone:
+                mirror.take(path, Standing(None))
+            mirror.flush()
+            if current_was_open and not mirror.wanted(current):
+                # The other session labelled the image on screen: show the next one instead (an image the
+                # person stepped back to keeps showing, to be relabelled).
+                self.order.done_with_current()
+        return True

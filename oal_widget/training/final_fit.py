@@ -13,6 +13,7 @@ import math
 import platform
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -27,7 +28,7 @@ class Cancelled(RuntimeError):
 
 def final_fit(
     learner, model_fn, train, test, *, workdir, epochs=30, out=None, progress=None, cancelled=None, history=()
-) -> dict:
+) -> tuple[dict, Any]:
     """Train, evaluate and save; returns (the model card, the model). ``train``/``test``: path -> class index.
 
     ``progress(done_steps, total_steps)`` after each step; ``cancelled()`` True stops with ``Cancelled``.

@@ -23,7 +23,7 @@ def plain(error: BaseException) -> BaseException:
     """Mark ``error`` to be shown by IPython as one line "ValueError: ..."; returns it."""
     if isinstance(error, PLAIN):
         line = f"{type(error).__name__}: {error}"
-        error._render_traceback_ = lambda: [line]  # type: ignore[attr-defined]
+        error._render_traceback_ = lambda: [line]  # type: ignore[union-attr]
     return error
 
 

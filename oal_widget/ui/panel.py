@@ -25,6 +25,7 @@ from collections.abc import Mapping
 import ipyevents
 import ipywidgets as widgets
 
+from ..config import Config
 from ..session.session import Session
 from . import keys as keys_module
 from . import registry
@@ -88,11 +89,18 @@ class Annotator(PanelApi, widgets.VBox):
         annotator=None,
         **settings,
     ):
-        self._keymap = merge_keymap(keymap)  # cheap checks first: nothing started if they fail
         if strategy is not None:
             settings["strategy"] = strategy
         if workdir is not None:
             settings["workdir"] = workdir
+        try:  # cheap checks first: nothing started if they fail, nor an older panel retired
+            self._keymap = merge_keymap(keymap)
+            Config().replace(**settings)
+        except ValueError as e:
+            plain(e)  # the message alone in a notebook: it says what to change
+            raise
+        # A re-run of the cell: the older panel on this folder lets go of its claims and connection first.
+        registry.retire_previous(registry.workdir_key(images, settings.get("workdir")))
         self._lock = threading.RLock()  # taken by the key handler and by every UI-thread job
         self._ui = UiThread(self._lock, on_error=self._show_error)
         try:  # the session first: a wrong folder or setting raises before any widget exists

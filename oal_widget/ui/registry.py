@@ -1,16 +1,39 @@
-"""One panel per workdir: running the cell again stops the previous panel's trainer (it saves) before
-the new one starts, in a thread, so the cell still returns at once."""
+"""One panel per workdir: running the cell again retires the previous panel's session (its claims and
+its store connection are released at once, BEFORE the new session builds its order), then stops its
+trainer (it saves) before the new one starts, in a thread, so the cell still returns at once."""
 
 from __future__ import annotations
 
 import logging
 import threading
 import weakref
+from pathlib import Path
+
+from ..workdir import default_workdir
 
 log = logging.getLogger(__name__)
 
 _PANELS: weakref.WeakValueDictionary = weakref.WeakValueDictionary()
 _LOCK = threading.Lock()
+
+
+def workdir_key(images, workdir=None) -> str:
+    """The key of a panel's workdir, computed before its session exists (as the session computes it)."""
+    folder = Path(workdir) if workdir is not None else default_workdir(Path(images).expanduser().resolve())
+    return str(folder.expanduser().resolve())
+
+
+def retire_previous(key: str) -> None:
+    """The cell ran again: the previous panel on this workdir takes no more keys and lets go of its claims
+    and connection now (its trainer is stopped by ``take_over``, which may take a while)."""
+    with _LOCK:
+        previous = _PANELS.get(key)
+    if previous is None or previous.session.closed:
+        return
+    try:
+        previous.session.retire()
+    except Exception:
+        log.exception("retiring the previous panel on %s failed", key)
 
 
 def take_over(panel) -> None:
@@ -19,7 +42,7 @@ def take_over(panel) -> None:
     with _LOCK:
         previous = _PANELS.get(key)
         _PANELS[key] = panel
-    if previous is None or previous is panel or previous.session.stopped:
+    if previous is None or previous is panel or previous.session.trainer_stopped:
         panel.session.start()
         return
 

@@ -213,8 +213,8 @@ def test_commit_stores_the_page_in_one_transaction_with_its_sources(session, mon
     grid.point(page.index(set_tile))
     grid.set("2")  # the person's own label over a prediction
     calls = []
-    real = s.store.label_many
-    monkeypatch.setattr(s.store, "label_many", lambda *a, **kw: calls.append(a) or real(*a, **kw))
+    real = s.store.commit_labels
+    monkeypatch.setattr(s.store, "commit_labels", lambda *a, **kw: calls.append(a) or real(*a, **kw))
     monkeypatch.setattr(s.store, "label", lambda *a, **kw: pytest.fail("a page is stored at once"))
     sent_before = len(factory.last.commands)
 
@@ -305,7 +305,7 @@ def test_a_tile_labelled_by_another_session_keeps_that_label(session):
     predict(s, factory, wrong=set(s.pool.paths))  # every prediction wrong
     grid = Grid(s, grouped=False)
     grid.open()
-    other = s._another_store()
+    other = s.another_store()
     try:
         taken = next(t for t in grid.tiles if not t.test)
         other.label(taken.path, truth(taken.path))
@@ -324,7 +324,7 @@ def test_an_undo_over_another_annotators_change_says_so_and_keeps_it(small_digit
         grid = Grid(s)
         grid.open()
         stored = grid.commit()
-        other = s._another_store()
+        other = s.another_store()
         try:
             other.label(stored[0], "2")  # the same annotator in another session changes one image
         finally:

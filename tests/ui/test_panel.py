@@ -534,3 +534,16 @@ def test_constructing_an_annotator_does_not_import_tensorflow(small_digits):
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.startswith("ok")
+
+
+def test_rerunning_the_cell_lets_go_of_the_older_panels_claims_before_building_its_order(small_digits):
+    first, _ = make(small_digits)
+    on_screen = first.session.current
+    old_store = first.session.store
+    second, _ = make(small_digits, labels=None)
+    assert old_store.closed, "the older session's connection is closed, not leaked"
+    assert second.session.current == on_screen, "the image the person was on is not held for ten minutes"
+    assert second.session.store.claimed_by_others() == set()
+    first._on_key(key("1"))  # the older panel takes no more labels
+    assert second.session.store.labels() == {}
+    second.session.close()

@@ -11,7 +11,16 @@ from .checks import SOURCES, check_label_names, check_path, check_source
 from .errors import StoreError, StoreUnavailable, UndoConflict
 from .factory import open_store
 from .interface import LabelStore
-from .records import AnnotationRecord, Conflict, LabelRecord, PairAgreement, ProjectDump, UndoResult
+from .records import (
+    AnnotationRecord,
+    Conflict,
+    LabelRecord,
+    PairAgreement,
+    ProjectDump,
+    Standing,
+    UndoResult,
+    Written,
+)
 from .schema import SCHEMA_VERSION
 from .sqlite import BUSY_TIMEOUT_S, FILENAME, SYNCHRONOUS, Store, open_existing
 from .urls import is_postgres_url, mask_url
@@ -38,11 +47,13 @@ __all__ = [
     "PairAgreement",
     "PostgresStore",
     "ProjectDump",
+    "Standing",
     "Store",
     "StoreError",
     "StoreUnavailable",
     "UndoConflict",
     "UndoResult",
+    "Written",
     "check_label_names",
     "check_path",
     "check_source",

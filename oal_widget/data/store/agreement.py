@@ -10,7 +10,7 @@ from collections import Counter
 from collections.abc import Sequence
 from itertools import combinations
 
-from .base import Tx
+from .base import StoreCore, Tx
 from .checks import UNKNOWN_ANNOTATOR, check_share
 from .records import Conflict, PairAgreement
 
@@ -57,7 +57,7 @@ def share_point(path: str) -> float:
     return int.from_bytes(hashlib.sha256(path.encode("utf-8")).digest()[:8], "big") / 2**64
 
 
-class Agreement:
+class Agreement(StoreCore):
     def _marks_by_path(self, tx: Tx):
         """(path -> {annotator: (label, rev)}, path -> (label, rev)) of the whole project."""
         by_path: dict[str, dict[str, tuple[str, int]]] = {}

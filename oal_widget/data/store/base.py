@@ -28,7 +28,8 @@ def chunks(items: Sequence, size: int = CHUNK) -> Iterator[Sequence]:
         yield items[start : start + size]
 
 
-def marks(n: int) -> str:
+def placeholders(n: int) -> str:
+    """``?, ?, ...``: ``n`` query parameters (the ``{params}`` of a statement run over a list)."""
     return ",".join("?" * n)
 
 
@@ -37,7 +38,8 @@ class Tx:
 
     def __init__(self, cursor, adapt: Callable, project: int | None, clock: Callable[[], datetime]):
         self._cur, self._adapt, self.project = cursor, adapt, project
-        self._clock, self._now = clock, None
+        self._clock = clock
+        self._now: datetime | None = None
         self.version: int | None = None  # set by a write that bumps: the step id and the rev it writes
         self.names: list[str] = []
 
@@ -46,7 +48,7 @@ class Tx:
         """The time of this transaction (PostgreSQL: the server's clock, the same for every client)."""
         if self._now is None:
             self._now = self._clock()
-        return self._now
+        return self._now  # type: ignore[return-value]  # set just above
 
     @now.setter
     def now(self, value: datetime) -> None:
@@ -64,6 +66,13 @@ class Tx:
         rows = self.all(sql, args)
         return rows[0] if rows else None
 
+    def row(self, sql: str, args: Sequence = ()) -> tuple:
+        """The row a query always returns (an aggregate, the project's own row)."""
+        rows = self.all(sql, args)
+        if not rows:
+            raise LookupError(f"no row for {sql!r}")
+        return rows[0]
+
     def run(self, sql: str, args: Sequence = ()) -> int:
         self._cur.execute(self._adapt(sql), tuple(args))
         return self._cur.rowcount
@@ -73,16 +82,17 @@ class Tx:
             self._cur.executemany(self._adapt(sql), [tuple(r) for r in rows])
 
     def where_in(self, sql: str, head: Sequence, paths: Sequence[str]) -> list[tuple]:
-        """``sql`` with ``{marks}`` replaced by a placeholder list, run over ``paths`` in chunks."""
+        """``sql`` with ``{params}`` replaced by a placeholder list, run over ``paths`` in chunks."""
         out: list[tuple] = []
         for part in chunks(list(paths)):
-            out += self.all(sql.format(marks=marks(len(part))), (*head, *part))
+            out += self.all(sql.format(params=placeholders(len(part))), (*head, *part))
         return out
 
     def run_in(self, sql: str, head: Sequence, paths: Sequence[str]) -> int:
-        """``run`` of a statement with ``{marks}`` over ``paths`` in chunks; returns the rows changed."""
+        """``run`` of a statement with ``{params}`` over ``paths`` in chunks; returns the rows changed."""
         return sum(
-            self.run(sql.format(marks=marks(len(part))), (*head, *part)) for part in chunks(list(paths))
+            self.run(sql.format(params=placeholders(len(part))), (*head, *part))
+            for part in chunks(list(paths))
         )
 
 
@@ -113,6 +123,9 @@ class StoreCore:
         """Run ``fn(tx)`` in one write transaction under the project's lock; committed on return."""
         return self._transaction(fn, write=True, bump=bump)
 
+    def release(self, paths: Iterable[str] | None = None) -> int:
+        raise NotImplementedError  # ``claims.Claims``
+
     def _read(self, fn: Callable[[Tx], object]):
         return self._transaction(fn, write=False)
 
@@ -137,7 +150,7 @@ class StoreCore:
                     "VALUES (?, ?, '[]', 0, ?) ON CONFLICT (name) DO NOTHING",
                     (name, root, tx.stamp),
                 )
-                row = tx.one("SELECT id, name, images_root FROM projects WHERE name = ?", (name,))
+                row = tx.row("SELECT id, name, images_root FROM projects WHERE name = ?", (name,))
             elif root is not None and row[2] != root:  # folders move: keep the labels, record the new place
                 tx.run(
                     "UPDATE projects SET images_root = ?, version = version + 1 WHERE id = ?", (root, row[0])
@@ -254,9 +267,8 @@ class StoreCore:
         paths = list(dict.fromkeys(check_path(p) for p in paths))
 
         def work(tx: Tx) -> int:
-            known = {r[0] for r in tx.where_in(
-                "SELECT path FROM test_split WHERE project_id = ? AND path IN ({marks})", (tx.project,), paths
-            )}  # fmt: skip
+            sql = "SELECT path FROM test_split WHERE project_id = ? AND path IN ({params})"
+            known = {r[0] for r in tx.where_in(sql, (tx.project,), paths)}
             new = [(tx.project, p, tx.stamp) for p in paths if p not in known]
             tx.many("INSERT INTO test_split (project_id, path, added) VALUES (?, ?, ?)", new)
             return len(new)

@@ -7,6 +7,7 @@ import math
 import os
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
+from typing import overload
 
 #: Where a label came from: the person's own choice, a model suggestion the person accepted, a
 #: correction from the review queue, or a file imported.
@@ -19,7 +20,11 @@ SETTLING_SOURCES = frozenset({"review", "imported"})
 UNKNOWN_ANNOTATOR = ""
 
 
-def iso(value) -> str | None:
+@overload
+def iso(value: None) -> None: ...
+@overload
+def iso(value: str | datetime) -> str: ...
+def iso(value):
     """A time as the store writes it: UTC ISO 8601 with milliseconds (text sorts by time)."""
     if value is None or isinstance(value, str):
         return value

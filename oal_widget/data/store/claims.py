@@ -11,11 +11,11 @@ import os
 from collections.abc import Iterable
 from datetime import timedelta
 
-from .base import Tx
+from .base import StoreCore, Tx
 from .checks import check_lease, check_path, iso
 
 
-class Claims:
+class Claims(StoreCore):
     def claim(self, paths: Iterable[str], *, lease_s: float, limit: int | None = None) -> list[str]:
         """Reserve for this session, in the given order, the paths that are neither labelled nor under
         another session's live lease (this session's own leases are renewed); at most ``limit``.
@@ -31,16 +31,16 @@ class Claims:
             now = tx.stamp
             tx.run("DELETE FROM claims WHERE project_id = ? AND expires <= ?", (tx.project, now))
             labelled = {r[0] for r in tx.where_in(
-                "SELECT path FROM labels WHERE project_id = ? AND path IN ({marks})", (tx.project,), paths
+                "SELECT path FROM labels WHERE project_id = ? AND path IN ({params})", (tx.project,), paths
             )}  # fmt: skip
             held = dict(
                 tx.where_in(
-                    "SELECT path, session FROM claims WHERE project_id = ? AND path IN ({marks})",
+                    "SELECT path, session FROM claims WHERE project_id = ? AND path IN ({params})",
                     (tx.project,),
                     paths,
                 )
             )
-            got = []
+            got: list[str] = []
             for path in paths:
                 if limit is not None and len(got) >= limit:
                     break
@@ -90,12 +90,14 @@ class Claims:
             return
         held = dict(
             tx.where_in(
-                "SELECT path, session FROM claims WHERE project_id = ? AND expires > ? AND path IN ({marks})",
+                "SELECT path, session FROM claims "
+                "WHERE project_id = ? AND expires > ? AND path IN ({params})",
                 (tx.project, tx.stamp),
                 paths,
             )
         )
-        self._lease(tx, [p for p in paths if held.get(p, self.session_id) == self.session_id], self._lease_s)
+        lease_s = self._lease_s if self._lease_s is not None else 0.0  # only called once this session claimed
+        self._lease(tx, [p for p in paths if held.get(p, self.session_id) == self.session_id], lease_s)
 
     def release(self, paths: Iterable[str] | None = None) -> int:
         """End this session's claims on ``paths`` (all of them when None), e.g. on skip; returns how many."""
@@ -109,7 +111,7 @@ class Claims:
         paths = list(dict.fromkeys(check_path(p) for p in paths))
         return self._write(
             lambda tx: tx.run_in(
-                "DELETE FROM claims WHERE project_id = ? AND session = ? AND path IN ({marks})",
+                "DELETE FROM claims WHERE project_id = ? AND session = ? AND path IN ({params})",
                 (tx.project, self.session_id),
                 paths,
             ),

@@ -15,7 +15,7 @@ from .transfer import Transfer
 from .undo import Undo
 
 
-class LabelStore(Labelling, Undo, Claims, Agreement, Reads, Transfer, StoreCore):
+class LabelStore(Labelling, Undo, Claims, Reads, Agreement, Transfer, StoreCore):
     """Labels, provenance, annotations, label names, test split, undo history and claims of one project.
 
     Every method may be called from any thread; each object is one *session* (``session_id``):

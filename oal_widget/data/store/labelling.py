@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from .base import Tx
+from .base import StoreCore, Tx
 from .checks import (
     MODEL_SOURCES,
     SETTLING_SOURCES,
@@ -14,6 +14,7 @@ from .checks import (
     check_source,
 )
 from .marks import ANNOTATION, SETTLEMENT, Marks
+from .records import Written
 
 Item = tuple[str, str, str, int | None]  # path, label, source, model_labels
 
@@ -43,7 +44,7 @@ def _items(items: Iterable, source: str, model_labels) -> list[Item]:
     return out
 
 
-class Labelling:
+class Labelling(StoreCore):
     """``label``, ``label_many``, ``unlabel`` and ``settle``: every one is one undoable step."""
 
     def label(
@@ -59,7 +60,7 @@ class Labelling:
         """
         check_path(path)
         check_model_labels(model_labels, check_source(source))
-        return self._label_items([(path, label, source, model_labels)])[0]
+        return self._label_items([(path, label, source, model_labels)]).before[path]
 
     def label_many(
         self, items: Iterable, *, source: str = "person", model_labels: int | None = None
@@ -70,24 +71,32 @@ class Labelling:
         the keyword gives the default). ``model_labels`` applies to the ``accepted`` / ``review`` items.
         All or nothing: an unknown label or a bad path raises ``ValueError`` and writes nothing.
         """
+        written = self.commit_labels(items, source=source, model_labels=model_labels)
+        return list(written.before.values())
+
+    def commit_labels(
+        self, items: Iterable, *, source: str = "person", model_labels: int | None = None
+    ) -> Written:
+        """``label_many`` that returns the whole ``Written``: what stands for each image now, which is
+        not always what was given (another annotator's first label, a settlement)."""
         return self._label_items(_items(items, source, model_labels))
 
-    def _label_items(self, items: list[Item]) -> list[str | None]:
+    def _label_items(self, items: list[Item]) -> Written:
         if not items:
-            return []
+            return Written(None, {}, {})
 
-        def work(tx: Tx):
+        def work(tx: Tx) -> Written:
             _check_known(tx.names, items)
             state = Marks(tx, [item[0] for item in items])
-            previous = [state.label_before(item[0]) for item in items]
+            previous = {item[0]: state.label_before(item[0]) for item in items}
             for path, label, source, n in items:
                 self._give(state, tx, path, label, source, n)
             state.flush()
             self._log(tx, state, [(p, label, src, n) for p, label, src, n in items])
             tx.run_in(
-                "DELETE FROM claims WHERE project_id = ? AND path IN ({marks})", (tx.project,), state.paths
+                "DELETE FROM claims WHERE project_id = ? AND path IN ({params})", (tx.project,), state.paths
             )
-            return previous
+            return Written(tx.version, previous, state.after(self.annotator))
 
         return self._write(work)
 
@@ -142,9 +151,13 @@ class Labelling:
     def settle(self, path: str, label: str) -> str | None:
         """Decide the label of an image (e.g. one whose annotators disagree); it stands whoever labelled
         first. Undoable; the annotators' own labels stay as they were. Returns the standing label before."""
+        return self.commit_settle(path, label).before[path]
+
+    def commit_settle(self, path: str, label: str) -> Written:
+        """``settle`` that returns the whole ``Written``."""
         check_path(path)
 
-        def work(tx: Tx):
+        def work(tx: Tx) -> Written:
             _check_known(tx.names, [(path, label)])
             state = Marks(tx, [path])
             if state.before[path] is None:
@@ -157,7 +170,7 @@ class Labelling:
             })  # fmt: skip
             state.flush()
             self._log(tx, state, [(path, label, "review", None)])
-            return state.label_before(path)
+            return Written(tx.version, {path: state.label_before(path)}, state.after(self.annotator))
 
         return self._write(work)
 

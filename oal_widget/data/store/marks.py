@@ -17,9 +17,11 @@ old ``rev`` back, so a later undo of an older step still matches).
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping, Sequence
 
 from .base import Tx
 from .checks import iso
+from .records import Standing
 from .schema import LABEL_COLUMNS, MARK_COLUMNS
 
 ANNOTATION, SETTLEMENT = "a", "s"
@@ -27,19 +29,19 @@ _TIMES = ("created", "updated")
 _MARKS = ",".join("?" * len(MARK_COLUMNS))
 
 
-def _mark(row: tuple) -> dict:
+def _mark(row: Sequence) -> dict:
     mark = dict(zip(MARK_COLUMNS, row, strict=True))
     for key in _TIMES:
         mark[key] = iso(mark[key])
     return mark
 
 
-def standing_of(annotations: dict[str, dict], settlement: dict | None) -> dict | None:
+def standing_of(annotations: Mapping[str | None, dict], settlement: dict | None) -> dict | None:
     """The standing label row (``LABEL_COLUMNS``) from an image's marks; None when it has none."""
     if settlement is None and not annotations:
         return None
     first = min(annotations.values(), key=lambda m: m["first_rev"]) if annotations else None
-    base = settlement or first
+    base: dict = settlement or first or {}  # one of them is there (checked above)
     created = min(
         [m["created"] for m in annotations.values()] + ([settlement["created"]] if settlement else [])
     )
@@ -60,27 +62,27 @@ class Marks:
     def __init__(self, tx: Tx, paths):
         self.tx = tx
         self.paths = list(dict.fromkeys(paths))
-        self.annotations: dict[str, dict[str, dict]] = {p: {} for p in self.paths}
+        self.annotations: dict[str, dict[str | None, dict]] = {p: {} for p in self.paths}
         self.settlements: dict[str, dict | None] = dict.fromkeys(self.paths)
         self.before: dict[str, dict | None] = dict.fromkeys(self.paths)  # standing labels as loaded
         self._touched: dict[str, dict[tuple[str, str | None], dict | None]] = {p: {} for p in self.paths}
         cols = ", ".join(MARK_COLUMNS)
         for path, *row in tx.where_in(
-            f"SELECT path, {cols} FROM annotations WHERE project_id = ? AND path IN ({{marks}})",
+            f"SELECT path, {cols} FROM annotations WHERE project_id = ? AND path IN ({{params}})",
             (tx.project,),
             self.paths,
         ):
             mark = _mark(row)
             self.annotations[path][mark["annotator"]] = mark
         for path, *row in tx.where_in(
-            f"SELECT path, {cols} FROM settlements WHERE project_id = ? AND path IN ({{marks}})",
+            f"SELECT path, {cols} FROM settlements WHERE project_id = ? AND path IN ({{params}})",
             (tx.project,),
             self.paths,
         ):
             self.settlements[path] = _mark(row)
         for path, *row in tx.where_in(
             f"SELECT path, {', '.join(LABEL_COLUMNS)} FROM labels "
-            "WHERE project_id = ? AND path IN ({marks})",
+            "WHERE project_id = ? AND path IN ({params})",
             (tx.project,),
             self.paths,
         ):
@@ -95,6 +97,15 @@ class Marks:
 
     def standing(self, path: str) -> dict | None:
         return standing_of(self.annotations[path], self.settlements[path])
+
+    def after(self, me: str) -> dict[str, Standing]:
+        """What stands now for each image (as it will once flushed), seen by annotator ``me``."""
+        out = {}
+        for path in self.paths:
+            row = self.standing(path)
+            mine = me in self.annotations[path] or (row is not None and row["annotator"] == me)
+            out[path] = Standing(row["label"], row["source"], mine) if row else Standing(None, None, mine)
+        return out
 
     def label_before(self, path: str) -> str | None:
         row = self.before[path]
@@ -143,8 +154,8 @@ class Marks:
         """Write the touched marks and every standing label that changed."""
         tx, cols = self.tx, ", ".join(MARK_COLUMNS)
         updates = ", ".join(f"{c} = excluded.{c}" for c in MARK_COLUMNS if c != "annotator")
-        rows = {ANNOTATION: [], SETTLEMENT: []}
-        gone = {ANNOTATION: [], SETTLEMENT: []}
+        rows: dict[str, list[tuple]] = {ANNOTATION: [], SETTLEMENT: []}
+        gone: dict[str, list[tuple]] = {ANNOTATION: [], SETTLEMENT: []}
         for path in self.paths:
             for table, key in self._touched[path]:
                 mark = self.get(path, table, key)

@@ -28,7 +28,7 @@ def _v1_to_v2(tx: Tx, types: dict[str, str], fallback_name: str) -> None:
     for statement in ddl(types):
         tx.run(statement)
     root = meta.get("images_root")
-    (last,) = tx.one("SELECT COALESCE(MAX(id), 0) FROM history_v1")
+    (last,) = tx.row("SELECT COALESCE(MAX(id), 0) FROM history_v1")
     tx.run(
         "INSERT INTO projects (id, name, images_root, label_names, version, created) "
         "VALUES (1, ?, ?, ?, ?, ?)",

@@ -16,6 +16,7 @@ import json
 import logging
 import math
 from pathlib import Path
+from typing import Any
 
 from .base import Tx
 from .errors import StoreError, StoreUnavailable
@@ -77,7 +78,7 @@ class PostgresStore(LabelStore):
         self.path: str = self.url
         self.workdir = Path(workdir).expanduser() if workdir is not None else None
         self._connect_timeout = connect_timeout or CONNECT_TIMEOUT_S
-        self._conn = None
+        self._conn: Any = None  # a psycopg.Connection once connected
         self._closed = False
         self._down = False  # the last call found the server unreachable (logged once per outage)
         try:
@@ -94,7 +95,7 @@ class PostgresStore(LabelStore):
 
     # --- schema ---------------------------------------------------------------------------------
     def _schema_version(self, tx: Tx) -> int | None:
-        if tx.one("SELECT to_regclass(?)", (f"{PG_SCHEMA}.meta",))[0] is None:
+        if tx.row("SELECT to_regclass(?)", (f"{PG_SCHEMA}.meta",))[0] is None:
             return None
         row = tx.one("SELECT value FROM meta WHERE key = 'schema_version'")
         return int(row[0]) if row else None
@@ -224,7 +225,7 @@ class PostgresStore(LabelStore):
                 if bump
                 else f"SELECT version, label_names, {_NOW} FROM projects WHERE id = ? FOR UPDATE"
             )
-            tx.version, names, tx.now = tx.one(sql, (tx.project,))
+            tx.version, names, tx.now = tx.row(sql, (tx.project,))
             tx.names = json.loads(names)
         elif write:
             tx.run("SELECT pg_advisory_xact_lock(?)", (_DDL_LOCK,))

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from .agreement import status
+from .agreement import Agreement, status
 from .base import Tx
 from .checks import SOURCES, UNKNOWN_ANNOTATOR, iso
 from .records import AnnotationRecord, LabelRecord
 
 
-class Reads:
+class Reads(Agreement):
     def records(self, paths: Iterable[str] | None = None) -> list[LabelRecord]:
         """Every standing label (or those of ``paths``) with split and provenance, sorted by path."""
         wanted = None if paths is None else set(paths)
@@ -47,7 +47,7 @@ class Reads:
             return {}
 
         def work(tx: Tx):
-            sql = "SELECT path, source FROM labels WHERE project_id = ? AND path IN ({marks})"
+            sql = "SELECT path, source FROM labels WHERE project_id = ? AND path IN ({params})"
             return dict(tx.where_in(sql, (tx.project,), paths))
 
         return self._read(work)
@@ -63,7 +63,7 @@ class Reads:
             "SELECT path, annotator, label, source, model_labels, created, updated FROM annotations "
             "WHERE project_id = ?"
         )
-        args = ()
+        args: tuple[str, ...] = ()
         if path is not None:
             sql, args = sql + " AND path = ?", (path,)
         rows = self._rows(sql + " ORDER BY path, created, annotator", args)

@@ -63,18 +63,44 @@ class Conflict:
     labels: dict[str, str]
 
 
+@dataclass(frozen=True)
+class Standing:
+    """What stands for one image after a write, as the store decided it (a session mirrors exactly this).
+
+    ``label`` None: unlabelled. ``source``: where the standing label came from. ``mine``: this annotator
+    has a label of its own for the image (False for an image another annotator labelled: a second opinion
+    of it is still to be given).
+    """
+
+    label: str | None
+    source: str | None = None
+    mine: bool = False
+
+
+@dataclass(frozen=True)
+class Written:
+    """One committed write: ``step`` (its undo step), ``before`` (path -> the standing label before) and
+    ``after`` (path -> ``Standing``), for every image it was asked to write."""
+
+    step: int | None
+    before: dict[str, str | None]
+    after: dict[str, Standing]
+
+
 @dataclass
 class UndoResult:
     """What ``undo_step()`` did. False when there was nothing to undo.
 
     ``paths``: restored. ``conflicts``: changed by another session after this session's step; they keep
     that session's label (never overwritten). ``details``: path -> a sentence saying who changed it.
+    ``after``: what stands now for every image of the step, restored or not.
     """
 
     step: int | None = None
     paths: list[str] = field(default_factory=list)
     conflicts: list[str] = field(default_factory=list)
     details: dict[str, str] = field(default_factory=dict)
+    after: dict[str, Standing] = field(default_factory=dict)
 
     def __bool__(self) -> bool:
         return self.step is not None

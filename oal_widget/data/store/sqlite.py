@@ -2,8 +2,7 @@
 
 WAL journal. ``SYNCHRONOUS`` decides what a commit survives: ``FULL`` (the default) survives a power cut
 too, at one fsync per label; ``NORMAL`` survives the process being killed, not a power cut
-(``bench/store_commit.py`` measures both: label() p99 4.0 ms FULL, 4.9 ms NORMAL on the loaded 2-core
-box; ``bench/responsiveness.py``'s key handler p99 15.4 ms with FULL, 13.4 ms with NORMAL, 2026-12-01).
+(``bench/store_commit.py`` and ``bench/responsiveness.py`` measure both; the README has the figures).
 One connection per ``Store``, shared by the threads of the process under a lock; other processes (or a
 second ``Store`` on the same file) wait up to ``BUSY_TIMEOUT_S`` for each other, then
 ``StoreUnavailable``. Not for a network file system (SQLite's own documentation warns against it): a team
@@ -30,6 +29,21 @@ SYNCHRONOUS = "FULL"
 #: Seconds a write waits for another process (or Store) holding the file before failing.
 BUSY_TIMEOUT_S = 5.0
 TYPES = {"ID": "INTEGER PRIMARY KEY AUTOINCREMENT", "INT": "INTEGER", "TIME": "TEXT", "REF": ""}
+
+
+#: The oldest SQLite the store's SQL runs on: ``INSERT ... ON CONFLICT DO UPDATE`` came in 3.24 (2018).
+MIN_SQLITE = (3, 24, 0)
+
+
+def check_sqlite_version(found: tuple[int, int, int] | None = None) -> None:
+    """Refuse, with what to do, an SQLite library too old for the store (before anything is written)."""
+    found = found or sqlite3.sqlite_version_info
+    if tuple(found) < MIN_SQLITE:
+        raise RuntimeError(
+            f"the SQLite library of this Python is {'.'.join(map(str, found))}; the label store needs "
+            f"{'.'.join(map(str, MIN_SQLITE))} or newer: use a newer Python (3.11 from python.org or "
+            "conda ships a recent SQLite), or store='postgresql://...' for the PostgreSQL backend"
+        )
 
 
 def _same(sql: str) -> str:
@@ -59,6 +73,7 @@ class Store(LabelStore):
         self.synchronous = (synchronous or SYNCHRONOUS).upper()
         if self.synchronous not in ("NORMAL", "FULL", "EXTRA"):
             raise ValueError(f"synchronous={synchronous!r} is invalid: expected 'NORMAL' or 'FULL'")
+        check_sqlite_version()
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.path: Path = self.workdir / FILENAME
         self._conn: sqlite3.Connection | None = None
@@ -107,7 +122,7 @@ class Store(LabelStore):
 
     def _default_project_name(self) -> str:
         # <images>/.oal is the default workdir: the project is named after the images folder.
-        folder = self.workdir.resolve()
+        folder = self.path.parent.resolve()
         return folder.parent.name if folder.name == ".oal" else folder.name
 
     def _transaction(self, fn, *, write: bool, bump: bool = False, project=True):
@@ -123,16 +138,11 @@ class Store(LabelStore):
             try:
                 tx = Tx(db.cursor(), _same, self._project if project else None, utc_now)
                 if write and project:
-                    if bump:
-                        tx.version, names = tx.one(
-                            "UPDATE projects SET version = version + 1 WHERE id = ? "
-                            "RETURNING version, label_names",
-                            (tx.project,),
-                        )
-                    else:
-                        tx.version, names = tx.one(
-                            "SELECT version, label_names FROM projects WHERE id = ?", (tx.project,)
-                        )
+                    if bump:  # no RETURNING: SQLite before 3.35 (Debian 11, Ubuntu 20.04) lacks it
+                        tx.run("UPDATE projects SET version = version + 1 WHERE id = ?", (tx.project,))
+                    tx.version, names = tx.row(
+                        "SELECT version, label_names FROM projects WHERE id = ?", (tx.project,)
+                    )
                     tx.names = json.loads(names)
                 result = fn(tx)
                 db.execute("COMMIT")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from .base import Tx
+from .base import StoreCore, Tx
 from .checks import iso
 from .records import ProjectDump
 from .schema import HISTORY_COLUMNS, LABEL_COLUMNS, MARK_COLUMNS
@@ -19,12 +19,12 @@ _TABLES = {
 _TIMES = {"created", "updated", "added"}
 
 
-class Transfer:
+class Transfer(StoreCore):
     def dump(self) -> ProjectDump:
         """Everything of this project, read under its lock (a consistent copy while others label)."""
 
         def work(tx: Tx) -> ProjectDump:
-            name, root, names, version = tx.one(
+            name, root, names, version = tx.row(
                 "SELECT name, images_root, label_names, version FROM projects WHERE id = ?", (tx.project,)
             )
             tables = {}
@@ -46,7 +46,7 @@ class Transfer:
 
         def work(tx: Tx) -> None:
             for table in _TABLES:
-                n = tx.one(f"SELECT COUNT(*) FROM {table} WHERE project_id = ?", (tx.project,))[0]
+                n = tx.row(f"SELECT COUNT(*) FROM {table} WHERE project_id = ?", (tx.project,))[0]
                 if n:
                     raise ValueError(
                         f"{self.location_text()} already holds {n} row(s) of {table} in project "

@@ -5,36 +5,45 @@ from __future__ import annotations
 import json
 
 from .base import Tx
+from .claims import Claims
 from .errors import UndoConflict
 from .marks import Marks
 from .records import UndoResult
 
 
-class Undo:
-    def undo_step(self) -> UndoResult:
-        """Undo this session's latest step (a label, a page, an unlabel or a settle).
+class Undo(Claims):
+    def undo_step(self, step: int | None = None) -> UndoResult:
+        """Undo this session's latest step (a label, a page, an unlabel or a settle), or the step
+        ``step`` (a ``Written.step``: e.g. one fix in the review queue, whatever came after it).
 
-        Each image gets back what it had before, except those another session changed since: they
-        keep that change (``conflicts``). The step is marked undone either way. An image that becomes
-        unlabelled is claimed again for this session when it has claimed before (it is shown again).
-        Returns an ``UndoResult`` (False when there was nothing to undo).
+        Each image gets back what it had before, except those another session (or a later step of this
+        one) changed since: they keep that change (``conflicts``). The step is marked undone either way.
+        An image that becomes unlabelled is claimed again for this session when it has claimed before (it
+        is shown again). Returns an ``UndoResult`` (False when there was nothing to undo).
         """
 
         def work(tx: Tx) -> UndoResult:
-            row = tx.one(
-                "SELECT MAX(step) FROM history WHERE project_id = ? AND session = ? AND undone = 0",
-                (tx.project, self.session_id),
-            )
+            if step is None:
+                row = tx.one(
+                    "SELECT MAX(step) FROM history WHERE project_id = ? AND session = ? AND undone = 0",
+                    (tx.project, self.session_id),
+                )
+            else:
+                row = tx.one(
+                    "SELECT MAX(step) FROM history WHERE project_id = ? AND session = ? AND undone = 0 "
+                    "AND step = ?",
+                    (tx.project, self.session_id, step),
+                )
             if row is None or row[0] is None:
                 return UndoResult()
-            step = row[0]
+            undone = row[0]
             rows = tx.all(
                 "SELECT path, marks FROM history WHERE project_id = ? AND session = ? AND step = ? "
                 "AND undone = 0 ORDER BY id",
-                (tx.project, self.session_id, step),
+                (tx.project, self.session_id, undone),
             )
             state = Marks(tx, [path for path, _ in rows])
-            result = UndoResult(step=step)
+            result = UndoResult(step=undone)
             for path, entries in rows:
                 if entries is None:  # written before schema 2: nothing to compare with
                     result.conflicts.append(path)
@@ -47,9 +56,10 @@ class Undo:
                     result.conflicts.append(path)
                     result.details[path] = who
             state.flush()
+            result.after = state.after(self.annotator)
             tx.run(
                 "UPDATE history SET undone = 1 WHERE project_id = ? AND session = ? AND step = ?",
-                (tx.project, self.session_id, step),
+                (tx.project, self.session_id, undone),
             )
             if self._lease_s is not None:
                 self._reclaim(tx, [p for p in result.paths if state.standing(p) is None])

@@ -1,5 +1,5 @@
-"""The session's side of the trainer: start it, hand it commands (labels in groups of ``buffer_size``),
-take commands back that it must never hear, stop it.
+"""Commands to the trainer: start it, hand it commands (labels in groups of ``buffer_size``), take back
+held commands it must never hear, stop it.
 
 Everything that crosses to the trainer is a message (``messages.py``); nothing here sets the trainer's
 attributes.
@@ -10,7 +10,7 @@ from __future__ import annotations
 from ..messages import Labelled, Stop, Unlabelled
 
 
-class TrainerBridge:
+class TrainerCommands:
     def __init__(self, buffer_size: int):
         self.buffer_size = buffer_size
         self.trainer = None
