@@ -80,7 +80,7 @@ def measure(first_sight, labels, flipped, names, top: int, method: str) -> dict:
     paths = [p for p in first_sight if p in labels]
     probs = np.stack([first_sight[p] for p in paths])
     given = np.array([names.index(labels[p]) for p in paths])
-    order, _, flags = rank(probs, given, len(names), method)
+    order, _, flags, _ = rank(probs, given, len(names), method)
     ranked = [paths[i] in flipped for i in order]
     hits = sum(ranked[:top])
     n_flipped = sum(ranked)
@@ -98,6 +98,9 @@ def measure(first_sight, labels, flipped, names, top: int, method: str) -> dict:
         "recall": hits / max(1, len(flipped)),
         "flagged": int(flags.sum()),
         "flagged_flipped": int(sum(flags[i] for i in range(len(paths)) if paths[i] in flipped)),
+        # Correct labels marked "likely mistake": what costs a person their trust in the queue.
+        "flagged_correct": int(sum(flags[i] for i in range(len(paths)) if paths[i] not in flipped)),
+        "correct": len(paths) - sum(p in flipped for p in paths),
         "scored": len(paths),
         "flipped": len(flipped),
     }
@@ -112,6 +115,7 @@ def main(argv=None) -> None:
     ap.add_argument("--out", type=Path, default=RESULTS / "review_queue.csv")
     args = ap.parse_args(argv)
     rows, ratios = [], {m: [] for m in METHODS}
+    correct_flagged = [0, 0]  # correct labels marked "likely mistake", correct labels (all seeds)
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="oal-review-bench-") as tmp:
         images = Path(tmp) / "digits"
@@ -127,13 +131,22 @@ def main(argv=None) -> None:
                     f"{m['hits']} of {m['flipped']} flipped in the top {args.top} (random: "
                     f"{m['expected_random']:.1f}); precision at {m['flipped']} "
                     f"{m['precision_at_flipped']:.2f}; AUC {m['auc']:.3f}; flagged {m['flagged']} "
-                    f"({m['flagged_flipped']} flipped); run {seconds:.0f} s"
+                    f"({m['flagged_flipped']} flipped, {m['flagged_correct']} of {m['correct']} correct); "
+                    f"run {seconds:.0f} s"
                 )
                 rows.append((f"ratio {method} seed {seed}", m["ratio"], "x", "", note))
+                if method == METHODS[0]:
+                    correct_flagged[0] += m["flagged_correct"]
+                    correct_flagged[1] += m["correct"]
     for method in METHODS:
         values = np.array(ratios[method])
         note = f"min {values.min():.2f} max {values.max():.2f} over {len(values)} seeds"
         rows.append((f"ratio {method} mean", float(values.mean()), "x", ">1", note))
+    share = correct_flagged[0] / max(1, correct_flagged[1])
+    rows.append((
+        "correct labels flagged", share, "share", "<=0.05",
+        f"{correct_flagged[0]} of {correct_flagged[1]} correct labels marked 'likely mistake' (all seeds)",
+    ))  # fmt: skip
     load = os.getloadavg()[0]
     args.out.parent.mkdir(parents=True, exist_ok=True)
     report(

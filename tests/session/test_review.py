@@ -41,9 +41,11 @@ def test_margins_and_flags_by_hand():
 
 @pytest.mark.parametrize("method", METHODS)
 def test_every_order_puts_the_likely_mistake_first_and_is_a_permutation(method):
-    order, margin, flagged = rank(PROBS, GIVEN, 3, method)
+    order, margin, flagged, doubt = rank(PROBS, GIVEN, 3, method)
     assert order[0] == 1 and sorted(order.tolist()) == [0, 1, 2, 3]
-    assert flagged.tolist() == [False, True, False, False] and len(margin) == 4
+    assert len(margin) == 4
+    # Row 1 is off the confident joint, but a judge that has seen one label is no judge: not flagged.
+    assert not flagged.any() and doubt[1] == pytest.approx(2 / 3 * 0.7)
 
 
 def test_the_default_order_is_by_the_probability_of_the_given_label_not_the_margin():
@@ -53,9 +55,22 @@ def test_the_default_order_is_by_the_probability_of_the_given_label_not_the_marg
     assert rank(probs, given, 3, "margin")[0].tolist() == [1, 0]
 
 
+def test_only_a_judge_that_has_been_right_flags_a_label():
+    """The same confident disagreement is flagged after 40 first-sight predictions that were right, and
+    not after 40 that were wrong (the judge's running accuracy), nor at the very first label."""
+    right = np.tile([[0.9, 0.05, 0.05], [0.05, 0.9, 0.05]], (20, 1))  # zeros and ones, in turn
+    doubtful = np.array([[0.02, 0.95, 0.03]])  # labelled 0, the model is sure it is a 1
+    good = rank(np.vstack([right, doubtful]), np.array([0, 1] * 20 + [0]), 3)
+    assert good[2][-1] and good[3][-1] == pytest.approx(31 / 32 * 0.95)
+    bad = rank(np.vstack([right, doubtful]), np.array([1, 0] * 20 + [0]), 3)  # it had been wrong 40 times
+    assert not bad[2][-1] and bad[3][-1] < 0.1
+    first = rank(doubtful, np.array([0]), 3)
+    assert not first[2][0] and first[3][0] == pytest.approx(0.5 * 0.95)
+
+
 def test_rank_takes_no_rows_and_refuses_an_unknown_method():
-    order, margin, flagged = rank(np.zeros((0, 3)), np.zeros(0, int), 3)
-    assert len(order) == len(margin) == len(flagged) == 0
+    order, margin, flagged, doubt = rank(np.zeros((0, 3)), np.zeros(0, int), 3)
+    assert len(order) == len(margin) == len(flagged) == len(doubt) == 0
     with pytest.raises(ValueError, match="method='best' is invalid"):
         rank(PROBS, GIVEN, 3, "best")
 
@@ -69,7 +84,8 @@ def test_likely_mistakes_keeps_the_labelled_images_it_can_score():
     items = likely_mistakes(first, labels, names)
     assert [i.path for i in items] == ["p1", "p3", "p2", "p0"]  # p_given 0.2, 0.4, 0.6, 0.8
     worst = items[0]
-    assert (worst.label, worst.predicted, worst.flagged) == ("b", "c", True)
+    assert (worst.label, worst.predicted, worst.flagged) == ("b", "c", False)  # a judge of one label
+    assert worst.doubt == pytest.approx(2 / 3 * 0.7)
     assert worst.p_label == pytest.approx(0.2) and worst.p_predicted == pytest.approx(0.7)
     assert likely_mistakes({}, labels, names) == []
 
