@@ -21,10 +21,12 @@ THUMB_SIDE = "96px"
 
 
 class Insight:
-    """Args: the ``Session``, ``post(fn)`` (run on the UI thread), ``on_error(exception)``."""
+    """Args: the ``Session``, ``post(fn)`` (run on the UI thread), ``on_error(exception)``, and the panel's
+    lock (a click changes widgets like a key does: never beside the UI thread's jobs)."""
 
-    def __init__(self, session, post, on_error):
+    def __init__(self, session, post, on_error, panel_lock=None):
         self.session, self._post, self._on_error = session, post, on_error
+        self._panel_lock = panel_lock if panel_lock is not None else threading.RLock()
         self._lock = threading.Lock()
         self.final_future: concurrent.futures.Future | None = None
         self.final_button = widgets.Button(
@@ -65,8 +67,10 @@ class Insight:
         self.box = widgets.VBox([buttons, self.details])
 
     def _guard(self, fn) -> None:
+        """A button's click (the kernel's main thread): under the panel's lock, like a key."""
         try:
-            fn()
+            with self._panel_lock:
+                fn()
         except Exception as e:
             self._on_error(e)
 

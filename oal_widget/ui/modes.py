@@ -50,6 +50,8 @@ class Modes:
         Returns the mode now."""
         target = "single" if action == "close" or action == self.mode else action
         self.stop_filter()
+        if self.mode == "grid" and target != "grid":
+            self.session.close_page()  # its images not shown next go back to the team
         self.mode = target
         if target == "grid":
             self.grid.open()

@@ -100,9 +100,10 @@ class Annotator(PanelApi, widgets.VBox):
             plain(e)  # the message alone in a notebook: it says what to change
             raise
         # A re-run of the cell: the older panel on this folder lets go of its claims and connection first.
-        registry.retire_previous(registry.workdir_key(images, settings.get("workdir")))
+        key = registry.workdir_key(images, settings.get("workdir"))
+        registry.retire_previous(key)
         self._lock = threading.RLock()  # taken by the key handler and by every UI-thread job
-        self._ui = UiThread(self._lock, on_error=self._show_error)
+        self._ui = UiThread(self._lock, on_error=self.show_error)
         try:  # the session first: a wrong folder or setting raises before any widget exists
             self.session = Session(
                 images,
@@ -119,6 +120,7 @@ class Annotator(PanelApi, widgets.VBox):
             )
         except BaseException as e:
             self._ui.close()
+            registry.abandon(key, e)  # the retired panel's trainer still stops and saves, and it says why
             plain(e)  # the message alone in a notebook: it says what to change
             raise
         super().__init__()
@@ -143,7 +145,7 @@ class Annotator(PanelApi, widgets.VBox):
             self._show_labelling()
         # Last: the trainer thread's TensorFlow import competes for the GIL with building widgets.
         registry.take_over(self)
-        self._ui.post(self._refresh_locked)  # the status line as it is once the trainer started
+        self._ui.post(self.redraw)  # the status line as it is once the trainer started
 
     # --- Python API (the rest is in api.PanelApi) -------------------------------------------------------
     def stop(self, timeout: float = 10.0) -> dict[str, str]:
@@ -173,10 +175,8 @@ class Annotator(PanelApi, widgets.VBox):
             self.session, self._keymap, self._run, self._on_tile, self._ui, self.labelling.labels
         )
         proposed = folder_names(self.session.pool.paths) if self.session.needs_labels else ()
-        self.editor = LabelEditor(
-            self._keymap, self._start_labelling, self._show_error, self._error, proposed
-        )
-        self.insight = Insight(self.session, self._ui.post, self._show_error)
+        self.editor = LabelEditor(self._keymap, self._start_labelling, self.show_error, self._error, proposed)
+        self.insight = Insight(self.session, self._ui.post, self.show_error, self._lock)
         self.plots = PlotsView()
         self._skipped = SkippedList()
         self._help = w.HTML(layout=w.Layout(display="none"))
@@ -258,7 +258,7 @@ class Annotator(PanelApi, widgets.VBox):
                 if action is not None:
                     self._do(action)
         except Exception as e:
-            self._show_error(e)
+            self.show_error(e)
 
     def _on_tile(self, index: int) -> None:
         """A click on a grid tile (ipyevents, kernel main thread): the cursor goes there."""
@@ -267,14 +267,14 @@ class Annotator(PanelApi, widgets.VBox):
                 with self._lock:
                     self.modes.tile(index)
         except Exception as e:
-            self._show_error(e)
+            self.show_error(e)
 
     def _on_pointer(self, event: Mapping) -> None:
         """Focus the key sink while the pointer is over the labelling panel, release it when it leaves."""
         try:
             self._sink.pointer(event.get("type", event.get("event")), self._view in ("label", "editor"))
         except Exception as e:
-            self._show_error(e)
+            self.show_error(e)
 
     def _run(self, action) -> None:
         """A button click: the same actions as the keys."""
@@ -283,7 +283,7 @@ class Annotator(PanelApi, widgets.VBox):
                 with self._lock:
                     self._do(action)
         except Exception as e:
-            self._show_error(e)
+            self.show_error(e)
 
     def _do(self, action) -> None:
         """One action, with the lock held: the session acts, then the view shows the result."""
@@ -333,7 +333,7 @@ class Annotator(PanelApi, widgets.VBox):
             try:
                 self.session.stop(reason=reason)
             except Exception as e:
-                self._ui.post(lambda e=e: self._show_error(e))
+                self._ui.post(lambda e=e: self.show_error(e))
             self._ui.post(self.show_done)
 
         threading.Thread(target=stop, name="oal-stop", daemon=True).start()
@@ -362,12 +362,13 @@ class Annotator(PanelApi, widgets.VBox):
         self.labelling.refresh(self.session)
         self._skipped.refresh(self.session)
 
-    def _refresh_locked(self) -> None:
+    def redraw(self) -> None:
+        """The view as the session is now (takes the lock)."""
         with self._lock:
             if self._view == "label":
                 self._refresh()
 
-    def _show_error(self, error: BaseException) -> None:
+    def show_error(self, error: BaseException) -> None:
         self._error.value = error_line(error)
 
     # --- the UI thread's jobs ------------------------------------------------------------------------------

@@ -36,6 +36,26 @@ def retire_previous(key: str) -> None:
         log.exception("retiring the previous panel on %s failed", key)
 
 
+def abandon(key: str, error: BaseException) -> None:
+    """The cell ran again but its new panel could not be made (``error``): the retired older panel's
+    trainer still stops (it saves), and its end screen says why it took no more keys."""
+    with _LOCK:
+        previous = _PANELS.get(key)
+    if previous is None or previous.session.trainer_stopped:
+        return
+
+    def stop():
+        try:
+            previous.session.stop()
+            previous.post(
+                lambda: previous.show_done(f"a newer panel on this folder could not start: {error}")
+            )
+        except Exception:
+            log.exception("stopping the retired panel on %s failed", key)
+
+    threading.Thread(target=stop, name="oal-abandon", daemon=True).start()
+
+
 def take_over(panel) -> None:
     """Start ``panel``'s session once the previous panel on the same workdir has stopped."""
     key = str(panel.session.workdir.resolve())
@@ -55,7 +75,7 @@ def take_over(panel) -> None:
         try:
             panel.session.start()
         except Exception as e:
-            panel.post(lambda e=e: panel._show_error(e))
-        panel.post(panel._refresh_locked)
+            panel.post(lambda e=e: panel.show_error(e))
+        panel.post(panel.redraw)
 
     threading.Thread(target=replace, name="oal-replace", daemon=True).start()

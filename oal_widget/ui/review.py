@@ -99,9 +99,13 @@ def info_html(item, source: str | None) -> str:
         f"before training on it, the model said <b>{html.escape(item.predicted)}</b> "
         f"({item.p_predicted:.0%}); it gave <b>{html.escape(item.label)}</b> {item.p_label:.0%}"
     )
-    flag = (
-        "<br><span class='oal-review-flag'>likely mistake: another class reached its usual confidence</span>"
-        if item.flagged
-        else ""
-    )
+    if item.flagged:  # a judge that has been right says so with confidence
+        flag = (
+            "<br><span class='oal-review-flag'>likely mistake: the model, right on most labels around then, "
+            f"gives {html.escape(item.predicted)} a {item.doubt:.0%} chance</span>"
+        )
+    elif item.predicted != item.label:
+        flag = "<br>the model disagrees, but it was not a reliable judge yet: check only if in doubt"
+    else:
+        flag = ""
     return f"<p>labelled <b>{html.escape(item.label)}</b> ({html.escape(where)})<br>{said}{flag}</p>"

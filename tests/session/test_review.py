@@ -218,3 +218,14 @@ def test_the_queue_finds_flipped_labels_far_more_often_than_chance(tmp_path):
         assert hits >= MIN_RATIO * expected, (hits, expected, len(flipped))
     finally:
         s.close(stop=False)
+
+
+def test_the_queue_says_likely_mistake_only_for_a_competent_judge():
+    from oal_widget.session.review import ReviewItem
+    from oal_widget.ui.review import info_html
+
+    sure = ReviewItem("a.png", "cat", "dog", 0.95, 0.02, -0.9, True, 0.9)
+    unsure = ReviewItem("b.png", "cat", "dog", 0.95, 0.02, -0.9, False, 0.3)
+    assert "likely mistake" in info_html(sure, "person") and "90% chance" in info_html(sure, "person")
+    said = info_html(unsure, "person")
+    assert "likely mistake" not in said and "not a reliable judge yet" in said

@@ -547,3 +547,27 @@ def test_rerunning_the_cell_lets_go_of_the_older_panels_claims_before_building_i
     first._on_key(key("1"))  # the older panel takes no more labels
     assert second.session.store.labels() == {}
     second.session.close()
+
+
+def test_a_rerun_that_fails_after_retiring_the_older_panel_still_stops_it_and_says_why(small_digits):
+    first, f1 = make(small_digits)
+    first._on_key(key("1"))
+    with pytest.raises(ValueError):
+        make(small_digits, labels=list(reversed(LABELS)))  # reordered labels: refused after the store opened
+    wait_for(lambda: f1.last.stopped, "the retired panel's trainer stopped (and saved)")
+    settle(first)
+    assert first._done.layout.display != "none" and "could not start" in first._done.value
+
+
+def test_leaving_the_grid_gives_its_pages_images_back(small_digits):
+    a, _ = make(small_digits)
+    a._on_key(key("g"))
+    settle(a)
+    page = {t.path for t in a.modes.grid.tiles}
+    assert page and page <= a.session.store.claimed()
+    a._on_key(key("Escape"))
+    settle(a)
+    kept = a.session.store.claimed()
+    assert a.session.current in kept
+    assert page & kept <= set(a.session.order()[:9]), "the page's images not shown next are free again"
+    assert len(page) > 9
