@@ -1,0 +1,92 @@
+"""Learning from the unlabelled pool: the classifier's confident predictions as pseudo-labels.
+
+At every query the classifier (the network blended with label spreading, so the graph's knowledge
+reaches the network: label propagation as pseudo-labels, Iscen et al. 2019) has just scored a sample
+of the candidates. The confident ones (Lee 2013's pseudo-labels, with a threshold) become a second,
+down-weighted part of every training batch until the next query replaces them. Safeguards, so that a
+wrong early model cannot teach itself its mistakes:
+
+- **Only candidates.** The pool's images neither labelled nor in the test split (``simulate``'s
+  oracle set is not in the pool at all); a person's label always replaces a pseudo-label.
+- **A ramp.** None before ``START`` training labels; their number grows with the person's labels up
+  to ``pseudo_ratio`` per label at ``RAMP`` labels, and never more than that.
+- **Per-class balance.** Each class may take at most an equal share of them (FlexMatch's concern), and
+  a class the person has not labelled gets none: a model that predicts one class everywhere gets one
+  share of pseudo-labels of that class, while the person's labels of the others keep their full weight.
+- **Refreshed, not accumulated.** Each query's model chooses anew; yesterday's pseudo-labels are dropped.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+#: Training labels before the first pseudo-label (the cold start's picks come first).
+START = 20
+#: Training labels at which the number of pseudo-labels reaches ``pseudo_ratio`` per label.
+RAMP = 100
+#: Weight of a pseudo-label beside a person's label in the loss.
+WEIGHT = 0.5
+
+
+def quota(n_train: int, ratio: float) -> int:
+    """Pseudo-labels allowed with ``n_train`` training labels: 0 before ``START``, then a linear ramp to
+    ``ratio`` per training label at ``RAMP``."""
+    if n_train < START or ratio <= 0:
+        return 0
+    ramp = min(1.0, (n_train - START + 1) / (RAMP - START + 1))
+    return int(ratio * n_train * ramp)
+
+
+def select(paths, probs: np.ndarray, labels, threshold: float, ratio: float) -> dict[str, int]:
+    """path -> class of the pseudo-labels: the most confident predictions at or above ``threshold``, at
+    most ``quota / classes`` per class, only of classes with a training label, never a labelled or a
+    test image."""
+    probs = np.asarray(probs, dtype=float)
+    total = quota(len(labels.train), ratio)
+    if total == 0 or not len(paths):
+        return {}
+    k = probs.shape[1]
+    per_class = max(1, total // k)
+    labelled = np.bincount(np.fromiter(labels.train.values(), dtype=np.int64), minlength=k) > 0
+    taken = labels.train.keys() | labels.test.keys() | labels.test_paths
+    pred, conf = probs.argmax(1), probs.max(1)
+    ok = np.array([p not in taken for p in paths], dtype=bool) & (conf >= threshold) & labelled[pred]
+    out: dict[str, int] = {}
+    for c in np.flatnonzero(labelled):
+        idx = np.flatnonzero(ok & (pred == c))
+        for i in idx[np.argsort(-conf[idx], kind="stable")][:per_class]:
+            out[paths[i]] = int(c)
+    return out
+
+
+class PseudoLabels:
+    """The pseudo-labels of the latest query, and the part of each batch drawn from them."""
+
+    def __init__(self, config):
+        self.enabled = config.semi_supervised
+        self.threshold = config.pseudo_threshold
+        self.ratio = config.pseudo_ratio
+        self.batch_size = config.batch_size
+        self._rng = np.random.default_rng((config.seed, 5))
+        self.labels: dict[str, int] = {}
+        #: Every path that has been in a pseudo-labelled batch (never a labelled or test image).
+        self.used: set[str] = set()
+
+    def refresh(self, paths, probs, labels) -> None:
+        """Replace the pseudo-labels by the confident predictions of this query's classifier."""
+        if self.enabled:
+            self.labels = select(paths, probs, labels, self.threshold, self.ratio)
+
+    def batch(self, labels) -> tuple[list[str], np.ndarray]:
+        """(paths, classes) of a pseudo-labelled batch, without images the person has labelled since."""
+        taken = labels.train.keys() | labels.test.keys() | labels.test_paths
+        paths = [p for p in self.labels if p not in taken]
+        if not paths:
+            return [], np.zeros(0, np.int64)
+        size = min(self.batch_size, len(paths))
+        chosen = [paths[i] for i in self._rng.choice(len(paths), size=size, replace=False)]
+        return chosen, np.array([self.labels[p] for p in chosen], dtype=np.int64)
+
+    def counts(self, k: int) -> np.ndarray:
+        """Pseudo-labels per class."""
+        return np.bincount(np.fromiter(self.labels.values(), dtype=np.int64), minlength=k)
