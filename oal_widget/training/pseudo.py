@@ -13,6 +13,10 @@ wrong early model cannot teach itself its mistakes:
 - **Per-class balance.** Each class may take at most an equal share of them (FlexMatch's concern), and
   a class the person has not labelled gets none: a model that predicts one class everywhere gets one
   share of pseudo-labels of that class, while the person's labels of the others keep their full weight.
+- **Trust, checked on the person's labels.** Each new label was scored before the model learnt it
+  (first sight). Where the classifier was sure (at the threshold) of at least ``MIN_SURE`` of the latest
+  ones, it must have been right on ``TRUST`` of them; else no pseudo-labels until it is. A model that
+  predicts one class everywhere is sure and wrong on the person's labels of every other class.
 - **Refreshed, not accumulated.** Each query's model chooses anew; yesterday's pseudo-labels are dropped.
 """
 
@@ -26,6 +30,8 @@ START = 20
 RAMP = 100
 #: Weight of a pseudo-label beside a person's label in the loss.
 WEIGHT = 0.5
+#: Share of the sure first-sight predictions that must have been right, once there are ``MIN_SURE``.
+TRUST, MIN_SURE = 0.8, 5
 
 
 def quota(n_train: int, ratio: float) -> int:
@@ -35,6 +41,13 @@ def quota(n_train: int, ratio: float) -> int:
         return 0
     ramp = min(1.0, (n_train - START + 1) / (RAMP - START + 1))
     return int(ratio * n_train * ramp)
+
+
+def trusted(recent, threshold: float) -> bool:
+    """Were the classifier's sure predictions right on the person's latest labels at first sight?
+    ``recent``: (probabilities before it learnt the label, class) pairs."""
+    right = [int(np.argmax(p)) == k for p, k in recent if np.max(p) >= threshold]
+    return len(right) < MIN_SURE or float(np.mean(right)) >= TRUST
 
 
 def select(paths, probs: np.ndarray, labels, threshold: float, ratio: float) -> dict[str, int]:
@@ -69,13 +82,17 @@ class PseudoLabels:
         self.batch_size = config.batch_size
         self._rng = np.random.default_rng((config.seed, 5))
         self.labels: dict[str, int] = {}
+        self.trusted = True
         #: Every path that has been in a pseudo-labelled batch (never a labelled or test image).
         self.used: set[str] = set()
 
-    def refresh(self, paths, probs, labels) -> None:
-        """Replace the pseudo-labels by the confident predictions of this query's classifier."""
-        if self.enabled:
-            self.labels = select(paths, probs, labels, self.threshold, self.ratio)
+    def refresh(self, paths, probs, labels, recent=()) -> None:
+        """Replace the pseudo-labels by the confident predictions of this query's classifier (none when
+        its first sight of the person's ``recent`` labels says it is not to be trusted)."""
+        if not self.enabled:
+            return
+        self.trusted = trusted(recent, self.threshold)
+        self.labels = select(paths, probs, labels, self.threshold, self.ratio) if self.trusted else {}
 
     def batch(self, labels) -> tuple[list[str], np.ndarray]:
         """(paths, classes) of a pseudo-labelled batch, without images the person has labelled since."""
