@@ -262,8 +262,7 @@ class TrainingCore(Publishing):
                 self._correct,
                 progress=self._embedding_progress,
             )
-            # Learnt from until the next query; the first sight of the latest labels says whether to trust it.
-            self.learner.pseudo.refresh(*self.querier.scored, self.labels, self.sight.recent())
+            self.learner.pseudo.refresh(*self.querier.scored, self.labels, self.sight.recent())  # until next
             self.cadence.queried()
             return self._note(self._state(), order=order, predictions=predictions)
 

@@ -37,9 +37,10 @@ def test_a_test_path_is_never_a_training_label_and_fresh_labels_come_first(split
     labels = LabelSet(LABELS, test)
     assert not labels.add(test[0], test[0].split("/")[0], "train")  # the split is fixed
     assert test[0] in labels.test and test[0] not in labels.train
-    assert labels.add(train[0], "0", "train", sent_at=1.0) and not labels.add(train[0], "1", "train")
+    assert labels.add(train[0], "0", "train", sent_at=1.0) and not labels.add(train[0], "0", "train")
     labels.add(train[1], "2", "train")
     assert labels.fresh(5) == [train[0], train[1]]
     labels.trained([train[0]])
     assert labels.fresh(5) == [train[1]] and labels.latency[-1][0] == train[0]
     assert labels.problem(train[2], "cat", "train") and labels.problem(train[2], "0", "validation")
+    assert labels.add(train[0], "1", "train") and labels.fresh(5) == [train[1], train[0]]  # a relabel: next
