@@ -56,10 +56,10 @@ _OPTIONS = {
     "bald": "--strategy bald --policy epsilon_greedy",
     # Semi-supervised learning from the unlabelled pool (on by default): off, and its settings varied.
     "no-ssl": "--semi-supervised off",
-    "ssl-t0.8": "--pseudo-threshold 0.8",
-    "ssl-t0.95": "--pseudo-threshold 0.95",
-    "ssl-r1": "--pseudo-ratio 1",
-    "ssl-r4": "--pseudo-ratio 4",
+    "ssl-t0.5": "--pseudo-threshold 0.5",
+    "ssl-t0.9": "--pseudo-threshold 0.9",
+    "ssl-r2": "--pseudo-ratio 2",
+    "ssl-r8": "--pseudo-ratio 8",
 }
 CONFIGS = {name: options.split() for name, options in _OPTIONS.items()}
 DEFAULT_SET = ("random", "default")

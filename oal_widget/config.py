@@ -81,9 +81,9 @@ class Config:
     #: from 20 training labels on, balanced over the classes the person has labelled.
     semi_supervised: bool = True
     #: A prediction becomes a pseudo-label only at or above this confidence (0 < t <= 1).
-    pseudo_threshold: float = 0.9
+    pseudo_threshold: float = 0.7
     #: At most this many pseudo-labels per training label (reached at 100 labels, less before).
-    pseudo_ratio: float = 2.0
+    pseudo_ratio: float = 4.0
     #: Continuous training: ``warm`` keeps updating one model; ``shrink_perturb`` (Ash & Adams 2020)
     #: or ``refit`` (a new model) whenever the training labels have doubled, with a catch-up fit.
     schedule: str = "warm"
@@ -180,9 +180,9 @@ class Config:
         if not _is_int(self.typical_start) or self.typical_start < 0:
             _bad("typical_start", self.typical_start, "a whole number >= 0 (first training labels), e.g. 30")
         if not (_is_number(self.pseudo_threshold) and 0 < self.pseudo_threshold <= 1):
-            _bad("pseudo_threshold", self.pseudo_threshold, "a confidence in (0, 1], e.g. 0.9")
+            _bad("pseudo_threshold", self.pseudo_threshold, "a confidence in (0, 1], e.g. 0.7")
         if not (_is_number(self.pseudo_ratio) and 0 <= self.pseudo_ratio < math.inf):
-            _bad("pseudo_ratio", self.pseudo_ratio, "a number >= 0 of pseudo-labels per label, e.g. 2")
+            _bad("pseudo_ratio", self.pseudo_ratio, "a number >= 0 of pseudo-labels per label, e.g. 4")
         for name in ("class_balance", "propagation", "semi_supervised"):
             if not isinstance(getattr(self, name), bool):
                 _bad(name, getattr(self, name), "True or False")

@@ -16,7 +16,9 @@ wrong early model cannot teach itself its mistakes:
 - **Trust, checked on the person's labels.** Each new label was scored before the model learnt it
   (first sight). Where the classifier was sure (at the threshold) of at least ``MIN_SURE`` of the latest
   ones, it must have been right on ``TRUST`` of them; else no pseudo-labels until it is. A model that
-  predicts one class everywhere is sure and wrong on the person's labels of every other class.
+  predicts one class everywhere is sure and wrong on the person's labels of every other class. The bar
+  is low because the person's labels are the images the strategy found hardest (on MNIST its sure
+  first-sight predictions were right 65-90% of the time while the pseudo-labels it chose were 99%+).
 - **Refreshed, not accumulated.** Each query's model chooses anew; yesterday's pseudo-labels are dropped.
 """
 
@@ -31,7 +33,7 @@ RAMP = 100
 #: Weight of a pseudo-label beside a person's label in the loss.
 WEIGHT = 0.5
 #: Share of the sure first-sight predictions that must have been right, once there are ``MIN_SURE``.
-TRUST, MIN_SURE = 0.8, 5
+TRUST, MIN_SURE = 0.6, 5
 
 
 def quota(n_train: int, ratio: float) -> int:

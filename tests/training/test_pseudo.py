@@ -110,7 +110,8 @@ def test_a_collapsed_network_does_not_teach_itself_to_stay_collapsed(pool, split
         trainer.query()
         chosen = trainer.learner.pseudo.labels
         assert (
-            len(set(chosen.values())) != 1 or len(chosen) <= pseudo.quota(len(trainer.labels.train), 2) // 10
+            len(set(chosen.values())) != 1
+            or len(chosen) <= pseudo.quota(len(trainer.labels.train), config.pseudo_ratio) // 10
         )
         for _ in range(3):
             trainer.train_round()
