@@ -56,6 +56,8 @@ _OPTIONS = {
     "bald": "--strategy bald --policy epsilon_greedy",
     # Semi-supervised learning from the unlabelled pool (on by default): off, and its settings varied.
     "no-ssl": "--semi-supervised off",
+    "no-augment": "--augment off",
+    "neither": "--semi-supervised off --augment off",
     "ssl-t0.5": "--pseudo-threshold 0.5",
     "ssl-t0.9": "--pseudo-threshold 0.9",
     "ssl-r2": "--pseudo-ratio 2",

@@ -84,6 +84,9 @@ class Config:
     pseudo_threshold: float = 0.7
     #: At most this many pseudo-labels per training label (reached at 100 labels, less before).
     pseudo_ratio: float = 4.0
+    #: Shift each training image by up to an eighth of its side at every step (a weak augmentation;
+    #: not with a frozen backbone, whose embeddings are computed once).
+    augment: bool = True
     #: Continuous training: ``warm`` keeps updating one model; ``shrink_perturb`` (Ash & Adams 2020)
     #: or ``refit`` (a new model) whenever the training labels have doubled, with a catch-up fit.
     schedule: str = "warm"
@@ -183,7 +186,7 @@ class Config:
             _bad("pseudo_threshold", self.pseudo_threshold, "a confidence in (0, 1], e.g. 0.7")
         if not (_is_number(self.pseudo_ratio) and 0 <= self.pseudo_ratio < math.inf):
             _bad("pseudo_ratio", self.pseudo_ratio, "a number >= 0 of pseudo-labels per label, e.g. 4")
-        for name in ("class_balance", "propagation", "semi_supervised"):
+        for name in ("class_balance", "propagation", "semi_supervised", "augment"):
             if not isinstance(getattr(self, name), bool):
                 _bad(name, getattr(self, name), "True or False")
         _check_choice("diversity", self.diversity, DIVERSITY_NAMES, allow_callable=False)

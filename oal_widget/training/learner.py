@@ -14,6 +14,7 @@ import math
 import numpy as np
 
 from ..workdir import CACHE_DIR
+from .augment import shift
 from .frozen import FrozenMode
 from .pseudo import WEIGHT, PseudoLabels
 
@@ -165,6 +166,8 @@ class Learner:
             return False
         y = np.array([labels.train[p] for p in loaded], dtype="int64")
         X, y, weights = self._with_pseudo(X, y, labels)
+        if self.config.augment and self.head() is None and X.ndim == 4:
+            X = shift(X, self._rng)  # a weak view of each image: the class does not move with it
         try:
             loss = self.fit(X, y, weights)
         except Exception as e:
