@@ -42,8 +42,10 @@ RESULTS = ROOT / "bench" / "results"
 
 #: name -> simulate options. "default" is the product's default (no options): the thing under test.
 _OPTIONS = {
-    # The reference: random order and the plain network (no cold start, no label spreading).
-    "random": "--strategy random --policy greedy --typical-start 0 --propagation off",
+    # The reference: random order and the plain network (no cold start, no label spreading, no
+    # pseudo-labels, no augmentation).
+    "random": "--strategy random --policy greedy --typical-start 0 --propagation off --semi-supervised off "
+    "--augment off",
     "default": "",
     # The default without each of its parts (ablations: what each part buys).
     "no-propagation": "--propagation off",
