@@ -63,9 +63,8 @@ def select(paths, probs: np.ndarray, labels, threshold: float, ratio: float) -> 
     k = probs.shape[1]
     per_class = max(1, total // k)
     labelled = np.bincount(np.fromiter(labels.train.values(), dtype=np.int64), minlength=k) > 0
-    taken = labels.train.keys() | labels.test.keys() | labels.test_paths
     pred, conf = probs.argmax(1), probs.max(1)
-    ok = np.array([p not in taken for p in paths], dtype=bool) & (conf >= threshold) & labelled[pred]
+    ok = np.array([_candidate(p, labels) for p in paths], dtype=bool) & (conf >= threshold) & labelled[pred]
     out: dict[str, int] = {}
     for c in np.flatnonzero(labelled):
         idx = np.flatnonzero(ok & (pred == c))
@@ -98,14 +97,14 @@ class PseudoLabels:
 
     def batch(self, labels) -> tuple[list[str], np.ndarray]:
         """(paths, classes) of a pseudo-labelled batch, without images the person has labelled since."""
-        taken = labels.train.keys() | labels.test.keys() | labels.test_paths
-        paths = [p for p in self.labels if p not in taken]
+        paths = [p for p in self.labels if _candidate(p, labels)]
         if not paths:
             return [], np.zeros(0, np.int64)
         size = min(self.batch_size, len(paths))
         chosen = [paths[i] for i in self._rng.choice(len(paths), size=size, replace=False)]
         return chosen, np.array([self.labels[p] for p in chosen], dtype=np.int64)
 
-    def counts(self, k: int) -> np.ndarray:
-        """Pseudo-labels per class."""
-        return np.bincount(np.fromiter(self.labels.values(), dtype=np.int64), minlength=k)
+
+def _candidate(path: str, labels) -> bool:
+    """Neither labelled nor in the test split (per path: the test split may hold 10,000 paths)."""
+    return path not in labels.train and path not in labels.test and path not in labels.test_paths
