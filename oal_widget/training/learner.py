@@ -14,7 +14,9 @@ import math
 import numpy as np
 
 from ..workdir import CACHE_DIR
+from .augment import shift
 from .frozen import FrozenMode
+from .pseudo import WEIGHT, PseudoLabels
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +48,8 @@ class Learner:
         #: Every path that has been in a training batch (never a test path).
         self.trained_paths: set[str] = set()
         self._embed_model = self._embed_for = None
+        #: The unlabelled pool's confident predictions, a down-weighted part of every batch (``pseudo``).
+        self.pseudo = PseudoLabels(config)
 
     # --- building ------------------------------------------------------------------------------
     def build(self, model_fn, resume=None) -> str:
@@ -138,10 +142,13 @@ class Learner:
         return HEAD_BATCH if self.head() is not None else PREDICT_BATCH
 
     # --- learning --------------------------------------------------------------------------------
-    def fit(self, X: np.ndarray, y: np.ndarray) -> float:
-        """One gradient step on a batch of ``inputs``; returns the loss."""
+    def fit(self, X: np.ndarray, y: np.ndarray, weights: np.ndarray | None = None) -> float:
+        """One gradient step on a batch of ``inputs`` (``weights``: per image); returns the loss."""
+        n = len(X)
         X, y = self.devices.pad(X, y)
-        return float(self._in_use().train_on_batch(X, y, return_dict=True)["loss"])
+        if weights is not None and len(X) > n:  # the repeated rows keep their weights
+            weights = np.concatenate([weights, weights[np.arange(len(X) - n) % n]])
+        return float(self._in_use().train_on_batch(X, y, sample_weight=weights, return_dict=True)["loss"])
 
     def step(self, labels) -> bool:
         """One step on a batch drawn from ALL training labels (fresh ones first: a new label is in the
@@ -161,8 +168,11 @@ class Learner:
         if not loaded:
             return False
         y = np.array([labels.train[p] for p in loaded], dtype="int64")
+        X, y, weights = self._with_pseudo(X, y, labels)
+        if self.config.augment and self.head() is None and X.ndim == 4:
+            X = shift(X, self._rng)  # a weak view of each image: the class does not move with it
         try:
-            loss = self.fit(X, y)
+            loss = self.fit(X, y, weights)
         except Exception as e:
             raise TrainingError(
                 f"a training step failed: {type(e).__name__}: {e}. Labels are kept; "
@@ -176,6 +186,21 @@ class Learner:
                 "lower the learning rate in model_fn (or check the images) and press Retry"
             )
         return True
+
+    def _with_pseudo(self, X, y, labels):
+        """The batch with a pseudo-labelled part appended (``pseudo``), and per-image weights (None: no
+        pseudo-labels)."""
+        paths, classes = self.pseudo.batch(labels)
+        if not paths:
+            return X, y, None
+        Xp, loaded = self.inputs(paths)
+        if not loaded:
+            return X, y, None
+        keep = set(loaded)
+        yp = classes[[i for i, p in enumerate(paths) if p in keep]]
+        self.pseudo.used.update(loaded)
+        weights = np.concatenate([np.ones(len(y)), np.full(len(yp), WEIGHT)]).astype("float32")
+        return np.concatenate([X, Xp.astype(X.dtype)]), np.concatenate([y, yp]), weights
 
     def batch_weights(self, labels) -> np.ndarray | None:
         """With ``class_balance``, each class gets the same share of every batch (None: uniform)."""

@@ -32,6 +32,8 @@ class Querier:
         self.pending: list = []
         #: The cold start's picks (``first_order``), in order; labelled ones are skipped.
         self.typical: list[str] = []
+        #: (paths, probabilities) of the candidates the latest query scored (never a test image).
+        self.scored: tuple[list[str], np.ndarray] = ([], np.zeros((0, len(self.label_names))))
 
     def query(self, learner, graph, pool_paths, labels, last_correct=None, progress=None):
         """(order, predictions): the candidates in the order to ask, and path -> (label, confidence)."""
@@ -44,6 +46,7 @@ class Querier:
         test_probs, test_scored = learner.predict_paths(unlabelled_test, progress)
         graph.rebuild(scored, labels)
         probs, test_probs = graph.blend(scored, probs), graph.blend(test_scored, test_probs)
+        self.scored = (scored, probs)
         rng = np.random.default_rng(self.config.seed + self.queries)
         self.queries += 1
         strategy = self._choose(rng, labels, last_correct)
