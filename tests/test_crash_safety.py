@@ -192,7 +192,7 @@ def test_sigkill_at_random_moments_never_loses_an_acknowledged_label(images, tmp
                     on_screen = None
                 if msg[0] == "started":
                     _, _, n_sent, n_unique, n_stored, current = msg
-                    # A restart hands every stored label to the trainer exactly once (pitfall 8) ...
+                    # A restart hands each stored label to the trainer exactly once (never appended again) ...
                     assert n_sent == n_unique == n_stored, (where, msg)
                     # ... and shows the image that was on screen when the last one was killed.
                     if on_screen is not None and on_screen not in before:

@@ -90,7 +90,7 @@ def test_scan_finds_every_format_in_any_case_with_relative_paths(tmp_path):
 
 
 def test_same_basename_in_two_folders_gives_two_paths_not_basenames(tmp_path):
-    # pitfall 2: queries returned basenames; two folders may hold the same file name.
+    # Paths, never basenames: two folders may hold the same file name.
     save(tmp_path, "cats/img_001.png", Image.new("L", (4, 4), 0))
     save(tmp_path, "dogs/img_001.png", Image.new("L", (4, 4), 255))
     pool = ImagePool(tmp_path, GREY)
@@ -245,7 +245,7 @@ def test_undecodable_file_name_is_skipped(tmp_path):
 
 # --- load_array: modes and formats --------------------------------------------------------------
 def test_white_pixel_is_one_scaled_exactly_once(tmp_path):
-    # pitfall 7: images were scaled twice (a white pixel became 1/255).
+    # Scaled once: a white pixel is 1.0, not 1/255.
     save(tmp_path, "w.png", Image.new("RGB", (8, 8), (255, 255, 255)))
     save(tmp_path, "k.png", Image.new("RGB", (8, 8), (0, 0, 0)))
     save(tmp_path, "g.png", Image.new("L", (8, 8), 51))

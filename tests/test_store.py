@@ -70,7 +70,7 @@ def test_round_trip(backend, store):
 
 
 def test_relabel_replaces_and_restart_never_duplicates(backend, store):
-    # pitfall 8: restarts appended the same labels again.
+    # The original framework appended the same labels again on every restart.
     store.label("x.png", "cat")
     store.label("x.png", "dog")
     assert store.count() == 1 and store.labels() == {"x.png": "dog"}

@@ -1,7 +1,7 @@
 """``rank()``: candidates + their probabilities -> the order to ask about them, ALWAYS a permutation.
 
 Glue of the three layers (scores, policies, diversity) with the repairs that keep a user's callable
-from duplicating or dropping images (pitfall 4 of the original framework).
+from duplicating or dropping images (the original framework mixed lists position by position).
 """
 
 from __future__ import annotations
@@ -206,7 +206,7 @@ def _warn(fn, setting: str, problems: list[str]) -> None:
 
 
 def display_scores(probs, strategy="margin", rng=None) -> list[float]:
-    """Scores as plain Python floats (JSON-safe, unlike numpy float32: pitfall 6), e.g. to show them."""
+    """Scores as plain Python floats (JSON-safe, unlike numpy float32), e.g. to show them."""
     strategy_fn = get_strategy(strategy)
     p = check_probs(probs)
     problems: list[str] = []

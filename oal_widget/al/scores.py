@@ -42,7 +42,7 @@ def _top_two(probs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The largest and second-largest probability of each row (second is 0 when k == 1)."""
     if probs.shape[1] == 1:
         return probs[:, 0], np.zeros(len(probs))
-    # partition puts the two LARGEST last; the original took the two smallest (pitfall 5).
+    # partition puts the two LARGEST last (the margin is between the two most probable classes).
     part = np.partition(probs, probs.shape[1] - 2, axis=1)
     return part[:, -1], part[:, -2]
 

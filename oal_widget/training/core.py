@@ -111,7 +111,8 @@ class TrainingCore(Publishing):
 
     @property
     def training_set_size(self) -> int:
-        """Training labels the next batch is drawn from (grows with every new label: pitfall 1)."""
+        """Training labels the next batch is drawn from: it grows with every new label (the original
+        framework trained on its first ones for ever)."""
         return len(self.labels.train)
 
     @property

@@ -4,7 +4,7 @@ Pretrained backbones by name (ImageNet weights from Keras' cache folder) are in 
 
 A ``model_fn`` is any callable ``(num_classes, input_shape) -> compiled keras.Model`` whose output is
 ``num_classes`` softmax probabilities and whose input is an image batch already scaled to [0, 1]
-(``pool.load_array`` scales once; pitfall 7 of the original scaled twice).
+(``pool.load_array`` scales once; the original framework scaled twice).
 
 Keras (and so TensorFlow, ~7 s) is imported inside the functions only: importing this module is free,
 and the panel can show itself before TensorFlow has loaded.
@@ -24,7 +24,7 @@ if TYPE_CHECKING:  # only for annotations: importing keras at run time costs sec
 _TRANSFER_BACKBONES = {"MobileNetV2": "mobilenet_v2", "MobileNet": "mobilenet"}
 #: The from-scratch CNN first average-pools large images down to about this side (bounded CPU cost).
 _WORKING_SIDE = 32
-#: Losses that silently give wrong numbers with integer labels and a softmax (pitfall 7).
+#: Losses that silently give wrong numbers with integer labels and a softmax.
 _WRONG_LOSSES = {"binary_crossentropy", "categorical_crossentropy", "binary_focal_crossentropy"}
 
 _COMPILE_HINT = (
@@ -60,7 +60,7 @@ def _compile(model):
     keras = _keras()
     model.compile(
         optimizer=keras.optimizers.Adam(learning_rate=1e-3),
-        # Integer class indices + softmax: sparse CE. Binary CE here inflated "accuracy" (pitfall 7).
+        # Integer class indices + softmax: sparse CE. Binary CE here inflates "accuracy".
         loss="sparse_categorical_crossentropy",
         metrics=["accuracy"],
         # Online training sees a new batch shape whenever the label count is below batch_size; XLA

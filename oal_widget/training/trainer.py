@@ -2,8 +2,8 @@
 
 The trainer never touches widgets. It reads commands from ``inbox`` (``messages.py``) and publishes
 immutable ``Update`` objects (``latest``, ``on_update`` and the ``updates`` queue) after releasing its
-lock. The loop never blocks on the inbox for ever and stops in bounded time from any state (pitfall 3
-of the original framework), saving ``model.keras`` and ``metrics.csv``.
+lock. The loop never blocks on the inbox for ever and stops in bounded time from any state (the
+original framework could deadlock on stop), saving ``model.keras`` and ``metrics.csv``.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from .core import TrainingCore
 
 log = logging.getLogger(__name__)
 
-#: How long the idle loop blocks on the inbox before looking again (never forever: pitfall 3).
+#: How long the idle loop blocks on the inbox before looking again (never forever: a stop must get through).
 IDLE_WAIT_S = 0.2
 #: At interpreter exit (a kernel shut down) a running trainer stops and saves within this bound: a daemon
 #: thread torn down inside TensorFlow's C++ would abort the process instead.

@@ -1,4 +1,4 @@
-"""Scores: probabilities -> scores (hand examples, the original's pitfall 5, BALD). Pure numpy."""
+"""Scores: probabilities -> scores (hand examples, margins of the two MOST probable classes, BALD)."""
 
 import numpy as np
 import pytest

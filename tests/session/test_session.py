@@ -150,7 +150,7 @@ def test_skipped_images_stay_behind_the_others_across_queries(small_digits):
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=st.data())
 def test_order_is_always_a_permutation_of_the_unlabelled_images(twenty, data):
-    """Random interleavings of every action never drop or duplicate an image (pitfall 4)."""
+    """Random interleavings of every action never drop or duplicate an image."""
     workdir = Path(tempfile.mkdtemp(prefix="oal-prop-"))
     try:
         session, factory = make(
@@ -499,7 +499,7 @@ def test_a_session_that_cannot_be_made_leaves_no_store_open(small_digits, monkey
     assert opened and all(store._conn is None for store in opened)
 
 
-# --- tiny and odd folders (pitfall 9) ----------------------------------------------------------
+# --- tiny and odd folders ---------------------------------------------------------------------
 def test_missing_folder_names_it(tmp_path):
     with pytest.raises(FileNotFoundError, match="nowhere"):
         make(tmp_path / "nowhere")

@@ -57,9 +57,9 @@ def test_importing_models_does_not_import_tensorflow():
 def test_default_model_learns_digits_and_reports_true_accuracy(keras, digits):
     x, y = digits
     model = default_model_fn(10, (16, 16, 1))
-    assert model.loss == "sparse_categorical_crossentropy"  # pitfall 7: not binary CE
+    assert model.loss == "sparse_categorical_crossentropy"  # not binary CE (it inflated "accuracy")
     kinds = {type(layer).__name__ for layer in model.layers}
-    assert "Rescaling" not in kinds  # pitfall 7: images arrive in [0, 1] already
+    assert "Rescaling" not in kinds  # images arrive in [0, 1] already (never scaled twice)
     assert "Dropout" in kinds
     assert type(model.get_layer("embedding")).__name__ == "Dense"
 

@@ -90,7 +90,7 @@ def test_duplicate_label_names_are_refused(pool, tmp_path):
         Trainer(pool, ["0", "0"], CFG, test_paths=[], workdir=tmp_path)
 
 
-# --- pitfall 1: the training set grows ----------------------------------------------------------
+# --- the training set grows with every label ---------------------------------------------------------
 def test_training_set_grows_with_every_label_and_every_round_trains_on_all(make, split):
     train, _ = split
     t = make()
@@ -163,7 +163,7 @@ def test_test_images_never_in_a_training_batch(make, pool, split):
     assert t.training_set_size == 20 and len(t.labels.test) == 11
 
 
-# --- evaluation: plain floats (pitfall 6), metrics.csv --------------------------------------------
+# --- evaluation: plain floats (JSON-safe), metrics.csv ----------------------------------------------
 def test_evaluate_gives_plain_floats_and_writes_metrics_csv(make, split):
     train, test = split
     t = make()
@@ -192,7 +192,7 @@ def test_evaluate_gives_plain_floats_and_writes_metrics_csv(make, split):
     assert len(lines) == 3 and lines[2].startswith(f"{10 + len(test)},10,{len(test)},")
 
 
-# --- query: full paths, a permutation of the unlabelled candidates (pitfalls 2, 4, 6) -------------
+# --- query: full paths, a permutation of the unlabelled candidates, plain floats ---------------------
 def test_query_order_is_a_permutation_of_unlabelled_non_test_paths(make, pool, split):
     train, test = split
     t = make()
@@ -420,7 +420,7 @@ def test_early_stopping_threshold_stops_and_saves(make, split):
     assert Path(t.latest.saved["model"]).is_file() and Path(t.latest.saved["metrics"]).is_file()
 
 
-# --- stop from every state (pitfall 3) -----------------------------------------------------------
+# --- stop from every state, in bounded time ------------------------------------------------------------
 def _assert_saved(final, with_model=True):
     assert final.status == "stopped"
     if with_model:
