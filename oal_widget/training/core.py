@@ -30,7 +30,7 @@ from .learner import Learner, TrainingError
 from .publisher import Publisher, Publishing
 from .querying import Querier
 from .schedules import Schedule
-from .sight import FirstSight
+from .first_sight import FirstSight
 
 log = logging.getLogger(__name__)
 
@@ -167,7 +167,7 @@ class TrainingCore(Publishing):
                 if problem is not None:
                     self._note("error", message=f"{problem} (training goes on)")
                 else:
-                    if self._first_sight(command):  # before the model learns it (``sight``)
+                    if self._first_sight(command):  # before the model learns it (``first_sight``)
                         self.sight.score(command.path, command.label, command.source)
                     if self.labels.add(command.path, command.label, command.split, command.sent_at):
                         self._idle = 0  # new or changed data: train again even if it had gone idle
