@@ -23,6 +23,7 @@ from ..messages import Labelled, Pause, Resume, Retry, Stop, Unlabelled, Update
 from . import checkpoint, evaluation
 from .cadence import Cadence
 from .devices import Devices
+from .first_sight import FirstSight
 from .graph import GraphBlend
 from .idle import IdleWork
 from .labelset import LabelSet
@@ -30,7 +31,6 @@ from .learner import Learner, TrainingError
 from .publisher import Publisher, Publishing
 from .querying import Querier
 from .schedules import Schedule
-from .first_sight import FirstSight
 
 log = logging.getLogger(__name__)
 
@@ -111,8 +111,7 @@ class TrainingCore(Publishing):
 
     @property
     def training_set_size(self) -> int:
-        """Training labels the next batch is drawn from: it grows with every new label (the original
-        framework trained on its first ones for ever)."""
+        """Training labels the next batch is drawn from: it grows with every new label."""
         return len(self.labels.train)
 
     @property
