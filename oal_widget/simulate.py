@@ -297,7 +297,7 @@ class _workdir:
     def __init__(self, workdir, images_dir: Path):
         self._given = workdir
         self._images = images_dir.resolve()
-        self._tmp = None
+        self._tmp: tempfile.TemporaryDirectory | None = None
 
     def __enter__(self) -> Path:
         if self._given is None:

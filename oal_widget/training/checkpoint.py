@@ -30,7 +30,7 @@ log = logging.getLogger(__name__)
 def save(workdir: Path, model, history: list[dict], sight=None) -> dict[str, str]:
     """Write the model (when given), the metrics and the first-sight predictions (when there are any);
     returns ``{"model": ..., "metrics": ..., "first_sight": ...}`` for those written."""
-    saved = {}
+    saved: dict[str, str] = {}
     if model is None and not history:
         return saved
     if model is not None:

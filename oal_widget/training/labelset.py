@@ -78,7 +78,7 @@ class LabelSet:
 
     def fresh(self, limit: int) -> list[str]:
         """Training labels not in any batch yet, oldest first."""
-        out = []
+        out: list[str] = []
         for path in self._fresh:
             if len(out) >= limit:
                 break

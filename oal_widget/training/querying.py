@@ -150,7 +150,7 @@ class Querier:
 
     def _inputs(self, strategy, learner, paths) -> dict:
         """Extra inputs only when used: MC-dropout passes for BALD-like strategies, embeddings for kcenter."""
-        inputs = {}
+        inputs: dict = {}
         if self.config.diversity != "none":
             inputs.update(diversity=self.config.diversity, batch=self.config.query_every)
         if self.config.policy in ("power", "softmax"):
