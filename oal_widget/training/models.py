@@ -34,6 +34,9 @@ _COMPILE_HINT = (
 
 
 def _keras():
+    from .quiet_tf import import_tensorflow
+
+    import_tensorflow()  # in a user's cell too (reload_model, transfer_model_fn): no C++ start-up lines
     import keras  # lazily: imports TensorFlow
 
     return keras
