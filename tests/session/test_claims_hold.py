@@ -47,6 +47,14 @@ def truth(path: str) -> str:
     return path.split("/")[0]
 
 
+def expire_leases(backend) -> None:
+    """Every lease of the backend's project runs out now (as when no heartbeat reached the server)."""
+    backend.sql(
+        "UPDATE claims SET expires = ? WHERE project_id = (SELECT id FROM projects WHERE name = ?)",
+        ("2000-01-01T00:00:00+00:00", backend.project),
+    )
+
+
 def test_a_claim_that_fails_right_after_a_commit_loses_nothing(backend, monkeypatch):
     s, _ = open_session(backend, "alice")
     pool = set(s.pool.paths)
@@ -151,10 +159,7 @@ def test_a_lease_lost_while_the_server_was_away_moves_the_person_on(backend):
     alice, _ = open_session(backend, "alice")
     bob, _ = open_session(backend, "bob")
     x = alice.current
-    backend.sql(  # alice's leases ran out (the heartbeat could not reach the server) ...
-        "UPDATE claims SET expires = ? WHERE project_id = (SELECT id FROM projects WHERE name = ?)",
-        ("2000-01-01T00:00:00+00:00", backend.project),
-    )
+    expire_leases(backend)  # alice's leases ran out (the heartbeat could not reach the server) ...
     assert bob.store.claim([x], lease_s=60) == [x]  # ... and bob was handed x
     alice.renew_claims()  # the server is back: the renewal finds x taken
     alice.refresh()

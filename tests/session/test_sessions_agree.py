@@ -9,7 +9,7 @@ import pytest
 from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule, run_state_machine_as_test
-from test_claims_hold import LABELS, open_session
+from test_claims_hold import LABELS, expire_leases, open_session
 
 from oal_widget.data.store import StoreUnavailable, UndoConflict
 from oal_widget.messages import Update
@@ -120,10 +120,7 @@ class Sessions(RuleBasedStateMachine):
 
     @rule()
     def leases_run_out(self):
-        self.backend.sql(
-            "UPDATE claims SET expires = ? WHERE project_id = (SELECT id FROM projects WHERE name = ?)",
-            ("2000-01-01T00:00:00+00:00", self.backend.project),
-        )
+        expire_leases(self.backend)
 
     @rule(who=st.integers(0, 1))
     def heartbeat(self, who):
