@@ -72,7 +72,7 @@ class Actions:
                 if predicted is None:
                     return False
                 name = predicted[0]
-            self.label(name, source="accepted", model_labels=self._state.predicted_at)
+            self.label(name, source="accepted", model_labels=self._state.predicted_at_of(path))
             return True
 
     def undo(self) -> str | None:
@@ -100,19 +100,19 @@ class Actions:
             return list(result.paths)
 
     def label_page(self, items, model_labels: int | None = None) -> list[str]:
-        """Store ``(path, label, source)`` items in ONE transaction (one undo step; an unknown label
-        raises ``ValueError`` and stores nothing), then the mirror and the trainer take what stands and
-        the order moves on. ``model_labels``: what the ``accepted`` ones record."""
+        """Store ``(path, label, source[, model_labels])`` items in ONE transaction (one undo step; an
+        unknown label raises ``ValueError`` and stores nothing), then the mirror and the trainer take what
+        stands and the order moves on. ``model_labels``: what ``accepted`` items without their own record."""
         with self._lock:
             if self._closed():
                 return []
-            items = [(path, name, source) for path, name, source in items]
+            items = [tuple(item) for item in items]  # (path, label, source[, model_labels])
             written = self.store.commit_labels(items, model_labels=model_labels)
             self.mirror.take_all(written.after)
             if self.order.current in written.after and not self.mirror.wanted(self.order.current):
                 self._next()
             self.mirror.flush()  # a page is a batch already: none of it waits for the next one
-            return [path for path, _, _ in items]
+            return [item[0] for item in items]
 
     def relabel(self, path: str, name: str, source: str = "review") -> Written:
         """Give an image that is not on screen (e.g. in the review queue) a new label; the order is left

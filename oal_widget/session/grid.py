@@ -31,6 +31,8 @@ class Tile:
     chosen: str | None = None
     #: The person took the label off: the tile gets nothing this page.
     cleared: bool = False
+    #: Training labels the model had when it made ``prediction`` (an accepted label records it).
+    at: int | None = None
 
 
 class Grid:
@@ -91,7 +93,8 @@ class Grid:
 
     def _tile(self, path: str) -> Tile:
         test = self.session.is_test(path)
-        return Tile(path, test, None if test else self.session.prediction(path))
+        s = self.session
+        return Tile(path, test, None if test else s.prediction(path), at=s.predicted_at_of(path))
 
     @property
     def touched(self) -> bool:
@@ -206,7 +209,7 @@ class Grid:
         for tile in self.tiles:
             got = self.gets(tile)
             if got is not None:
-                items.append((tile.path, *got))
+                items.append((tile.path, *got, tile.at if got[1] == "accepted" else None))
         if not items:
             return []
         stored = self.session.actions.label_page(items, model_labels=self.predicted_at)

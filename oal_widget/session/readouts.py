@@ -126,14 +126,18 @@ class Readouts:
         person's own, and a second opinion is given blind)."""
         with self._lock:
             test, wanted, blind = self._mirror.book.test, self._wanted, self._mirror.second  # given blind
-            predictions = self._trainer_state.predictions.items()
+            predictions = self._trainer_state.latest_predictions.items()
             scored = [(c, p) for p, (_, c) in predictions if p not in test and p not in blind]
             return [p for _, p in heapq.nlargest(n, ((c, p) for c, p in scored if wanted(p)))]
 
     @property
     def predicted_at(self) -> int | None:
-        """Training labels the model had when it made the predictions shown now (None: no query yet)."""
+        """Training labels the model of the last query had (None: no query yet)."""
         return self._trainer_state.predicted_at
+
+    def predicted_at_of(self, path: str | None) -> int | None:
+        """Training labels the model had when it predicted ``path`` (each image keeps its latest)."""
+        return self._trainer_state.predicted_at_of(path)
 
     def first_sight(self) -> dict:
         """path -> the class probabilities the model gave a training image BEFORE it learnt from its label

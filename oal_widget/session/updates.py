@@ -64,8 +64,13 @@ class Updates:
 class TrainerState:
     def __init__(self):
         self.latest = Update(status="waiting", message="the trainer has not started")
-        self.predictions: Mapping[str, tuple[str, float]] = {}  # from the last query
-        #: Training labels the model had when it made those predictions (an accepted label records it).
+        #: The last query's predictions (what the grid's surest pages draw from).
+        self.latest_predictions: Mapping[str, tuple[str, float]] = {}
+        #: Every image's latest prediction, from whichever query scored it last (an image undone, or not
+        #: in the last query's sample, keeps its own), and the training labels its model had.
+        self.predictions: dict[str, tuple[str, float]] = {}
+        self.predicted_at_by: dict[str, int | None] = {}
+        #: Training labels the model of the last query had.
         self.predicted_at: int | None = None
         self.work: tuple[str, int, int] | None = None
         self.final: Update | None = None
@@ -75,8 +80,10 @@ class TrainerState:
         previous, self.latest = self.latest, update
         if update.status == "stopped":
             self.final = update
-        if update.predictions:  # only query updates carry them: keep the last ones until the next
-            self.predictions = update.predictions
+        if update.predictions:  # only query updates carry them
+            self.latest_predictions = update.predictions
+            self.predictions.update(update.predictions)
+            self.predicted_at_by.update(dict.fromkeys(update.predictions, update.n_labels))
             self.predicted_at = update.n_labels
         if update.work is not None:  # only progress updates carry it: keep the last one
             self.work = update.work
@@ -96,6 +103,10 @@ class TrainerState:
     def prediction(self, path) -> tuple[str, float] | None:
         predicted = self.predictions.get(path) if path is not None else None
         return None if predicted is None else (str(predicted[0]), float(predicted[1]))
+
+    def predicted_at_of(self, path) -> int | None:
+        """Training labels the model had when it made ``path``'s prediction (None: none yet)."""
+        return self.predicted_at_by.get(path)
 
     def halfwidth(self) -> float | None:
         """Half the width of the last estimate's interval (None before the first): fewer test labels are

@@ -220,7 +220,7 @@ def training_labels_given(session) -> int:
 def staleness(session) -> str:
     """The mark of a prediction made by a model many training labels behind (" · predicted N labels
     ago"), else ""."""
-    at = session.predicted_at
+    at = session.predicted_at_of(session.current)
     behind = None if at is None else training_labels_given(session) - at
     return f" · predicted {behind} labels ago" if behind is not None and behind >= STALE_LABELS else ""
 

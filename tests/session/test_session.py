@@ -608,3 +608,20 @@ def test_stop_before_labels_were_given_saves_the_store_only(small_digits):
     session, factory = make(small_digits, labels=None)
     assert session.stop() == {"labels": str(small_digits / ".oal" / "annotations.sqlite")}
     assert factory.trainers == []
+
+
+def test_an_image_keeps_its_latest_prediction_and_the_labels_its_model_had(small_digits):
+    """An undone image shows the prediction it had (the last query did not score it), marked with the
+    labels of the model that made it; accepting it records that count, not the last query's."""
+    s, factory = make(small_digits, test_fraction=0)
+    a = s.current
+    factory.last.publish(Update(status="training", n_labels=3, predictions={a: ("one", 0.8)}))
+    s.label("zero")
+    other = s.current
+    factory.last.publish(Update(status="training", n_labels=9, predictions={other: ("two", 0.9)}))
+    assert s.undo() == a
+    assert s.prediction(a) == ("one", 0.8) and s.predicted_at_of(a) == 3 and s.predicted_at == 9
+    assert s.accept_prediction()
+    assert s.store.record(a).model_labels == 3
+    assert s.surest(5) == [other], "surest pages come from the last query only"
+    s.close()
