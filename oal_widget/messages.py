@@ -6,7 +6,7 @@ trainer publishes ``Update`` objects. Neither side ever touches the other's stat
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
@@ -66,7 +66,7 @@ class Resume:
 class Retry:
     """Build the model again after an error; with ``model_fn``, build it with that fixed function."""
 
-    model_fn: object = field(default=None, compare=False)
+    model_fn: Callable | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)

@@ -95,10 +95,6 @@ class TrainingCore(Publishing):
         self.idle_work = IdleWork(pool, self.learner)
 
     # --- public state ----------------------------------------------------------------------------
-    @property
-    def latest(self) -> Update:
-        """The last update made."""
-        return self.publisher.latest
 
     @property
     def model(self):

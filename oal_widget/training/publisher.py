@@ -12,6 +12,8 @@ import logging
 import queue
 import threading
 import time
+from collections.abc import Callable
+from typing import Any
 
 from ..messages import Update
 
@@ -75,9 +77,21 @@ class Publisher:
 class Publishing:
     """The trainer's side of publishing: its lock, and updates that are delivered when it is released.
 
-    Needs ``_lock`` (an RLock), ``_depth`` (0), ``publisher``, ``labels`` (``.train``), ``history``
-    and ``_state()`` from the class it is mixed into (``core.TrainingCore``).
+    The attributes it reads are declared below; the class it is the base of (``core.TrainingCore``)
+    sets them up.
     """
+
+    _lock: threading.RLock
+    _depth: int
+    publisher: Publisher
+    labels: Any  # a ``labelset.LabelSet`` (``.train``)
+    history: list[dict]
+    _state: Callable[[], str]
+
+    @property
+    def latest(self) -> Update:
+        """The last update made."""
+        return self.publisher.latest
 
     @contextlib.contextmanager
     def _locked(self):

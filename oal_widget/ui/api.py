@@ -1,11 +1,20 @@
 """The panel's Python API, what a notebook cell calls on an ``Annotator`` besides ``stop``: its labels,
 history, model and workdir, the final fit, exports, insight. A part of ``Annotator`` (its base class):
-it reads ``session``, ``insight`` and ``_lock``, which the panel sets up."""
+the attributes it reads are declared below, and the panel sets them up."""
 
 from __future__ import annotations
 
+import threading
+
+from ..session.session import Session
+from .insight import Insight
+
 
 class PanelApi:
+    session: Session
+    insight: Insight
+    _lock: threading.RLock
+
     @property
     def labels(self) -> dict[str, str]:
         """path -> label, from the store."""

@@ -144,8 +144,8 @@ class GridView:
             except ImageError as e:
                 found[path] = e.reason
         with self._lock:
-            for i, path in enumerate(self._showing):
-                got = found.get(path)
+            for i, shown in enumerate(self._showing):
+                got = found.get(shown) if shown is not None else None
                 if isinstance(got, bytes) and self._images[i].value != got:
                     self._images[i].value = got
                 elif isinstance(got, str):

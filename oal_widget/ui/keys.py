@@ -171,10 +171,12 @@ def help_html(keymap: Mapping[str, object], names) -> str:
     for key, action in keymap.items():
         if isinstance(action, tuple):
             continue
-        rows.append(_row(key, ACTIONS[action]))
+        rows.append(_row(key, ACTIONS[str(action)]))
     label_rows = []
-    for name, key in zip(names, label_keys(keymap, names), strict=True):
-        label_rows.append(_row(key, f"label: {name}" if key else f"label: {name} (/ then type it)"))
+    for name, label_key in zip(names, label_keys(keymap, names), strict=True):
+        label_rows.append(
+            _row(label_key, f"label: {name}" if label_key else f"label: {name} (/ then type it)")
+        )
 
     def section(title: str, what: Mapping[str, str], extra: str) -> str:
         rows = "".join(_row(keys.get(a), text) for a, text in what.items() if keys.get(a))

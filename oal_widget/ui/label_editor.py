@@ -33,9 +33,7 @@ class LabelEditor:
         # The value the browser sends on Enter or leaving the box (ipyevents was not listening) is added;
         # what ``key`` types is not (it sets the value character by character).
         self._typing = False
-        self.new_label.observe(
-            lambda change: not self._typing and change["new"].strip() and self._run(self.add), names="value"
-        )
+        self.new_label.observe(self._on_value, names="value")
         self.add_button = add = w.Button(description="add", layout=w.Layout(width="auto"))
         add.add_class("oal-add-label")
         add.on_click(lambda _b: self._run(self.add))
@@ -59,6 +57,10 @@ class LabelEditor:
         )
         self.box.add_class("oal-label-editor")
         self.render()
+
+    def _on_value(self, change) -> None:
+        if not self._typing and change["new"].strip():
+            self._run(self.add)
 
     def _run(self, fn) -> None:
         try:

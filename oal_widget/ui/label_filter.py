@@ -67,5 +67,6 @@ class LabelFilter:
         shown = ", ".join(self._names[i] for i in found[:8]) + (" …" if len(found) > 8 else "")
         return (
             f"find a label: “{self.text}” · {len(found)} match: {shown} · Enter picks "
-            f"“{self._names[self.choice]}” · arrows choose · Escape cancels"
+            f"“{self._names[found[0] if self.choice is None else self.choice]}” · arrows choose · "
+            "Escape cancels"
         )

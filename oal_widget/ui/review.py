@@ -94,7 +94,7 @@ class ReviewView:
 
 
 def info_html(item, source: str | None) -> str:
-    where = SOURCES.get(source, source or "source not recorded")
+    where = SOURCES.get(source or "", source or "source not recorded")
     said = (
         f"before training on it, the model said <b>{html.escape(item.predicted)}</b> "
         f"({item.p_predicted:.0%}); it gave <b>{html.escape(item.label)}</b> {item.p_label:.0%}"
