@@ -63,16 +63,18 @@ class Actions:
             path = self.order.current
             if self._closed() or path is None or self.mirror.split(path) == "test" or self.mirror.blind(path):
                 return False  # a test image or a second opinion never takes a label the person did not choose
+            predicted, at = self._state.prediction_with_at(path)
             if shown is not None:  # what was on screen: only for the image still on screen
                 if path is None or shown[0] != path or shown[1] not in self._names():
                     return False
                 name = shown[1]
+                if predicted is None or predicted[0] != name:
+                    at = None  # a newer query changed it since: which model suggested it is not known
             else:
-                predicted = self._state.prediction(path) if path is not None else None
                 if predicted is None:
                     return False
                 name = predicted[0]
-            self.label(name, source="accepted", model_labels=self._state.predicted_at_of(path))
+            self.label(name, source="accepted", model_labels=at)
             return True
 
     def undo(self) -> str | None:

@@ -93,8 +93,8 @@ class Grid:
 
     def _tile(self, path: str) -> Tile:
         test = self.session.is_test(path)
-        s = self.session
-        return Tile(path, test, None if test else s.prediction(path), at=s.predicted_at_of(path))
+        predicted, at = self.session.prediction_with_at(path)
+        return Tile(path, test, None if test else predicted, at=at)
 
     @property
     def touched(self) -> bool:

@@ -139,6 +139,11 @@ class Readouts:
         """Training labels the model had when it predicted ``path`` (each image keeps its latest)."""
         return self._trainer_state.predicted_at_of(path)
 
+    def prediction_with_at(self, path: str | None) -> tuple[tuple[str, float] | None, int | None]:
+        """``prediction(path)`` and ``predicted_at_of(path)`` read together (never two queries' parts);
+        (None, None) for a second opinion."""
+        return (None, None) if self._mirror.blind(path) else self._trainer_state.prediction_with_at(path)
+
     def first_sight(self) -> dict:
         """path -> the class probabilities the model gave a training image BEFORE it learnt from its label
         (out of sample: what the review queue ranks by); {} while the trainer keeps none."""

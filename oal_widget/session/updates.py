@@ -67,9 +67,9 @@ class TrainerState:
         #: The last query's predictions (what the grid's surest pages draw from).
         self.latest_predictions: Mapping[str, tuple[str, float]] = {}
         #: Every image's latest prediction, from whichever query scored it last (an image undone, or not
-        #: in the last query's sample, keeps its own), and the training labels its model had.
-        self.predictions: dict[str, tuple[str, float]] = {}
-        self.predicted_at_by: dict[str, int | None] = {}
+        #: in the last query's sample, keeps its own), with the training labels its model had: one tuple
+        #: per image, replaced whole, so a reader on another thread never pairs two queries' parts.
+        self.predictions: dict[str, tuple[str, float, int | None]] = {}
         #: Training labels the model of the last query had.
         self.predicted_at: int | None = None
         self.work: tuple[str, int, int] | None = None
@@ -82,8 +82,8 @@ class TrainerState:
             self.final = update
         if update.predictions:  # only query updates carry them
             self.latest_predictions = update.predictions
-            self.predictions.update(update.predictions)
-            self.predicted_at_by.update(dict.fromkeys(update.predictions, update.n_labels))
+            n = update.n_labels
+            self.predictions.update({p: (str(v[0]), float(v[1]), n) for p, v in update.predictions.items()})
             self.predicted_at = update.n_labels
         if update.work is not None:  # only progress updates carry it: keep the last one
             self.work = update.work
@@ -102,11 +102,17 @@ class TrainerState:
 
     def prediction(self, path) -> tuple[str, float] | None:
         predicted = self.predictions.get(path) if path is not None else None
-        return None if predicted is None else (str(predicted[0]), float(predicted[1]))
+        return None if predicted is None else (predicted[0], predicted[1])
 
     def predicted_at_of(self, path) -> int | None:
         """Training labels the model had when it made ``path``'s prediction (None: none yet)."""
-        return self.predicted_at_by.get(path)
+        predicted = self.predictions.get(path) if path is not None else None
+        return None if predicted is None else predicted[2]
+
+    def prediction_with_at(self, path) -> tuple[tuple[str, float] | None, int | None]:
+        """``path``'s prediction and the labels its model had, read together (one tuple)."""
+        predicted = self.predictions.get(path) if path is not None else None
+        return (None, None) if predicted is None else ((predicted[0], predicted[1]), predicted[2])
 
     def halfwidth(self) -> float | None:
         """Half the width of the last estimate's interval (None before the first): fewer test labels are

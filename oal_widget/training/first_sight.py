@@ -29,8 +29,9 @@ class FirstSight:
         """Whether a new training label's image is unseen by the model, so its view now is a first sight:
         never scored, never in a batch; for a stored label handed over at start (``fresh`` False), not
         among what the earlier models had learnt (a teammate's label of meanwhile), and assumed learnt
-        when that is unknown."""
-        if path in self.probs or path in self.learner.trained_paths:
+        when that is unknown. An image trained on as a pseudo-label has been seen too: the model learnt
+        its own guess for it."""
+        if path in self.probs or path in self.learner.trained_paths or path in self.learner.pseudo.used:
             return False
         return fresh or (self.learnt is not None and path not in self.learnt)
 
@@ -83,7 +84,10 @@ class FirstSight:
             "network": network,
             "graph": graph,
             "names": np.array(self.labels.names, dtype=str),
-            "trained": np.array(sorted(self.learner.trained_paths | (self.learnt or set())), dtype=str),
+            "trained": np.array(
+                sorted(self.learner.trained_paths | self.learner.pseudo.used | (self.learnt or set())),
+                dtype=str,
+            ),
         }
 
     def restore(self, arrays: dict[str, np.ndarray]) -> int:

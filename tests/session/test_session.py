@@ -625,3 +625,14 @@ def test_an_image_keeps_its_latest_prediction_and_the_labels_its_model_had(small
     assert s.store.record(a).model_labels == 3
     assert s.surest(5) == [other], "surest pages come from the last query only"
     s.close()
+
+
+def test_accepting_what_was_shown_after_a_newer_query_changed_it_records_no_model(small_digits):
+    s, factory = make(small_digits, test_fraction=0)
+    a = s.current
+    factory.last.publish(Update(status="training", n_labels=3, predictions={a: ("one", 0.8)}))
+    factory.last.publish(Update(status="training", n_labels=9, predictions={a: ("two", 0.7)}))
+    assert s.accept_prediction(shown=(a, "one"))  # the key was pressed on what was on screen
+    record = s.store.record(a)
+    assert (record.label, record.source, record.model_labels) == ("one", "accepted", None)
+    s.close()
