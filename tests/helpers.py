@@ -1,4 +1,4 @@
-"""What many test modules share: a tiny real Keras model and a bounded wait."""
+"""What many test modules share: a tiny real Keras model, a bounded wait, a trainer's label set."""
 
 from __future__ import annotations
 
@@ -7,6 +7,16 @@ import time
 SHAPE = (16, 16, 1)
 #: Bound for waiting on a condition on a shared 2-core box; never a timing assertion.
 WAIT = 60.0
+
+
+def labelset_of(paths, test=(), names=tuple(str(d) for d in range(10))):
+    """A trainer's ``LabelSet`` holding ``paths`` as training labels, each labelled by its class folder."""
+    from oal_widget.training.labelset import LabelSet
+
+    labels = LabelSet(list(names), test)
+    for p in paths:
+        labels.add(p, p.split("/")[0], "train")
+    return labels
 
 
 def tiny_model_fn(num_classes, input_shape):

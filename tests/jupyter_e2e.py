@@ -31,6 +31,9 @@ import urllib.request
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+#: Where the browser tests leave screenshots and server logs; the front ends they run in.
+ARTIFACTS = Path(os.environ.get("E2E_ARTIFACTS", REPO / "artifacts"))
+APPS = [a for a in os.environ.get("E2E_APPS", "lab,notebook").split(",") if a]
 NOTEBOOK = REPO / "notebooks" / "quickstart.ipynb"
 CHROMIUM = os.environ.get("E2E_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [

@@ -27,9 +27,10 @@ from pathlib import Path
 import nbformat
 import pytest
 from jupyter_e2e import (  # pytest puts tests/ on sys.path (no __init__.py); bench/ uses it too
+    APPS,
+    ARTIFACTS,
     MODULES,
     NOTEBOOK,
-    REPO,
     TIMEOUT_MS,
     jupyter_server,
     make_workspace,
@@ -45,8 +46,6 @@ from jupyter_e2e import (  # pytest puts tests/ on sys.path (no __init__.py); be
 
 pytestmark = pytest.mark.browser
 
-ARTIFACTS = Path(os.environ.get("E2E_ARTIFACTS", REPO / "artifacts"))
-APPS = [a for a in os.environ.get("E2E_APPS", "lab,notebook").split(",") if a]
 EVAL_TIMEOUT_MS = 120_000  # TensorFlow import (~7 s idle, much more when loaded) + training + evaluation
 # The quickstart's labels are the digits in key order: key "1" gives label "1", key "0" label "0".
 LABEL_KEYS = ["1", "2", "3", "4", "5", "6", "7", "8", "9", "0"]

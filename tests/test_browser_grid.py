@@ -17,14 +17,14 @@ Env: E2E_CHROMIUM, E2E_ARTIFACTS, E2E_APPS as in ``tests/test_browser.py``.
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 import time
-from pathlib import Path
 
 import pytest
 from jupyter_e2e import (
+    APPS,
+    ARTIFACTS,
     MODULES,
     REPO,
     TIMEOUT_MS,
@@ -43,8 +43,6 @@ from jupyter_e2e import (
 
 pytestmark = pytest.mark.browser
 
-ARTIFACTS = Path(os.environ.get("E2E_ARTIFACTS", REPO / "artifacts"))
-APPS = [a for a in os.environ.get("E2E_APPS", "lab,notebook").split(",") if a]
 GRID = 24
 LABELS = ["1", "2", "3", "4", "5", "6", "7", "8", "9", "0"]  # key "1" gives label "1", as the quickstart's
 PANEL_CELL = f"""\

@@ -24,6 +24,8 @@ from pathlib import Path
 
 import pytest
 from jupyter_e2e import (
+    APPS,
+    ARTIFACTS,
     MODULES,
     REPO,
     TIMEOUT_MS,
@@ -44,8 +46,6 @@ from jupyter_e2e import (
 
 pytestmark = pytest.mark.browser
 
-ARTIFACTS = Path(os.environ.get("E2E_ARTIFACTS", REPO / "artifacts"))
-APPS = [a for a in os.environ.get("E2E_APPS", "lab,notebook").split(",") if a]
 #: Class -> scikit-image sample (all ship inside the package: nothing is downloaded).
 SOURCES = {"astronaut": "astronaut", "coffee": "coffee", "cat": "chelsea", "rocket": "rocket"}
 GREY = "grey"  # tiny grey images, from skimage.data.camera

@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+from helpers import labelset_of
 
 from oal_widget.config import Config
 from oal_widget.training.devices import Devices
@@ -11,17 +12,10 @@ from oal_widget.training.learner import Learner
 LABELS = [str(d) for d in range(10)]
 
 
-def labels_of(paths, test=()):
-    labels = LabelSet(LABELS, test)
-    for p in paths:
-        labels.add(p, p.split("/")[0], "train")
-    return labels
-
-
 def test_class_balance_gives_every_class_the_same_share_of_a_batch(pool, split, tmp_path):
     zeros = [p for p in split[0] if p.startswith("0/")][:9]
     one = [p for p in split[0] if p.startswith("1/")][:1]
-    labels = labels_of(zeros + one)
+    labels = labelset_of(zeros + one)
     config = Config(input_shape=(16, 16, 1), class_balance=True)
     w = Learner(pool, LABELS, config, tmp_path, Devices()).batch_weights(labels)
     y = np.array([int(p.split("/")[0]) for p in labels.train])

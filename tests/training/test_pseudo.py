@@ -3,19 +3,12 @@ cannot teach itself to stay collapsed."""
 
 import numpy as np
 import pytest
+from helpers import labelset_of
 
 from oal_widget.config import Config
 from oal_widget.training import pseudo
-from oal_widget.training.labelset import LabelSet
 
 LABELS = [str(d) for d in range(10)]
-
-
-def labelled(paths, test=()):
-    labels = LabelSet(LABELS, test)
-    for p in paths:
-        labels.add(p, p.split("/")[0], "train")
-    return labels
 
 
 def sure_of(k: int, n: int, classes: int = 10) -> np.ndarray:
@@ -35,7 +28,7 @@ def test_the_quota_ramps_with_the_labels_and_never_exceeds_the_ratio():
 def test_only_confident_predictions_of_unlabelled_training_candidates_of_labelled_classes():
     train = [f"{d}/t{i}.png" for d in range(5) for i in range(8)]  # classes 0-4 labelled, 40 labels
     test = [f"{d}/x{i}.png" for d in range(10) for i in range(3)]
-    labels = labelled(train, test)
+    labels = labelset_of(train, test)
     labels.add(test[0], "0", "test")
     pool = [f"{d}/u{i}.png" for d in range(10) for i in range(20)]
     paths = pool + train + test
@@ -51,7 +44,7 @@ def test_only_confident_predictions_of_unlabelled_training_candidates_of_labelle
 
 def test_a_model_that_predicts_one_class_everywhere_gets_one_share_only():
     train = [f"{d}/t{i}.png" for d in range(10) for i in range(10)]  # 100 labels, every class
-    labels = labelled(train)
+    labels = labelset_of(train)
     pool = [f"{d}/u{i}.png" for d in range(10) for i in range(100)]
     chosen = pseudo.select(pool, sure_of(0, len(pool)), labels, threshold=0.9, ratio=2.0)
     assert set(chosen.values()) == {0}
@@ -59,7 +52,7 @@ def test_a_model_that_predicts_one_class_everywhere_gets_one_share_only():
 
 
 def test_the_batch_leaves_out_images_labelled_since_the_query():
-    labels = labelled([f"{d}/t{i}.png" for d in range(10) for i in range(4)])
+    labels = labelset_of([f"{d}/t{i}.png" for d in range(10) for i in range(4)])
     p = pseudo.PseudoLabels(Config(input_shape=(8, 8, 1), batch_size=8))
     pool = [f"{d}/u{i}.png" for d in range(10) for i in range(10)]
     probs = np.concatenate([sure_of(int(q.split("/")[0]), 1) for q in pool])
