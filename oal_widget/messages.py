@@ -98,6 +98,9 @@ class Update:
     #: Long work in progress: (what, done, total), e.g. ("embedding images", 1200, 5000); done == total
     #: when it finished. None: this update says nothing about it (keep the last one you received).
     work: tuple[str, int, int] | None = None
+    #: Every pool image's features for "more like this" (an immutable ``al.neighbours.Neighbours``), sent
+    #: once built and again when the feature space changes. None: this update says nothing about it.
+    neighbours: object | None = field(default=None, compare=False)
 
     def __post_init__(self):
         if self.status not in STATUSES:

@@ -374,3 +374,15 @@ def store_records(workdir: Path) -> dict:
         return {r.path: (r.label, r.source, r.split) for r in store.records()}
     finally:
         store.close()
+
+
+def tiles_state(page) -> list[dict]:
+    """Each tile as the page shows it: path (the caption's title), caption text, classes, image loaded."""
+    return page.evaluate(
+        """() => Array.from(document.querySelectorAll('.oal-grid .oal-tile')).map(t => {
+            const title = t.querySelector('.oal-tile-caption div[title]');
+            const img = t.querySelector('img');
+            return {path: title ? title.getAttribute('title') : null, text: t.innerText.trim(),
+                    classes: t.className, loaded: !!img && img.complete && img.naturalWidth > 1};
+        })"""
+    )

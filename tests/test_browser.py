@@ -39,6 +39,7 @@ from jupyter_e2e import (  # pytest puts tests/ on sys.path (no __init__.py); be
     page_url,
     run_all_cells,
     stderr_outputs,
+    tiles_state,
     wait_kernel_idle,
     wait_src_changed,
     wait_until,
@@ -262,6 +263,37 @@ def test_quickstart_in_browser(jupyter, browser):
         press_and_wait_next("ArrowRight")
         store_is(labelled, "after one press of '0' then ArrowRight")
         assert_notebook_unchanged("after the '0' check")
+
+        # More like this (Shift+M): a grid page of the images nearest to the one on screen in the trainer's
+        # own feature space. The trainer indexes the pool while idle: until then the panel says so and a
+        # press later opens the page. The status names the image the page is like.
+        def open_like() -> bool:
+            page.keyboard.press("Shift+M")
+            wait_until(
+                lambda: page.locator(".oal-grid").count() or "still reading" in error.inner_text(),
+                10,
+                "the page of images like this one, or the panel saying the pool is not indexed yet",
+            )
+            return page.locator(".oal-grid").count() > 0
+
+        wait_until(open_like, 120, "Shift+M to open a page of images like the one on screen")
+        status = page.locator(".oal-grid-status")
+        expect(status).to_contain_text("most like")
+        like = status.locator("code").first.inner_text()
+        tiles = wait_until(
+            lambda: (s := tiles_state(page)) and all(t["loaded"] and t["path"] for t in s) and s,
+            30,
+            "every thumbnail of the page drawn",
+        )
+        near = [t["path"] for t in tiles]
+        assert like not in near and not set(near) & set(labelled), (like, near)
+        same = sum(p.split("/")[0] == like.split("/")[0] for p in near)
+        assert same >= len(near) // 2, f"{same} of {len(near)} images like {like} share its digit: {near}"
+        page.locator(".oal-panel").screenshot(path=str(ARTIFACTS / f"more-like-{app}.png"))
+        page.keyboard.press("Escape")
+        expect(page.locator("img.oal-image")).to_be_visible()
+        assert_notebook_unchanged("after more like this")
+
         # The pointer leaves: the key sink lets go of the focus, keys belong to the notebook again.
         page.mouse.move(2, 2)
         expect(keysink).not_to_be_focused()

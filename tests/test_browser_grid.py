@@ -35,6 +35,7 @@ from jupyter_e2e import (
     page_url,
     run_all_cells,
     store_records,
+    tiles_state,
     wait_kernel_idle,
     wait_src_changed,
     wait_until,
@@ -87,18 +88,6 @@ def jupyter(request, tmp_path):
     finally:
         if log_path.exists():
             shutil.copy(log_path, ARTIFACTS / log_path.name)
-
-
-def tiles_state(page) -> list[dict]:
-    """Each tile as the page shows it: path (the caption's title), caption text, classes, image loaded."""
-    return page.evaluate(
-        """() => Array.from(document.querySelectorAll('.oal-grid .oal-tile')).map(t => {
-            const title = t.querySelector('.oal-tile-caption div[title]');
-            const img = t.querySelector('img');
-            return {path: title ? title.getAttribute('title') : null, text: t.innerText.trim(),
-                    classes: t.className, loaded: !!img && img.complete && img.naturalWidth > 1};
-        })"""
-    )
 
 
 def test_grid_in_browser(jupyter, browser):

@@ -50,6 +50,8 @@ class Grid:
         #: The active-learning order puts first what the model is least sure of, where its predictions are
         #: worst; a person who wants every image labelled gains most from pages of its surest predictions.
         self.surest = surest
+        #: "More like this": pages of the images still to label nearest to this one (None: not that).
+        self.like: str | None = None
         #: The page in the order's order (``shown`` is the display order).
         self.tiles: list[Tile] = []
         self.cursor = 0  # an index into ``shown``
@@ -69,6 +71,8 @@ class Grid:
     def _candidates(self, n: int) -> list[str]:
         """Images for a page, best first (``surest``: the surest predictions, then the order)."""
         s = self.session
+        if self.like is not None:  # only its neighbours: a page of the order would hide where they end
+            return s.more_like(self.like, n)
         return list(dict.fromkeys((s.surest(n) if self.surest else []) + s.page(n)))
 
     def _paths(self, n: int) -> list[str]:
@@ -86,6 +90,16 @@ class Grid:
         """Pages of the surest predictions, or of the next images in the order (``None`` toggles). An
         untouched page is built again at once (True); a touched one stays, the next page follows."""
         self.surest = (not self.surest) if surest is None else surest
+        self.like = None
+        if self.touched:
+            return False
+        self.open()
+        return True
+
+    def more_like(self, path: str | None) -> bool:
+        """Pages of the images most like ``path`` (None: back to the order). An untouched page is built
+        again at once (True); a touched one stays, the neighbours' page follows it."""
+        self.like, self.surest = path, False
         if self.touched:
             return False
         self.open()

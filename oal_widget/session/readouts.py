@@ -130,6 +130,22 @@ class Readouts:
             scored = [(c, p) for p, (_, c) in predictions if p not in test and p not in blind]
             return [p for _, p in heapq.nlargest(n, ((c, p) for c, p in scored if wanted(p)))]
 
+    def more_like(self, path: str | None, n: int) -> list[str]:
+        """Up to ``n`` images still to label most like ``path`` in the trainer's feature space, most similar
+        first (a grid page): never a test image (its label grades the model) nor a second opinion (given
+        blind); [] until the trainer has indexed the pool (``more_like_ready``)."""
+        index = self._trainer_state.neighbours
+        if index is None or path is None:
+            return []
+        with self._lock:
+            test, blind, wanted = self._mirror.book.test, self._mirror.second, self._wanted
+            return index.nearest(path, n, keep=lambda p: p not in test and p not in blind and wanted(p))
+
+    @property
+    def more_like_ready(self) -> bool:
+        """True once the trainer has the features of every image (it computes them while idle)."""
+        return self._trainer_state.neighbours is not None
+
     @property
     def predicted_at(self) -> int | None:
         """Training labels the model of the last query had (None: no query yet)."""

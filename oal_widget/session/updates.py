@@ -73,6 +73,8 @@ class TrainerState:
         #: Training labels the model of the last query had.
         self.predicted_at: int | None = None
         self.work: tuple[str, int, int] | None = None
+        #: The pool's features for "more like this" (``al.neighbours.Neighbours``) once built.
+        self.neighbours = None
         self.final: Update | None = None
 
     def take(self, update: Update) -> str:
@@ -87,6 +89,8 @@ class TrainerState:
             self.predicted_at = update.n_labels
         if update.work is not None:  # only progress updates carry it: keep the last one
             self.work = update.work
+        if update.neighbours is not None:
+            self.neighbours = update.neighbours
         if update.status == "stopped":
             return "stopped"
         if len(update.metrics) != len(previous.metrics):

@@ -42,6 +42,7 @@ class GridView:
         self.clear = self._button("no label", "clear", "oal-grid-clear")
         self.group = self._button("grouped by class", "group", "oal-grid-group")
         self.surest = self._button("next in order", "surest", "oal-grid-surest")
+        self.like = self._button("more like this", "like", "oal-grid-like")
         self.close = self._button("single view", "close", "oal-grid-close")
         self.labels = LabelButtons(keymap, run, what="label the tile under the cursor")
         self.tiles_box = w.GridBox(layout=w.Layout(grid_gap="6px"))
@@ -51,7 +52,7 @@ class GridView:
         self._captions: list[widgets.HTML] = []
         self._events: list = []  # each tile's click Event: kept, else it would be collected
         self._showing: list[str | None] = []  # the path each tile widget shows (images are set once)
-        self.buttons = [self.commit, self.undo, self.clear, self.group, self.surest, self.close]
+        self.buttons = [self.commit, self.undo, self.clear, self.group, self.surest, self.like, self.close]
         buttons = w.HBox(self.buttons, layout=w.Layout(flex_flow="row wrap"))
         self.box = w.VBox([self.status, buttons, self.tiles_box, self.labels.box])
         self.box.add_class("oal-grid-view")
@@ -104,9 +105,8 @@ class GridView:
         self.group.description = keys_module.with_key(
             "grouped by class" if grid.grouped else "not grouped", self._keys.get("group")
         )
-        self.surest.description = keys_module.with_key(
-            "pages: surest first" if grid.surest else "pages: next in order", self._keys.get("surest")
-        )
+        pages = "surest first" if grid.surest else "like one image" if grid.like else "next in order"
+        self.surest.description = keys_module.with_key(f"pages: {pages}", self._keys.get("surest"))
         self.status.value = status_html(grid)
         if missing:
             session.thumbnails.prefetch(missing, THUMB_SIDE)
@@ -175,14 +175,17 @@ def tile_caption(tile, got, labelled: str | None) -> tuple[str, str]:
 
 def status_html(grid) -> str:
     counts = grid.summary()
+    like = f" like <code>{html.escape(grid.like)}</code>" if grid.like is not None else ""
     if not counts["tiles"]:
-        return "<b>Grid</b>: nothing left to label"
+        return f"<b>Grid</b>: nothing left to label{like}"
     parts = [f"{counts['accepted']} take the model's label", f"{counts['person']} yours"]
     if counts["nothing"]:
         test = counts["test_unset"]
         why = f" ({test} test: they need your label)" if test else ""
         parts.append(f"{counts['nothing']} get none{why}")
     at = "" if grid.predicted_at is None else f" · predictions by the model at {grid.predicted_at} labels"
+    if grid.like is not None:
+        at += f" · the images most like <code>{html.escape(grid.like)}</code> first (no test images)"
     if grid.surest:
         at += " · surest first (no test images: the single view and pages in order ask for those)"
     stored = counts["accepted"] + counts["person"]

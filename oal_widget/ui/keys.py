@@ -29,6 +29,7 @@ DEFAULT_KEYS: dict[str, object] = {
     "g": "grid",
     "G": "group",
     "S": "surest",
+    "M": "like",
     "r": "review",
     "/": "filter",
     "Escape": "close",
@@ -47,6 +48,8 @@ ACTIONS: dict[str, str] = {
     "grid": "grid view: the next images as tiles, each with the label it will get (again: single view)",
     "group": "in the grid: group the tiles by predicted class, or not",
     "surest": "in the grid: pages of the model's surest predictions, or of the next images in the order",
+    "like": "more like this: a grid page of the images still to label most like the one on screen (in the "
+    "grid: the tile under the cursor)",
     "review": "review queue: the labels most likely to be wrong, worst first (again: leave it)",
     "filter": "type a label's name: typing narrows the labels, arrows choose, Enter picks, Escape cancels",
     "close": "back to the single view (from the grid or the review queue)",
@@ -153,6 +156,7 @@ IN_GRID = {
     "clear": "no label for the tile under the cursor (again: its prediction back)",
     "group": "group the tiles by predicted class, or not",
     "surest": "pages of the model's surest predictions (fastest to accept), or the next in the order",
+    "like": "more like the tile under the cursor: pages of its nearest images still to label",
     "close": "back to the single view",
 }
 IN_REVIEW = {
@@ -160,6 +164,7 @@ IN_REVIEW = {
     "skip": "next image, undecided",
     "back": "previous image",
     "undo": "take back the last decision (a fix is undone)",
+    "like": "more like this image: a grid page of its nearest images still to label",
     "close": "leave the review queue",
 }
 

@@ -63,6 +63,7 @@ class LabellingView:
         self.retry.layout.display = "none"
         self.grid_button = self._action_button("grid", cls="oal-grid-button")
         self.review_button = self._action_button("review", cls="oal-review-button")
+        self.like_button = self._action_button("like", text="more like this", cls="oal-like-button")
         self.help_button = self._action_button("help")
         self.stop = self._action_button("stop", text="stop and save", key=False, cls="oal-stop")
         self.stop.button_style = "warning"
@@ -74,6 +75,7 @@ class LabellingView:
             self.pause,
             self.retry,
             self.grid_button,
+            self.like_button,
             self.review_button,
             self.help_button,
             self.stop,

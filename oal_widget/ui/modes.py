@@ -48,16 +48,42 @@ class Modes:
     def switch(self, action: str) -> str:
         """``grid`` / ``review``: open it (again: back to the single view); ``close``: the single view.
         Returns the mode now."""
-        target = "single" if action == "close" or action == self.mode else action
+        target = {"like": "grid"}.get(action, action)
+        target = "single" if action == "close" or target == self.mode and action != "like" else target
         self.stop_filter()
         if self.mode == "grid" and target != "grid":
             self.session.close_page()  # its images not shown next go back to the team
         self.mode = target
         if target == "grid":
+            if action == "grid":
+                self.grid.like = None  # the grid key shows the order; "more like this" sets its image
             self.grid.open()
         elif target == "review":
             self.review.open()
         return target
+
+    def more_like(self) -> str:
+        """ "More like this": grid pages of the images most like the one on screen (in the grid: the tile
+        under the cursor). Returns what to tell the person ("" when it went as asked)."""
+        if self.mode == "grid":
+            tile = self.grid.under_cursor
+            anchor = tile.path if tile is not None else None
+        else:
+            item = self.review.current if self.mode == "review" else None
+            anchor = (
+                item.path if item is not None else self.session.current if self.mode == "single" else None
+            )
+        if anchor is None:
+            return "more like this: no image on screen"
+        if not self.session.more_like_ready:
+            return "more like this: the trainer is still reading every image (the status line says how far)"
+        if self.mode == "grid":
+            if not self.grid.more_like(anchor):
+                return "the next page shows the images like it (this one keeps your choices)"
+        else:
+            self.grid.like = anchor
+            self.switch("like")
+        return "" if self.grid.tiles else "more like this: no image still to label is like it"
 
     # --- actions --------------------------------------------------------------------------------------
     def do(self, action) -> str:

@@ -301,6 +301,9 @@ class Annotator(PanelApi, widgets.VBox):
             self._error.value = ""
             self.modes.switch(action)
             self._show_mode()
+        elif action == "like":
+            self._error.value = self.modes.more_like()
+            self._show_mode()
         elif self.modes.mode == "single":
             self._error.value = keys_module.perform(s, action, self.labelling.shown)
         else:

@@ -44,8 +44,9 @@ class ReviewView:
         self.next = self._button("next", "skip", "oal-review-next")
         self.previous = self._button("previous", "back", "oal-review-previous")
         self.undo = self._button("undo", "undo", "oal-review-undo")
+        self.like = self._button("more like this", "like", "oal-review-like")
         self.close = self._button("leave review", "close", "oal-review-close")
-        self.buttons = [self.confirm, self.next, self.previous, self.undo, self.close]
+        self.buttons = [self.confirm, self.next, self.previous, self.undo, self.like, self.close]
         text = w.VBox(
             [
                 w.HTML("<b>Review</b>: the labels most likely to be wrong, worst first"),

@@ -377,3 +377,55 @@ def test_two_sessions_grid_pages_share_no_image(small_digits):
     finally:
         a.close()
         b.close()
+
+
+# --- more like this ----------------------------------------------------------------------------------
+def index_by_digit(s: Session):
+    """An index in which an image's nearest are the other images of its digit (one-hot features)."""
+    import numpy as np
+
+    from oal_widget.al.neighbours import Neighbours
+
+    paths = list(s.pool.paths)
+    X = np.array([[float(truth(p) == name) for name in LABELS] for p in paths])
+    X += np.random.default_rng(0).normal(size=X.shape) * 0.01
+    return Neighbours(paths, X, "test features")
+
+
+def test_more_like_this_pages_hold_its_nearest_images_still_to_label_never_a_test_image(session):
+    s, factory = session
+    grid = Grid(s)
+    assert s.more_like(s.current, 3) == [] and not s.more_like_ready  # not indexed yet
+    factory.last.publish(Update(status="waiting", neighbours=index_by_digit(s)))
+    assert s.more_like_ready
+    anchor = next(p for p in s.pool.paths if truth(p) == "2" and not s.is_test(p))
+    twos = [p for p in s.pool.paths if truth(p) == "2" and p != anchor]
+    assert any(s.is_test(p) for p in twos)  # the fixture has test images among them
+    s.label("2")  # label whatever is current: it must not come back in the page
+    labelled = set(s.store.labels())
+    assert grid.more_like(anchor)
+    page = [t.path for t in grid.tiles]
+    assert page and all(truth(p) == "2" for p in page)
+    assert not any(s.is_test(p) or p in labelled or p == anchor for p in page)
+    expected = [p for p in twos if not s.is_test(p) and p not in labelled]
+    assert set(page) == set(expected[: grid.size])
+    for _ in page:
+        grid.set("2")
+    stored = grid.commit()  # the next page: the next nearest still to label, never the same again
+    assert set(stored) == set(page)
+    following = [t.path for t in grid.tiles]  # the 2s ran out: the next most similar, whatever they are
+    assert following and not set(following) & (set(stored) | labelled | {anchor})
+    assert not any(s.is_test(p) for p in following)
+    grid.order(surest=False)  # back to the order: the like anchor is gone
+    assert grid.like is None
+
+
+def test_more_like_this_on_a_touched_page_keeps_the_choices(session):
+    s, factory = session
+    factory.last.publish(Update(status="waiting", neighbours=index_by_digit(s)))
+    grid = Grid(s)
+    grid.open()
+    grid.set("1")
+    before = [t.path for t in grid.tiles]
+    assert not grid.more_like(s.pool.paths[0])
+    assert [t.path for t in grid.tiles] == before and grid.like == s.pool.paths[0]

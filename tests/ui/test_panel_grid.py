@@ -253,3 +253,49 @@ def test_every_label_records_its_source_and_the_insight_panel_counts_them(panel)
     annotator.insight.insight_button.click()
     wait_for(lambda: "labels by source" in annotator.insight.sources.value, "the counts by source")
     assert f"accepted {len(records) - 1}" in annotator.insight.sources.value
+
+
+# --- more like this ----------------------------------------------------------------------------------
+def publish_index(annotator, factory) -> None:
+    """An index in which an image's nearest are the other images of its digit."""
+    from oal_widget.al.neighbours import Neighbours
+
+    paths = list(annotator.session.pool.paths)
+    X = np.array([[float(truth(p) == name) for name in LABELS] for p in paths])
+    X += np.random.default_rng(1).normal(size=X.shape) * 0.01
+    factory.last.publish(Update(status="waiting", neighbours=Neighbours(paths, X, "test features")))
+    settle(annotator)
+
+
+def test_more_like_this_from_the_single_view_the_grid_and_the_review_queue(panel):
+    a, factory = panel
+    s = a.session
+    a._on_key(key("M", shiftKey=True))  # not indexed yet: said, nothing else changes
+    assert a.modes.mode == "single" and "still reading every image" in a._error.value
+    publish_index(a, factory)
+    anchor = s.current
+    a._on_key(key("M", shiftKey=True))
+    grid = a.modes.grid
+    assert a.modes.mode == "grid" and grid.like == anchor and a._error.value == ""
+    page = [t.path for t in grid.tiles]
+    assert page and all(truth(p) == truth(anchor) for p in page[:3])
+    assert not any(s.is_test(p) for p in page)
+    assert "most like" in a.modes.grid_view.status.value
+    a._on_key(key("ArrowRight"))  # in the grid: more like the tile under the cursor
+    under = grid.under_cursor.path
+    a._on_key(key("M", shiftKey=True))
+    assert grid.like == under
+    a._on_key(key("g"))  # the grid key again: the single view; again: pages of the order
+    a._on_key(key("g"))
+    assert a.modes.mode == "grid" and grid.like is None
+    a._on_key(key("Escape"))
+    labelled = s.current
+    s.label(truth(labelled))
+    p = np.full(3, 0.1)
+    p[(LABELS.index(truth(labelled)) + 1) % 3] = 0.8  # the model thought otherwise: worth a review
+    factory.last.first_sight = {labelled: p}
+    a._on_key(key("r"))
+    reviewed = a.modes.review.current
+    assert reviewed is not None
+    a.modes.review_view.like.click()  # the button does what the key does
+    assert a.modes.mode == "grid" and grid.like == reviewed.path
