@@ -281,8 +281,13 @@ def _check_thresholds(thresholds):
         _bad("early_stopping", thresholds, 'a dict like {"accuracy": (None, 0.95)}')
     out = {}
     for metric, band in thresholds.items():
-        if metric not in METRICS:
-            _bad("early_stopping", thresholds, f"metric names among {', '.join(METRICS)}, not {metric!r}")
+        per_class = isinstance(metric, str) and metric.startswith("recall:") and len(metric) > len("recall:")
+        if metric not in METRICS and not per_class:
+            _bad(
+                "early_stopping",
+                thresholds,
+                f"metric names among {', '.join(METRICS)} or 'recall:<label>' (one class), not {metric!r}",
+            )
         if not (isinstance(band, (tuple, list)) and len(band) == 2):
             _bad("early_stopping", thresholds, f"a (lower, upper) pair for {metric!r}, either may be None")
         lower, upper = band

@@ -28,6 +28,7 @@ from .graph import GraphBlend
 from .idle import IdleWork
 from .labelset import LabelSet
 from .learner import Learner, TrainingError
+from .per_class import check_class_thresholds
 from .publisher import Publisher, Publishing
 from .querying import Querier
 from .schedules import Schedule
@@ -53,6 +54,7 @@ class TrainingCore(Publishing):
         self.label_names = list(label_names)
         if not self.label_names or len(set(self.label_names)) != len(self.label_names):
             raise ValueError(f"label_names={self.label_names!r} is invalid: expected distinct class names")
+        check_class_thresholds(config.early_stopping, self.label_names)
         self.pool = pool
         self.config = config
         self.workdir = Path(workdir)
@@ -92,7 +94,7 @@ class TrainingCore(Publishing):
         self._catch_up = 0  # extra steps owed by a schedule's reset
         self._steps_since_eval = 0
         self._told_no_test = False
-        self.idle_work = IdleWork(pool, self.learner)
+        self.idle_work = IdleWork(pool, self.learner, self.graph)
 
     # --- public state ----------------------------------------------------------------------------
 
@@ -284,6 +286,9 @@ class TrainingCore(Publishing):
             work = self.idle_work.step()
             if work is not None:
                 self._note_work(*work)
+            index = self.idle_work.take_index()
+            if index is not None:  # "more like this" searches it from the session's thread
+                self._note(self._state(), message=self.latest.message, neighbours=index)
             return work
 
     # --- final model and diagnostics ---------------------------------------------------------------

@@ -16,6 +16,7 @@ import math
 import numpy as np
 
 from .estimate import estimate, mean_interval
+from .per_class import recall_rows
 
 _EPS = 1e-7
 METRICS_COLUMNS = (
@@ -75,7 +76,16 @@ def evaluate(classify, labels, recent, rng) -> tuple[dict, dict[str, bool]] | No
         "loss_low": loss_low,
         "loss_high": loss_high,
     }
+    # Per class (``per_class``): the held-out labels and the first-sight ones, as the estimate rests on.
+    first_pred = recent_probs.argmax(1) if recent_probs is not None else np.zeros(0, int)
+    first_y = recent_y if recent_y is not None else np.zeros(0, int)
+    row.update(recall_rows(np.concatenate([_argmax_rows(probs, rows), first_pred]), np.concatenate([y, first_y]),
+                           labels.names))  # fmt: skip
     return row, dict(zip(held, hit.tolist(), strict=True))
+
+
+def _argmax_rows(probs, rows) -> np.ndarray:
+    return probs[rows].argmax(1) if len(rows) else np.zeros(0, int)
 
 
 def threshold_crossed(row: dict, early_stopping, min_test: int) -> str | None:
@@ -87,6 +97,8 @@ def threshold_crossed(row: dict, early_stopping, min_test: int) -> str | None:
     if row.get("n_test", 0) < min_test:
         return None
     for metric, (lower, upper) in early_stopping.items():
+        if metric not in row:
+            continue  # a class without a test or first-sight label yet
         low, high = row.get(f"{metric}_low", row[metric]), row.get(f"{metric}_high", row[metric])
         if lower is not None and high <= lower:
             return f"{metric} {round(row[metric], 4)} <= {lower} (95% interval up to {round(high, 4)})"

@@ -49,6 +49,8 @@ class Insight:
         self.forecast.add_class("oal-forecast")
         self.sources = widgets.HTML()
         self.sources.add_class("oal-sources")
+        self.classes = widgets.HTML()
+        self.classes.add_class("oal-classes")
         self.confusion = widgets.HTML()
         self.confusion.add_class("oal-confusion")
         self.most_wrong = widgets.HBox(layout=widgets.Layout(flex_flow="row wrap"))
@@ -56,7 +58,7 @@ class Insight:
         self.agreement = widgets.HTML()
         self.agreement.add_class("oal-agreement")
         self.details = widgets.VBox(
-            [self.forecast, self.sources, self.agreement, self.confusion, self.most_wrong],
+            [self.forecast, self.classes, self.sources, self.agreement, self.confusion, self.most_wrong],
             layout=widgets.Layout(display="none"),
         )
         self.details.add_class("oal-insight")
@@ -129,10 +131,12 @@ class Insight:
             try:
                 sources = sources_html(self.session)  # store queries: here, not on the UI thread
                 agreement = agreement_html(self.session)
+                classes = classes_html(self.session)
                 self._post(
                     lambda: (
                         setattr(self.sources, "value", sources),
                         setattr(self.agreement, "value", agreement),
+                        setattr(self.classes, "value", classes),
                     )
                 )
                 result = self.session.diagnose(N_WRONG)
@@ -165,6 +169,7 @@ class Insight:
         self.forecast.value = forecast_html(self.session)
         self.sources.value = sources_html(self.session)
         self.agreement.value = agreement_html(self.session)
+        self.classes.value = classes_html(self.session)
         if result is None:
             self.confusion.value = "<p>no model yet: the trainer is still starting (or in error)</p>"
             self.most_wrong.children = []
@@ -172,6 +177,34 @@ class Insight:
         tiles = self._tiles(result) if tiles is None else tiles
         self.most_wrong.children = tiles or [widgets.HTML("<p>no test image is misclassified</p>")]
         self.confusion.value = diagnostics.confusion_html(result)  # last: the table means "all shown"
+
+
+def classes_html(session) -> str:
+    """Per class: labels given, the model's accuracy on it with its band, images it assigns to it."""
+    from ..session.classes import class_table
+
+    rows = []
+    for c in class_table(session):
+        if c["recall"] is None:
+            measured = "<td>not measured yet</td>"
+        else:
+            measured = f"<td>{c['recall']:.0%} ({c['low']:.0%}–{c['high']:.0%}, {c['n']} labels)</td>"
+        few = " class='oal-class-few'" if c["train"] < FEW else ""
+        rows.append(
+            f"<tr{few}><td>{html.escape(c['name'])}</td><td>{c['train']} + {c['test']} test</td>"
+            f"{measured}<td>{c['predicted']}</td></tr>"
+        )
+    return (
+        "<div><b>per class</b><table><tr><th>class</th><th>labels</th><th>model right on it (95% band)</th>"
+        "<th>unlabelled it predicts</th></tr>" + "".join(rows) + "</table>"
+        "<p>A class with few labels: on one of its images, <i>more like this</i> shows a page of the images "
+        "most like it. To stop once a class is learnt: "
+        "<code>early_stopping={'recall:&lt;class&gt;': (None, 0.8)}</code>.</p></div>"
+    )
+
+
+#: Classes with fewer training labels than this are marked in the table.
+FEW = 5
 
 
 def sources_html(session) -> str:

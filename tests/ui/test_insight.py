@@ -121,3 +121,28 @@ def test_export_and_import_labels_through_the_annotator(small_digits, tmp_path):
     assert b.labels == expected and b.session.label_names == sorted(set(expected.values()))
     assert b._view == "label"  # no label editor: the import gave the labels
     b.session.close()
+
+
+def test_model_insight_shows_each_class_labels_accuracy_band_and_images_it_predicts(panel):
+    from oal_widget.session.classes import class_table
+    from oal_widget.training.per_class import recall_rows
+
+    s, trainer = panel.session, panel.session.trainer
+    for _ in range(4):
+        s.label(s.current.split("/")[0])
+    given = s.labels()
+    row = {"n_labels": 4, "accuracy": 0.8, "accuracy_low": 0.6, "accuracy_high": 0.9, "n_test": 2}
+    row.update(recall_rows([0, 0, 1, 1], [0, 0, 0, 1], ["0", "1", "2"]))
+    unlabelled = [p for p in s.pool.paths if p not in given and not s.is_test(p)]
+    predictions = {p: ("2" if i < 5 else "1", 0.7) for i, p in enumerate(unlabelled)}
+    predictions.update({p: ("2", 0.9) for p in s.pool.paths if s.is_test(p)})  # never counted
+    trainer.publish(Update(status="training", n_labels=4, metrics=(row,), predictions=predictions))
+    settle(panel)
+    table = {c["name"]: c for c in class_table(s)}
+    assert sum(c["train"] + c["test"] for c in table.values()) == len(given)
+    assert table["2"]["predicted"] == 5 and table["1"]["predicted"] == len(unlabelled) - 5
+    assert table["0"]["recall"] == 2 / 3 and table["0"]["n"] == 3 and table["2"]["recall"] is None
+    panel.insight.insight_button.click()
+    wait_for(lambda: "per class" in panel.insight.classes.value)
+    shown = panel.insight.classes.value
+    assert "67% (" in shown and "not measured yet" in shown and "more like this" in shown
