@@ -53,6 +53,13 @@ class Unlabelled:
 
 
 @dataclass(frozen=True)
+class Reserve:
+    """These images joined the test reserve (near-duplicates of a reserve image): never train on them."""
+
+    paths: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class Pause:
     pass
 

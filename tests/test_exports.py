@@ -154,7 +154,13 @@ def test_csv_and_json_say_who_labelled_what_and_which_label_stands(team, tmp_pat
     assert items[paths[1]]["annotations"] == {"alice": paths[1][0], "bob": "2"}
     assert items[paths[1]]["label"] == paths[1][0] and items[paths[1]]["agreement"] == "conflict"
     assert "annotations" not in items[paths[2]]
-    assert doc["counts_by_source"] == {"person": 12, "accepted": 12, "review": 0, "imported": 0}
+    assert doc["counts_by_source"] == {
+        "person": 12,
+        "accepted": 12,
+        "review": 0,
+        "imported": 0,
+        "duplicate": 0,
+    }
     assert [(p["a"], p["b"], p["n"], p["agreed"]) for p in doc["agreement"]] == [("alice", "bob", 2, 1)]
 
 

@@ -49,7 +49,13 @@ def test_every_label_records_annotator_time_source_and_model_labels(alice):
         assert created.utcoffset() == timedelta(0)  # UTC
         assert before < created < datetime.now(UTC) + timedelta(seconds=5)
         assert r.updated >= r.created
-    assert alice.counts_by_source() == {"person": 1, "accepted": 1, "review": 1, "imported": 1}
+    assert alice.counts_by_source() == {
+        "person": 1,
+        "accepted": 1,
+        "review": 1,
+        "imported": 1,
+        "duplicate": 0,
+    }
     assert list(alice.counts_by_source()) == list(SOURCES)
 
 

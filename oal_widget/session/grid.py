@@ -33,6 +33,8 @@ class Tile:
     cleared: bool = False
     #: Training labels the model had when it made ``prediction`` (an accepted label records it).
     at: int | None = None
+    #: The label of the near-duplicate just labelled, proposed for this one (source ``duplicate``).
+    proposed: str | None = None
 
 
 class Grid:
@@ -52,6 +54,8 @@ class Grid:
         self.surest = surest
         #: "More like this": pages of the images still to label nearest to this one (None: not that).
         self.like: str | None = None
+        #: (image, its label): a page of its near-duplicates, each with that label proposed (None: not that).
+        self.proposal: tuple[str, str] | None = None
         #: The page in the order's order (``shown`` is the display order).
         self.tiles: list[Tile] = []
         self.cursor = 0  # an index into ``shown``
@@ -71,6 +75,8 @@ class Grid:
     def _candidates(self, n: int) -> list[str]:
         """Images for a page, best first (``surest``: the surest predictions, then the order)."""
         s = self.session
+        if self.proposal is not None:
+            return s.near_duplicates(self.proposal[0])[:n]
         if self.like is not None:  # only its neighbours: a page of the order would hide where they end
             return s.more_like(self.like, n)
         return list(dict.fromkeys((s.surest(n) if self.surest else []) + s.page(n)))
@@ -90,7 +96,7 @@ class Grid:
         """Pages of the surest predictions, or of the next images in the order (``None`` toggles). An
         untouched page is built again at once (True); a touched one stays, the next page follows."""
         self.surest = (not self.surest) if surest is None else surest
-        self.like = None
+        self.like = self.proposal = None
         if self.touched:
             return False
         self.open()
@@ -99,16 +105,23 @@ class Grid:
     def more_like(self, path: str | None) -> bool:
         """Pages of the images most like ``path`` (None: back to the order). An untouched page is built
         again at once (True); a touched one stays, the neighbours' page follows it."""
-        self.like, self.surest = path, False
+        self.like, self.surest, self.proposal = path, False, None
         if self.touched:
             return False
         self.open()
         return True
 
+    def propose(self, path: str, label: str) -> None:
+        """A page of ``path``'s near-duplicates still to label, each with ``label`` (``path``'s) proposed:
+        Enter confirms them all, a label key or Delete changes one; nothing is stored without Enter."""
+        self.proposal, self.like, self.surest = (path, label), None, False
+        self.open()
+
     def _tile(self, path: str) -> Tile:
         test = self.session.is_test(path)
         predicted, at = self.session.prediction_with_at(path)
-        return Tile(path, test, None if test else predicted, at=at)
+        proposed = self.proposal[1] if self.proposal is not None and not test else None
+        return Tile(path, test, None if test else predicted, at=at, proposed=proposed)
 
     @property
     def touched(self) -> bool:
@@ -150,15 +163,24 @@ class Grid:
         s = self.session
         if tile.chosen is not None:
             return tile.chosen, "person"
-        if tile.cleared or tile.test or tile.prediction is None:
+        if tile.cleared or tile.test or (tile.prediction is None and tile.proposed is None):
             return None
         if s.label_of(tile.path) is not None or not s.is_readable(tile.path):
             return None  # labelled elsewhere meanwhile (another panel), or it cannot be shown
-        return tile.prediction[0], "accepted"
+        if tile.proposed is not None:
+            return tile.proposed, "duplicate"
+        return (tile.prediction[0], "accepted") if tile.prediction is not None else None
 
     def summary(self) -> dict[str, int]:
         """Tiles by what they will get: accepted, person, nothing (and of those, test images)."""
-        out = {"tiles": len(self.tiles), "accepted": 0, "person": 0, "nothing": 0, "test_unset": 0}
+        out = {
+            "tiles": len(self.tiles),
+            "accepted": 0,
+            "person": 0,
+            "duplicate": 0,
+            "nothing": 0,
+            "test_unset": 0,
+        }
         for tile in self.tiles:
             got = self.gets(tile)
             out[got[1] if got else "nothing"] += 1

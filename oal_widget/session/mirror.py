@@ -67,6 +67,13 @@ class LabelCounts:
             if path in self.test:
                 self.n_test_labelled += delta
 
+    def join_test(self, paths: Iterable[str]) -> list[str]:
+        """Unlabelled pool images join the test split; returns those that did."""
+        joined = [p for p in paths if p in self.pool and p not in self.test and p not in self.labels]
+        self.test = self.test | set(joined)
+        self.test_total += len(joined)
+        return joined
+
     def per_label(self, names) -> dict[str, int]:
         """Images per label, in ``names`` order (a label not in ``names`` last, if any image has it)."""
         out = {name: self.counts.get(name, 0) for name in names}
@@ -98,6 +105,8 @@ class Mirror:
         self.share = share
         self.commands = commands
         self._names, self._reinstate = names, reinstate
+        #: Near-duplicate groups (``data.duplicates``), once found: path -> its group (itself included).
+        self._group: dict[str, tuple[str, ...]] = {}
 
     # --- the one way in --------------------------------------------------------------------------------
     def take(self, path: str, standing: Standing, sent_at: float | None = None) -> bool:
@@ -117,15 +126,68 @@ class Mirror:
         (self.second.add if blind else self.second.discard)(path)
         changed = old != standing.label
         if changed and path in book.pool:  # the trainer learns the pool only (``pool=`` may leave some out)
-            self.commands.forget(path)  # an older label of it still held back must never go out
-            if standing.label in self._names():
-                source = standing.source or "person"
-                self.commands.send(Labelled(path, standing.label, book.split(path), sent_at, source=source))
-            else:  # unlabelled, or a class this session does not know yet: it must not train on the old one
-                self.commands.send(Unlabelled(path), flush=True)
+            self._tell(path, sent_at, standing.source)
+            if path not in book.test:  # a training label may shadow a near-duplicate's test label
+                for other in self._group.get(path, ()):
+                    if other != path and other in book.test:
+                        if other in book:
+                            self._tell(other, None, None)
+                        elif self.wanted(other):  # no longer shadowed (an undo): to label again
+                            self._reinstate(other)
         if path in book.pool and (standing.label is None or newly_blind):
             self._reinstate(path)
         return changed
+
+    def _tell(self, path: str, sent_at: float | None, source: str | None) -> None:
+        """What the trainer hears of ``path``'s standing label: it, or Unlabelled when it must not learn or
+        be graded by it (no label, a class this session does not know, a shadowed test label)."""
+        book = self.book
+        label = book.get(path)
+        self.commands.forget(path)  # an older label of it still held back must never go out
+        if label in self._names() and not self.shadowed(path):
+            split = book.split(path)
+            self.commands.send(Labelled(path, label, split, sent_at, source=source or "person"))
+        else:
+            self.commands.send(Unlabelled(path), flush=True)
+
+    # --- near-duplicates ---------------------------------------------------------------------------------
+    def shadowed(self, path: str) -> bool:
+        """A test image with a near-duplicate among the training labels: its label would grade the model
+        on an image it has (almost) seen, so it grades nothing."""
+        book = self.book
+        return path in book.test and any(
+            o != path and o in book and o not in book.test for o in self._group.get(path, ())
+        )
+
+    def group(self, path: str | None) -> tuple[str, ...]:
+        """``path``'s near-duplicate group (itself included), () when it has none (or none found yet)."""
+        return self._group.get(path, ()) if path is not None else ()
+
+    def to_join(self, groups: Iterable[Iterable[str]]) -> list[str]:
+        """The unlabelled images that join the test split when ``groups`` are taken: those of a group with a
+        test image and no training label (the group goes wholly to the test side)."""
+        book, out = self.book, []
+        for members in groups:
+            group = [p for p in members if p in book.pool]
+            if any(p in book.test for p in group) and not any(
+                p in book and p not in book.test for p in group
+            ):
+                out += [p for p in group if p not in book.test and p not in book]
+        return out
+
+    def take_groups(self, groups: Iterable[Iterable[str]], joined: Iterable[str]) -> None:
+        """Near-duplicate groups were found and the store's test split took ``joined`` (``to_join``): a
+        test label grouped with a training label grades nothing from now on (``shadowed``)."""
+        book = self.book
+        book.join_test(joined)
+        self._group = {}
+        for members in groups:
+            group = tuple(p for p in members if p in book.pool)
+            if len(group) > 1:
+                self._group.update(dict.fromkeys(group, group))
+        for path in self._group:
+            if path in book.test and path in book and self.shadowed(path):
+                self._tell(path, None, None)
 
     def take_all(self, after: Mapping[str, Standing], *, now: bool = True) -> None:
         """``take`` for every image of one write (``Written.after``, ``UndoResult.after``)."""
@@ -145,8 +207,9 @@ class Mirror:
         return self.book.split(path)
 
     def wanted(self, path: str) -> bool:
-        """Still to be labelled by this annotator: unlabelled, or a blind second opinion."""
-        return path not in self.book or path in self.second
+        """Still to be labelled by this annotator: unlabelled, or a blind second opinion; never a test
+        image whose label would grade nothing (``shadowed``)."""
+        return (path not in self.book or path in self.second) and not (self._group and self.shadowed(path))
 
     def blind(self, path: str | None) -> bool:
         return path in self.second

@@ -222,6 +222,17 @@ class Order:
             return
         self._lane_of(path).push(path)
 
+    def join_test(self, paths: Iterable[str]) -> None:
+        """These images joined the test reserve: they move to the test lane (its end)."""
+        for path in paths:
+            if path in self._test_paths:
+                continue
+            self._test_paths.add(path)
+            queued = path in self.lanes["train"]
+            self.lanes["train"].discard(path)
+            if queued:
+                self.lanes["test"].push(path)
+
     def rank(self, ranked: Iterable[str]) -> None:
         """The training lane follows ``ranked`` (images no longer wanted, test images and duplicates
         dropped), then every other queued training image in its previous order, then the skipped ones."""

@@ -141,6 +141,18 @@ class Readouts:
             test, blind, wanted = self._mirror.book.test, self._mirror.second, self._wanted
             return index.nearest(path, n, keep=lambda p: p not in test and p not in blind and wanted(p))
 
+    def near_duplicates(self, path: str | None) -> list[str]:
+        """``path``'s near-duplicates still to label (``session.duplicates``); never a test image nor a
+        second opinion (given blind)."""
+        with self._lock:
+            mirror, wanted = self._mirror, self._wanted
+            test = mirror.book.test
+            return [
+                p
+                for p in mirror.group(path)
+                if p != path and p not in test and not mirror.blind(p) and wanted(p)
+            ]
+
     @property
     def more_like_ready(self) -> bool:
         """True once the trainer has the features of every image (it computes them while idle)."""

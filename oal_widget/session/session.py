@@ -30,6 +30,7 @@ from ..training.estimate import wants_test
 from ..workdir import CACHE_DIR, MODEL_FILE, default_workdir
 from . import labels as label_names
 from .actions import Actions
+from .duplicates import DuplicateWatch
 from .leases import Leases
 from .mirror import Mirror
 from .order import CLAIM_LOOKAHEAD, Order
@@ -167,6 +168,10 @@ class Session(Readouts):
             is_open=lambda p: mirror.wanted(p) and p not in self._unreadable,
         )
         closed = lambda: self._closed  # noqa: E731
+        #: Near-duplicate groups, searched in a thread from ``start`` (``session.duplicates``).
+        self.duplicates = DuplicateWatch(
+            self.pool, self.store, mirror, self._order, self._commands, self._lock, closed
+        )
         self._sync = Sync(
             self.store, self._mirror, self._order, self._leases, lock=self._lock, wanted=self._wanted,
             closed=closed, version=version,
@@ -217,12 +222,10 @@ class Session(Readouts):
                 test_paths=sorted(book.test), workdir=self.workdir, on_update=self._updates.put,
                 resume_model=model_path if model_path.exists() and not self._labels_changed else None,
             )  # fmt: skip
+            self.duplicates.start()
 
     trainer = property(lambda self: self._commands.trainer, doc="The trainer (None before ``start``).")
-    model = property(
-        lambda self: getattr(self._commands.trainer, "model", None),
-        doc="The trainer's live Keras model, or None.",
-    )
+    model = property(lambda self: getattr(self._commands.trainer, "model", None), doc="The live Keras model.")
 
     # --- trainer updates -------------------------------------------------------------------------------
     def apply_pending(self) -> set[str]:
@@ -230,12 +233,7 @@ class Session(Readouts):
         return self._updates.apply_pending()
 
     def apply(self, update: Update) -> str:
-        """Take one trainer update: keep it as the latest, re-order by ``update.order`` if given.
-
-        The training lane follows ``update.order`` restricted to images still unlabelled now, then the
-        others in their previous order, then the skipped ones: always a permutation of the images still
-        unlabelled; the current image stays current. Returns "stopped", "metrics", "order" or "status".
-        """
+        """Take one trainer update (``Updates.apply``): "stopped", "metrics", "order" or "status"."""
         return self._updates.apply(update)
 
     # --- actions (the panel's key handler calls these) --------------------------------------------------
@@ -297,6 +295,7 @@ class Session(Readouts):
             self._stopped = True
         self._control.stop(timeout, reason)
         self._leases.stop()
+        self.duplicates.stop()
         self._leases.release_all()  # nothing more is shown: teammates may take them now
         self.thumbnails.close()
         return self.saved()
@@ -312,6 +311,7 @@ class Session(Readouts):
         self._closed = True
         if hasattr(self, "_leases"):
             self._leases.stop()
+            self.duplicates.stop()
         if hasattr(self, "thumbnails"):
             self.thumbnails.close()
         self.store.close()  # releases the claims
@@ -324,6 +324,7 @@ class Session(Readouts):
             self._stopped = True
             self._closed = True
         self._leases.stop()
+        self.duplicates.stop()
         self.store.close()
 
     # --- labels in and out, the final model, insight -----------------------------------------------------

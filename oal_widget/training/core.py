@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from ..config import Config
-from ..messages import Labelled, Pause, Resume, Retry, Stop, Unlabelled, Update
+from ..messages import Labelled, Pause, Reserve, Resume, Retry, Stop, Unlabelled, Update
 from . import checkpoint, evaluation
 from .cadence import Cadence
 from .devices import Devices
@@ -185,11 +185,10 @@ class TrainingCore(Publishing):
             elif isinstance(command, Stop):
                 self._stopping.set()
                 self.stop_reason = self.stop_reason or command.reason
+            elif isinstance(command, Reserve):  # near-duplicates of a test image: never trained on
+                self.labels.extend_reserve(command.paths)
             else:
-                self._note(
-                    "error",
-                    message=f"unknown command {command!r} ignored; send one of the commands in messages.py",
-                )
+                self._note("error", message=f"unknown command {command!r} ignored (see messages.py)")
 
     def train_round(self) -> bool:
         """``config.train_steps`` gradient steps on batches drawn from ALL training labels.

@@ -79,8 +79,8 @@ def evaluate(classify, labels, recent, rng) -> tuple[dict, dict[str, bool]] | No
     # Per class (``per_class``): the held-out labels and the first-sight ones, as the estimate rests on.
     first_pred = recent_probs.argmax(1) if recent_probs is not None else np.zeros(0, int)
     first_y = recent_y if recent_y is not None else np.zeros(0, int)
-    row.update(recall_rows(np.concatenate([_argmax_rows(probs, rows), first_pred]), np.concatenate([y, first_y]),
-                           labels.names))  # fmt: skip
+    predicted = np.concatenate([_argmax_rows(probs, rows), first_pred])
+    row.update(recall_rows(predicted, np.concatenate([y, first_y]), labels.names))
     return row, dict(zip(held, hit.tolist(), strict=True))
 
 

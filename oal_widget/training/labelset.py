@@ -71,6 +71,10 @@ class LabelSet:
         train = {p: k for p, k in index.items() if p not in self.test_paths}
         return train, {p: k for p, k in index.items() if p in self.test_paths}
 
+    def extend_reserve(self, paths) -> None:
+        """Images that joined the test split (unlabelled near-duplicates of a reserve image)."""
+        self.test_paths = self.test_paths | {p for p in paths if p not in self.train}
+
     def drop_unreadable(self, paths) -> None:
         for path in paths:
             self.train.pop(path, None)

@@ -162,6 +162,8 @@ def tile_caption(tile, got, labelled: str | None) -> tuple[str, str]:
         name, source = got
         if source == "person":
             return f"<b>{html.escape(name)}</b> · yours", "person"
+        if source == "duplicate":
+            return f"<b>{html.escape(name)}</b> · near-duplicate", "accepted"
         confidence = tile.prediction[1]
         return f"{html.escape(name)} · {confidence:.0%}", "accepted"
     if labelled is not None:
@@ -179,6 +181,11 @@ def status_html(grid) -> str:
     if not counts["tiles"]:
         return f"<b>Grid</b>: nothing left to label{like}"
     parts = [f"{counts['accepted']} take the model's label", f"{counts['person']} yours"]
+    if grid.proposal is not None:
+        label = html.escape(grid.proposal[1])
+        parts.insert(
+            0, f"{counts['duplicate']} near-duplicates of the image you labelled take its label {label}"
+        )
     if counts["nothing"]:
         test = counts["test_unset"]
         why = f" ({test} test: they need your label)" if test else ""
@@ -188,7 +195,7 @@ def status_html(grid) -> str:
         at += f" · the images most like <code>{html.escape(grid.like)}</code> first (no test images)"
     if grid.surest:
         at += " · surest first (no test images: the single view and pages in order ask for those)"
-    stored = counts["accepted"] + counts["person"]
+    stored = counts["accepted"] + counts["person"] + counts["duplicate"]
     return (
         f"<b>Grid</b>: {counts['tiles']} images · " + " · ".join(parts) + at
         + f" · Enter stores {stored} in one step" + warning_html(grid.session, counts["accepted"])

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from ..session.grid import Grid
 from ..session.review import ReviewQueue
-from . import actions
+from . import actions, keys
 from .grid import GridView
 from .label_filter import LabelFilter
 from .labelling import label
@@ -48,15 +48,15 @@ class Modes:
     def switch(self, action: str) -> str:
         """``grid`` / ``review``: open it (again: back to the single view); ``close``: the single view.
         Returns the mode now."""
-        target = {"like": "grid"}.get(action, action)
-        target = "single" if action == "close" or target == self.mode and action != "like" else target
+        target = {"like": "grid", "propose": "grid"}.get(action, action)
+        target = "single" if action == "close" or target == self.mode and target == action else target
         self.stop_filter()
         if self.mode == "grid" and target != "grid":
             self.session.close_page()  # its images not shown next go back to the team
         self.mode = target
         if target == "grid":
-            if action == "grid":
-                self.grid.like = None  # the grid key shows the order; "more like this" sets its image
+            if action == "grid":  # the grid key shows the order; "more like this" and proposals set theirs
+                self.grid.like = self.grid.proposal = None
             self.grid.open()
         elif target == "review":
             self.review.open()
@@ -85,11 +85,33 @@ class Modes:
             self.switch("like")
         return "" if self.grid.tiles else "more like this: no image still to label is like it"
 
+    def offer_duplicates(self, path: str | None) -> str:
+        """After ``path`` was labelled in the single view: its near-duplicates still to label come as a grid
+        page with its label proposed (one Enter stores them). What to tell the person."""
+        label = self.session.label_of(path)
+        if label is None or not self.session.near_duplicates(path):
+            return ""
+        self.grid.proposal = (path, label)
+        self.switch("propose")
+        n = len(self.grid.tiles)
+        return (
+            f"{n} near-duplicate(s) of the image you labelled: Enter gives them {label!r}, Escape leaves them"
+        )
+
     # --- actions --------------------------------------------------------------------------------------
-    def do(self, action) -> str:
-        """An action in the grid or the review queue; what to tell the person."""
+    def do(self, action, shown=None) -> str:
+        """An action in the view on screen; what to tell the person. ``shown``: the single view's
+        prediction on screen (the only one Enter accepts there). A label given in the single view brings
+        that image's near-duplicates (``offer_duplicates``)."""
+        if self.mode == "single":
+            on = self.session.current
+            said = keys.perform(self.session, action, shown)
+            return said or (self.offer_duplicates(on) if isinstance(action, tuple) else "")
         if self.mode == "grid":
-            return actions.in_grid(self.grid, action)
+            said = actions.in_grid(self.grid, action)
+            if self.grid.proposal is not None and not self.grid.tiles:  # the near-duplicates are stored
+                self.switch("close")
+            return said
         return actions.in_review(self.review, action)
 
     def tile(self, index: int) -> None:

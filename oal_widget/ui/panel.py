@@ -300,14 +300,11 @@ class Annotator(PanelApi, widgets.VBox):
         if action in ("grid", "review", "close"):
             self._error.value = ""
             self.modes.switch(action)
-            self._show_mode()
         elif action == "like":
             self._error.value = self.modes.more_like()
-            self._show_mode()
-        elif self.modes.mode == "single":
-            self._error.value = keys_module.perform(s, action, self.labelling.shown)
         else:
-            self._error.value = self.modes.do(action)
+            self._error.value = self.modes.do(action, self.labelling.shown)
+        self._show_mode()  # the view may have changed (a switch, or a page of near-duplicates)
         s.refresh()  # labels from another panel on this workdir leave the order (cheap if none)
         self._show_current()
         self._refresh()

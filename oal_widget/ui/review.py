@@ -21,6 +21,7 @@ SOURCES = {
     "accepted": "the model's prediction, accepted",
     "review": "fixed in a review",
     "imported": "imported from a file",
+    "duplicate": "its near-duplicate's label, confirmed",
 }
 
 

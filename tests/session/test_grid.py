@@ -82,7 +82,8 @@ def test_a_tile_shows_the_prediction_a_test_tile_never_does(session):
     for tile in tests:
         assert tile.prediction is None and grid.gets(tile) is None
     assert grid.summary() == {
-        "tiles": 6, "accepted": len(trains), "person": 0, "nothing": len(tests), "test_unset": len(tests),
+        "tiles": 6, "accepted": len(trains), "person": 0, "duplicate": 0, "nothing": len(tests),
+            "test_unset": len(tests),
     }  # fmt: skip
 
 

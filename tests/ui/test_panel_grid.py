@@ -247,7 +247,7 @@ def test_every_label_records_its_source_and_the_insight_panel_counts_them(panel)
     records = {r.path: r.source for r in s.store.records()}
     assert records[own] == "review" and records[accepted] == "accepted"
     counts = s.counts_by_source()
-    assert counts == {"person": 0, "accepted": len(records) - 1, "review": 1, "imported": 0}
+    assert counts == {"person": 0, "accepted": len(records) - 1, "review": 1, "imported": 0, "duplicate": 0}
     sent = {(c.path, c.source) for c in factory.last.commands if isinstance(c, Labelled)}
     assert (own, "person") in sent and (own, "review") in sent and (accepted, "accepted") in sent
     annotator.insight.insight_button.click()

@@ -10,8 +10,8 @@ from datetime import UTC, datetime
 from typing import overload
 
 #: Where a label came from: the person's own choice, a model suggestion the person accepted, a
-#: correction from the review queue, or a file imported.
-SOURCES = ("person", "accepted", "review", "imported")
+#: correction from the review queue, a file imported, or the label of a near-duplicate the person confirmed.
+SOURCES = ("person", "accepted", "review", "imported", "duplicate")
 #: Sources whose label the model suggested: they may carry ``model_labels``.
 MODEL_SOURCES = frozenset({"accepted", "review"})
 #: Sources that set the standing label whoever labelled the image first (a deliberate decision).

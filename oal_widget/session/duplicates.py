@@ -1,0 +1,73 @@
+"""Near-duplicates in the pool, found once in a background thread after start (``data.duplicates``).
+
+What they change is decided by the mirror (``Mirror.take_groups``: a group never straddles the test split
+and the training labels), the order (images that joined the split move to the test lane) and the
+trainer (``Reserve``: never trained on). Until the groups are found nothing changes; a failure is
+logged and said in ``error``, and labelling goes on without them.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+
+from ..messages import Reserve
+
+log = logging.getLogger(__name__)
+
+
+class DuplicateWatch:
+    """Args: the ``ImagePool``, the session's store, ``Mirror``, ``Order``, ``TrainerCommands`` and lock,
+    ``closed()``; ``progress(done, total)``."""
+
+    def __init__(self, pool, store, mirror, order, commands, lock, closed: Callable[[], bool], progress=None):
+        self.pool, self._progress = pool, progress
+        self._store, self._mirror, self._order, self._commands = store, mirror, order, commands
+        self._lock, self._closed = lock, closed
+        self.groups = None
+        self.error: str | None = None
+        self._cancel = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="oal-duplicates", daemon=True)
+
+    def start(self) -> None:
+        if self.pool.paths:
+            self._thread.start()
+
+    def stop(self) -> None:
+        self._cancel.set()
+
+    def join(self, timeout: float | None = None) -> bool:
+        """True once the search is over (found, failed or cancelled), or was never started."""
+        if self._thread.ident is not None:
+            self._thread.join(timeout)
+        return not self._thread.is_alive()
+
+    def _run(self) -> None:
+        try:
+            from ..data.duplicates import find_groups
+
+            groups = find_groups(self.pool, self._progress, self._cancel)
+            if self._cancel.is_set():
+                return
+            self.groups = groups
+            self._take(groups)
+        except Exception as e:
+            if type(e).__name__ == "Cancelled":
+                return  # labelling goes on without them
+            log.exception("finding near-duplicates failed")
+            self.error = f"finding near-duplicates failed ({type(e).__name__}: {e}); labelling goes on"
+
+    def _take(self, groups) -> None:
+        """The store's test split takes the unlabelled images of a group with a test image and no training
+        label; then the order, the trainer (never trains on them) and the mirror (shadowed test labels)."""
+        with self._lock:
+            if self._closed():
+                return
+            joined = self._mirror.to_join(groups)
+            if joined:
+                self._store.add_test_paths(joined)
+                self._order.join_test(joined)
+                self._commands.send(Reserve(tuple(joined)))
+            self._mirror.take_groups(groups, joined)
+            self._mirror.flush()
