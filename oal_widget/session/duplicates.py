@@ -45,8 +45,6 @@ class DuplicateWatch:
 
     def _run(self) -> None:
         try:
-            from ..data.duplicates import find_groups
-
             groups = find_groups(self.pool, self._progress, self._cancel)
             if self._cancel.is_set():
                 return
@@ -71,3 +69,9 @@ class DuplicateWatch:
                 self._commands.send(Reserve(tuple(joined)))
             self._mirror.take_groups(groups, joined)
             self._mirror.flush()
+
+
+def find_groups(pool, progress=None, cancel=None):
+    from ..data.duplicates import find_groups as find
+
+    return find(pool, progress, cancel)

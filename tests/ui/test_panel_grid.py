@@ -299,3 +299,33 @@ def test_more_like_this_from_the_single_view_the_grid_and_the_review_queue(panel
     assert reviewed is not None
     a.modes.review_view.like.click()  # the button does what the key does
     assert a.modes.mode == "grid" and grid.like == reviewed.path
+
+
+# --- near-duplicates ---------------------------------------------------------------------------------
+def test_labelling_one_image_proposes_its_near_duplicates_stored_only_on_enter(small_digits, monkeypatch):
+    from oal_widget.session import duplicates
+
+    def by_digit(paths):  # the stand-in search: each digit's images are one group
+        return [tuple(sorted(p for p in paths if truth(p) == d)) for d in LABELS]
+
+    monkeypatch.setattr(
+        duplicates, "find_groups", lambda pool, progress=None, cancel=None: by_digit(pool.paths)
+    )
+    a = Annotator(small_digits, LABELS, trainer_factory=Factory(), input_shape=(16, 16, 1), test_fraction=0)
+    s = a.session
+    assert s.duplicates.join(10) and s.duplicates.error is None
+    first = s.current
+    dups = [p for g in by_digit(s.pool.paths) if first in g for p in g if p != first]
+    assert len(dups) >= 2
+    a._on_key(key(str(LABELS.index(truth(first)) + 1)))
+    if a.modes.mode != "grid":
+        pytest.fail(f"no page of near-duplicates after labelling {first}: {a._error.value!r}")
+    assert a.modes.grid.proposal[0] == first
+    label = a.modes.grid.proposal[1]
+    assert {t.path for t in a.modes.grid.tiles} == set(dups)
+    assert "near-duplicate" in a._error.value and set(s.store.labels()) == {first}  # nothing stored yet
+    assert "near-duplicate" in a.modes.grid_view.status.value
+    a._on_key(key("Enter"))
+    records = {r.path: (r.label, r.source) for r in s.store.records()}
+    assert all(records[p] == (label, "duplicate") for p in dups)
+    assert a.modes.mode == "single" and s.current not in dups

@@ -1,0 +1,85 @@
+"""Near-duplicate groups in the session: a group never straddles the test split and the training labels
+(the panel's page of near-duplicates is tests/ui/test_panel_grid.py's). A stand-in for the
+search (``data.duplicates`` is tested on real planted near-duplicates in tests/test_duplicates.py), a
+fake trainer, real store and images."""
+
+from __future__ import annotations
+
+from fake_trainer import Factory
+from helpers import wait_for
+
+from oal_widget.messages import Labelled, Reserve, Unlabelled
+from oal_widget.session import duplicates
+from oal_widget.session.session import Session
+
+LABELS = ["0", "1", "2"]
+
+
+def truth(path: str) -> str:
+    return path.split("/", 1)[0]
+
+
+def with_groups(monkeypatch, make_groups):
+    """The search finds ``make_groups(paths)`` (a list of tuples of paths)."""
+    monkeypatch.setattr(
+        duplicates, "find_groups", lambda pool, progress=None, cancel=None: make_groups(pool.paths)
+    )
+
+
+def searched(s) -> None:
+    assert s.duplicates.join(10) and s.duplicates.error is None, s.duplicates.error
+
+
+def told(factory, path):
+    """The last command the trainer got about ``path``."""
+    about = [c for c in factory.last.commands if getattr(c, "path", None) == path]
+    return about[-1] if about else None
+
+
+def test_a_group_with_a_test_image_goes_wholly_to_the_test_split(small_digits, monkeypatch):
+    group: list[str] = []
+
+    def make_groups(paths):
+        return [tuple(group)]
+
+    with_groups(monkeypatch, make_groups)
+    factory = Factory()
+    s = Session(small_digits, LABELS, trainer_factory=factory, input_shape=(16, 16, 1), test_fraction=0.25,
+                start=False)  # fmt: skip
+    test = next(p for p in s.pool.paths if s.is_test(p))
+    others = [p for p in s.pool.paths if not s.is_test(p) and p != s.current][:2]
+    group.extend([test, *others])
+    s.start()
+    searched(s)
+    assert set(others) <= s.store.test_paths() and all(s.is_test(p) for p in others)
+    reserved = [c for c in factory.last.commands if isinstance(c, Reserve)]
+    assert reserved and set(reserved[-1].paths) == set(others)
+    order = s.order()
+    assert set(order) == {p for p in s.pool.paths if p not in s.store.labels()}  # still a permutation
+    s.close()
+
+
+def test_a_test_label_grouped_with_a_training_label_grades_nothing_and_an_undo_restores_it(
+    small_digits, monkeypatch
+):
+    pair: list[str] = []
+    with_groups(monkeypatch, lambda paths: [tuple(pair)])
+    factory = Factory()
+    s = Session(small_digits, LABELS, trainer_factory=factory, input_shape=(16, 16, 1), test_fraction=0.25,
+                start=False)  # fmt: skip
+    while not s.is_test(s.current):  # label training images until a test image shows: label it
+        s.label(truth(s.current))
+    test = s.current
+    s.label(truth(test))
+    while s.is_test(s.current):
+        s.label(truth(s.current))
+    train = s.current  # labelled last: its near-duplicate is the test image
+    s.label(truth(train))
+    pair.extend([test, train])
+    s.start()
+    searched(s)
+    assert isinstance(told(factory, test), Unlabelled)  # handed over, then withdrawn: it grades nothing
+    assert told(factory, train) == Labelled(train, truth(train), "train")
+    s.undo()  # the training label goes: the test label grades again
+    wait_for(lambda: told(factory, test) == Labelled(test, truth(test), "test"), "the test label given back")
+    s.close()
