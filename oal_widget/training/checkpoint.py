@@ -24,6 +24,9 @@ from ..workdir import (
 )
 from .evaluation import METRICS_COLUMNS
 
+#: Row keys of the per-class figures (``per_class``), written after the fixed columns.
+PER_CLASS = ("recall:", "n:")
+
 log = logging.getLogger(__name__)
 
 
@@ -77,7 +80,9 @@ def load_first_sight(workdir: Path, sight) -> int:
 
 
 def write_metrics(workdir: Path, history: list[dict]) -> Path:
-    return atomic_write_csv(Path(workdir) / METRICS_FILE, METRICS_COLUMNS, history)
+    """``metrics.csv``: the columns every row has, then each class's (``recall:<class>``, ``n:<class>``)."""
+    per_class = dict.fromkeys(k for row in history for k in row if k.startswith(PER_CLASS))
+    return atomic_write_csv(Path(workdir) / METRICS_FILE, [*METRICS_COLUMNS, *per_class], history)
 
 
 def load_metrics(workdir: Path) -> list[dict]:
@@ -96,9 +101,9 @@ def load_metrics(workdir: Path) -> list[dict]:
 def _row(r: dict) -> dict:
     """A metrics row as numbers; columns an older file lacks are filled from those it has."""
     row = {
-        k: (int(v) if k.startswith("n_") else float(v))
+        k: (int(v) if k.startswith(("n_", "n:")) else float(v))
         for k, v in r.items()
-        if k in METRICS_COLUMNS and v != ""
+        if (k in METRICS_COLUMNS or k.startswith(PER_CLASS)) and v != ""
     }
     for key in ("n_labels", "accuracy", "loss", "n_test", "seconds"):
         if key not in row:
