@@ -12,18 +12,16 @@ import logging
 import threading
 from collections.abc import Callable
 
-from ..messages import Reserve
-
 log = logging.getLogger(__name__)
 
 
 class DuplicateWatch:
-    """Args: the ``ImagePool``, the session's store, ``Mirror``, ``Order``, ``TrainerCommands`` and lock,
+    """Args: the ``ImagePool``, the session's store, ``Mirror``, ``Order`` and lock,
     ``closed()``; ``progress(done, total)``."""
 
-    def __init__(self, pool, store, mirror, order, commands, lock, closed: Callable[[], bool], progress=None):
+    def __init__(self, pool, store, mirror, order, lock, closed: Callable[[], bool], progress=None):
         self.pool, self._progress = pool, progress
-        self._store, self._mirror, self._order, self._commands = store, mirror, order, commands
+        self._store, self._mirror, self._order = store, mirror, order
         self._lock, self._closed = lock, closed
         self.groups = None
         self.error: str | None = None
@@ -65,9 +63,8 @@ class DuplicateWatch:
             joined = self._mirror.to_join(groups)
             if joined:
                 self._store.add_test_paths(joined)
-                self._order.join_test(joined)
-                self._commands.send(Reserve(tuple(joined)))
-            self._mirror.take_groups(groups, joined)
+                self._order.join_test(self._mirror.join_test(joined))
+            self._mirror.take_groups(groups)
             self._mirror.flush()
 
 

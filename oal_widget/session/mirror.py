@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable, Mapping
 
 from ..data.store import Standing
 from ..data.store.agreement import share_point
-from ..messages import Labelled, Unlabelled
+from ..messages import Labelled, Reserve, Unlabelled
 from .to_trainer import TrainerCommands
 
 
@@ -175,11 +175,18 @@ class Mirror:
                 out += [p for p in group if p not in book.test and p not in book]
         return out
 
-    def take_groups(self, groups: Iterable[Iterable[str]], joined: Iterable[str]) -> None:
-        """Near-duplicate groups were found and the store's test split took ``joined`` (``to_join``): a
-        test label grouped with a training label grades nothing from now on (``shadowed``)."""
+    def join_test(self, paths: Iterable[str]) -> list[str]:
+        """The store's test split took ``paths``: those unlabelled here join it, and the trainer never
+        trains on them (``Reserve``). Returns those that joined."""
+        joined = self.book.join_test(paths)
+        if joined:
+            self.commands.send(Reserve(tuple(joined)), flush=True)
+        return joined
+
+    def take_groups(self, groups: Iterable[Iterable[str]]) -> None:
+        """Near-duplicate groups were found: a test label grouped with a training label grades nothing
+        from now on (``shadowed``)."""
         book = self.book
-        book.join_test(joined)
         self._group = {}
         for members in groups:
             group = tuple(p for p in members if p in book.pool)

@@ -169,9 +169,7 @@ class Session(Readouts):
         )
         closed = lambda: self._closed  # noqa: E731
         #: Near-duplicate groups, searched in a thread from ``start`` (``session.duplicates``).
-        self.duplicates = DuplicateWatch(
-            self.pool, self.store, mirror, self._order, self._commands, self._lock, closed
-        )
+        self.duplicates = DuplicateWatch(self.pool, self.store, mirror, self._order, self._lock, closed)
         self._sync = Sync(
             self.store, self._mirror, self._order, self._leases, lock=self._lock, wanted=self._wanted,
             closed=closed, version=version,

@@ -1,4 +1,5 @@
-"""Labels written by other sessions on the same store (another panel, another process, a teammate).
+"""Labels written by other sessions on the same store (another panel, another process, a teammate), and
+images they added to the test split.
 
 Cheap when nobody else wrote: the store's ``data_version`` changes only when ANOTHER store object
 commits. What changed goes through ``Mirror.take``, like this session's own writes.
@@ -46,6 +47,8 @@ class Sync:
             labels = self.store.labels()
             self._version = version
             mirror = self.mirror
+            # Another session's test split grew (near-duplicates of a test image it found): here too.
+            self.order.join_test(mirror.join_test(self.store.test_paths() - mirror.book.test))
             current = self.order.current
             current_was_open = current is not None and mirror.wanted(current)
             known = mirror.labels()

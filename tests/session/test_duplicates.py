@@ -83,3 +83,23 @@ def test_a_test_label_grouped_with_a_training_label_grades_nothing_and_an_undo_r
     s.undo()  # the training label goes: the test label grades again
     wait_for(lambda: told(factory, test) == Labelled(test, truth(test), "test"), "the test label given back")
     s.close()
+
+
+def test_a_teammate_sees_the_images_that_joined_the_test_split(small_digits, monkeypatch, tmp_path):
+    group: list[str] = []
+    with_groups(monkeypatch, lambda paths: [tuple(group)] if group else [])
+    kw = dict(trainer_factory=Factory(), input_shape=(16, 16, 1), test_fraction=0.25, workdir=tmp_path / "wd")
+    bob = Session(small_digits, LABELS, annotator="bob", **kw)
+    searched(bob)  # bob's search found nothing (the group is not known yet)
+    test = next(p for p in bob.pool.paths if bob.is_test(p))
+    others = [p for p in bob.pool.paths if not bob.is_test(p) and p != bob.current][:2]
+    group.extend([test, *others])
+    alice = Session(small_digits, LABELS, annotator="alice", **{**kw, "trainer_factory": Factory()})
+    searched(alice)
+    assert all(alice.is_test(p) for p in others) and not any(bob.is_test(p) for p in others)
+    alice.label(truth(alice.current))  # any commit of hers: bob's next refresh reads the split too
+    bob.refresh()
+    assert all(bob.is_test(p) for p in others)
+    assert any(isinstance(c, Reserve) and set(c.paths) == set(others) for c in bob.trainer.commands)
+    for s in (alice, bob):
+        s.close()
