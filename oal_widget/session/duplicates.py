@@ -1,8 +1,8 @@
 """Near-duplicates in the pool, found once in a background thread after start (``data.duplicates``).
 
-What they change is decided by the mirror (``Mirror.take_groups``: a group never straddles the test split
-and the training labels), the order (images that joined the split move to the test lane) and the
-trainer (``Reserve``: never trained on). Until the groups are found nothing changes; a failure is
+What they change is decided by the mirror (``Mirror.to_join`` and ``take_near``: near-duplicates never
+sit on both sides of the test split), the order (images that joined the split move to the test lane)
+and the trainer (``Reserve``: never trained on). The rules act on verified pairs, not whole groups. Until the groups are found nothing changes; a failure is
 logged and said in ``error``, and labelling goes on without them.
 """
 
@@ -60,12 +60,25 @@ class DuplicateWatch:
         with self._lock:
             if self._closed():
                 return
-            joined = self._mirror.to_join(groups)
+            near = near_pairs(groups)
+            joined = self._mirror.to_join(near)
             if joined:
                 self._store.add_test_paths(joined)
                 self._order.join_test(self._mirror.join_test(joined))
-            self._mirror.take_groups(groups)
+            self._mirror.take_near(near)
             self._mirror.flush()
+
+
+def near_pairs(groups) -> dict[str, tuple[str, ...]]:
+    """path -> the images verified as its near-duplicates: the verified pairs of ``groups``
+    (``DuplicateGroups.scores``); groups given as plain tuples count as verified whole."""
+    near: dict[str, set[str]] = {}
+    scores = getattr(groups, "scores", None)
+    pairs = list(scores) if scores else [(a, b) for g in groups for a in g for b in g if a < b]
+    for a, b in pairs:
+        near.setdefault(a, set()).add(b)
+        near.setdefault(b, set()).add(a)
+    return {p: tuple(sorted(o)) for p, o in near.items()}
 
 
 def find_groups(pool, progress=None, cancel=None):

@@ -105,8 +105,9 @@ class Mirror:
         self.share = share
         self.commands = commands
         self._names, self._reinstate = names, reinstate
-        #: Near-duplicate groups (``data.duplicates``), once found: path -> its group (itself included).
-        self._group: dict[str, tuple[str, ...]] = {}
+        #: Near-duplicates (``data.duplicates``), once found: path -> the images verified as near-duplicates
+        #: of it (pairs, not whole groups: a chain of look-alikes is no duplicate of its far end).
+        self._near: dict[str, tuple[str, ...]] = {}
 
     # --- the one way in --------------------------------------------------------------------------------
     def take(self, path: str, standing: Standing, sent_at: float | None = None) -> bool:
@@ -128,8 +129,8 @@ class Mirror:
         if changed and path in book.pool:  # the trainer learns the pool only (``pool=`` may leave some out)
             self._tell(path, sent_at, standing.source)
             if path not in book.test:  # a training label may shadow a near-duplicate's test label
-                for other in self._group.get(path, ()):
-                    if other != path and other in book.test:
+                for other in self._near.get(path, ()):
+                    if other in book.test:
                         if other in book:
                             self._tell(other, None, None)
                         elif self.wanted(other):  # no longer shadowed (an undo): to label again
@@ -155,25 +156,20 @@ class Mirror:
         """A test image with a near-duplicate among the training labels: its label would grade the model
         on an image it has (almost) seen, so it grades nothing."""
         book = self.book
-        return path in book.test and any(
-            o != path and o in book and o not in book.test for o in self._group.get(path, ())
-        )
+        return path in book.test and any(o in book and o not in book.test for o in self._near.get(path, ()))
 
-    def group(self, path: str | None) -> tuple[str, ...]:
-        """``path``'s near-duplicate group (itself included), () when it has none (or none found yet)."""
-        return self._group.get(path, ()) if path is not None else ()
+    def near(self, path: str | None) -> tuple[str, ...]:
+        """``path``'s near-duplicates, () when it has none (or none were found yet)."""
+        return self._near.get(path, ()) if path is not None else ()
 
-    def to_join(self, groups: Iterable[Iterable[str]]) -> list[str]:
-        """The unlabelled images that join the test split when ``groups`` are taken: those of a group with a
-        test image and no training label (the group goes wholly to the test side)."""
-        book, out = self.book, []
-        for members in groups:
-            group = [p for p in members if p in book.pool]
-            if any(p in book.test for p in group) and not any(
-                p in book and p not in book.test for p in group
-            ):
-                out += [p for p in group if p not in book.test and p not in book]
-        return out
+    def to_join(self, near: Mapping[str, tuple[str, ...]]) -> list[str]:
+        """The images still unlabelled that join the test split when ``near`` is taken: near-duplicates of
+        a test image (trained on, they would flatter its grade)."""
+        book = self.book
+        return [
+            p for p, others in near.items()
+            if p in book.pool and p not in book.test and p not in book and any(o in book.test for o in others)
+        ]  # fmt: skip
 
     def join_test(self, paths: Iterable[str]) -> list[str]:
         """The store's test split took ``paths``: those unlabelled here join it, and the trainer never
@@ -183,16 +179,14 @@ class Mirror:
             self.commands.send(Reserve(tuple(joined)), flush=True)
         return joined
 
-    def take_groups(self, groups: Iterable[Iterable[str]]) -> None:
-        """Near-duplicate groups were found: a test label grouped with a training label grades nothing
-        from now on (``shadowed``)."""
+    def take_near(self, near: Mapping[str, tuple[str, ...]]) -> None:
+        """Near-duplicates were found (path -> its near-duplicates): a test label with a near-duplicate
+        among the training labels grades nothing from now on (``shadowed``)."""
         book = self.book
-        self._group = {}
-        for members in groups:
-            group = tuple(p for p in members if p in book.pool)
-            if len(group) > 1:
-                self._group.update(dict.fromkeys(group, group))
-        for path in self._group:
+        self._near = {
+            p: tuple(o for o in others if o in book.pool) for p, others in near.items() if p in book.pool
+        }
+        for path in self._near:
             if path in book.test and path in book and self.shadowed(path):
                 self._tell(path, None, None)
 
@@ -216,7 +210,7 @@ class Mirror:
     def wanted(self, path: str) -> bool:
         """Still to be labelled by this annotator: unlabelled, or a blind second opinion; never a test
         image whose label would grade nothing (``shadowed``)."""
-        return (path not in self.book or path in self.second) and not (self._group and self.shadowed(path))
+        return (path not in self.book or path in self.second) and not (self._near and self.shadowed(path))
 
     def blind(self, path: str | None) -> bool:
         return path in self.second

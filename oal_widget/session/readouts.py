@@ -147,11 +147,7 @@ class Readouts:
         with self._lock:
             mirror, wanted = self._mirror, self._wanted
             test = mirror.book.test
-            return [
-                p
-                for p in mirror.group(path)
-                if p != path and p not in test and not mirror.blind(p) and wanted(p)
-            ]
+            return [p for p in mirror.near(path) if p not in test and not mirror.blind(p) and wanted(p)]
 
     @property
     def more_like_ready(self) -> bool:
