@@ -92,7 +92,7 @@ class TrainingCore(Publishing):
         self._catch_up = 0  # extra steps owed by a schedule's reset
         self._steps_since_eval = 0
         self._told_no_test = False
-        self.idle_work = IdleWork(pool, self.learner)
+        self.idle_work = IdleWork(pool, self.learner, self.graph.representation)
 
     # --- public state ----------------------------------------------------------------------------
 
@@ -284,6 +284,9 @@ class TrainingCore(Publishing):
             work = self.idle_work.step()
             if work is not None:
                 self._note_work(*work)
+                if self.graph.learned_ready() and self.querier.typical and work[1] == work[2]:
+                    self.querier.typical = []  # the pool's representation is ready: the cold start again
+                    self.first_order()
             return work
 
     # --- final model and diagnostics ---------------------------------------------------------------

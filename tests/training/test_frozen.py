@@ -273,7 +273,7 @@ def test_idle_trainer_decodes_the_pool_into_the_disk_cache_without_frozen_backbo
     while (work := trainer.prefill_step()) is not None:
         steps.append(work)
     n = len(trainer.pool.paths)
-    assert steps[-1] == ("caching images", n, n)
+    assert ("caching images", n, n) in steps  # then the pool's representation is learned (if on)
     assert trainer.pool.disk_cache.filled() == n
 
 
