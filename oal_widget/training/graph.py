@@ -52,6 +52,7 @@ class GraphBlend:
         self._spaces: dict[str, _Space] = {}
         #: The autoencoder learned from the pool (``Config.representation``), trained by the idle work.
         self.representation = PoolAutoencoder(pool, seed) if learned else None
+        self.learned = learned  # off: the pixels (or a frozen backbone) are the only space
         self._graphs: dict[str, tuple[LabelSpreading, dict[str, int]]] = {}
         self._network: _Network | None = None  # the network's embedding, new at every rebuild
         #: The latest ``features_of``: (features given, X, embedded, their space, features in it now).
@@ -153,7 +154,8 @@ class GraphBlend:
         room = max(0, MAX_NODES - len(train))
         if len(others) > room:  # query_sample=0 on a large pool: a random part of it
             others = [others[i] for i in sorted(self._rng.choice(len(others), room, replace=False))]
-        if len(train) >= NETWORK_FROM and self.learner.model is not None and self._frozen() is None:
+        network = self.learned and self.learner.model is not None and self._frozen() is None
+        if network and len(train) >= NETWORK_FROM:
             self._network = _Network(self.pool, self.learner)  # the network has changed since the last
         self._graphs = {}
         names = self._candidates(len(train))

@@ -7,7 +7,7 @@ import numpy as np
 
 from oal_widget.config import Config
 from oal_widget.training import representation
-from oal_widget.training.graph import GraphBlend
+from oal_widget.training.graph import NETWORK_FROM, GraphBlend
 from oal_widget.training.representation import CODE, PoolAutoencoder, small
 from oal_widget.training.trainer import Trainer
 
@@ -108,6 +108,12 @@ def test_the_cold_start_moves_to_the_learned_space_once_it_is_ready(pool, split,
     trainer.train_round()
     trainer.query()
     assert set(trainer.graph._graphs) == {"pixels", "learned"}
+    for p in [q for q in split[0] if q not in trainer.labels.train][: NETWORK_FROM - 6]:
+        trainer.handle(_labelled(p))
+    trainer.train_round()
+    trainer.query()  # from NETWORK_FROM labels on, the network's embedding is a space too
+    assert set(trainer.graph._graphs) == {"pixels", "learned", "network"}
+    assert all(len(r) == 24 for r in trainer.graph.space_records.values())  # each scored every new label
     E, ok = trainer.graph.pixel_features(split[0][:5])
     assert ok == split[0][:5] and E.shape[1] <= CODE
 
@@ -117,6 +123,12 @@ def test_off_or_with_a_frozen_backbone_no_representation_is_learned(digits_dir, 
     assert off.graph.representation is None and off.build()
     while (work := off.prefill_step()) is not None:
         assert work[0] == "caching images"
+    give = [_labelled(p) for p in split[0][:40]]
+    for c in give:
+        off.handle(c)
+    off.train_round()
+    off.query()
+    assert set(off.graph._graphs) == {"pixels"}  # nor the network's embedding: the pixels as before
     from test_frozen import make_trainer
 
     frozen = make_trainer(digits_dir, tmp_path / "frozen", config=CFG.replace(representation=True))
