@@ -64,8 +64,8 @@ class GraphBlend:
         self.weight = 0.0
         #: (the network's probability of the true class, the blending graph's) at each first sight.
         self.records: list[tuple[float, float]] = []
-        #: space -> the probability its graph gave the true class at each new label's first sight.
-        self.space_records: dict[str, list[float]] = {}
+        #: space -> (the network's, its graph's probability of the true class) at each first sight.
+        self.space_records: dict[str, list[tuple[float, float]]] = {}
 
     # --- features ---------------------------------------------------------------------------------
     def _frozen(self):
@@ -127,18 +127,21 @@ class GraphBlend:
         return names + (["network"] if n_train >= NETWORK_FROM and self._network is not None else [])
 
     def _choose(self, names: list[str]) -> str:
-        """The space whose graph gave the latest first-sight labels the highest mean log-probability;
-        without enough evidence for a space, the cold start's."""
+        """The space whose graph, blended with the network at its best weight, gave the latest first-sight
+        labels the highest mean log-probability (a graph that only repeats the network adds nothing);
+        without enough evidence for two spaces, the cold start's."""
         default = "learned" if "learned" in names else names[0]
-        scores = {}
-        for name in names:
-            r = self.space_records.get(name, [])
-            if len(r) >= 2 * MIN_RECORDS:
-                scores[name] = r[-WINDOW:]
+        scores = {
+            n: self.space_records[n] for n in names if len(self.space_records.get(n, ())) >= 2 * MIN_RECORDS
+        }
         if len(scores) < 2:
             return default if default in scores or not scores else next(iter(scores))
-        n = min(len(r) for r in scores.values())  # the same latest labels for every space
-        mean = {k: float(np.mean(np.log(np.asarray(r[-n:]) + 1e-6))) for k, r in scores.items()}
+        n = min(WINDOW, *(len(r) for r in scores.values()))  # the same latest labels for every space
+        mean = {}
+        for name, r in scores.items():
+            net, graph = (np.asarray(v, dtype=float) for v in zip(*r[-n:], strict=True))
+            w = choose_weight(net, graph)
+            mean[name] = float(np.mean(np.log(w * graph + (1 - w) * net + 1e-4)))
         return max(mean, key=lambda k: (mean[k], k == default))
 
     # --- the graph -------------------------------------------------------------------------------
@@ -225,7 +228,7 @@ class GraphBlend:
             p = p_graph if name == self.space else self.probs([path], name)
             if p is not None:
                 kept = self.space_records.setdefault(name, [])
-                kept.append(float(p[0][k]))
+                kept.append((float(p_network[k]), float(p[0][k])))
                 del kept[: -4 * WINDOW]
         self.records.append((float(p_network[k]), float(p_graph[0][k])))
         del self.records[: -4 * WINDOW]  # choose_weight reads the latest WINDOW

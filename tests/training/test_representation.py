@@ -70,14 +70,21 @@ class _Learner:
 
 
 def test_a_space_blends_only_where_its_graph_predicted_the_latest_labels_better(pool):
+    """Judged blended with the network: a graph that only repeats the network (here: gives the true class
+    what the network gives it) adds nothing, one that is right where the network is unsure wins."""
     graph = GraphBlend(pool, _Learner(), LABELS, seed=0, learned=False)
     names = ["pixels", "learned", "network"]
     assert graph._choose(names) == "learned"  # no evidence yet: the cold start's space
-    graph.space_records = {"pixels": [0.8] * 20, "learned": [0.3] * 20}
+    unsure = [(0.3, 0.8)] * 20
+    graph.space_records = {"pixels": unsure, "learned": [(0.3, 0.3)] * 20}
     assert graph._choose(names) == "pixels"  # the pixels predicted better: the learned space waits
-    graph.space_records["network"] = [0.9] * 12
+    graph.space_records["network"] = [(0.3, 0.95)] * 12
     assert graph._choose(names) == "network"  # compared on the latest 12 labels every space scored
-    graph.space_records = {"pixels": [0.5] * 20, "learned": [0.5] * 20}
+    graph.space_records["network"] = [(0.9, 0.9)] * 20  # sure where the network was: nothing new...
+    graph.space_records["pixels"] = [(0.9, 0.5)] * 20
+    graph.space_records["learned"] = [(0.9, 0.4)] * 20
+    assert graph._choose(names) == "learned"  # ...so a tie, the blends are the network: the default
+    graph.space_records = {"pixels": unsure, "learned": unsure}
     assert graph._choose(names) == "learned"  # a tie keeps the cold start's
     assert graph._choose(["pixels"]) == "pixels"
 
