@@ -77,9 +77,10 @@ class Config:
     #: how well each predicted the latest labels before they were known (0 where the graph does not help).
     propagation: bool = True
     #: Learn a representation from the pool's own images before the first label (a small autoencoder,
-    #: in the trainer's idle time): the cold start and the graph use it, and the network's own embedding,
-    #: wherever either predicts new labels better than the pixels (not with a frozen backbone).
-    representation: bool = True
+    #: in the trainer's idle time): the cold start uses it, and the graph its codes or the network's own
+    #: embedding wherever either predicts new labels better than the pixels (not with a frozen backbone).
+    #: Off: on the benchmark sets it did not save labels and it doubles the time of a query.
+    representation: bool = False
     #: Learn from the unlabelled images too: at every query the classifier's confident predictions on
     #: the candidates (never a test image) become down-weighted pseudo-labels in every training batch,
     #: from 20 training labels on, balanced over the classes the person has labelled.
