@@ -4,8 +4,9 @@
 images (scikit-learn's digits, upscaled and shifted a few pixels at random so no two are alike) stands in
 for a folder (decoding is the disk cache's cost, measured by bench/scale.py). For each size: the seconds
 to read the sample and learn the autoencoder (idle work before and between labels), the longest idle
-chunk (what a new label can wait), the seconds to encode every image of the pool (a query with
-``query_sample=0``; the default scores 2,000 a query) and the memory the codes and the model take.
+chunk (what a new label can wait; the first training chunk also builds and traces the model), the
+seconds to encode every image of the pool (a query with ``query_sample=0``; the default scores 2,000 a
+query) and the memory the codes and the model take.
 TensorFlow runs on one thread, as in the benchmarks.
 """
 
