@@ -45,11 +45,14 @@ _OPTIONS = {
     # The reference: random order and the plain network (no cold start, no label spreading, no
     # pseudo-labels, no augmentation).
     "random": "--strategy random --policy greedy --typical-start 0 --propagation off --semi-supervised off "
-    "--augment off",
+    "--augment off --representation off",
     "default": "",
     # The default without each of its parts (ablations: what each part buys).
     "no-propagation": "--propagation off",
     "no-typical": "--typical-start 0",
+    # The representation learned from the pool (autoencoder codes, the network's embedding) or the pixels.
+    "repr-on": "--representation on",
+    "repr-off": "--representation off",
     "margin-only": "--propagation off --typical-start 0",
     "margin+eps0.1": "--strategy margin --policy epsilon_greedy --epsilon 0.1",
     "margin+eps0.2": "--strategy margin --policy epsilon_greedy --epsilon 0.2",

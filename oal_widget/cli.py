@@ -65,6 +65,9 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument(
         "--augment", default=None, choices=("on", "off"), help="shift training images by a few pixels"
     )
+    sim.add_argument(
+        "--representation", default=None, choices=("on", "off"), help="learn features from the pool's images"
+    )
     sim.add_argument("--pseudo-threshold", type=float, default=None, help="confidence of a pseudo-label")
     sim.add_argument("--pseudo-ratio", type=float, default=None, help="pseudo-labels per training label")
     sim.add_argument(
@@ -133,7 +136,7 @@ def _label_efficiency_settings(args) -> dict:
         "pseudo_ratio",
     )
     settings = {name: getattr(args, name) for name in names if getattr(args, name) is not None}
-    for switch in ("class_balance", "propagation", "semi_supervised", "augment"):
+    for switch in ("class_balance", "propagation", "semi_supervised", "augment", "representation"):
         if getattr(args, switch) is not None:
             settings[switch] = getattr(args, switch) == "on"
     return settings

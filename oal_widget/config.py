@@ -76,6 +76,11 @@ class Config:
     #: Blend the network with label spreading over a nearest-neighbour graph of the images, weighted by
     #: how well each predicted the latest labels before they were known (0 where the graph does not help).
     propagation: bool = True
+    #: Learn a representation from the pool's own images before the first label (a small autoencoder,
+    #: in the trainer's idle time): the cold start uses it, and the graph its codes or the network's own
+    #: embedding wherever either predicts new labels better than the pixels (not with a frozen backbone).
+    #: Off: on the benchmark sets it did not save labels and it doubles the time of a query.
+    representation: bool = False
     #: Learn from the unlabelled images too: at every query the classifier's confident predictions on
     #: the candidates (never a test image) become down-weighted pseudo-labels in every training batch,
     #: from 20 training labels on, balanced over the classes the person has labelled.
@@ -186,7 +191,7 @@ class Config:
             _bad("pseudo_threshold", self.pseudo_threshold, "a confidence in (0, 1], e.g. 0.7")
         if not (_is_number(self.pseudo_ratio) and 0 <= self.pseudo_ratio < math.inf):
             _bad("pseudo_ratio", self.pseudo_ratio, "a number >= 0 of pseudo-labels per label, e.g. 4")
-        for name in ("class_balance", "propagation", "semi_supervised", "augment"):
+        for name in ("class_balance", "propagation", "semi_supervised", "augment", "representation"):
             if not isinstance(getattr(self, name), bool):
                 _bad(name, getattr(self, name), "True or False")
         _check_choice("diversity", self.diversity, DIVERSITY_NAMES, allow_callable=False)

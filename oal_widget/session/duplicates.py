@@ -2,8 +2,9 @@
 
 What they change is decided by the mirror (``Mirror.to_join`` and ``take_near``: near-duplicates never
 sit on both sides of the test split), the order (images that joined the split move to the test lane)
-and the trainer (``Reserve``: never trained on). The rules act on verified pairs, not whole groups. Until the groups are found nothing changes; a failure is
-logged and said in ``error``, and labelling goes on without them.
+and the trainer (``Reserve``: never trained on). The rules act on verified pairs, not whole groups.
+Until the groups are found nothing changes; a failure is logged and said in ``error``, and labelling
+goes on without them.
 """
 
 from __future__ import annotations

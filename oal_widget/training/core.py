@@ -285,6 +285,9 @@ class TrainingCore(Publishing):
             work = self.idle_work.step()
             if work is not None:
                 self._note_work(*work)
+                if self.graph.learned_ready() and self.querier.typical and work[1] == work[2]:
+                    self.querier.typical = []  # the pool's representation is ready: the cold start again
+                    self.first_order()
             index = self.idle_work.take_index()
             if index is not None:  # "more like this" searches it from the session's thread
                 self._note(self._state(), message=self.latest.message, neighbours=index)
@@ -315,10 +318,8 @@ class TrainingCore(Publishing):
         return card
 
     def diagnose(self, n_wrong: int = 8) -> dict | None:
-        """Confusion matrix, per-class accuracy and most wrong images of the live model on the test split.
-
-        None while there is no model (or it is in the error state). Holds the trainer's lock for one
-        prediction pass over the labelled test images (the online model is not thread-safe)."""
+        """Confusion matrix, per-class accuracy and most wrong images of the live model on the test split
+        (None without a model); one prediction pass under the trainer's lock (the model isn't thread-safe)."""
         with self._locked():
             if self.model is None or self._error is not None:
                 return None

@@ -1,7 +1,8 @@
-"""Work the trainer does while it has nothing to train: walk the pool a short chunk at a time,
-embedding every image (frozen-backbone mode) or decoding it into the disk cache, so later queries
-and epochs find it ready; then the features of every image, for "more like this" (``Neighbours``).
-Each chunk takes about 50 ms: a new label waits at most that long."""
+"""Work the trainer does while it has nothing to train, a short chunk at a time: walk the pool embedding
+every image (frozen-backbone mode) or decoding it into the disk cache, so later queries and epochs find
+it ready; learn the pool's representation (``representation``), if any; then compute every image's
+features for "more like this" (``Neighbours``), again whenever that space changes. Each chunk takes
+about 50-100 ms: a new label waits at most that long."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ class IdleWork:
         self.pool = pool
         self.learner = learner
         self.graph = graph
+        self.representation = graph.representation
         self._prefill = None
         self._for = None  # the cache the walk fills (a replaced model may need another)
         self._indexing: Prefill | None = None
@@ -28,16 +30,25 @@ class IdleWork:
             return self.learner.frozen.embeddings
         return getattr(self.pool, "disk_cache", None)
 
-    def _space(self):
-        """The feature space ``graph.features`` uses now (a new one needs a new index)."""
-        return self.learner.frozen.embeddings if self.learner.head() is not None else None
-
     def _prefill_pending(self) -> bool:
         target = self._target()
         return target is not None and (self._for is not target or not self._prefill.finished)
 
+    def _learning(self) -> bool:
+        """The pool's representation is still to learn (never in frozen-backbone mode)."""
+        return (
+            self.representation is not None and self.learner.head() is None and self.representation.pending()
+        )
+
+    def _space(self):
+        """The space "more like this" searches: the backbone's embeddings in frozen-backbone mode, else the
+        best one that needs no label (``graph.pixel_features``); a new space needs a new index."""
+        if self.learner.head() is not None:
+            return self.learner.frozen.embeddings
+        return "learned" if self.graph.learned_ready() else "pixels"
+
     def pending(self) -> bool:
-        return self._prefill_pending() or self._index_for is not self._space()
+        return self._prefill_pending() or self._learning() or self._index_for != self._space()
 
     def step(self) -> tuple[str, int, int] | None:
         """One chunk; (what, done, total), or None when nothing is left."""
@@ -50,7 +61,9 @@ class IdleWork:
                     self._prefill = Prefill("caching images", self.pool.paths, self.pool.arrays)
                 self._for = target
             return self._prefill.step()
-        if self._index_for is not self._space():
+        if self._learning():
+            return self.representation.step()
+        if self._index_for != self._space():
             return self._index_step()
         return None
 
@@ -65,12 +78,18 @@ class IdleWork:
             features = [E for E, _ in parts if len(E)]
             paths = [p for _, loaded in parts for p in loaded]
             X = np.concatenate(features) if features else np.zeros((0, 1), np.float32)
-            name = "the backbone's embeddings" if space is not None else "the pixels' principal components"
+            names = {"pixels": "the pixels' principal components", "learned": "the pool's learned codes"}
+            name = (
+                names.get(space, "the backbone's embeddings")
+                if isinstance(space, str)
+                else "the backbone's embeddings"
+            )
             self._ready, self._index_for = Neighbours(paths, X, name), space
         return work
 
     def _features(self, chunk: list[str]) -> None:
-        self._parts.append(self.graph.features(chunk))
+        frozen = self.learner.head() is not None
+        self._parts.append(self.graph.features(chunk) if frozen else self.graph.pixel_features(chunk))
 
     def take_index(self) -> Neighbours | None:
         """The index built since the last call (once), else None."""

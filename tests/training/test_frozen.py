@@ -279,11 +279,8 @@ def test_idle_trainer_decodes_the_pool_into_the_disk_cache_without_frozen_backbo
     while (work := trainer.prefill_step()) is not None:
         steps.append(work)
     n = len(trainer.pool.paths)
-    assert ("caching images", n, n) in steps and steps[-1] == (
-        "indexing images",
-        n,
-        n,
-    )  # then "more like this"
+    assert ("caching images", n, n) in steps  # then the pool's representation is learned (if on)
+    assert steps[-1] == ("indexing images", n, n)  # then every image's features, for "more like this"
     assert trainer.pool.disk_cache.filled() == n
 
 
