@@ -143,7 +143,7 @@ def test_off_or_with_a_frozen_backbone_no_representation_is_learned(digits_dir, 
     frozen = make_trainer(digits_dir, tmp_path / "frozen", config=CFG.replace(representation=True))
     assert frozen.build() and frozen.frozen_backbone
     while (work := frozen.prefill_step()) is not None:
-        assert work[0] == "embedding images"
+        assert work[0] in ("embedding images", "indexing images")  # no representation learned
     assert not frozen.graph.learned_ready() and frozen.graph._candidates(40) == ["backbone"]
 
 
