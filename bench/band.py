@@ -347,7 +347,7 @@ def test_only(x):
 def experimental() -> dict:
     return {
         "test-only plus4": test_only,
-        "cal 30 (as now, repl.)": calibrated(30, 0.25),
+        "before: cal 30 w.25": calibrated(30, 0.25),
         "cal 60 w.25": calibrated(60, 0.25),
         "cal half w.25": calibrated(0.5, 0.25),
         "cal all w.25": calibrated("all", 0.25),
@@ -380,11 +380,19 @@ def candidates() -> dict:
     """name -> estimator(inputs) -> (accuracy, low, high)."""
     from oal_widget.training import estimate as E
 
-    def current(x):
+    def product(x):
+        """estimate.py as it is, given what ``FirstSight.for_estimate`` gives: the latest half."""
+        sel = _first_sight(x, ("latest", E.ESTIMATE_SHARE))
+        fs_P, fs_y = (x["fs_P"][sel], x["fs_y"][sel]) if len(sel) else (None, None)
+        e = E.estimate(x["P"], x["held"], x["y"], fs_P, fs_y)
+        return e.accuracy, e.low, e.high
+
+    def product_30(x):
+        """estimate.py given the latest 30 first sights (``FirstSight.recent``, as core passed them)."""
         e = E.estimate(x["P"], x["held"], x["y"], x["recent_P"], x["recent_y"])
         return e.accuracy, e.low, e.high
 
-    out = {"current": current}
+    out = {"estimate.py": product, "estimate.py, latest 30": product_30}
     out.update(experimental())
     return out
 
