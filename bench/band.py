@@ -43,7 +43,9 @@ class Recorder:
     """Monkeypatches in this process only: ``evaluation.evaluate``/``estimate``, ``FirstSight`` and
     ``OracleSet.accuracy`` report to it; the product's behaviour is unchanged."""
 
-    def __init__(self):
+    def __init__(self, wired: bool = False):
+        #: Give the estimate ``FirstSight.for_estimate`` (the latest half) instead of what core passes.
+        self.wired = wired
         self.records: list[dict] = []
         self.labels = None
         self.all_sight: list[tuple[np.ndarray, int, int]] = []
@@ -73,6 +75,9 @@ class Recorder:
 
         def evaluate(classify, labels, recent_, rng):
             rec.labels = labels
+            if rec.wired:  # core's ``self.sight.recent()`` just refreshed all_sight
+                half = int(np.ceil(first_sight.ESTIMATE_SHARE * len(rec.all_sight)))
+                recent_ = [(p, k) for p, k, _ in rec.all_sight[len(rec.all_sight) - half :]]
             return orig_evaluate(classify, labels, recent_, rng)
 
         def estimate(reserve_probs, held_out, held_y, recent_probs=None, recent_y=None):
@@ -115,12 +120,12 @@ class Recorder:
         sim.OracleSet.accuracy = accuracy
 
 
-def record(dataset: str, seeds: range, budget: int, every: int = 10) -> Path:
+def record(dataset: str, seeds: range, budget: int, every: int = 10, tag: str = "") -> Path:
     from label_efficiency import DATASETS, write_images
 
     from oal_widget.simulate import simulate
 
-    rec = Recorder()
+    rec = Recorder(wired=tag == "wired")
     rec.install()
     size = DATASETS[dataset][1]
     runs = []
@@ -149,15 +154,15 @@ def record(dataset: str, seeds: range, budget: int, every: int = 10) -> Path:
                 f"{dataset} seed {seed}: {len(kept)} evaluations ({time.monotonic() - start:.0f} s)",
                 flush=True,
             )
-    path = RESULTS / f"band_{dataset}.pkl.gz"
+    path = RESULTS / f"band_{dataset}{'_' + tag if tag else ''}.pkl.gz"
     with gzip.open(path, "wb") as f:
         pickle.dump({"dataset": dataset, "budget": budget, "runs": runs}, f)
     print(f"wrote {path} ({os.getloadavg()[0]:.1f} load, {time.strftime('%Y-%m-%d %H:%M')})")
     return path
 
 
-def load(dataset: str) -> dict:
-    with gzip.open(RESULTS / f"band_{dataset}.pkl.gz", "rb") as f:
+def load(dataset: str, tag: str = "") -> dict:
+    with gzip.open(RESULTS / f"band_{dataset}{'_' + tag if tag else ''}.pkl.gz", "rb") as f:
         return pickle.load(f)
 
 
@@ -182,12 +187,12 @@ def replay(runs, candidate, target_halfwidth: float, min_test: int) -> list[tupl
             est, low, high = candidate(x)
             k = len(x["held"])
             cap = k if (high - low) / 2 <= target_halfwidth and k >= min_test else None
-            out.append((r["n_train"] + r["n_test"], est, low, high, r["true"]))
+            out.append((r["n_train"] + r["n_test"], est, low, high, r["true"], k))
     return out
 
 
-def summary(rows) -> dict:
-    a = np.array([row for row in rows if row[0] >= BAND_FROM], dtype=float)
+def summary(rows, start: int = BAND_FROM) -> dict:
+    a = np.array([row for row in rows if row[0] >= start], dtype=float)
     if not len(a):
         return {"n": 0}
     held = (a[:, 2] <= a[:, 4]) & (a[:, 4] <= a[:, 3])
@@ -197,6 +202,8 @@ def summary(rows) -> dict:
         "halfwidth": ((a[:, 3] - a[:, 2]) / 2).mean(),
         "gap": np.abs(a[:, 1] - a[:, 4]).mean(),
         "below": (a[:, 3] < a[:, 4]).mean(),  # misses with the band under the truth
+        # test labels it would have asked for, as a share of the labels (the recorded run's at most)
+        "test share": (a[:, 5] / a[:, 0]).mean(),
     }
 
 
@@ -397,21 +404,25 @@ def candidates() -> dict:
     return out
 
 
-def print_tables(datasets) -> None:
+def print_tables(datasets, tag: str = "", start: int = BAND_FROM, only: str = "") -> None:
     from oal_widget.training import estimate as E
 
     cands = candidates()
     for d in datasets:
-        data = load(d)
-        print(f"\n{d}: {len(data['runs'])} runs, budget {data['budget']}; from {BAND_FROM} labels on")
-        print(f"{'candidate':<28}{'n':>5}{'coverage':>10}{'halfwidth':>11}{'|gap|':>8}{'below':>8}")
+        data = load(d, tag)
+        print(f"\n{d}: {len(data['runs'])} runs, budget {data['budget']}; from {start} labels on")
+        print(
+            f"{'candidate':<30}{'n':>5}{'coverage':>10}{'halfwidth':>11}{'|gap|':>8}{'below':>8}{'test':>7}"
+        )
         for name, c in cands.items():
-            s = summary(replay(data["runs"], c, E.TARGET_HALFWIDTH, E.MIN_TEST))
+            if only and only not in name:
+                continue
+            s = summary(replay(data["runs"], c, E.TARGET_HALFWIDTH, E.MIN_TEST), start)
             if not s["n"]:
                 continue
             print(
-                f"{name:<28}{s['n']:>5}{s['coverage']:>10.3f}{s['halfwidth']:>11.4f}{s['gap']:>8.4f}"
-                f"{s['below']:>8.3f}"
+                f"{name:<30}{s['n']:>5}{s['coverage']:>10.3f}{s['halfwidth']:>11.4f}{s['gap']:>8.4f}"
+                f"{s['below']:>8.3f}{s['test share']:>7.3f}"
             )
 
 
@@ -423,14 +434,25 @@ def main(argv=None) -> int:
     parser.add_argument("--dataset", nargs="+", default=["digits", "mnist5k"], choices=sorted(BUDGETS))
     parser.add_argument("--seeds", type=int, default=None, help="seeds 0..N-1 (default: per set)")
     parser.add_argument("--budget", type=int, default=None)
+    parser.add_argument("--first-seed", type=int, default=0)
+    parser.add_argument(
+        "--from", dest="start", type=int, default=BAND_FROM, help="evaluations from N labels on"
+    )
+    parser.add_argument("--only", default="", help="candidates whose name contains this")
+    parser.add_argument(
+        "--tag",
+        default="",
+        help="recordings' name suffix; 'wired': the estimate gets FirstSight.for_estimate in the loop",
+    )
     args = parser.parse_args(argv)
     if args.what == "record":
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
         for d in args.dataset:
             budget, n = BUDGETS[d]
-            record(d, range(args.seeds or n), args.budget or budget)
+            first = args.first_seed
+            record(d, range(first, first + (args.seeds or n)), args.budget or budget, tag=args.tag)
         return 0
-    print_tables(args.dataset)
+    print_tables(args.dataset, args.tag, args.start, args.only)
     return 0
 
 
