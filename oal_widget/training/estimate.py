@@ -98,10 +98,11 @@ def calibrated_confidence(logp: np.ndarray, T: float) -> np.ndarray:
 def _temperature_table(fit_logp: np.ndarray, fit_y: np.ndarray, L: np.ndarray):
     """Per temperature of ``TEMPERATURES``: each fitting label's log-loss (T, n), and the mean
     calibrated confidence over the reserve (T,). A weighted fit is then one matrix product."""
-    z = fit_logp[None] / TEMPERATURES[:, None, None]
-    m = z.max(2, keepdims=True)
-    lse = m[..., 0] + np.log(np.exp(z - m).sum(2))
-    losses = lse - z[:, np.arange(len(fit_y)), fit_y]
+    losses = np.empty((len(TEMPERATURES), len(fit_y)))
+    for i, T in enumerate(TEMPERATURES):  # one at a time: thousands of labels x many classes stay small
+        z = fit_logp / T
+        m = z.max(1, keepdims=True)
+        losses[i] = m[:, 0] + np.log(np.exp(z - m).sum(1)) - z[np.arange(len(fit_y)), fit_y]
     means = np.array([calibrated_confidence(L, T).mean() for T in TEMPERATURES])
     return losses, means
 
