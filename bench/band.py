@@ -414,6 +414,16 @@ def print_tables(datasets, tag: str = "", start: int = BAND_FROM, only: str = ""
         print(
             f"{'candidate':<30}{'n':>5}{'coverage':>10}{'halfwidth':>11}{'|gap|':>8}{'below':>8}{'test':>7}"
         )
+        loop = [
+            (r["n_train"] + r["n_test"], *r["shown"], r["true"], r["n_test"])
+            for run in data["runs"]
+            for r in run["records"]
+        ]
+        s = summary(loop, start)
+        print(
+            f"{'(shown in the recorded loop)':<30}{s['n']:>5}{s['coverage']:>10.3f}{s['halfwidth']:>11.4f}"
+            f"{s['gap']:>8.4f}{s['below']:>8.3f}{s['test share']:>7.3f}"
+        )
         for name, c in cands.items():
             if only and only not in name:
                 continue
