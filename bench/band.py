@@ -11,8 +11,13 @@ band held the true accuracy), mean half-width and mean |shown - true| from 100 l
 that narrows the band also stops test labels sooner (``estimate.wants_test``): the replay keeps only the
 test labels that would have been asked (the first ones labelled), never more than were recorded.
 
+With ``--tag wired`` the estimate inside ``simulate`` is given ``FirstSight.for_estimate`` (the latest
+half of the first sights) instead of what the trainer passes today, so the loop runs the new estimator
+end to end (its band decides when test labels stop); the table's first row is the band shown in the loop.
+
     .venv/bin/python bench/band.py record --dataset digits --seeds 3
     .venv/bin/python bench/band.py table --dataset digits mnist5k
+    .venv/bin/python bench/band.py record --tag wired --dataset animals --seeds 2
 """
 
 from __future__ import annotations
