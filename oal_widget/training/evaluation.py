@@ -41,7 +41,8 @@ def evaluate(classify, labels, recent, rng) -> tuple[dict, dict[str, bool]] | No
     """(row without ``seconds``, path -> correct on the test images); None: no evaluation label yet.
 
     ``classify(paths) -> (probs, paths that loaded)``: the classifier now (the network, blended with
-    the graph); ``recent``: (first-sight probabilities, class) of the latest training labels."""
+    the graph); ``recent``: (first-sight probabilities, class) of the latest half of the training labels
+    (``FirstSight.for_estimate``)."""
     held = [p for p in labels.test_paths if p in labels.test]
     if not held and not recent:
         return None

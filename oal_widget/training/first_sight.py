@@ -1,17 +1,19 @@
 """First sight: what the classifier said of each new training label's image BEFORE it learnt it.
 
 Three readers: the review queue ranks likely mistakes by it (an out-of-sample view of every label),
-the accuracy estimate fits its temperature on the latest ones, and the graph's blend weight is chosen
-by how well the network and the graph predicted them. The parts (network, graph) are kept apart, so
-the estimate re-blends them with today's weight. Only a person's own labels are evidence: an accepted
-prediction or a grid page was chosen BY the prediction.
+the accuracy estimate fits its temperature on the latest half (``for_estimate``), and the graph's blend
+weight is chosen by how well the network and the graph predicted them. The parts (network, graph) are
+kept apart, so the estimate re-blends them with today's weight. Only a person's own labels are evidence:
+an accepted prediction or a grid page was chosen BY the prediction.
 """
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
-from .estimate import RECENT
+from .estimate import ESTIMATE_SHARE, RECENT
 
 
 class FirstSight:
@@ -60,6 +62,13 @@ class FirstSight:
                 if len(out) == n:
                     break
         return out[::-1]
+
+    def for_estimate(self) -> list[tuple[np.ndarray, int]]:
+        """``recent`` of the latest half (``ESTIMATE_SHARE``) of the person's first sights that still
+        stand: those of models that had at least about half of today's training labels. Older ones
+        (early models, nearly guessing) would pull the accuracy estimate's temperature away from today's."""
+        standing = sum(1 for path in self._parts if path in self.labels.train)
+        return self.recent(max(1, math.ceil(ESTIMATE_SHARE * standing))) if standing else []
 
     # --- kept across sessions (``checkpoint``) ---------------------------------------------------
     def arrays(self) -> dict[str, np.ndarray]:

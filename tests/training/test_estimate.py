@@ -122,3 +122,50 @@ def test_three_test_labels_and_a_confident_model_give_no_narrow_band():
         )
         is None
     )
+
+
+def test_many_first_sights_hold_the_truth_and_narrow_the_band():
+    """Twenty held-out labels and the first sights of 150 training labels (the latest half of 300), of
+    the same calibration: the band holds the truth in 90% of draws, and is narrower than the held-out
+    labels' own binomial band."""
+    rng = np.random.default_rng(5)
+    big_p, big_y = images(rng, 100_000, sharpen=1.5)
+    truth = np.mean(big_p.argmax(1) == big_y)
+    covered, widths, plain = 0, [], []
+    for _ in range(200):
+        reserve = rng.choice(len(big_y), 400, replace=False)
+        held = np.arange(20)
+        recent = rng.choice(len(big_y), 150, replace=False)
+        est = estimate(big_p[reserve], held, big_y[reserve][held], big_p[recent], big_y[recent])
+        assert est.n == 170 and est.n_prequential == 150
+        covered += est.low <= truth <= est.high
+        widths.append(est.halfwidth)
+        low, high = wilson(np.sum(big_p[reserve][held].argmax(1) == big_y[reserve][held]), 20)
+        plain.append((high - low) / 2)
+    assert covered / 200 >= 0.9
+    assert np.mean(widths) < 0.6 * np.mean(plain)
+
+
+def test_first_sights_of_hard_images_weigh_as_a_few_held_out_labels_however_many():
+    """First sights come from older models on hard images (chosen for their small margin): 500 of them
+    from a guessing model must not drag the temperature, nor the estimate, of a classifier that forty
+    held-out labels show to be right and sure."""
+    rng = np.random.default_rng(6)
+    y = np.arange(200) % 10
+    z = rng.normal(0, 0.3, (200, 10))
+    z[np.arange(200), y] += 4.0  # right every time, sure of it
+    p = np.exp(z) / np.exp(z).sum(1, keepdims=True)
+    guesses = rng.dirichlet(np.ones(10) * 0.3, 500)  # sure-looking guesses, right one time in ten
+    est = estimate(p, np.arange(40), y[:40], guesses, rng.integers(0, 10, 500))
+    assert est.accuracy > 0.95 and est.low > 0.85, est
+    assert est.temperature < 2.0, est  # 500 weighing a quarter each set it to 8.5 (and leant on the PPI)
+    assert est.n == 540
+
+
+def test_a_perfect_score_on_many_labels_still_has_a_band_and_the_same_inputs_give_the_same_band():
+    p = np.eye(3)[[0, 1, 2] * 100]
+    y = np.array([0, 1, 2] * 100)
+    args = (p, np.arange(40), y[:40], p[100:300], y[100:300])
+    est = estimate(*args)
+    assert est.accuracy == pytest.approx(1.0) and 0 < est.halfwidth and est.low < 0.995
+    assert estimate(*args) == est  # the bootstrap is seeded: a row does not flicker
