@@ -223,7 +223,7 @@ class TrainingCore(Publishing):
                 return None
             rng = np.random.default_rng((self.config.seed, len(self.history)))
             self._note("evaluating")
-            result = evaluation.evaluate(self.classify, self.labels, self.sight.recent(), rng)
+            result = evaluation.evaluate(self.classify, self.labels, self.sight.for_estimate(), rng)
             if result is None:
                 if not self._told_no_test:
                     self._told_no_test = True
