@@ -22,16 +22,18 @@ from __future__ import annotations
 import hashlib
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
 from PIL import Image
+from scipy import fft as sfft
 from scipy.ndimage import gaussian_filter
 
 #: Side of the grey thumbnails pairs are verified on, and of the centre searched for in the other image.
 THUMB, CENTRE = 32, 24
 #: Sides the other thumbnail is zoomed to: zoom 1 (shifts up to 1/8 of the side) to 1.31 (crops to ~76%).
-ZOOMS = (32, 34, 36, 38, 40, 42)
+ZOOMS = (32, 35, 38, 42)
 #: Gaussian blur (pixels of the thumbnail) before comparing.
 BLUR = 1.0
 #: Gaussian (pixels) whose blur is taken away for the band-passed comparison.
@@ -43,13 +45,15 @@ COARSE = 8
 #: Neighbours per image the search returns, and the descriptor similarity below which a neighbour is
 #: not worth verifying (loose: it only saves verification time).
 NEIGHBOURS, CANDIDATE_MIN = 10, 0.5
+#: Up to this many images the search compares every pair; above, an inverted file probing PROBES lists.
+EXACT_SEARCH_UP_TO, PROBES = 20_000, 16
 #: Best normalised cross-correlation a verified near-duplicate pair reaches (measured: bench/duplicates.py).
 NEAR_THRESHOLD = 0.9
 #: Added to each variance in the correlation: flat images (blank scans) are no one's near-duplicate by
 #: noise alone (their exact copies still group).
 _FLAT = (1 / 255) ** 2
 _BATCH = 512
-_PAIR_BATCH = 64
+_PAIR_BATCH = 128
 
 
 class Cancelled(Exception):
@@ -172,29 +176,62 @@ def _normalised(x: np.ndarray) -> np.ndarray:
     return x / np.sqrt((x**2).sum(axis=-1, keepdims=True) + k * _FLAT)
 
 
-def _zoomed_windows(thumbs: np.ndarray, side: int) -> np.ndarray:
-    """(n, positions, CENTRE**2) normalised CENTRE x CENTRE windows of each thumbnail zoomed to ``side``."""
-    zoomed = np.stack([_resize(t, side) for t in thumbs])
-    windows = np.lib.stride_tricks.sliding_window_view(zoomed, (CENTRE, CENTRE), axis=(1, 2))
-    return _normalised(windows.reshape(len(thumbs), -1, CENTRE * CENTRE))
+def _zoom_matrix(side: int) -> np.ndarray:
+    """(side, THUMB) bilinear interpolation (pixel centres, as Pillow): ``M @ x @ M.T`` zooms x to side."""
+    src = np.clip((np.arange(side) + 0.5) * THUMB / side - 0.5, 0, THUMB - 1)
+    low = np.floor(src).astype(int)
+    high = np.minimum(low + 1, THUMB - 1)
+    m = np.zeros((side, THUMB), np.float32)
+    m[np.arange(side), low] += 1 - (src - low)
+    m[np.arange(side), high] += src - low
+    return m
+
+
+_ZOOM_MATRICES = {side: _zoom_matrix(side) for side in ZOOMS}
+#: Spectrum of a CENTRE x CENTRE box of ones at each zoomed side: window sums by one product.
+_FFT_SHAPES = {side: (sfft.next_fast_len(side, real=True),) * 2 for side in ZOOMS}  # zero padding: no wrap
+_BOXES = {side: sfft.rfft2(np.ones((CENTRE, CENTRE), np.float32), s=_FFT_SHAPES[side]) for side in ZOOMS}
 
 
 def _one_way(templates: np.ndarray, others: np.ndarray) -> np.ndarray:
-    """Best correlation of each template (the centre of one image) anywhere in the other, over zooms."""
+    """Best correlation of each template (the centre of one image) anywhere in the other, over zooms.
+
+    Every position at once: the products by FFT, the windows' sums and squares by FFT with a box."""
     m = (THUMB - CENTRE) // 2
-    centre = _normalised(templates[:, m : m + CENTRE, m : m + CENTRE].reshape(len(templates), -1))
+    k = CENTRE * CENTRE
+    centre = templates[:, m : m + CENTRE, m : m + CENTRE]
+    centre = centre - centre.mean(axis=(1, 2), keepdims=True)
+    centre_var = (centre**2).sum(axis=(1, 2))
     best = np.full(len(templates), -1.0, dtype=np.float32)
-    for side in ZOOMS:
-        scores = np.einsum("pwk,pk->pw", _zoomed_windows(others, side), centre)
-        best = np.maximum(best, scores.max(axis=1))
+    for side, zoom in _ZOOM_MATRICES.items():
+        shape = _FFT_SHAPES[side]
+        valid = side - CENTRE + 1
+        zoomed = zoom @ others @ zoom.T
+        spectrum, box = sfft.rfft2(zoomed, s=shape), np.conj(_BOXES[side])
+        products = sfft.irfft2(spectrum * np.conj(sfft.rfft2(centre, s=shape)), s=shape)[:, :valid, :valid]
+        sums = sfft.irfft2(spectrum * box, s=shape)[:, :valid, :valid]
+        squares = sfft.irfft2(sfft.rfft2(zoomed * zoomed, s=shape) * box, s=shape)[:, :valid, :valid]
+        window_var = np.maximum(squares - sums * sums / k, 0)
+        ncc = products / np.sqrt((window_var + k * _FLAT) * (centre_var + k * _FLAT)[:, None, None])
+        best = np.maximum(best, ncc.reshape(len(templates), -1).max(axis=1))
     return best
 
 
-def pair_scores(thumbs_a: np.ndarray, thumbs_b: np.ndarray) -> np.ndarray:
+def pair_scores(thumbs_a: np.ndarray, thumbs_b: np.ndarray, floor: float | None = None) -> np.ndarray:
     """Verification score of each pair ``(thumbs_a[i], thumbs_b[i])``: the better of both directions
     (either image may be the crop of the other), the lower of the plain and the band-passed images
-    (smooth images correlate well with any other smooth image; the band-passed alone is noisy)."""
+    (smooth images correlate well with any other smooth image; the band-passed alone is noisy).
+    ``floor``: scores below it need not be exact (a pair whose plain score is below is not looked at
+    again), which halves the work on pairs that are no duplicates."""
+    if not len(thumbs_a):
+        return np.zeros(0, np.float32)
     plain = np.maximum(_one_way(thumbs_a, thumbs_b), _one_way(thumbs_b, thumbs_a))
+    if floor is not None:  # the band-passed score only matters where the plain one passes
+        keep = np.flatnonzero(plain >= floor)
+        if len(keep) < len(plain):
+            out = plain.copy()
+            out[keep] = pair_scores(thumbs_a[keep], thumbs_b[keep])
+            return out
     band_a, band_b = _band(thumbs_a), _band(thumbs_b)
     return np.minimum(plain, np.maximum(_one_way(band_a, band_b), _one_way(band_b, band_a)))
 
@@ -204,7 +241,16 @@ def _candidates(vectors: np.ndarray, queries: np.ndarray, offset: int, k: int, f
     """Pairs (i, j), i a query (index ``offset + row``) and j any vector, j != i, similarity >= floor."""
     import faiss
 
-    index = faiss.IndexFlatIP(vectors.shape[1])
+    d = vectors.shape[1]
+    if len(vectors) > EXACT_SEARCH_UP_TO:
+        # An inverted file: each query scans a few of ~sqrt(n) clusters instead of every vector.
+        lists = int(4 * np.sqrt(len(vectors)))
+        ivf = faiss.IndexIVFFlat(faiss.IndexFlatIP(d), d, lists, faiss.METRIC_INNER_PRODUCT)
+        ivf.train(vectors[np.random.default_rng(0).permutation(len(vectors))[: 64 * lists]])
+        ivf.nprobe = PROBES
+        index: faiss.Index = ivf
+    else:
+        index = faiss.IndexFlatIP(d)
     index.add(vectors)
     k = min(k + 1, len(vectors))
     sims, found = index.search(queries, k)
@@ -257,6 +303,7 @@ def find_groups(
     features: np.ndarray | None = None,
     threshold: float = NEAR_THRESHOLD,
     previous: DuplicateGroups | None = None,
+    workers: int = 2,
 ) -> DuplicateGroups:
     """The groups of exact and near-duplicate images among ``pool.paths`` (an ``ImagePool``).
 
@@ -266,7 +313,8 @@ def find_groups(
     the coarse descriptor for the candidate search (verification still looks at the pixels).
     ``previous``: an earlier result on the same folder; its thumbnails are reused, and when no
     ``features`` are given only pairs with a new image are searched and verified (a pool that grew).
-    Images that cannot be decoded are left out (the pool records them in ``.skipped``).
+    ``workers``: threads verifying pairs. Images that cannot be decoded are left out (the pool
+    records them in ``.skipped``).
     """
     if not 0 < threshold <= 1:
         raise ValueError(f"threshold={threshold!r} is invalid: expected a correlation in (0, 1], e.g. 0.9")
@@ -309,14 +357,19 @@ def find_groups(
             more = _candidates(vectors, queries, start, NEIGHBOURS, CANDIDATE_MIN)
             candidates = np.unique(np.concatenate([candidates, more]), axis=0)
     n = len(paths)
-    for first in range(0, len(candidates), _PAIR_BATCH):
+    batches = [candidates[i : i + _PAIR_BATCH] for i in range(0, len(candidates), _PAIR_BATCH)]
+
+    def verify(part: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         _check(cancel)
-        part = candidates[first : first + _PAIR_BATCH]
-        scores = pair_scores(thumbs[part[:, 0]], thumbs[part[:, 1]])
-        for (i, j), score in zip(part.tolist(), scores.tolist(), strict=True):
-            if score >= threshold:
-                verified.setdefault((i, j), score)
-        _report(progress, n + n * min(first + _PAIR_BATCH, len(candidates)) // len(candidates), total)
+        return part, pair_scores(thumbs[part[:, 0]], thumbs[part[:, 1]], floor=threshold)
+
+    # numpy's products and scipy's FFTs release the GIL: threads use both cores.
+    with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="oal-duplicates") as ex:
+        for done, (part, scores) in enumerate(ex.map(verify, batches), start=1):
+            for (i, j), score in zip(part.tolist(), scores.tolist(), strict=True):
+                if score >= threshold:
+                    verified.setdefault((i, j), score)
+            _report(progress, n + n * done // len(batches), total)
     _report(progress, total, total)
     seen = {p: (thumbs[i].astype(np.float16), hashes[i]) for i, p in enumerate(order)}
     return _result(order, hashes, verified, seen)
