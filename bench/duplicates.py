@@ -211,8 +211,8 @@ def groups_at(result: dup.DuplicateGroups, threshold: float) -> list[tuple[str, 
     """The groups ``result`` would have had with a higher ``threshold`` (its scores kept every pair)."""
     paths = sorted({p for pair in result.scores for p in pair})
     at = {p: i for i, p in enumerate(paths)}
-    pairs = [(at[a], at[b]) for (a, b), s in result.scores.items() if s >= threshold]
-    return [tuple(paths[i] for i in members) for members in dup._components(len(paths), pairs)]
+    pairs = {(at[a], at[b]): s for (a, b), s in result.scores.items() if s >= threshold}
+    return [tuple(paths[i] for i in members) for members in dup._components(len(paths), dup.linked(pairs))]
 
 
 def measure(groups, truth: dict, kinds: dict) -> dict:

@@ -195,3 +195,22 @@ def test_reserve_changes():
 def test_whole_groups_only():
     groups = [("a", "b"), ("c", "d")]
     assert whole_groups_only({"a", "b", "c", "x"}, groups) == {"a", "b", "x"}
+
+
+def test_look_alikes_do_not_chain_into_one_group():
+    from oal_widget.data.duplicates import linked
+
+    # 0-1 a planted copy; 2, 3, 4 look-alikes of each other and of 1, each with a better partner.
+    verified = {
+        (0, 1): 0.99,
+        (1, 2): 0.96,
+        (2, 3): 0.98,
+        (3, 4): 0.97,
+        (2, 4): 0.95,
+        (5, 6): 1.0,
+        (6, 7): 0.999,
+    }
+    pairs = set(linked(verified))
+    assert (0, 1) in pairs and (2, 3) in pairs and (3, 4) in pairs  # each image's best partner
+    assert (1, 2) not in pairs and (2, 4) not in pairs  # neither end's best: no chain from 0 to 4
+    assert {(5, 6), (6, 7)} <= pairs  # sure pairs always join

@@ -49,6 +49,9 @@ NEIGHBOURS, CANDIDATE_MIN = 10, 0.5
 EXACT_SEARCH_UP_TO, PROBES = 20_000, 16
 #: Best normalised cross-correlation a verified near-duplicate pair reaches (measured: bench/duplicates.py).
 NEAR_THRESHOLD = 0.9
+#: A pair scoring this much always joins a group (identical pixels score 1.0); below it an image
+#: joins only its best-matching partner (``linked``).
+SURE = 0.995
 #: Added to each variance in the correlation: flat images (blank scans) are no one's near-duplicate by
 #: noise alone (their exact copies still group).
 _FLAT = (1 / 255) ** 2
@@ -386,9 +389,26 @@ def _exact_pairs(hashes: Sequence[bytes]) -> dict[tuple[int, int], float]:
     return pairs
 
 
+def linked(verified: Mapping[tuple[int, int], float]) -> list[tuple[int, int]]:
+    """The verified pairs that join groups: each image's best partner (and any pair scoring ``SURE``).
+
+    Joining every pair above the threshold chains look-alikes (one handwritten 1 to the next) into
+    groups of hundreds; a planted copy's best partner is its original, a distinct image's best
+    partner is one look-alike at most.
+    """
+    best: dict[int, tuple[float, int]] = {}
+    for (i, j), score in verified.items():
+        for a, b in ((i, j), (j, i)):
+            if score > best.get(a, (-1.0, -1))[0]:
+                best[a] = (score, b)
+    return [
+        (i, j) for (i, j), score in verified.items() if score >= SURE or best[i][1] == j or best[j][1] == i
+    ]
+
+
 def _result(order, hashes, verified, seen) -> DuplicateGroups:
     groups, kinds = [], []
-    for members in _components(len(order), verified):
+    for members in _components(len(order), linked(verified)):
         paths = tuple(sorted(order[i] for i in members))
         groups.append(paths)
         kinds.append("exact" if len({hashes[i] for i in members}) == 1 else "near")
