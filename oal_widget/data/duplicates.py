@@ -48,7 +48,7 @@ NEIGHBOURS, CANDIDATE_MIN = 10, 0.5
 #: Up to this many images the search compares every pair; above, an inverted file probing PROBES lists.
 EXACT_SEARCH_UP_TO, PROBES = 20_000, 16
 #: Best normalised cross-correlation a verified near-duplicate pair reaches (measured: bench/duplicates.py).
-NEAR_THRESHOLD = 0.9
+NEAR_THRESHOLD = 0.97
 #: A pair scoring this much always joins a group (identical pixels score 1.0); below it an image
 #: joins only its best-matching partner (``linked``).
 SURE = 0.995
