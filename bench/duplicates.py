@@ -16,6 +16,9 @@ Sets (all ship in packages): ``photos``: scikit-image's data photos cut into 64x
 crops (25x25); ``animals``: 5,000 animal silhouettes (28x28, animal_mnist's wheel). The thresholds of
 ``oal_widget.data.duplicates`` were chosen on ``photos``, ``digits`` and ``mnist5k`` (``--sweep``
 prints the curve); ``samples``, ``faces`` and ``animals`` only confirm them.
+``results/duplicates_sweep_all_pairs.csv``: the tuning sweep when every pair above the threshold
+joined a group (look-alike digits chained); ``results/duplicates_sweep_best_partner_digits.csv``:
+digits once an image joins only its best partner.
 
 Measures per set and per kind: a *group* is found when a found group equals it exactly (recall); a
 found group is right when all its members belong to one planted group (precision); pairs likewise.
