@@ -351,3 +351,29 @@ def test_cli_export_formats_and_import(labelled, small_digits, tmp_path, capsys)
         assert store.counts_by_source()["imported"] == 24
     assert main(["import", str(small_digits), str(tmp_path / "missing.csv"), "--workdir", str(work)]) == 2
     assert "missing.csv" in capsys.readouterr().err
+
+
+def test_duplicates_csv_lists_each_group_with_labels_and_split(labelled, tmp_path):
+    from oal_widget.data.duplicates import DuplicateGroups
+
+    train = next(p for p in labelled.labels() if not labelled.is_test(p))
+    test = next(p for p in labelled.labels() if labelled.is_test(p))
+    groups = DuplicateGroups(
+        groups=((test, "x/unlabelled.png"), (train, "../outside.png", "y/other.png")), kinds=("exact", "near")
+    )
+    result = exports.export_duplicates(groups, tmp_path, store=labelled.store)
+    assert result.out == tmp_path / "duplicates.csv" and result.rows == 4
+    assert result.refused == ["../outside.png"]
+    with open(result.out, newline="", encoding="utf-8") as f:
+        rows = list(csv.reader(f))
+    assert rows[0] == list(exports.DUPLICATES_COLUMNS)
+    labels = labelled.labels()
+    assert sorted(rows[1:]) == sorted([
+        ["1", "exact", test, labels[test], "test"], ["1", "exact", "x/unlabelled.png", "", ""],
+        ["2", "near", train, labels[train], "train"], ["2", "near", "y/other.png", "", ""],
+    ])  # fmt: skip
+    # Plain tuples of paths and no store: the groups alone.
+    assert exports.duplicate_rows([("b.png", "a.png")]) == [
+        (1, "", "a.png", "", ""),
+        (1, "", "b.png", "", ""),
+    ]

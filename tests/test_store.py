@@ -166,6 +166,25 @@ def test_test_split_membership_is_fixed_once_written(backend, store):
         assert "ok.png" not in again.test_paths()  # all or nothing
 
 
+def test_remove_test_paths_moves_images_back_to_training(backend, store):
+    store.add_test_paths(["t/1.png", "t/2.png", "t/3.png"])
+    store.label("t/1.png", "cat")
+    with backend.open(annotator="bob") as other:
+        seen = other.data_version()
+        assert store.remove_test_paths(["t/1.png", "t/3.png", "t/3.png", "never.png"]) == 2
+        assert other.test_paths() == {"t/2.png"}
+        assert other.data_version() != seen  # another session learns that the split changed
+    assert store.remove_test_paths([]) == 0
+    assert store.labels() == {"t/1.png": "cat"}  # the label stays: now a training label
+    assert {(r.path, r.split) for r in store.records()} == {("t/1.png", "train")}
+    with pytest.raises(ValueError, match="image path"):
+        store.remove_test_paths(["t/2.png", "../out.png"])
+    assert store.test_paths() == {"t/2.png"}  # all or nothing
+    store.close()
+    with backend.open() as again:
+        assert again.test_paths() == {"t/2.png"}
+
+
 def test_unlabel(store):
     store.label("a.png", "cat")
     assert store.unlabel("a.png") == "cat"

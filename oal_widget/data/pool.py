@@ -241,11 +241,16 @@ def display_png(root, path: str, max_side: int = 384) -> bytes:
 
 
 # --- the test split -----------------------------------------------------------------------------
-def split_test(paths: Iterable[str], fraction: float, seed: int) -> list[str]:
+def split_test(
+    paths: Iterable[str], fraction: float, seed: int, groups: Iterable[Iterable[str]] | None = None
+) -> list[str]:
     """A seeded random draw of about ``fraction`` of ``paths`` (sorted first) as the test split.
 
     At least one image when there are two or more and ``fraction > 0``; never all of them, so at
-    least one is left for training. Returns the drawn paths sorted.
+    least one is left for training. Returns the drawn paths sorted. ``groups`` (near-duplicates,
+    e.g. ``DuplicateGroups``): each group goes wholly to one side, the side its first path (sorted)
+    was drawn for, so a group is as likely to be held out as a single image; members not in
+    ``paths`` are ignored. Without groups (or with none among ``paths``) the draw is the same.
     """
     if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) or not 0 <= fraction < 1:
         raise ValueError(
@@ -257,7 +262,34 @@ def split_test(paths: Iterable[str], fraction: float, seed: int) -> list[str]:
         return []
     k = min(max(1, math.floor(n * fraction + 0.5)), n - 1)
     chosen = np.random.default_rng(seed).choice(n, size=k, replace=False)
-    return sorted(ordered[i] for i in chosen)
+    drawn = {ordered[i] for i in chosen}
+    if groups is not None:
+        drawn = _whole_groups(ordered, drawn, groups)
+    return sorted(drawn)
+
+
+def _whole_groups(ordered: list[str], drawn: set[str], groups: Iterable[Iterable[str]]) -> set[str]:
+    """``drawn`` with each group moved wholly to the side of its first member; never all, never none."""
+    present = set(ordered)
+    units = [sorted(set(g) & present) for g in groups]
+    units = [u for u in units if len(u) > 1]
+    for unit in units:
+        if unit[0] in drawn:
+            drawn |= set(unit)
+        else:
+            drawn -= set(unit)
+    grouped = {p for u in units for p in u}
+    singles = [[p] for p in ordered if p not in grouped]
+    all_units: list[list[str]] = sorted(units + singles)
+    if len(all_units) < 2:
+        return set()  # one group holds every image: holding it out would leave nothing to train on
+    if len(drawn) == len(ordered):  # the groups took everything: give back the largest unit
+        largest: list[str] = max(all_units, key=len)
+        drawn -= set(largest)
+    if not drawn:  # the groups left nothing: hold out the smallest unit
+        smallest: list[str] = min(all_units, key=len)
+        drawn |= set(smallest)
+    return drawn
 
 
 # --- the pool -----------------------------------------------------------------------------------

@@ -5,12 +5,14 @@ checked again (a path written into the database by hand must not lead outside th
 folder: such rows are left out and reported). CSV and JSON carry the provenance of each label
 (``source``, ``annotator``, ``model_labels``, ``labelled_at``) and, for images labelled by several
 annotators, who they were and whether they agree (the ``label`` column is the one that stands).
+``export_duplicates`` lists groups of near-duplicate images (``data.duplicates``) with their labels.
 Reading labels back in is ``imports.py``. Standard library only: no widgets, no TensorFlow.
 """
 
 from __future__ import annotations
 
 import csv
+import io
 import json
 import os
 import shutil
@@ -32,6 +34,9 @@ CSV_COLUMNS = (
 #: does not disturb ``image_dataset_from_directory``; it also marks the folder as safe to replace.
 MANIFEST = "oal_export.json"
 SPLITS = ("all", "train", "test", "both")
+#: The columns of ``duplicates.csv``: one row per image of a group; ``split`` "test" for the test
+#: reserve, "train" for other labelled images, empty for the rest.
+DUPLICATES_COLUMNS = ("group", "kind", "path", "label", "split")
 _FORBIDDEN_IN_NAMES = ("/", "\\", "\0")
 
 
@@ -129,6 +134,53 @@ def export_csv(store, out) -> ExportResult:
     finally:
         tmp.unlink(missing_ok=True)
     return _result(store, out, "csv", len(records), refused)
+
+
+def duplicate_rows(groups, store=None) -> list[tuple[int, str, str, str, str]]:
+    """``DUPLICATES_COLUMNS`` rows of ``groups`` (a ``DuplicateGroups``, or tuples of paths: kind "").
+
+    Groups are numbered from 1 in their order; labels and split come from ``store`` when given.
+    """
+    labels = store.labels() if store is not None else {}
+    test = store.test_paths() if store is not None else set()
+    kinds = getattr(groups, "kinds", None) or ()
+    out = []
+    for number, group in enumerate(groups, start=1):
+        kind = kinds[number - 1] if number <= len(kinds) else ""
+        for path in sorted(group):
+            label = labels.get(path, "")
+            split = "test" if path in test else ("train" if path in labels else "")
+            out.append((number, kind, path, label, split))
+    return out
+
+
+def export_duplicates(groups, out, store=None) -> ExportResult:
+    """Write ``duplicates.csv`` (``DUPLICATES_COLUMNS``): every image of every group, with its label.
+
+    ``rows`` of the result counts images; paths that are not relative paths inside the images folder
+    are left out and listed in ``refused``.
+    """
+    out = Path(out).expanduser()
+    if out.is_dir():
+        out = out / "duplicates.csv"
+    good, refused = [], []
+    for row in duplicate_rows(groups, store):
+        try:
+            check_path(row[2])
+        except ValueError:
+            refused.append(row[2])
+            continue
+        good.append(row)
+    buffer = io.StringIO(newline="")
+    writer = csv.writer(buffer)
+    writer.writerow(DUPLICATES_COLUMNS)
+    writer.writerows(good)
+    _write_atomic(out, buffer.getvalue())
+    names = list(store.label_names()) if store is not None else []
+    where = _location(store) if store is not None else ""
+    return ExportResult(
+        out=out, format="csv", rows=len(good), class_names=names, refused=refused, store=where
+    )
 
 
 def export_json(store, out) -> ExportResult:

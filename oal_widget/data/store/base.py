@@ -275,6 +275,19 @@ class StoreCore:
 
         return self._write(work)
 
+    def remove_test_paths(self, paths: Iterable[str]) -> int:
+        """Take paths out of the test split (e.g. a near-duplicate of a training image: it would grade
+        the model on what it has learnt); returns how many were in it. Their labels stay: a labelled
+        image that leaves the split becomes a training label. Other sessions see the change through
+        ``data_version()``."""
+        paths = list(dict.fromkeys(check_path(p) for p in paths))
+
+        def work(tx: Tx) -> int:
+            sql = "DELETE FROM test_split WHERE project_id = ? AND path IN ({params})"
+            return tx.run_in(sql, (tx.project,), paths)
+
+        return self._write(work) if paths else 0
+
     # --- lifetime -------------------------------------------------------------------------------
     def _close_connection(self) -> None:
         raise NotImplementedError

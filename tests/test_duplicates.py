@@ -1,0 +1,221 @@
+"""Duplicate groups: exact and planted near-duplicates found, distinct images apart, the test reserve never
+straddling a group (``split_test``, ``reserve_changes``). Real photos from scikit-image; no TensorFlow."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from PIL import Image
+
+from oal_widget.data.duplicates import (
+    Cancelled,
+    DuplicateGroups,
+    find_groups,
+    reserve_changes,
+    whole_groups_only,
+)
+from oal_widget.data.pool import ImagePool, split_test
+
+SIDE = 64
+
+
+def _patches() -> list[np.ndarray]:
+    """Distinct 64x64 grey patches, with the photo around each (shifts take new content from it)."""
+    import skimage.data
+
+    out = []
+    for photo in (skimage.data.camera(), skimage.data.astronaut()[..., 1], skimage.data.coffee()[..., 0]):
+        for y in range(40, photo.shape[0] - SIDE - 40, 2 * SIDE):
+            for x in range(40, photo.shape[1] - SIDE - 40, 2 * SIDE):
+                patch = photo[y : y + SIDE, x : x + SIDE]
+                if patch.std() > 20:  # flat patches (sky, background) have nothing to match on
+                    out.append((photo, y, x))
+    return out
+
+
+def _save(folder, name, array, **options):
+    path = folder / name
+    Image.fromarray(array).save(path, **options)
+    return name
+
+
+@pytest.fixture(scope="module")
+def planted(tmp_path_factory):
+    """A folder of distinct patches and, for some, a planted copy of each kind; the expected groups."""
+    folder = tmp_path_factory.mktemp("planted")
+    rng = np.random.default_rng(0)
+    patches = _patches()
+    expected = []
+    for k, (photo, y, x) in enumerate(patches):
+        image = photo[y : y + SIDE, x : x + SIDE]
+        name = _save(folder, f"p{k:03d}.png", image)
+        kind = k % 7
+        if kind == 0:
+            (folder / f"p{k:03d}_copy.png").write_bytes((folder / name).read_bytes())
+            expected.append((name, f"p{k:03d}_copy.png"))
+        elif kind == 1:
+            expected.append(
+                (name, _save(folder, f"p{k:03d}_q.jpg", image, quality=int(rng.integers(30, 91))))
+            )
+        elif kind == 2:
+            f = rng.uniform(0.8, 0.95)
+            c = round(SIDE * f)
+            oy, ox = rng.integers(0, SIDE - c + 1, size=2)
+            crop = np.asarray(
+                Image.fromarray(image[oy : oy + c, ox : ox + c]).resize((SIDE, SIDE), Image.BICUBIC)
+            )
+            expected.append((name, _save(folder, f"p{k:03d}_crop.png", crop)))
+        elif kind == 3:
+            d = 4
+            moved = photo[y + d : y + d + SIDE, x - d : x - d + SIDE]
+            expected.append((name, _save(folder, f"p{k:03d}_shift.png", moved)))
+        elif kind == 4:
+            bright = np.clip(image * 1.1 + 12, 0, 255).astype(np.uint8)
+            expected.append((name, _save(folder, f"p{k:03d}_bright.png", bright)))
+    pool = ImagePool(folder, (SIDE, SIDE, 1))
+    return pool, sorted(tuple(sorted(g)) for g in expected)
+
+
+def test_planted_near_duplicates_are_grouped_and_distinct_images_are_not(planted):
+    pool, expected = planted
+    assert len(expected) >= 10
+    calls = []
+    found = find_groups(pool, progress=lambda done, total: calls.append((done, total)))
+    assert set(found.groups) <= set(expected)  # nothing but planted groups, each whole
+    assert len(found) >= 0.75 * len(expected)  # the default threshold is strict: a few copies stay alone
+    # Every one at a laxer threshold: these distinct patches have no look-alikes to confuse.
+    assert sorted(find_groups(pool, threshold=0.9).groups) == expected
+    assert calls[-1][0] == calls[-1][1] == 2 * len(pool.paths)
+    copy = next(g for g in expected if g[1].endswith("_copy.png"))
+    crop = next(g for g in expected if g[1].endswith("_crop.png"))
+    found = find_groups(pool, threshold=0.9)
+    assert found.kinds[found.index(copy[0])] == "exact"
+    assert found.kinds[found.index(crop[0])] == "near"
+    assert found.group_of(crop[1]) == crop and found.others(crop[0]) == (crop[1],)
+    lone = next(p for p in pool.paths if not any(p in g for g in expected))
+    assert found.group_of(lone) == () and found.index(lone) is None
+    assert found.n_images == 2 * len(expected)
+    assert all(0.9 <= found.scores[g] <= 1.0 for g in expected)
+
+
+def test_a_pool_that_grew_reuses_what_was_seen(planted, tmp_path):
+    pool, expected = planted
+    originals = [p for p in pool.paths if "_" not in p]
+    first = find_groups(ImagePool(pool.root, pool.input_shape, paths=originals), threshold=0.9)
+    assert len(first) == 0  # the originals alone: no duplicates
+    decoded = []
+
+    class Counting(ImagePool):
+        def arrays(self, paths):
+            decoded.extend(paths)
+            return super().arrays(paths)
+
+    grown = Counting(pool.root, pool.input_shape)
+    again = find_groups(grown, previous=first, threshold=0.9)
+    assert sorted(again.groups) == expected
+    assert sorted(decoded) == sorted(p for p in pool.paths if "_" in p)  # only the new images decoded
+
+
+def test_cancel_and_bad_settings(planted):
+    pool, _ = planted
+    stop = threading.Event()
+    stop.set()
+    with pytest.raises(Cancelled):
+        find_groups(pool, cancel=stop)
+    with pytest.raises(Cancelled):
+        find_groups(pool, cancel=lambda: True)
+    with pytest.raises(ValueError, match="threshold"):
+        find_groups(pool, threshold=1.5)
+    with pytest.raises(ValueError, match="one row per pool.paths"):
+        find_groups(pool, features=np.zeros((3, 4)))
+
+
+def test_given_features_find_the_candidates(planted):
+    pool, expected = planted
+    arrays, _ = pool.arrays(pool.paths)
+    features = arrays.reshape(len(arrays), -1)[:, ::7]  # any vectors: only the candidates come from them
+    found = find_groups(pool, features=features, threshold=0.9)
+    assert set(found.groups) <= set(expected)
+    assert len(found) >= len(expected) // 2
+
+
+def test_undecodable_files_are_left_out(tmp_path):
+    import skimage.data
+
+    image = skimage.data.camera()[100:164, 100:164]
+    Image.fromarray(image).save(tmp_path / "a.png")
+    Image.fromarray(image).save(tmp_path / "b.jpg", quality=60)
+    (tmp_path / "broken.png").write_bytes(b"not an image at all")
+    found = find_groups(ImagePool(tmp_path, (SIDE, SIDE, 1)))
+    assert found.groups == (("a.png", "b.jpg"),)
+    assert find_groups(ImagePool(tmp_path, (SIDE, SIDE, 1), paths=[])) == DuplicateGroups()
+
+
+# --- the test split keeps groups whole -------------------------------------------------------------
+def test_split_test_without_groups_is_unchanged():
+    paths = [f"img_{i:03d}.png" for i in range(50)]
+    assert split_test(paths, 0.2, 3, groups=[]) == split_test(paths, 0.2, 3)
+    assert split_test(paths, 0.2, 3, groups=[("elsewhere.png", "other.png")]) == split_test(paths, 0.2, 3)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    n=st.integers(2, 40),
+    fraction=st.floats(0.05, 0.9),
+    seed=st.integers(0, 10**6),
+    data=st.data(),
+)
+def test_split_test_never_straddles_a_group(n, fraction, seed, data):
+    paths = [f"{i:02d}.png" for i in range(n)]
+    labels = data.draw(st.lists(st.integers(0, n), min_size=n, max_size=n))  # same number: same group
+    groups = [tuple(p for p, g in zip(paths, labels, strict=True) if g == k) for k in set(labels)]
+    groups = [g for g in groups if len(g) > 1]
+    test = set(split_test(paths, fraction, seed, groups=groups))
+    for group in groups:
+        assert set(group) <= test or not set(group) & test
+    units = len(groups) + sum(1 for p in paths if not any(p in g for g in groups))
+    assert len(test) < n  # never all
+    assert test or units < 2  # never none, unless one group holds every image
+    assert sorted(test) == split_test(list(reversed(paths)), fraction, seed, groups=groups)
+
+
+def test_reserve_changes():
+    groups = [("a", "b"), ("c", "d", "e"), ("f", "g"), ("h", "i")]
+    test = {"a", "c", "f", "g", "z"}
+    training = {"b", "x"}
+    changes = reserve_changes(test, training, groups)
+    assert changes.leave == {"a"}  # a near-duplicate of training image b
+    assert changes.join == {"d", "e"}  # unlabelled near-duplicates of reserve image c
+    fixed = (test - changes.leave) | changes.join
+    assert not reserve_changes(fixed, training | changes.leave, groups)  # applied: nothing more to do
+    assert not reserve_changes(set(), training, groups) and not reserve_changes(test, training, [])
+    # A labelled reserve image grouped with an unlabelled one and a training one: only the leave.
+    assert reserve_changes({"c"}, {"d"}, groups) == type(changes)(leave=frozenset({"c"}))
+
+
+def test_whole_groups_only():
+    groups = [("a", "b"), ("c", "d")]
+    assert whole_groups_only({"a", "b", "c", "x"}, groups) == {"a", "b", "x"}
+
+
+def test_look_alikes_do_not_chain_into_one_group():
+    from oal_widget.data.duplicates import linked
+
+    # 0-1 a planted copy; 2, 3, 4 look-alikes of each other and of 1, each with a better partner.
+    verified = {
+        (0, 1): 0.99,
+        (1, 2): 0.96,
+        (2, 3): 0.98,
+        (3, 4): 0.97,
+        (2, 4): 0.95,
+        (5, 6): 1.0,
+        (6, 7): 0.999,
+    }
+    pairs = set(linked(verified))
+    assert (0, 1) in pairs and (2, 3) in pairs and (3, 4) in pairs  # each image's best partner
+    assert (1, 2) not in pairs and (2, 4) not in pairs  # neither end's best: no chain from 0 to 4
+    assert {(5, 6), (6, 7)} <= pairs  # sure pairs always join
