@@ -12,6 +12,9 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
+from dataclasses import replace
+
+from ..data.duplicates import Cancelled, DuplicateGroups, find_groups
 
 log = logging.getLogger(__name__)
 
@@ -24,7 +27,7 @@ class DuplicateWatch:
         self.pool, self._progress = pool, progress
         self._store, self._mirror, self._order = store, mirror, order
         self._lock, self._closed = lock, closed
-        self.groups = None
+        self.groups: DuplicateGroups | None = None
         self.error: str | None = None
         self._cancel = threading.Event()
         self._thread = threading.Thread(target=self._run, name="oal-duplicates", daemon=True)
@@ -47,13 +50,22 @@ class DuplicateWatch:
             groups = find_groups(self.pool, self._progress, self._cancel)
             if self._cancel.is_set():
                 return
-            self.groups = groups
+            self.groups = replace(groups, seen={})  # its thumbnails: ~2 KB an image, not kept
             self._take(groups)
-        except Exception as e:
-            if type(e).__name__ == "Cancelled":
-                return  # labelling goes on without them
+        except Cancelled:
+            return
+        except Exception as e:  # labelling goes on without them
             log.exception("finding near-duplicates failed")
             self.error = f"finding near-duplicates failed ({type(e).__name__}: {e}); labelling goes on"
+
+    def export(self, out):
+        """``duplicates.csv`` at ``out``: every group found, with each image's label and split
+        (``reports.exports.export_duplicates``); ``RuntimeError`` while the search has not finished."""
+        from ..reports.exports import export_duplicates
+
+        if self.groups is None:
+            raise RuntimeError(self.error or "near-duplicates are still being looked for: export them later")
+        return export_duplicates(self.groups, out, self._store)
 
     def _take(self, groups) -> None:
         """The store's test split takes the unlabelled images of a group with a test image and no training
@@ -74,15 +86,14 @@ def near_pairs(groups) -> dict[str, tuple[str, ...]]:
     """path -> the images verified as its near-duplicates: the verified pairs of ``groups``
     (``DuplicateGroups.scores``); groups given as plain tuples count as verified whole."""
     near: dict[str, set[str]] = {}
-    scores = getattr(groups, "scores", None)
-    pairs = list(scores) if scores else [(a, b) for g in groups for a in g for b in g if a < b]
+    scores = getattr(groups, "scores", None)  # every pair verified; those its groups joined count
+    if scores:
+        pairs = [
+            (a, b) for a, b in scores if groups.index(a) is not None and groups.index(a) == groups.index(b)
+        ]
+    else:
+        pairs = [(a, b) for g in groups for a in g for b in g if a < b]
     for a, b in pairs:
         near.setdefault(a, set()).add(b)
         near.setdefault(b, set()).add(a)
     return {p: tuple(sorted(o)) for p, o in near.items()}
-
-
-def find_groups(pool, progress=None, cancel=None):
-    from ..data.duplicates import find_groups as find
-
-    return find(pool, progress, cancel)
