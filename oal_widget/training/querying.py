@@ -18,6 +18,7 @@ import numpy as np
 
 from ..al import get_strategy, needs_mc_samples, rank
 from ..al.adaptive import AdaptiveStrategy
+from ..al.balance import interleave, seek_picks, uncovered
 from ..al.coldstart import typiclust
 from .evaluation import accuracy_on
 
@@ -59,6 +60,8 @@ class Querier:
             epsilon=self.config.epsilon,
             **self._inputs(strategy, learner, scored),
         )
+        if strategy != "random":  # random order stays random (the reference a person compares with)
+            ranked = self._seek(ranked, graph, scored, probs, labels, len(candidates) + len(rest))
         scored_set = set(scored)
         order = self._typical_first(
             labels, list(ranked) + rest + [p for p in candidates if p not in scored_set]
@@ -73,6 +76,29 @@ class Querier:
                     zip(paths, zip(names[best].tolist(), confidence, strict=True), strict=True)
                 )
         return tuple(order), predictions
+
+    # --- seeking the classes with fewest labels --------------------------------------------------------
+    def _seek(self, ranked, graph, scored, probs, labels, n_candidates: int) -> list[str]:
+        """``ranked`` with the short classes' picks (``al.balance``) moved in at their share."""
+        share = self.config.seek_share
+        if share <= 0 or not scored:
+            return list(ranked)
+        counts = np.bincount(
+            np.fromiter(labels.train.values(), dtype=np.int64), minlength=len(self.label_names)
+        )
+        p_graph = graph.probs(scored)  # label spreading finds a rare class's neighbours from one label
+        p = probs if p_graph is None else (probs + p_graph) / 2
+
+        def regions() -> list[int]:
+            E, loaded = graph.features(scored)
+            E_train, _ = graph.features(list(labels.train))
+            picks = uncovered(E, E_train, self.config.seed + self.queries)
+            index = {path: i for i, path in enumerate(scored)}
+            return [index[loaded[i]] for i in picks]
+
+        limit = int(np.ceil(share * 3 * self.config.query_every))
+        picks, deficit = seek_picks(p, counts, n_candidates, limit, regions)
+        return interleave(list(ranked), [scored[i] for i in picks], share * deficit)
 
     # --- the cold start --------------------------------------------------------------------------------
     def wants_first_order(self, labels) -> bool:
