@@ -22,6 +22,8 @@ from ..al.balance import interleave, seek_picks, uncovered
 from ..al.coldstart import typiclust
 from .evaluation import accuracy_on
 
+RANDOM = get_strategy("random")
+
 
 class Querier:
     def __init__(self, config, label_names):
@@ -60,7 +62,7 @@ class Querier:
             epsilon=self.config.epsilon,
             **self._inputs(strategy, learner, scored),
         )
-        if strategy != "random":  # random order stays random (the reference a person compares with)
+        if get_strategy(strategy) is not RANDOM:  # random order stays random (a person's reference)
             ranked = self._seek(ranked, graph, scored, probs, labels, len(candidates) + len(rest))
         scored_set = set(scored)
         order = self._typical_first(
