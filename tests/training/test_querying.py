@@ -249,3 +249,9 @@ def test_random_order_seeks_nothing(pool, split, tmp_path, monkeypatch):
     give(trainer, by_class(split[0], LABELS[:9], 2))  # class 9 has no label: it would be sought
     trainer.train_round()
     assert len(trainer.query().order) == len(split[0]) - 18
+
+
+@pytest.mark.parametrize("bad", [-0.1, 1.5, "half", True])
+def test_a_bad_seek_share_is_refused_naming_the_setting(bad):
+    with pytest.raises(ValueError, match="seek_share"):
+        Config(seek_share=bad)
