@@ -5,11 +5,13 @@ never) hardly shows in its uncertainty, and random order finds a class of 1% onc
 So part of the order *seeks* the short classes:
 
 - a class's **deficit** is how far its training labels fall below the mean per class (0: at or above
-  it), squared so a small lag on a balanced pool costs almost nothing;
+  it);
+- a class with labels is sought only while the model thinks it rare (it expects under ``RARE_BELOW``
+  of an even share of the candidates to be of it) and not exhausted (it expects at least one): on a
+  balanced pool a class lagging by chance is left to the strategy, which serves accuracy best;
+- it is sought by its most probable images (for a class the model barely knows these lie on its
+  boundary with the rest: the uncertainty between that class and the others);
 - the sought share of the order is ``share`` times the largest deficit: it falls as the classes fill;
-- a class with labels is sought by its most probable images (for a class the model barely knows these
-  lie on its boundary with the rest: the uncertainty between that class and the others), until the
-  model expects under one image of it among the candidates (it is exhausted);
 - a class with no label yet cannot be predicted: the images of the regions no label covers are
   sought instead (TypiClust's uncovered clusters, Hacohen et al. 2022: k-means of the candidates and
   the labelled images into more clusters than labels; the most typical image of each cluster with no
@@ -29,15 +31,17 @@ from .coldstart import MIN_CLUSTER, kmeans, most_typical
 UNCOVERED_EXTRA = 50
 #: A class the model expects fewer than this many images of among the candidates is not sought.
 EXHAUSTED = 1.0
+#: A class with labels is sought only while the model expects under this share of an even split.
+RARE_BELOW = 0.5
 
 
 def deficits(counts) -> np.ndarray:
-    """Per class in [0, 1]: (1 - labels / mean labels per class)^2, 0 at or above the mean."""
+    """Per class in [0, 1]: 1 - labels / mean labels per class, 0 at or above the mean."""
     counts = np.asarray(counts, dtype=np.float64)
     mean = counts.mean() if len(counts) else 0.0
     if mean <= 0:
         return np.zeros(len(counts))
-    return np.clip(1.0 - counts / mean, 0.0, 1.0) ** 2
+    return np.clip(1.0 - counts / mean, 0.0, 1.0)
 
 
 def seek_picks(
@@ -58,8 +62,11 @@ def seek_picks(
     # Expected images of each class among all candidates: a sought class the model expects none of
     # is exhausted (every one found, or the model cannot tell it yet: the uncovered search does that).
     expected = p.sum(0) * (n_candidates / n)
+    rare = expected < RARE_BELOW * n_candidates / k
     wanted = [
-        c for c in np.argsort(-d, kind="stable") if d[c] > 0 and (counts[c] == 0 or expected[c] >= EXHAUSTED)
+        c
+        for c in np.argsort(-d, kind="stable")
+        if d[c] > 0 and (counts[c] == 0 or (rare[c] and expected[c] >= EXHAUSTED))
     ]
     if not wanted:
         return [], 0.0
