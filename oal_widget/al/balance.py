@@ -5,7 +5,8 @@ never) hardly shows in its uncertainty, and random order finds a class of 1% onc
 So part of the order *seeks* the short classes:
 
 - a class's **deficit** is how far its training labels fall below the mean per class (0: at or above
-  it);
+  it); for a class with no label it is 1 until ``UNSEEN_PER_CLASS`` labels per class, then falls as
+  1 / labels (a class the person named may be absent from the pool: it cannot claim the order for ever);
 - a class with labels is sought only while the model thinks it rare (it expects under ``RARE_BELOW``
   of an even share of the candidates to be of it) and not exhausted (it expects at least one): on a
   balanced pool a class lagging by chance is left to the strategy, which serves accuracy best;
@@ -31,17 +32,22 @@ from .coldstart import MIN_CLUSTER, kmeans, most_typical
 UNCOVERED_EXTRA = 50
 #: A class the model expects fewer than this many images of among the candidates is not sought.
 EXHAUSTED = 1.0
+#: A class with no label has the full deficit until this many training labels per class on average.
+UNSEEN_PER_CLASS = 10
 #: A class with labels is sought only while the model expects under this share of an even split.
 RARE_BELOW = 0.5
 
 
 def deficits(counts) -> np.ndarray:
-    """Per class in [0, 1]: 1 - labels / mean labels per class, 0 at or above the mean."""
+    """Per class in [0, 1]: 1 - labels / mean labels per class, 0 at or above the mean; a class with no
+    label: 1 until ``UNSEEN_PER_CLASS`` labels per class on average, then falling as 1 / labels."""
     counts = np.asarray(counts, dtype=np.float64)
     mean = counts.mean() if len(counts) else 0.0
     if mean <= 0:
         return np.zeros(len(counts))
-    return np.clip(1.0 - counts / mean, 0.0, 1.0)
+    d = np.clip(1.0 - counts / mean, 0.0, 1.0)
+    d[counts == 0] = min(1.0, UNSEEN_PER_CLASS / mean)
+    return d
 
 
 def seek_picks(

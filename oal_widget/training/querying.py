@@ -7,6 +7,12 @@ blended with label spreading over the query's graph (``graph``). An adaptive str
 draws an arm per query; the arm is credited at the next evaluation with the accuracy gain measured on
 the images the last evaluation used (the same images before and after).
 
+Seeking the short classes (``al.balance``): part of each order (``seek_share`` at most, falling as
+the classes fill) goes to the classes with fewest training labels: the images most probable of a class
+the model thinks rare (the network's probabilities averaged with label spreading's, which reaches a
+rare class's neighbours from one label), or for a class with no label yet the typical images of the
+regions no label covers. Never with the ``random`` strategy: random order stays the reference.
+
 The cold start: a model's uncertainty means nothing before it has seen a few labels, so the first
 ``typical_start`` training labels are the most typical image of as many clusters of the pixels'
 PCA (TypiClust), largest cluster first; they lead every order until they are labelled.

@@ -12,6 +12,8 @@ def test_deficit_is_zero_at_or_above_the_mean_and_one_for_a_class_with_no_label(
     assert d[0] == 1.0 and d[2] == 0.0 and d[3] == 0.0
     assert d[1] == pytest.approx(1 - 5 / 10)
     assert not deficits([7, 7, 7]).any() and not deficits([0, 0]).any()  # balanced, or nothing yet
+    # A class nobody has found yet (it may be absent) weighs less once the others have many labels.
+    assert deficits([0, 200, 200])[0] == pytest.approx(10 / (400 / 3))
 
 
 @pytest.mark.parametrize("share", [0.0, 0.1, 0.3, 0.5, 1.0])
