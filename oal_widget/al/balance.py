@@ -7,9 +7,11 @@ So part of the order *seeks* the short classes:
 - a class's **deficit** is how far its training labels fall below the mean per class (0: at or above
   it); for a class with no label it is 1 until ``UNSEEN_PER_CLASS`` labels per class, then falls as
   1 / labels (a class the person named may be absent from the pool: it cannot claim the order for ever);
-- a class with labels is sought only while the model thinks it rare (it expects under ``RARE_BELOW``
-  of an even share of the candidates to be of it) and not exhausted (it expects at least one): on a
-  balanced pool a class lagging by chance is left to the strategy, which serves accuracy best;
+- a class with labels is sought only while the model thinks it rare (it predicts it for under
+  ``RARE_BELOW`` of an even share of the candidates: counted by the most probable class, as an early
+  model's probabilities are spread too thin for their sum to tell) and not exhausted (the sum of its
+  probabilities is at least one image): on a balanced pool a class lagging by chance is left to the
+  strategy, which serves accuracy best;
 - it is sought by its most probable images (for a class the model barely knows these lie on its
   boundary with the rest: the uncertainty between that class and the others);
 - the sought share of the order is ``share`` times the largest deficit: it falls as the classes fill;
@@ -68,7 +70,7 @@ def seek_picks(
     # Expected images of each class among all candidates: a sought class the model expects none of
     # is exhausted (every one found, or the model cannot tell it yet: the uncovered search does that).
     expected = p.sum(0) * (n_candidates / n)
-    rare = expected < RARE_BELOW * n_candidates / k
+    rare = np.bincount(np.argmax(p, 1), minlength=k) * (n_candidates / n) < RARE_BELOW * n_candidates / k
     wanted = [
         c
         for c in np.argsort(-d, kind="stable")
