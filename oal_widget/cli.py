@@ -28,7 +28,13 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--policy", default=None, help="exploration/exploitation policy name")
     sim.add_argument("--budget", type=int, default=200, help="labels to give in all, test labels included")
     sim.add_argument("--seed", type=int, default=0)
-    sim.add_argument("--out", type=Path, default=None, help="CSV with one row per evaluation")
+    sim.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="CSV with one row per evaluation; per-class rows (labels given, oracle recall and precision) "
+        "go to <stem>_per_class.csv beside it",
+    )
     sim.add_argument("--workdir", type=Path, default=None, help="store and model folder (default: temp dir)")
     sim.add_argument("--eval-every", type=int, default=10, help="training labels between evaluations")
     sim.add_argument("--query-every", type=int, default=10, help="training labels between queries")
@@ -52,6 +58,12 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--train-steps", type=int, default=None, help="gradient steps per label")
     sim.add_argument(
         "--typical-start", type=int, default=None, help="first N training labels: TypiClust (0: off)"
+    )
+    sim.add_argument(
+        "--seek-share",
+        type=float,
+        default=None,
+        help="share of the order seeking the classes with fewest labels (0: off; default 0.5)",
     )
     sim.add_argument(
         "--propagation", default=None, choices=("on", "off"), help="blend in label spreading over the images"
@@ -134,6 +146,7 @@ def _label_efficiency_settings(args) -> dict:
         "test_fraction",
         "pseudo_threshold",
         "pseudo_ratio",
+        "seek_share",
     )
     settings = {name: getattr(args, name) for name in names if getattr(args, name) is not None}
     for switch in ("class_balance", "propagation", "semi_supervised", "augment", "representation"):

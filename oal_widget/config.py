@@ -73,6 +73,10 @@ class Config:
     #: The first this many training labels are the most typical image of as many clusters of the
     #: images (TypiClust on a PCA of the pixels), largest cluster first; 0 turns it off.
     typical_start: int = 30
+    #: Share of the order (at most) that seeks the classes with fewest labels: their most probable
+    #: images, or for a class with no label the regions no label covers; it falls as the classes fill
+    #: (``al/balance.py``). Finds a rare class early; 0 turns it off. Never with the ``random`` strategy.
+    seek_share: float = 0.5
     #: Blend the network with label spreading over a nearest-neighbour graph of the images, weighted by
     #: how well each predicted the latest labels before they were known (0 where the graph does not help).
     propagation: bool = True
@@ -187,6 +191,8 @@ class Config:
             _bad("cold_start", self.cold_start, "a whole number >= 0 (labels per class)")
         if not _is_int(self.typical_start) or self.typical_start < 0:
             _bad("typical_start", self.typical_start, "a whole number >= 0 (first training labels), e.g. 30")
+        if not (_is_number(self.seek_share) and 0 <= self.seek_share <= 1):
+            _bad("seek_share", self.seek_share, "a share of the order in [0, 1], e.g. 0.5 (0: off)")
         if not (_is_number(self.pseudo_threshold) and 0 < self.pseudo_threshold <= 1):
             _bad("pseudo_threshold", self.pseudo_threshold, "a confidence in (0, 1], e.g. 0.7")
         if not (_is_number(self.pseudo_ratio) and 0 <= self.pseudo_ratio < math.inf):

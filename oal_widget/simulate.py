@@ -6,6 +6,11 @@ model never trains on it, no strategy sees it; ``true_accuracy`` is the model's 
 person then labels ``budget`` images in all, test and training alike, in exactly the order the panel
 shows them (the same ``Session``, order and evaluation code; only the trainer runs synchronously: one
 training round per label, so a curve depends on the settings and the seed, not on the machine).
+
+Per class: with ``out`` (``--out curve.csv``) a second CSV beside it, ``curve_per_class.csv``, has one row
+per evaluation and class (``PER_CLASS_COLUMNS``): the labels the person has given of that class (test
+ones too), its oracle images and the model's recall on them (its true per-class accuracy) and precision.
+The overall figure hides a weak class, a rare one most of all.
 """
 
 from __future__ import annotations
@@ -45,6 +50,17 @@ CSV_COLUMNS = (
 #: the trainer's cost per training label (training and querying; semi-supervised steps included): what it
 #: must keep below a person's pace.
 TIMING_COLUMNS = ("train_seconds", "query_seconds", "queries", "trainer_s_per_label")
+#: The per-class CSV (``per_class_path(out)``): one row per evaluation and class.
+PER_CLASS_COLUMNS = (
+    "n_labels",
+    "class",
+    "labels",
+    "train_labels",
+    "oracle_images",
+    "recall",
+    "precision",
+    "seed",
+)
 ORACLE_FRACTION, ORACLE_MAX = 0.2, 2000
 
 
@@ -88,7 +104,8 @@ def simulate(
 
     Rows have ``CSV_COLUMNS`` (``accuracy`` is what the panel shows, ``true_accuracy`` the oracle
     set's) and the cumulative ``TIMING_COLUMNS``; ``out`` gets them as CSV (timing columns only with
-    ``timing=True``). ``settings`` are further ``Config`` fields. ``bar`` shows a tqdm bar of the labels.
+    ``timing=True``), and ``per_class_path(out)`` the per-class rows (``PER_CLASS_COLUMNS``).
+    ``settings`` are further ``Config`` fields. ``bar`` shows a tqdm bar of the labels.
     The store lives in ``workdir`` (default: a temporary folder), never in ``images_dir``.
     """
     start = time.monotonic()
@@ -132,7 +149,14 @@ def simulate(
             session.close(stop=False)
     if out is not None:
         atomic_write_csv(Path(out), CSV_COLUMNS + TIMING_COLUMNS if timing else CSV_COLUMNS, rows)
+        atomic_write_csv(per_class_path(out), PER_CLASS_COLUMNS, run.per_class)
     return rows
+
+
+def per_class_path(out) -> Path:
+    """Where ``simulate(out=...)`` writes the per-class rows: ``<out stem>_per_class.csv`` beside it."""
+    out = Path(out)
+    return out.with_name(f"{out.stem}_per_class{out.suffix or '.csv'}")
 
 
 class _Run:
@@ -147,6 +171,7 @@ class _Run:
         self.progress, self.bar = progress, None
         self.timing = {"train_seconds": 0.0, "query_seconds": 0.0, "queries": 0}
         self.rows: list[dict] = []
+        self.per_class: list[dict] = []
         if bar and progress is not None:
             from tqdm import tqdm
 
@@ -186,9 +211,10 @@ class _Run:
         row = self.trainer.evaluate()
         if row is None:
             return
+        predicted = self.oracle.predict(self.trainer.model)
         row = {
             **row,
-            "true_accuracy": self.oracle.accuracy(self.trainer.model),
+            "true_accuracy": self.oracle.accuracy(predicted),
             "seconds": round(time.monotonic() - self.start, 3),
             "strategy": _name(self.s.config.strategy),
             "seed": self.s.config.seed,
@@ -198,11 +224,34 @@ class _Run:
             ),
         }
         self.rows.append(row)
+        self.per_class.extend(self._per_class(row["n_labels"], predicted))
         self.say(
             f"{row['n_labels']:5d} labels ({row['n_test']} test)  shown {row['accuracy']:.3f} "
             f"[{row['accuracy_low']:.2f}, {row['accuracy_high']:.2f}]  true {row['true_accuracy']:.3f}  "
             f"({row['seconds']:.1f} s)"
         )
+
+    def _per_class(self, n_labels: int, predicted: np.ndarray) -> list[dict]:
+        labels = self.trainer.labels
+        k = len(self.s.label_names)
+        train = np.bincount(np.fromiter(labels.train.values(), dtype=np.int64), minlength=k)
+        test = np.bincount(np.fromiter(labels.test.values(), dtype=np.int64), minlength=k)
+        rows = []
+        for c, name in enumerate(self.s.label_names):
+            recall, precision = self.oracle.recall_precision(predicted, c)
+            rows.append(
+                {
+                    "n_labels": n_labels,
+                    "class": name,
+                    "labels": int(train[c] + test[c]),
+                    "train_labels": int(train[c]),
+                    "oracle_images": int(np.sum(self.oracle.y == c)),
+                    "recall": recall,
+                    "precision": precision,
+                    "seed": self.s.config.seed,
+                }
+            )
+        return rows
 
     def say(self, text: str) -> None:
         if self.progress is not None:
@@ -222,9 +271,22 @@ class OracleSet:
         self._embedded = None
         self._features = None
 
-    def accuracy(self, model) -> float:
+    def accuracy(self, predicted: np.ndarray) -> float:
+        """Share of the oracle images whose ``predict`` is their class (NaN: no oracle images)."""
+        return float(np.mean(predicted == self.y)) if len(self.y) else math.nan
+
+    def recall_precision(self, predicted: np.ndarray, c: int) -> tuple[float, float]:
+        """(share of class ``c``'s oracle images predicted ``c``, share of those predicted ``c`` that are);
+        NaN where undefined."""
+        mine, said = self.y == c, predicted == c
+        recall = float(np.mean(said[mine])) if mine.any() else math.nan
+        precision = float(np.mean(mine[said])) if said.any() else math.nan
+        return recall, precision
+
+    def predict(self, model) -> np.ndarray:
+        """The classifier's class index for every oracle image."""
         if len(self.y) == 0:
-            return math.nan
+            return np.zeros(0, dtype=np.int64)
         head = self.learner.head()
         if head is not None:
             if self._embedded is None:
@@ -237,7 +299,7 @@ class OracleSet:
             if self._features is None:  # the features of a space never change once fitted
                 self._features = self.graph.features_of(self.X, self._embedded)
             probs = self.graph.blend_features(self._features, probs)
-        return float(np.mean(np.argmax(probs, axis=1) == self.y))
+        return np.argmax(probs, axis=1)
 
 
 def _factory(progress):

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from oal_widget.config import Config
-from oal_widget.simulate import CSV_COLUMNS, TIMING_COLUMNS, simulate
+from oal_widget.simulate import CSV_COLUMNS, PER_CLASS_COLUMNS, TIMING_COLUMNS, simulate
 
 
 def listing(root: Path) -> dict[str, tuple[int, int]]:
@@ -57,6 +57,17 @@ def test_cli_simulate_learns_and_never_writes_into_the_images_folder(digits_dir,
     assert done.stdout.count(" true ") == 4  # one progress line per evaluation
     assert "80/80" in done.stderr  # the tqdm bar of labels given reached the budget
     assert listing(digits_dir) == before
+    # Per class, beside the curve: labels given of each class and the model's recall on its oracle images.
+    per_class = read_csv(tmp_path / "curve_per_class.csv")
+    assert list(per_class[0]) == list(PER_CLASS_COLUMNS)
+    assert len(per_class) == 10 * len(rows) and {r["class"] for r in per_class} == {str(d) for d in range(10)}
+    for row in rows:
+        mine = [r for r in per_class if r["n_labels"] == row["n_labels"]]
+        assert sum(int(r["labels"]) for r in mine) == int(row["n_labels"])
+        assert sum(int(r["train_labels"]) for r in mine) == int(row["n_train"])
+        oracle = sum(int(r["oracle_images"]) for r in mine)
+        recalled = sum(float(r["recall"]) * int(r["oracle_images"]) for r in mine)
+        assert recalled / oracle == pytest.approx(float(row["true_accuracy"]), abs=1e-6)
 
 
 def test_same_seed_gives_the_same_curve_and_rows_are_returned(digits_dir, tmp_path):

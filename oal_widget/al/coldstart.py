@@ -89,12 +89,15 @@ def typiclust(E: np.ndarray, k: int = COLD_K, seed: int = 0) -> list[int]:
         members = np.flatnonzero(labels == c)
         if len(members) < min(MIN_CLUSTER, len(E)):
             continue
-        kk = min(TYPICAL_KNN, len(members) - 1)
-        if kk < 1:
-            picks.append(int(members[0]))
-            continue
-        M = E[members]
-        d = np.sqrt(np.maximum(np.sum(M**2, 1)[:, None] - 2 * M @ M.T + np.sum(M**2, 1)[None], 0))
-        nearest = np.sort(d, axis=1)[:, 1 : kk + 1]
-        picks.append(int(members[np.argmax(1.0 / (nearest.mean(1) + 1e-12))]))
+        picks.append(int(members[most_typical(E[members])]))
     return picks
+
+
+def most_typical(M: np.ndarray) -> int:
+    """Index of the densest row of ``M`` among its ``TYPICAL_KNN`` nearest rows (TypiClust's typicality)."""
+    kk = min(TYPICAL_KNN, len(M) - 1)
+    if kk < 1:
+        return 0
+    d = np.sqrt(np.maximum(np.sum(M**2, 1)[:, None] - 2 * M @ M.T + np.sum(M**2, 1)[None], 0))
+    nearest = np.sort(d, axis=1)[:, 1 : kk + 1]
+    return int(np.argmax(1.0 / (nearest.mean(1) + 1e-12)))

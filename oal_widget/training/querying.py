@@ -7,6 +7,12 @@ blended with label spreading over the query's graph (``graph``). An adaptive str
 draws an arm per query; the arm is credited at the next evaluation with the accuracy gain measured on
 the images the last evaluation used (the same images before and after).
 
+Seeking the short classes (``al.balance``): part of each order (``seek_share`` at most, falling as
+the classes fill) goes to the classes with fewest training labels: the images most probable of a class
+the model thinks rare (the network's probabilities averaged with label spreading's, which reaches a
+rare class's neighbours from one label), or for a class with no label yet the typical images of the
+regions no label covers. Never with the ``random`` strategy: random order stays the reference.
+
 The cold start: a model's uncertainty means nothing before it has seen a few labels, so the first
 ``typical_start`` training labels are the most typical image of as many clusters of the pixels'
 PCA (TypiClust), largest cluster first; they lead every order until they are labelled.
@@ -18,8 +24,11 @@ import numpy as np
 
 from ..al import get_strategy, needs_mc_samples, rank
 from ..al.adaptive import AdaptiveStrategy
+from ..al.balance import interleave, seek_picks, uncovered
 from ..al.coldstart import typiclust
 from .evaluation import accuracy_on
+
+RANDOM = get_strategy("random")
 
 
 class Querier:
@@ -59,6 +68,8 @@ class Querier:
             epsilon=self.config.epsilon,
             **self._inputs(strategy, learner, scored),
         )
+        if get_strategy(strategy) is not RANDOM:  # random order stays random (a person's reference)
+            ranked = self._seek(ranked, graph, scored, probs, labels, len(candidates) + len(rest))
         scored_set = set(scored)
         order = self._typical_first(
             labels, list(ranked) + rest + [p for p in candidates if p not in scored_set]
@@ -73,6 +84,29 @@ class Querier:
                     zip(paths, zip(names[best].tolist(), confidence, strict=True), strict=True)
                 )
         return tuple(order), predictions
+
+    # --- seeking the classes with fewest labels --------------------------------------------------------
+    def _seek(self, ranked, graph, scored, probs, labels, n_candidates: int) -> list[str]:
+        """``ranked`` with the short classes' picks (``al.balance``) moved in at their share."""
+        share = self.config.seek_share
+        if share <= 0 or not scored:
+            return list(ranked)
+        counts = np.bincount(
+            np.fromiter(labels.train.values(), dtype=np.int64), minlength=len(self.label_names)
+        )
+        p_graph = graph.probs(scored)  # label spreading finds a rare class's neighbours from one label
+        p = probs if p_graph is None else (probs + p_graph) / 2
+
+        def regions() -> list[int]:
+            E, loaded = graph.features(scored)
+            E_train, _ = graph.features(list(labels.train))
+            picks = uncovered(E, E_train, self.config.seed + self.queries)
+            index = {path: i for i, path in enumerate(scored)}
+            return [index[loaded[i]] for i in picks]
+
+        limit = int(np.ceil(share * 3 * self.config.query_every))
+        picks, deficit = seek_picks(p, counts, n_candidates, limit, regions)
+        return interleave(list(ranked), [scored[i] for i in picks], share * deficit)
 
     # --- the cold start --------------------------------------------------------------------------------
     def wants_first_order(self, labels) -> bool:

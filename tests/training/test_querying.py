@@ -218,3 +218,49 @@ def test_frozen_mode_queries_bald_and_kcenter_on_the_cached_embeddings(digits_di
     assert sorted(update.order) == sorted(train[6:])
     assert decoded == [] and embeddings.computed == computed
     assert frozen_model_fn  # the model of make_trainer: a frozen projection named "embedding"
+
+
+def test_a_rare_class_with_one_label_is_sought_in_the_next_images(pool, split, tmp_path):
+    """Nine classes of six labels, and a rare one (seven images, one labelled): the next ten images hold
+    more of the rare class when seeking is on (its most probable images are moved in) than without."""
+    from oal_widget.data.pool import ImagePool
+
+    nines = [p for p in pool.paths if p.startswith("9/")]
+    keep = [p for p in pool.paths if not p.startswith("9/") or p in nines[:7]]
+    rare_pool = ImagePool(pool.root, SHAPE, paths=keep)
+    train = [p for p in split[0] if p in set(keep)]
+    rare_split = (train, [p for p in split[1] if p in set(keep)])
+    labelled = by_class(train, LABELS[:9], 6) + by_class(train, ["9"], 1)
+    found = {}
+    for share in (0.5, 0.0):
+        trainer = make(
+            rare_pool, rare_split, tmp_path / str(share), typical_start=0, epsilon=0.0, seek_share=share
+        )
+        assert trainer.build()
+        give(trainer, labelled)
+        for _ in range(10):
+            trainer.train_round()
+        order = trainer.query().order
+        assert sorted(order) == sorted(p for p in train if p not in set(labelled))  # a permutation
+        found[share] = sum(p.split("/")[0] == "9" for p in order[:10])
+    assert found[0.5] >= 2 and found[0.5] > found[0.0], found
+
+
+def test_random_order_seeks_nothing(pool, split, tmp_path, monkeypatch):
+    import oal_widget.training.querying as querying
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("random order must stay random")
+
+    monkeypatch.setattr(querying, "seek_picks", refuse)
+    trainer = make(pool, split, tmp_path, strategy="random", policy="greedy", typical_start=0)
+    assert trainer.build()
+    give(trainer, by_class(split[0], LABELS[:9], 2))  # class 9 has no label: it would be sought
+    trainer.train_round()
+    assert len(trainer.query().order) == len(split[0]) - 18
+
+
+@pytest.mark.parametrize("bad", [-0.1, 1.5, "half", True])
+def test_a_bad_seek_share_is_refused_naming_the_setting(bad):
+    with pytest.raises(ValueError, match="seek_share"):
+        Config(seek_share=bad)

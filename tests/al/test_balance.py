@@ -1,0 +1,70 @@
+"""Seeking the classes with fewest labels: deficits, picks, the interleaved order (always a permutation)
+and the uncovered regions that find a class nobody has labelled."""
+
+import numpy as np
+import pytest
+
+from oal_widget.al.balance import deficits, interleave, seek_picks, uncovered
+
+
+def test_deficit_is_zero_at_or_above_the_mean_and_one_for_a_class_with_no_label():
+    d = deficits([0, 5, 10, 25])
+    assert d[0] == 1.0 and d[2] == 0.0 and d[3] == 0.0
+    assert d[1] == pytest.approx(1 - 5 / 10)
+    assert not deficits([7, 7, 7]).any() and not deficits([0, 0]).any()  # balanced, or nothing yet
+    # A class nobody has found yet (it may be absent) weighs less once the others have many labels.
+    assert deficits([0, 200, 200])[0] == pytest.approx(10 / (400 / 3))
+
+
+@pytest.mark.parametrize("share", [0.0, 0.1, 0.3, 0.5, 1.0])
+def test_interleave_is_a_permutation_with_picks_at_their_rate(share):
+    ranked = list(range(40))
+    picks = [39, 30, 35, 20, 25]
+    out = interleave(ranked, picks, share)
+    assert sorted(out) == ranked
+    if share == 0:
+        assert out == ranked
+    else:
+        first = out[: int(np.ceil(len(picks) / share))]
+        assert set(picks) <= set(first)  # every pick within its share of the order
+        assert [x for x in out if x in picks] == picks  # in the picks' own order
+
+
+def test_a_short_class_the_model_thinks_rare_is_sought_by_its_most_probable_images():
+    rng = np.random.default_rng(0)
+    p = np.column_stack([rng.uniform(0.4, 0.6, 200), np.zeros(200), rng.uniform(0.0, 0.04, 200)])
+    p[:, 1] = 1 - p[:, 0] - p[:, 2]
+    p[[7, 50, 99], :] = [0.2, 0.1, 0.7]  # the model's best guesses of class 2
+    picks, deficit = seek_picks(p, [20, 20, 2], 200, 3)
+    assert sorted(picks) == [7, 50, 99]
+    assert deficit == pytest.approx(1 - 2 / 14)
+    # Balanced labels: nothing sought, and the share is 0.
+    assert seek_picks(p, [10, 10, 10], 200, 3) == ([], 0.0)
+
+
+def test_a_short_class_the_model_thinks_common_is_left_to_the_strategy():
+    p = np.random.default_rng(0).dirichlet(np.ones(3), 200)  # about a third of the pool each
+    assert seek_picks(p, [20, 20, 2], 200, 3) == ([], 0.0)
+
+
+def test_an_exhausted_class_is_not_sought():
+    p = np.tile([0.5, 0.5 - 1e-4, 1e-4], (100, 1))  # the model expects 0.01 images of class 2
+    assert seek_picks(p, [30, 30, 2], 100, 5) == ([], 0.0)
+
+
+def test_a_class_with_no_label_gets_the_uncovered_regions():
+    p = np.full((50, 3), 1 / 3)
+    picks, deficit = seek_picks(p, [10, 10, 0], 50, 4, uncovered=lambda: [3, 1, 4])
+    assert picks[:3] == [3, 1, 4] and deficit == 1.0
+
+
+def test_uncovered_finds_a_small_cluster_apart_from_the_labelled_ones_first():
+    rng = np.random.default_rng(1)
+    common = rng.normal(0, 1, (400, 6))
+    rare = rng.normal(6, 0.3, (8, 6))
+    E = np.concatenate([common, rare]).astype(np.float32)
+    labelled = common[:20]
+    picks = uncovered(E, labelled, seed=0)
+    assert picks and picks[0] >= 400  # the most typical image of the rare cluster leads
+    assert len(set(picks)) == len(picks) and all(0 <= i < len(E) for i in picks)
+    assert uncovered(E[:6], labelled, seed=0) == []  # too few images to cluster
