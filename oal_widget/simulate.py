@@ -1,8 +1,9 @@
 """A simulated person labelling with the product's own session, order and trainer: what a person pays.
 
 The oracle's answer for an image is its TOP-LEVEL sub-folder. Before anything else an **oracle set**
-(20% of the images, at most 2,000, seeded) is set aside: the simulated person never labels it, the
-model never trains on it, no strategy sees it; ``true_accuracy`` is the model's accuracy on it. The
+(20% of the images, at most 2,000, seeded; near-duplicates stay on one side of it) is set aside: the
+simulated person never labels it, the model never trains on it, no strategy sees it; ``true_accuracy``
+is the model's accuracy on it. The session's own near-duplicate search ends before the first label. The
 person then labels ``budget`` images in all, test and training alike, in exactly the order the panel
 shows them (the same ``Session``, order and evaluation code; only the trainer runs synchronously: one
 training round per label, so a curve depends on the settings and the seed, not on the machine).
@@ -25,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from .config import Config
+from .data.duplicates import find_groups, whole_groups_only
 from .data.pool import ImagePool, split_test
 from .messages import Update
 from .session.session import Session
@@ -126,9 +128,11 @@ def simulate(
     )
     found = ImagePool(images_dir, config.input_shape)
     answer, label_names = _oracle_answers(images_dir, found.paths)
-    oracle = split_test(found.paths, ORACLE_FRACTION, seed + 1)  # its own seed: not the test split
+    groups = find_groups(found)  # near-duplicates never sit on both sides of the oracle set
+    oracle = split_test(found.paths, ORACLE_FRACTION, seed + 1, groups=groups)  # not the test split's seed
     oracle = oracle[:ORACLE_MAX] if len(oracle) <= ORACLE_MAX else _sample(oracle, ORACLE_MAX, seed)
-    held = set(oracle)
+    held = whole_groups_only(oracle, groups)
+    oracle = sorted(held)
     pool = ImagePool(images_dir, config.input_shape, paths=[p for p in found.paths if p not in held])
     _seed_everything(seed)
     with _workdir(workdir, images_dir) as wd:
@@ -140,6 +144,7 @@ def simulate(
             trainer_factory=_factory(progress),
             pool=pool,
         )
+        session.duplicates.join()  # before the first label: the curve depends on the seed alone
         try:
             run = _Run(session, answer, oracle, found, start, progress, bar and min(budget, len(pool.paths)))
             rows = run.label(budget)
