@@ -141,6 +141,11 @@ class Readouts:
             test, blind, wanted = self._mirror.book.test, self._mirror.second, self._wanted
             return index.nearest(path, n, keep=lambda p: p not in test and p not in blind and wanted(p))
 
+    def shadowed(self, path: str) -> bool:
+        """A test image with a near-duplicate among the training labels: its label grades nothing."""
+        with self._lock:
+            return self._mirror.shadowed(path)
+
     def near_duplicates(self, path: str | None) -> list[str]:
         """``path``'s near-duplicates still to label (``session.duplicates``); never a test image nor a
         second opinion (given blind)."""

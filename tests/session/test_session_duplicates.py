@@ -8,6 +8,7 @@ from __future__ import annotations
 from fake_trainer import Factory
 from helpers import wait_for
 
+from oal_widget.data.duplicates import DuplicateGroups
 from oal_widget.messages import Labelled, Reserve, Unlabelled
 from oal_widget.session import duplicates
 from oal_widget.session.session import Session
@@ -22,8 +23,14 @@ def truth(path: str) -> str:
 def with_groups(monkeypatch, make_groups):
     """The search finds ``make_groups(paths)`` (a list of tuples of paths)."""
     monkeypatch.setattr(
-        duplicates, "find_groups", lambda pool, progress=None, cancel=None: make_groups(pool.paths)
+        duplicates, "find_groups", lambda pool, progress=None, cancel=None: found(make_groups(pool.paths))
     )
+
+
+def found(groups) -> DuplicateGroups:
+    """What the search returns, for these groups (each verified whole: no scores)."""
+    groups = tuple(tuple(sorted(g)) for g in groups if len(g) > 1)
+    return DuplicateGroups(groups=groups, kinds=("near",) * len(groups))
 
 
 def searched(s) -> None:

@@ -85,10 +85,10 @@ def test_the_graph_takes_weight_when_it_predicts_new_labels_better(pool, split, 
     blended, _ = trainer.classify(paths)
     assert not np.allclose(network, blended)
     assert [update.predictions[p][1] for p in paths] == pytest.approx(blended.max(1).tolist(), abs=1e-6)
-    # The estimate rests on every first-sight label too (the first ten: the network's alone), here
-    # without any test label.
+    # The estimate rests on the first sights of the latest half of the training labels, here without
+    # any test label.
     row = trainer.evaluate()
-    assert row is not None and row["n_test"] == 0 and row["n_eval"] == 25
+    assert row is not None and row["n_test"] == 0 and row["n_eval"] == len(trainer.sight.for_estimate()) == 13
 
 
 def test_a_query_of_the_whole_pool_keeps_the_graph_and_its_memory_bounded(pool, split, tmp_path, monkeypatch):

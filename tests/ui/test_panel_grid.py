@@ -303,13 +303,18 @@ def test_more_like_this_from_the_single_view_the_grid_and_the_review_queue(panel
 
 # --- near-duplicates ---------------------------------------------------------------------------------
 def test_labelling_one_image_proposes_its_near_duplicates_stored_only_on_enter(small_digits, monkeypatch):
+    from oal_widget.data.duplicates import DuplicateGroups
     from oal_widget.session import duplicates
 
     def by_digit(paths):  # the stand-in search: each digit's images are one group
         return [tuple(sorted(p for p in paths if truth(p) == d)) for d in LABELS]
 
     monkeypatch.setattr(
-        duplicates, "find_groups", lambda pool, progress=None, cancel=None: by_digit(pool.paths)
+        duplicates,
+        "find_groups",
+        lambda pool, progress=None, cancel=None: DuplicateGroups(
+            groups=by_digit(pool.paths), kinds=("near",) * 3
+        ),
     )
     a = Annotator(small_digits, LABELS, trainer_factory=Factory(), input_shape=(16, 16, 1), test_fraction=0)
     s = a.session
