@@ -50,6 +50,7 @@ _OPTIONS = {
     # The default without each of its parts (ablations: what each part buys).
     "no-propagation": "--propagation off",
     "no-typical": "--typical-start 0",
+    "no-seek": "--seek-share 0",
     # The representation learned from the pool (autoencoder codes, the network's embedding) or the pixels.
     "repr-on": "--representation on",
     "repr-off": "--representation off",
