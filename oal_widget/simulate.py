@@ -217,8 +217,12 @@ class _Run:
         if row is None:
             return
         predicted = self.oracle.predict(self.trainer.model)
+        given = self.s.progress()  # what the person paid: a test label shadowed by a near-duplicate too
         row = {
             **row,
+            "n_labels": given["labelled"],
+            "n_train": given["labelled"] - given["test_labelled"],
+            "n_test": given["test_labelled"],
             "true_accuracy": self.oracle.accuracy(predicted),
             "seconds": round(time.monotonic() - self.start, 3),
             "strategy": _name(self.s.config.strategy),

@@ -145,7 +145,11 @@ def test_bad_images_are_listed_and_every_good_one_is_labelled_and_trained_on(sma
         trainer = s.trainer
         test = {p for p in s.pool.paths if s.is_test(p)}
         assert trainer.trained_paths == good - test  # every good training image was in a batch
-        assert trainer.history and trainer.history[-1]["n_test"] == len(good & test)
+        # Every good test label graded the last evaluation, but one whose near-duplicate has a training
+        # label (the background search may have found it after that evaluation).
+        assert s.duplicates.join(10)
+        graded = {p for p in good & test if not s.shadowed(p)}
+        assert trainer.history and len(graded) <= trainer.history[-1]["n_test"] <= len(good & test)
         assert (s.workdir / "model.keras").is_file()
         wait_for(lambda: panel._done.layout.display != "none", "the end screen")
     finally:

@@ -121,6 +121,7 @@ def test_two_sessions_labelling_alternately(digits_dir, tmp_path):
         assert s.done
         # Each trainer ends with every label, the latest one; a test label shadowed by a near-duplicate with
         # a training label grades nothing, so its trainer does not hold it.
+        assert s.duplicates.join(10)
         assert f.last.labels() == {p: lab for p, lab in stored.items() if not s.shadowed(p)}
     a.close()
     b.close()
@@ -164,6 +165,7 @@ def test_two_sessions_labelling_at_once_from_two_threads(small_digits):
     for s in (a, b):
         assert_sees(s, stored)
     for f in (fa, fb):
+        assert s.duplicates.join(10)
         assert f.last.labels() == {p: lab for p, lab in stored.items() if not s.shadowed(p)}
     a.close()
     b.close()
