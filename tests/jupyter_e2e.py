@@ -193,6 +193,22 @@ def jupyter_server(
             shutdown(proc, info)
 
 
+@contextlib.contextmanager
+def served(app: str, tmp: Path, name: str = "", notebook: Path = NOTEBOOK, images: Path | None = None):
+    """``jupyter_server`` on a fresh workspace (``make_workspace``) holding ``notebook`` and ``images``;
+    yields (server, root, the page that opens the notebook). Its log is copied to
+    ``ARTIFACTS/server-<name><app>.log`` on leaving, also on a failure."""
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    root = make_workspace(tmp / "root", notebook=notebook, images=images)
+    log_path = tmp / f"server-{name}{app}.log"
+    try:
+        with jupyter_server(app, tmp, root, log_path) as server:
+            yield server, root, page_url(server, f"notebooks/{Path(notebook).name}")
+    finally:
+        if log_path.exists():
+            shutil.copy(log_path, ARTIFACTS / log_path.name)
+
+
 def page_url(server: dict, notebook: str) -> str:
     """The page that opens ``notebook`` (a path relative to the server's root) in its front end."""
     return f"{server['url']}/{NOTEBOOK_PAGES[server['app']]}/{notebook}?token={server['token']}"

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import time
 from pathlib import Path
 
@@ -32,13 +31,11 @@ from jupyter_e2e import (  # pytest puts tests/ on sys.path (no __init__.py); be
     MODULES,
     NOTEBOOK,
     TIMEOUT_MS,
-    jupyter_server,
     kernel_execute,
-    make_workspace,
     notebook_state,
     overflowing,
-    page_url,
     run_all_cells,
+    served,
     stderr_outputs,
     tiles_state,
     wait_kernel_idle,
@@ -65,22 +62,15 @@ def jupyter(request, tmp_path):
     """A Jupyter server (Lab 4 or Notebook 7) on 127.0.0.1 with fresh config/data/runtime dirs."""
     app = request.param
     pytest.importorskip(MODULES[app])
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    root = make_workspace(tmp_path / "root")
-    log_path = tmp_path / f"server-{app}.log"
-    try:
-        with jupyter_server(app, tmp_path, root, log_path) as server:
-            yield {
-                "app": app,
-                "page_url": page_url(server, f"notebooks/{NOTEBOOK.name}"),
-                "root": root,
-                "workdir": root / "images" / ".oal",
-                "t_launch": server["t_launch"],
-                "t_server_ready": server["t_server_ready"],
-            }
-    finally:
-        if log_path.exists():
-            shutil.copy(log_path, ARTIFACTS / log_path.name)
+    with served(app, tmp_path) as (server, root, url):
+        yield {
+            "app": app,
+            "page_url": url,
+            "root": root,
+            "workdir": root / "images" / ".oal",
+            "t_launch": server["t_launch"],
+            "t_server_ready": server["t_server_ready"],
+        }
 
 
 # --------------------------------------------------------------------------------------------------

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import time
 
 import pytest
@@ -28,12 +27,10 @@ from jupyter_e2e import (
     MODULES,
     REPO,
     TIMEOUT_MS,
-    jupyter_server,
     kernel_execute,
-    make_workspace,
     notebook_state,
-    page_url,
     run_all_cells,
+    served,
     store_records,
     tiles_state,
     wait_kernel_idle,
@@ -78,16 +75,9 @@ factory.last.publish(Update(status="training", n_labels=40, predictions={
 def jupyter(request, tmp_path):
     app = request.param
     pytest.importorskip(MODULES[app])
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
     notebook = write_notebook(tmp_path / "grid.ipynb", PANEL_CELL)
-    root = make_workspace(tmp_path / "root", notebook=notebook)
-    log_path = tmp_path / f"server-grid-{app}.log"
-    try:
-        with jupyter_server(app, tmp_path, root, log_path) as server:
-            yield {"app": app, "url": page_url(server, "notebooks/grid.ipynb"), "root": root}
-    finally:
-        if log_path.exists():
-            shutil.copy(log_path, ARTIFACTS / log_path.name)
+    with served(app, tmp_path, "grid-", notebook) as (_, root, url):
+        yield {"app": app, "url": url, "root": root}
 
 
 def test_grid_in_browser(jupyter, browser):

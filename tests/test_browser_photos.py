@@ -18,7 +18,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import time
 from pathlib import Path
 
@@ -29,13 +28,11 @@ from jupyter_e2e import (
     MODULES,
     REPO,
     TIMEOUT_MS,
-    jupyter_server,
     kernel_execute,
-    make_workspace,
     notebook_state,
     overflowing,
-    page_url,
     run_all_cells,
+    served,
     stderr_outputs,
     store_records,
     wait_kernel_idle,
@@ -142,17 +139,10 @@ def jupyter(request, tmp_path):
     app = request.param
     pytest.importorskip(MODULES[app])
     pytest.importorskip("skimage")
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
     notebook = write_notebook(tmp_path / "photos.ipynb", PANEL_CELL)
     photos = make_photos(tmp_path / "photos")
-    root = make_workspace(tmp_path / "root", notebook=notebook, images=photos)
-    log_path = tmp_path / f"server-photos-{app}.log"
-    try:
-        with jupyter_server(app, tmp_path, root, log_path) as server:
-            yield {"app": app, "url": page_url(server, "notebooks/photos.ipynb"), "root": root}
-    finally:
-        if log_path.exists():
-            shutil.copy(log_path, ARTIFACTS / log_path.name)
+    with served(app, tmp_path, "photos-", notebook, photos) as (_, root, url):
+        yield {"app": app, "url": url, "root": root}
 
 
 def test_every_view_fits_on_photos(jupyter, browser):

@@ -54,7 +54,8 @@ class Grid:
         self.surest = surest
         #: "More like this": pages of the images still to label nearest to this one (None: not that).
         self.like: str | None = None
-        #: (image, its label): a page of its near-duplicates, each with that label proposed (None: not that).
+        #: (image, its label): a page of its near-duplicates with that label proposed; Enter stores them,
+        #: a label key or Delete changes one, nothing is stored without Enter (None: not that).
         self.proposal: tuple[str, str] | None = None
         #: The page in the order's order (``shown`` is the display order).
         self.tiles: list[Tile] = []
@@ -110,12 +111,6 @@ class Grid:
             return False
         self.open()
         return True
-
-    def propose(self, path: str, label: str) -> None:
-        """A page of ``path``'s near-duplicates still to label, each with ``label`` (``path``'s) proposed:
-        Enter confirms them all, a label key or Delete changes one; nothing is stored without Enter."""
-        self.proposal, self.like, self.surest = (path, label), None, False
-        self.open()
 
     def _tile(self, path: str) -> Tile:
         test = self.session.is_test(path)

@@ -23,9 +23,7 @@ from ..workdir import (
     atomic_write_csv,
 )
 from .evaluation import METRICS_COLUMNS
-
-#: Row keys of the per-class figures (``per_class``), written after the fixed columns.
-PER_CLASS = ("recall:", "n:")
+from .per_class import KEY_PREFIXES as PER_CLASS
 
 log = logging.getLogger(__name__)
 

@@ -11,6 +11,13 @@ import numpy as np
 from ..al.neighbours import Neighbours
 from .frozen import Prefill
 
+#: What the "more like this" index's features are, by ``IdleWork._space`` ("": a backbone's embeddings).
+SPACE_NAMES = {
+    "pixels": "the pixels' principal components",
+    "learned": "the pool's learned codes",
+    "": "the backbone's embeddings",
+}
+
 
 class IdleWork:
     def __init__(self, pool, learner, graph):
@@ -78,12 +85,7 @@ class IdleWork:
             features = [E for E, _ in parts if len(E)]
             paths = [p for _, loaded in parts for p in loaded]
             X = np.concatenate(features) if features else np.zeros((0, 1), np.float32)
-            names = {"pixels": "the pixels' principal components", "learned": "the pool's learned codes"}
-            name = (
-                names.get(space, "the backbone's embeddings")
-                if isinstance(space, str)
-                else "the backbone's embeddings"
-            )
+            name = SPACE_NAMES[space if isinstance(space, str) else ""]
             self._ready, self._index_for = Neighbours(paths, X, name), space
         return work
 

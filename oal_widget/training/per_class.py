@@ -18,6 +18,8 @@ import numpy as np
 from .estimate import wilson
 
 PREFIX = "recall:"
+#: Every row key this module adds starts with one of these (``checkpoint`` writes them after the fixed ones).
+KEY_PREFIXES = (PREFIX, "n:")
 
 
 def recall_rows(predicted: np.ndarray, y: np.ndarray, label_names: Sequence[str]) -> dict[str, float]:

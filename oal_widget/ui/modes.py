@@ -68,11 +68,11 @@ class Modes:
         if self.mode == "grid":
             tile = self.grid.under_cursor
             anchor = tile.path if tile is not None else None
+        elif self.mode == "review":
+            item = self.review.current
+            anchor = item.path if item is not None else None
         else:
-            item = self.review.current if self.mode == "review" else None
-            anchor = (
-                item.path if item is not None else self.session.current if self.mode == "single" else None
-            )
+            anchor = self.session.current
         if anchor is None:
             return "more like this: no image on screen"
         if not self.session.more_like_ready:
