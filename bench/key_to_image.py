@@ -529,12 +529,8 @@ def _in_browser(browser, server: dict, args, root: Path, labels: list[str], raw:
     app = server["app"]
     ctx = browser.new_context(viewport={"width": 1280, "height": 1400})
     ctx.add_init_script(WS_RECORDER)
-    page = ctx.new_page()
-    page.set_default_timeout(e2e.TIMEOUT_MS)
+    page, console = e2e.open_page(ctx)
     expect.set_options(timeout=e2e.TIMEOUT_MS)
-    console: list[str] = []
-    page.on("console", lambda m: console.append(f"{m.type}: {m.text}"))
-    page.on("pageerror", lambda e: console.append(f"pageerror: {e}"))
     try:
         _measure(page, server, args, root, labels, raw, server_log)
     except BaseException:
@@ -564,9 +560,7 @@ def _measure(page, server: dict, args, root: Path, labels: list[str], raw: dict,
 
     app = server["app"]
     t_start = time.monotonic()
-    page.goto(e2e.page_url(server, f"notebooks/{NOTEBOOK_NAME}"))
-    page.wait_for_selector(".jp-Notebook .jp-Cell", state="visible")
-    e2e.wait_kernel_idle(page)
+    e2e.open_notebook(page, e2e.page_url(server, f"notebooks/{NOTEBOOK_NAME}"))
     e2e.run_all_cells(page)
     expect(page.locator(".oal-panel")).to_be_visible()
     src = e2e.wait_src_changed(page, "img.oal-image", None)

@@ -268,6 +268,24 @@ def wait_kernel_idle(page, timeout=TIMEOUT_MS) -> None:
     )
 
 
+def open_page(ctx, timeout_ms: int = TIMEOUT_MS):
+    """A new page of the browser context ``ctx`` with ``timeout_ms`` as its default timeout, and the list
+    its console messages and page errors are appended to (for a failure's artifacts)."""
+    page = ctx.new_page()
+    page.set_default_timeout(timeout_ms)
+    console: list[str] = []
+    page.on("console", lambda m: console.append(f"{m.type}: {m.text}"))
+    page.on("pageerror", lambda e: console.append(f"pageerror: {e}"))
+    return page, console
+
+
+def open_notebook(page, url: str) -> None:
+    """Go to a notebook's page and wait until its cells show and its kernel is idle."""
+    page.goto(url)
+    page.wait_for_selector(".jp-Notebook .jp-Cell", state="visible")
+    wait_kernel_idle(page)
+
+
 def run_all_cells(page) -> None:
     """Run > Run All Cells through the real menu (the same in Lab 4 and Notebook 7)."""
     page.locator(".lm-MenuBar-itemLabel", has_text=re.compile(r"^Run$")).click()

@@ -33,6 +33,8 @@ from jupyter_e2e import (  # pytest puts tests/ on sys.path (no __init__.py); be
     TIMEOUT_MS,
     kernel_execute,
     notebook_state,
+    open_notebook,
+    open_page,
     overflowing,
     run_all_cells,
     served,
@@ -116,16 +118,10 @@ def test_quickstart_in_browser(jupyter, browser):
         t[name] = round(time.monotonic() - jupyter["t_launch"], 1)
 
     ctx = browser.new_context(viewport={"width": 1280, "height": 1400})
-    page = ctx.new_page()
-    page.set_default_timeout(TIMEOUT_MS)
-    console: list[str] = []
+    page, console = open_page(ctx)
     actions: list[str] = []
-    page.on("console", lambda m: console.append(f"{m.type}: {m.text}"))
-    page.on("pageerror", lambda e: console.append(f"pageerror: {e}"))
     try:
-        page.goto(jupyter["page_url"])
-        page.wait_for_selector(".jp-Notebook .jp-Cell", state="visible")
-        wait_kernel_idle(page)
+        open_notebook(page, jupyter["page_url"])
         mark("kernel_idle")
 
         run_all_cells(page)

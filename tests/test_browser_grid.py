@@ -29,6 +29,8 @@ from jupyter_e2e import (
     TIMEOUT_MS,
     kernel_execute,
     notebook_state,
+    open_notebook,
+    open_page,
     run_all_cells,
     served,
     store_records,
@@ -86,16 +88,10 @@ def test_grid_in_browser(jupyter, browser):
     expect.set_options(timeout=TIMEOUT_MS)
     app, workdir = jupyter["app"], jupyter["root"] / "images" / ".oal"
     ctx = browser.new_context(viewport={"width": 1280, "height": 1300})
-    page = ctx.new_page()
-    page.set_default_timeout(TIMEOUT_MS)
-    console: list[str] = []
-    page.on("console", lambda m: console.append(f"{m.type}: {m.text}"))
-    page.on("pageerror", lambda e: console.append(f"pageerror: {e}"))
+    page, console = open_page(ctx)
     t0 = time.monotonic()
     try:
-        page.goto(jupyter["url"])
-        page.wait_for_selector(".jp-Notebook .jp-Cell", state="visible")
-        wait_kernel_idle(page)
+        open_notebook(page, jupyter["url"])
         run_all_cells(page)
         expect(page.locator(".oal-panel")).to_be_visible()
         wait_src_changed(page, "img.oal-image", None)

@@ -30,6 +30,8 @@ from jupyter_e2e import (
     TIMEOUT_MS,
     kernel_execute,
     notebook_state,
+    open_notebook,
+    open_page,
     overflowing,
     run_all_cells,
     served,
@@ -152,11 +154,7 @@ def test_every_view_fits_on_photos(jupyter, browser):
     app, workdir = jupyter["app"], jupyter["root"] / "images" / ".oal"
     width = int(os.environ.get("E2E_WIDTH", WIDTHS[app]))
     ctx = browser.new_context(viewport={"width": width, "height": 1800})
-    page = ctx.new_page()
-    page.set_default_timeout(TIMEOUT_MS)
-    console: list[str] = []
-    page.on("console", lambda m: console.append(f"{m.type}: {m.text}"))
-    page.on("pageerror", lambda e: console.append(f"pageerror: {e}"))
+    page, console = open_page(ctx)
     problems: dict[str, list[str]] = {}
     t0 = time.monotonic()
 
@@ -169,9 +167,7 @@ def test_every_view_fits_on_photos(jupyter, browser):
         page.locator(".oal-panel").screenshot(path=str(ARTIFACTS / f"photos-{app}-{view}.png"))
 
     try:
-        page.goto(jupyter["url"])
-        page.wait_for_selector(".jp-Notebook .jp-Cell", state="visible")
-        wait_kernel_idle(page)
+        open_notebook(page, jupyter["url"])
         run_all_cells(page)
         # No labels given: the label editor proposes the class folders' names; keys are live at once
         # after "start labelling", with the pointer still where it clicked (it entered the panel before).
