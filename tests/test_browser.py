@@ -252,21 +252,23 @@ def test_quickstart_in_browser(jupyter, browser):
         assert_notebook_unchanged("after the '0' check")
 
         # More like this (Shift+M): a grid page of the images nearest to the one on screen in the trainer's
-        # own feature space. The trainer indexes the pool while idle: until then the panel says so and a
-        # press later opens the page. The status names the image the page is like.
-        def open_like() -> bool:
-            page.keyboard.press("Shift+M")
-            wait_until(
-                lambda: page.locator(".oal-grid").count() or "still reading" in error.inner_text(),
-                10,
-                "the page of images like this one, or the panel saying the pool is not indexed yet",
-            )
-            return page.locator(".oal-grid").count() > 0
+        # own feature space. The trainer indexes the pool while idle (the panel says so until then: a unit
+        # test's); once it has, one press opens the page. The status names the image the page is like.
+        def indexed() -> bool:
+            try:
+                kernel_execute(page, "assert annotator.session.more_like_ready")
+            except RuntimeError:
+                return False
+            return True
 
-        wait_until(open_like, 120, "Shift+M to open a page of images like the one on screen")
+        wait_until(indexed, 120, "the trainer to index the pool for more like this")
+        anchor = current_path()
+        page.keyboard.press("Shift+M")
+        expect(page.locator(".oal-grid")).to_be_visible()
         status = page.locator(".oal-grid-status")
         expect(status).to_contain_text("most like")
         like = status.locator("code").first.inner_text()
+        assert like == anchor, f"the page is like {like}, the image on screen was {anchor}"
         tiles = wait_until(
             lambda: (s := tiles_state(page)) and all(t["loaded"] and t["path"] for t in s) and s,
             30,
