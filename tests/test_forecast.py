@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from oal_widget.reports import diagnostics
-from oal_widget.reports.forecast import fit_curve, forecast, labels_needed, target_of
+from oal_widget.reports.forecast import fit_curve, forecast, labels_needed, standing_curve, target_of
 
 
 def _curve(ns, a=0.95, b=-0.8, c=0.5, noise=0.0, seed=0):
@@ -54,6 +54,23 @@ def test_reached_target_loss_metric_and_too_few_points():
 def test_forecast_is_deterministic_for_a_seed():
     rows = _curve(range(10, 130, 10), noise=0.02, seed=5)
     assert forecast(rows, target=0.9, seed=2) == forecast(rows, target=0.9, seed=2)
+
+
+def test_the_standing_curve_leaves_out_evaluations_undone_since_and_never_doubles_back():
+    # 88 labels, a grid page of 24 undone, labelling goes on; then a continued session evaluates
+    # again at the count it stopped at.
+    rows = [
+        {"n_labels": n, "accuracy": 0.5 + n / 1000, "i": i}
+        for i, n in enumerate([10, 40, 64, 88, 70, 80, 80, 90])
+    ]
+    curve = standing_curve(rows)
+    assert [r["n_labels"] for r in curve] == [10, 40, 64, 70, 80, 90]
+    assert [r["i"] for r in curve][-3:] == [4, 6, 7], "the later evaluation at a repeated count stands"
+    assert standing_curve([]) == [] and standing_curve([{"loss": 1.0}]) == []
+    # The forecast fits the standing curve: the undone branch's high points do not pull it.
+    undone = [{"n_labels": n, "accuracy": 0.99} for n in (200, 210, 220)]
+    standing = _curve(range(10, 130, 10))
+    assert forecast([*undone, *standing], target=0.9) == forecast(standing, target=0.9)
 
 
 def test_confusion_matrix_per_class_accuracy_and_most_wrong():

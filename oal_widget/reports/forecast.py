@@ -75,6 +75,20 @@ def labels_needed(a: float, b: float, c: float, target: float) -> float:
     return float(ratio ** (-1.0 / c))
 
 
+def standing_curve(history: Iterable[Mapping]) -> list[Mapping]:
+    """The evaluations on the way to the labels that stand now, oldest first, with ``n_labels`` rising.
+
+    An evaluation at more labels than a later one was made before labels were undone (a grid page, a
+    review fix): that branch no longer leads anywhere, and drawn it would make the curve double back.
+    At a repeated count (a continued session evaluates again) the later evaluation stands.
+    """
+    kept: list[Mapping] = []
+    for row in reversed([r for r in history if r.get("n_labels", 0) > 0]):
+        if not kept or row["n_labels"] < kept[-1]["n_labels"]:
+            kept.append(row)
+    return kept[::-1]
+
+
 def forecast(
     history: Iterable[Mapping],
     metric: str = "accuracy",
@@ -88,8 +102,7 @@ def forecast(
     ``target`` is the early-stopping bound (accuracy: upper, loss: lower). Without one, only the
     asymptote (where the curve levels off) is estimated.
     """
-    rows = [r for r in history if r.get("n_labels", 0) > 0 and math.isfinite(float(r.get(metric, math.nan)))]
-    # A resumed session may repeat an n: keep the latest evaluation for each n.
+    rows = [r for r in standing_curve(history) if math.isfinite(float(r.get(metric, math.nan)))]
     by_n = {int(r["n_labels"]): float(r[metric]) for r in rows}
     if len(by_n) < MIN_POINTS:
         return None

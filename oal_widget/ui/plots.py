@@ -11,6 +11,8 @@ from __future__ import annotations
 import io
 from collections.abc import Mapping, Sequence
 
+from ..reports.forecast import standing_curve
+
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 #: Dots per inch of every figure; ``size`` is in inches, so (5, 3) is 500 x 300 pixels.
 DPI = 100
@@ -50,12 +52,13 @@ def metrics_png(
     title when labels were undone after the last evaluation.
 
     ``rows`` are the trainer's evaluations (dicts with n_labels, accuracy, accuracy_low/high, loss,
-    n_eval, ...), oldest first. ``thresholds`` is ``Config.early_stopping``: each bound is drawn as a
-    dashed line in the colour of its metric. No rows gives a placeholder that says why it is empty.
+    n_eval, ...), oldest first; those made before labels were undone below them are left out.
+    ``thresholds`` is ``Config.early_stopping``: each bound is drawn as a dashed line in the colour of
+    its metric. No rows gives a placeholder that says why it is empty.
     """
     fig = _figure(size)
     ax = fig.add_subplot()
-    rows = [r for r in rows if "n_labels" in r]
+    rows = standing_curve(rows)  # an undone branch is not drawn: the curve never doubles back
     if not rows:
         _placeholder(ax, EMPTY_METRICS_TEXT)
         return _png(fig)
