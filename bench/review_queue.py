@@ -1,6 +1,7 @@
 """How well the review queue finds wrong labels: labels flipped on purpose, the real model, the real session.
 
-For each seed: scikit-learn's digits as 16x16 PNGs (``data.samples.write_digits``), a ``Session`` with the
+For each seed: one of ``label_efficiency.py``'s sets (``--dataset``: scikit-learn's digits as 16x16 PNGs by
+default; ``mnist5k``, ``animals``, ``faces`` at their own size), a ``Session`` with the
 product's default small CNN trained synchronously (``simulate.SyncTrainer``: one training round of
 ``train_steps`` steps per label, as the simulator does), no test split (every label is a training label
 the review queue can rank). A simulated person labels ``--labels`` images in the panel's order; a share
@@ -12,8 +13,13 @@ flipped label is in the top). Each ranking method of ``session.review.METHODS`` 
 
     .venv/bin/python bench/review_queue.py                 # seeds 0 1 2, 150 labels, 10% flipped, top 50
     .venv/bin/python bench/review_queue.py --seeds 0 1 2 3 4 --labels 300
+    .venv/bin/python bench/review_queue.py --dataset animals --labels 50   # -> review_queue_animals_50.csv
 
-Writes ``bench/results/review_queue.csv`` (one row per seed and method, plus the means) and prints the table.
+The judge's window and threshold (``session.review``) were chosen on digits; mnist5k, animals and faces
+only confirm them.
+
+Writes ``bench/results/review_queue.csv`` (digits; ``review_queue_<dataset>_<labels>.csv`` for another
+set; one row per seed and method, plus the means) and prints the table.
 """
 
 from __future__ import annotations
@@ -33,26 +39,28 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from _report import report  # noqa: E402
+from label_efficiency import DATASETS, write_images  # noqa: E402
 
-from oal_widget.data.samples import write_digits  # noqa: E402
 from oal_widget.session.review import METHODS, rank  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
-def flipped_run(images: Path, n_labels: int, flip: float, seed: int, workdir: Path, train_steps: int = 10):
+def flipped_run(
+    images: Path, n_labels: int, flip: float, seed: int, workdir: Path, size: int = 16, train_steps: int = 10
+):
     """Label ``n_labels`` images in the session's order, a share ``flip`` of them wrongly; returns
     (first_sight, given labels, the set of flipped paths, label names)."""
     from oal_widget.session.session import Session
     from oal_widget.simulate import SyncTrainer, _seed_everything
 
     _seed_everything(seed)
-    names = [str(d) for d in range(10)]
+    names = sorted(d.name for d in images.iterdir() if d.is_dir())
     session = Session(
         images,
         names,
         trainer_factory=SyncTrainer,
-        input_shape=(16, 16, 1),
+        input_shape=(size, size, 1),
         test_fraction=0.0,
         seed=seed,
         train_steps=train_steps,
@@ -87,7 +95,7 @@ def measure(first_sight, labels, flipped, names, top: int, method: str) -> dict:
     expected = top * n_flipped / len(paths)
     # Rank-based ROC AUC: the chance a flipped label is ranked before a correct one.
     positions = np.flatnonzero(ranked)
-    before = sum(len(ranked) - pos - (n_flipped - k) for k, pos in enumerate(positions, start=1))
+    before = sum(len(ranked) - pos - 1 - (n_flipped - k) for k, pos in enumerate(positions, start=1))
     auc = before / (n_flipped * (len(ranked) - n_flipped)) if 0 < n_flipped < len(ranked) else float("nan")
     return {
         "hits": hits,
@@ -112,17 +120,22 @@ def main(argv=None) -> None:
     ap.add_argument("--labels", type=int, default=150)
     ap.add_argument("--flip", type=float, default=0.1)
     ap.add_argument("--top", type=int, default=50)
-    ap.add_argument("--out", type=Path, default=RESULTS / "review_queue.csv")
+    ap.add_argument("--dataset", choices=sorted(DATASETS), default="digits")
+    ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args(argv)
+    if args.out is None:
+        stem = "review_queue" if args.dataset == "digits" else f"review_queue_{args.dataset}_{args.labels}"
+        args.out = RESULTS / f"{stem}.csv"
+    size = DATASETS[args.dataset][1]
     rows, ratios = [], {m: [] for m in METHODS}
     correct_flagged = [0, 0]  # correct labels marked "likely mistake", correct labels (all seeds)
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="oal-review-bench-") as tmp:
-        images = Path(tmp) / "digits"
-        write_digits(images, per_class=None, size=16, seed=0)
+        images = Path(tmp) / args.dataset
+        write_images(args.dataset, size, images)
         for seed in args.seeds:
             t = time.monotonic()
-            run = flipped_run(images, args.labels, args.flip, seed, Path(tmp) / f"work{seed}")
+            run = flipped_run(images, args.labels, args.flip, seed, Path(tmp) / f"work{seed}", size)
             seconds = time.monotonic() - t
             for method in METHODS:
                 m = measure(*run, top=args.top, method=method)
@@ -150,11 +163,17 @@ def main(argv=None) -> None:
     load = os.getloadavg()[0]
     args.out.parent.mkdir(parents=True, exist_ok=True)
     report(
-        f"Review queue: flipped labels in its top {args.top} against {args.top} at random "
+        f"Review queue ({args.dataset}): flipped labels in its top {args.top} against {args.top} at random "
         f"({args.labels} labels, {args.flip:.0%} flipped, ceiling {args.labels / args.top:.1f}x)",
         rows,
         args.out,
-        extra={"labels": args.labels, "flip": args.flip, "top": args.top, "load1": f"{load:.1f}"},
+        extra={
+            "dataset": args.dataset,
+            "labels": args.labels,
+            "flip": args.flip,
+            "top": args.top,
+            "load1": f"{load:.1f}",
+        },
     )
     print(f"{time.monotonic() - started:.0f} s in all; load average {load:.1f}")
 
