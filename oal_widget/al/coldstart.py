@@ -4,7 +4,7 @@
 orders the first labels: k-means into ``k`` clusters, then from the largest cluster down its most
 typical image (densest among its neighbours in the cluster). Uncertainty sampling is weakest exactly at
 the start, where a model's uncertainty means nothing; typical images of every region teach most.
-Pure numpy.
+numpy, and scikit-learn's randomized SVD.
 """
 
 from __future__ import annotations
@@ -27,13 +27,21 @@ def shrink(X: np.ndarray, side: int = SIDE) -> np.ndarray:
 
 
 class Pca:
-    """Principal components of a sample of flattened images (or embeddings)."""
+    """Principal components of a sample of flattened images (or embeddings).
+
+    scikit-learn's randomized SVD: on 2,000 x 1,728 it takes about 0.9 s where a full SVD takes 7 s on
+    the 2-core box, for the same 32 components (subspace agreement 0.99999 on digits). The trainer's
+    first order waits on it, and every label behind that, more so while the near-duplicate search
+    shares the cores."""
 
     def __init__(self, sample: np.ndarray, dim: int = DIM):
-        sample = np.asarray(sample, dtype=np.float64)
-        self.mean = sample.mean(0)
-        _, _, vt = np.linalg.svd(sample - self.mean, full_matrices=False)
-        self.components = vt[: min(dim, len(vt))].astype(np.float32)
+        from sklearn.utils.extmath import randomized_svd
+
+        sample = np.asarray(sample, dtype=np.float32)
+        self.mean = sample.mean(0, dtype=np.float64).astype(np.float32)
+        k = min(dim, *sample.shape)
+        _, _, vt = randomized_svd(sample - self.mean, k, random_state=0)
+        self.components = vt.astype(np.float32)
 
     def __call__(self, X: np.ndarray) -> np.ndarray:
         return ((np.asarray(X, dtype=np.float32) - self.mean.astype(np.float32)) @ self.components.T).astype(
