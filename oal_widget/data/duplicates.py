@@ -54,13 +54,13 @@ __all__ = [
 ]  # fmt: skip
 
 #: Lowest correlation a near-duplicate pair reaches (chosen on the tuning sets: bench/duplicates.py).
-NEAR_THRESHOLD = 0.9
+NEAR_THRESHOLD = 0.88
 #: The neighbour whose score a pair must stand above: the third best, as an image may have two planted
 #: near-duplicates (an image with more copies still groups: exact copies score 1.0, ``SURE``).
 CROWD_RANK = 3
 #: How far above that neighbour a pair must stand: ``MARGIN`` below ``CLEAR``, ``CLEAR_MARGIN`` from
 #: ``CLEAR`` on, nothing from ``SURE`` on (identical pixels score 1.0).
-MARGIN, CLEAR, CLEAR_MARGIN, SURE = 0.07, 0.97, 0.01, 0.995
+MARGIN, CLEAR, CLEAR_MARGIN, SURE = 0.07, 0.97, 0.02, 0.995
 _PAIR_BATCH = 512
 
 
