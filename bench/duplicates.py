@@ -212,22 +212,18 @@ def write_pool(base: Base, folder: Path, seed: int, share: float = 0.25):
 
 
 # --- measuring ------------------------------------------------------------------------------------
-def replay(result: dup.DuplicateGroups, floor: float, margin: float, clear_margin: float):
-    """The groups ``result`` would have had under other settings (its scores kept every pair: the
-    sweep runs with the margins off and a low threshold)."""
-    paths = sorted({p for pair in result.scores for p in pair})
-    at = {p: i for i, p in enumerate(paths)}
-    scored = {(at[a], at[b]): s for (a, b), s in result.scores.items()}
-    verified, _ = dup.select_pairs(scored, floor, [[] for _ in paths], 0, margin, clear_margin)
-    return [tuple(paths[i] for i in members) for members in dup._components(len(paths), dup.linked(verified))]
+def replay(scored: dup.ScoredPairs, floor: float, margin: float, clear_margin: float):
+    """The groups ``find_groups(threshold=floor)`` finds with the other margins given (``scored`` came
+    from ``score_pairs(threshold=floor)``: scores below the threshold are as ``find_groups`` has them)."""
+    verified, _ = dup.select_pairs(scored.pairs, floor, scored.best, scored.start, margin, clear_margin)
+    order = scored.order
+    return [tuple(order[i] for i in members) for members in dup._components(len(order), dup.linked(verified))]
 
 
 #: The grid ``--sweep`` replays: threshold, margin below ``CLEAR``, margin from ``CLEAR`` on.
-SWEEP = [
-    (floor, margin, clear)
-    for floor in (0.85, 0.88, 0.9, 0.93, 0.95, 0.97)
-    for margin in (0.0, 0.03, 0.05, 0.07, 0.1)
-    for clear in (0.0, 0.01, 0.02, 0.03)
+SWEEP_THRESHOLDS = (0.85, 0.88, 0.9, 0.93, 0.97)
+SWEEP_MARGINS = [
+    (margin, clear) for margin in (0.0, 0.03, 0.05, 0.07, 0.1) for clear in (0.0, 0.01, 0.02, 0.03)
 ]
 
 
@@ -274,19 +270,16 @@ def run_set(name: str, seed: int, tmp: Path, threshold: float, sweep: bool) -> l
     shape = (*first.shape[:2], 3 if first.ndim == 3 else 1)
     pool = ImagePool(folder, shape)
     start = time.perf_counter()
-    if sweep:  # every pair scoring 0.5 or more kept: the settings are replayed on its scores
-        kept = dup.MARGIN, dup.CLEAR_MARGIN
-        dup.MARGIN = dup.CLEAR_MARGIN = -1.0
-        try:
-            result = dup.find_groups(pool, threshold=0.5)
-        finally:
-            dup.MARGIN, dup.CLEAR_MARGIN = kept
+    if sweep:  # each threshold scores the pairs once; the margins are replayed on the scores
+        settings = [(f, *m) for f in SWEEP_THRESHOLDS for m in SWEEP_MARGINS]
+        scored = {f: dup.score_pairs(pool, threshold=f) for f in SWEEP_THRESHOLDS}
     else:
+        settings = [(threshold, dup.MARGIN, dup.CLEAR_MARGIN)]
         result = dup.find_groups(pool, threshold=threshold)
     seconds = time.perf_counter() - start
     rows = []
-    for floor, margin, clear in SWEEP if sweep else [(threshold, dup.MARGIN, dup.CLEAR_MARGIN)]:
-        groups = replay(result, floor, margin, clear) if sweep else list(result.groups)
+    for floor, margin, clear in settings:
+        groups = replay(scored[floor], floor, margin, clear) if sweep else list(result.groups)
         row = {
             "set": name,
             "role": "tuning" if name in TUNING else "confirmation",

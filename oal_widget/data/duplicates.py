@@ -50,7 +50,8 @@ from .similarity import (
 
 __all__ = [
     "NEAR_THRESHOLD", "Cancelled", "DuplicateGroups", "ReserveChanges", "find_groups", "linked",
-    "pair_scores", "reserve_changes", "select_pairs", "stands_out", "whole_groups_only",
+    "ScoredPairs", "pair_scores", "reserve_changes", "score_pairs", "select_pairs", "stands_out",
+    "whole_groups_only",
 ]  # fmt: skip
 
 #: Lowest correlation a near-duplicate pair reaches (chosen on the tuning sets: bench/duplicates.py).
@@ -155,6 +156,45 @@ def find_groups(
     """
     if not 0 < threshold <= 1:
         raise ValueError(f"threshold={threshold!r} is invalid: expected a correlation in (0, 1], e.g. 0.9")
+    scored = score_pairs(
+        pool, progress, cancel, features=features, threshold=threshold, previous=previous, workers=workers
+    )
+    if not scored.order:
+        return DuplicateGroups()
+    verified, top = select_pairs(scored.pairs, threshold, scored.best, scored.start)
+    seen = {
+        p: (scored.thumbs[i].astype(np.float16), scored.hashes[i], top[i]) for i, p in enumerate(scored.order)
+    }
+    return _result(scored.order, scored.hashes, verified, seen)
+
+
+@dataclass(frozen=True)
+class ScoredPairs:
+    """What ``score_pairs`` found: the images (``order``), their pixel hashes and thumbnails, the
+    candidate pairs' scores (``pairs``: (i, j), i < j, into ``order``; exact below ``threshold`` only
+    where the plain correlation passed it), each image's best scores from before (``best``) and the
+    first new image (``start``: pairs of two older images count in ``best`` already)."""
+
+    order: list[str]
+    hashes: list[bytes]
+    thumbs: np.ndarray
+    pairs: dict[tuple[int, int], float]
+    best: list[list[float]]
+    start: int
+
+
+def score_pairs(
+    pool,
+    progress: Callable[[int, int], None] | None = None,
+    cancel: Callable[[], bool] | threading.Event | None = None,
+    *,
+    features: np.ndarray | None = None,
+    threshold: float = NEAR_THRESHOLD,
+    previous: DuplicateGroups | None = None,
+    workers: int = 2,
+) -> ScoredPairs:
+    """The candidate pairs of ``find_groups`` (same arguments) and their scores, before any is kept
+    (``bench/duplicates.py --sweep`` replays ``select_pairs`` on them)."""
     paths = list(pool.paths)
     if features is not None:
         features = np.asarray(features, dtype=np.float32)
@@ -170,7 +210,7 @@ def find_groups(
     old = [p for p in paths if p in known]
     order = old + loaded  # old images first: the search then queries the new ones only
     if not order:
-        return DuplicateGroups()
+        return ScoredPairs([], [], np.zeros((0, THUMB, THUMB), np.float32), {}, [], 0)
     reused = np.array([known[p][0] for p in old], dtype=np.float32).reshape(-1, THUMB, THUMB)
     thumbs = np.concatenate([reused, thumbs_new])
     hashes = [known[p][1] for p in old] + hashes_new
@@ -209,9 +249,7 @@ def find_groups(
                 scored.setdefault((i, j), score)
             report(progress, n + n * done // len(batches), total)
     report(progress, total, total)
-    verified, top = select_pairs(scored, threshold, best, start)
-    seen = {p: (thumbs[i].astype(np.float16), hashes[i], top[i]) for i, p in enumerate(order)}
-    return _result(order, hashes, verified, seen)
+    return ScoredPairs(order, hashes, thumbs, scored, best, start)
 
 
 def select_pairs(

@@ -173,7 +173,7 @@ def _features(thumbs: np.ndarray) -> list[tuple[np.ndarray, np.ndarray, np.ndarr
 def _best_ncc(thumbs: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """For each pair (a[i], b[i]) of rows of ``thumbs``: the best normalised cross-correlation of either
     image's centre anywhere in the other, over the zooms (the products by FFT, the windows' norms by
-    integral images; each image's transforms computed once for all its pairs)."""
+    box sums; each image's transforms computed once for all its pairs)."""
     used, at = np.unique(np.concatenate([a, b]), return_inverse=True)
     ia, ib = at[: len(a)], at[len(a) :]
     best = np.full(len(a), -1.0, dtype=np.float32)
