@@ -17,9 +17,9 @@ hundreds) has many neighbours at about the same score. Groups then join each ima
 partner (``linked``: a threshold alone chains look-alikes). ``bench/duplicates.py`` measures precision,
 recall and time and says on which sets the settings were chosen. Verification runs in batches on
 ``workers`` threads, with ``progress(done, total)`` reported and ``cancel`` checked between batches,
-so a background thread can run it and stop it. No widgets, no
-TensorFlow. The test reserve: ``split_test(..., groups=)`` in ``pool`` draws whole groups;
-``reserve_changes`` fixes a reserve drawn before the groups were known.
+so a background thread can run it and stop it. No widgets, no TensorFlow. The test reserve:
+``split_test(..., groups=)`` in ``pool`` draws whole groups; ``reserve_changes`` fixes a reserve drawn
+before the groups were known.
 """
 
 from __future__ import annotations
