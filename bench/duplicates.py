@@ -24,7 +24,9 @@ an image joined only its best partner above the threshold (no margin).
 Measures per set and per kind: a *group* is found when a found group equals it exactly (recall); a
 found group is right when all its members belong to one planted group (precision); pairs likewise.
 ``--scale N`` times ``find_groups`` on N 28x28 images (mosaics of four quarter-size MNIST digits and
-animals: all distinct) with 5% planted copies, decoding included.
+animals: all distinct) with 5% planted copies, decoding included. ``results/duplicates_scale.csv``
+holds each timing run with the machine's load (it is shared: wall time follows the load, CPU time
+barely does).
 
     nice -n 10 .venv/bin/python bench/duplicates.py                 # all sets -> results/duplicates.csv
     nice -n 10 .venv/bin/python bench/duplicates.py --sweep --sets photos,digits,mnist5k
