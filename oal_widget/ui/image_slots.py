@@ -2,19 +2,22 @@
 the browser ahead of time, so a key only moves a CSS class.
 
 Sending a PNG on the key path costs the websocket transfer, the page's blob URL and Chromium's decode,
-which under load is most of the key-to-image time. Here the visible slot has the class ``oal-image``
-(on top, with an opaque background); the others lie beneath it, fully drawn, so Chromium has decoded
-them (a ``display: none`` or ``visibility: hidden`` image is never painted, so never decoded). The UI
-thread fills them with the upcoming images (``fill``) after each key, off the key path.
+which under load is most of the key-to-image time. Here each ``Image`` sits in a frame (a ``Box``); the
+visible slot's frame has the class ``oal-image`` (on top, with an opaque background); the others lie
+beneath it, fully drawn, so Chromium has decoded them (a ``display: none`` or ``visibility: hidden``
+image is never painted, so never decoded). The classes move on the frames, never on the images:
+ipywidgets' ``ImageView`` makes a new blob URL (a new decode) on ANY change of its model. The UI
+thread fills the hidden slots with the upcoming images (``fill``) after each key, off the key path.
 
 On a key (``show``, lock held, after the session saved the label) the slot is switched to only when it
 holds exactly the bytes the session would show for the new current image: compared on the key path,
 so an order change (re-rank, undo, back, skip, grid, review, more like this) or a slot filled before
 it can never put a stale image on screen; otherwise the visible slot gets the bytes, as before.
 
-A switch is three small messages: the new slot gets ``oal-image`` and ``oal-image-rising`` (on top of
-the old one at once, whatever the order of the elements), the old one loses ``oal-image``, then the new
-one loses ``oal-image-rising`` (so the next switch's new slot is on top of it).
+A switch is three small messages, so that the right image is on top at every moment and never two
+elements have ``oal-image`` (a test's locator stays unique): the new frame gets ``oal-image-rising``
+(on top of the visible one at once), the old one loses ``oal-image``, then the new one gets
+``oal-image`` in place of ``oal-image-rising`` (beneath the next switch's rising frame).
 """
 
 from __future__ import annotations
@@ -29,19 +32,20 @@ RISING = "oal-image-rising"
 
 
 class ImageSlots:
-    """``box``: the widget to place; ``image``: the visible slot; ``show`` on the key path, ``fill`` on
-    the UI thread, both with the panel's lock held."""
+    """``box``: the widget to place; ``image``: the visible slot's image; ``show`` on the key path,
+    ``fill`` on the UI thread, both with the panel's lock held."""
 
     def __init__(self, side: str):
         look = dict(width=side, height=side, object_fit="contain", border="1px solid #eee")
         self.slots = [widgets.Image(format="png", layout=widgets.Layout(**look)) for _ in range(SLOTS)]
-        for image in self.slots:
-            image._dom_classes = (SLOT,)
+        self.frames = [widgets.Box([image]) for image in self.slots]
+        for frame in self.frames:
+            frame._dom_classes = (SLOT,)
         self.shown = 0
-        self.slots[0]._dom_classes = (SLOT, VISIBLE)
+        self.frames[0]._dom_classes = (SLOT, VISIBLE)
         #: The file whose PNG each slot holds (None: empty or unknown).
         self.paths: list[str | None] = [None] * SLOTS
-        self.box = widgets.Box(self.slots)
+        self.box = widgets.Box(self.frames)
         self.box.add_class("oal-slots")
         #: Keys shown by a class switch / by sending the bytes (the bench and the tests read them).
         self.switches = 0
@@ -67,8 +71,8 @@ class ImageSlots:
             visible.value = png
             self.paths[self.shown] = path
             return
-        old, new = self.slots[self.shown], self.slots[j]
-        new._dom_classes = (SLOT, VISIBLE, RISING)
+        old, new = self.frames[self.shown], self.frames[j]
+        new._dom_classes = (SLOT, RISING)
         old._dom_classes = (SLOT,)
         new._dom_classes = (SLOT, VISIBLE)
         self.shown = j
