@@ -153,8 +153,11 @@ class LabellingView:
     def fill_ahead(self, session) -> None:
         """UI thread: the upcoming images into the hidden slots. Their PNGs (decoded ahead by the
         session's prefetch) are read without the lock; only setting the widgets takes it."""
+        paths = session.upcoming(self.slots.ahead())
+        if set(paths) <= set(self.slots.paths):  # the usual case after a trainer update: nothing to do
+            return
         upcoming = []
-        for path in session.upcoming(self.slots.ahead()):
+        for path in paths:
             try:
                 upcoming.append((path, session.display_png(path)))
             except ImageError:
