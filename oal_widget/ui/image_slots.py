@@ -47,7 +47,7 @@ class ImageSlots:
         self.paths: list[str | None] = [None] * SLOTS
         self.box = widgets.Box(self.frames)
         self.box.add_class("oal-slots")
-        #: Keys shown by a class switch / by sending the bytes (the bench and the tests read them).
+        #: Keys shown by a class switch / by sending the bytes (read by the tests).
         self.switches = 0
         self.sends = 0
 
