@@ -26,6 +26,12 @@ import ipywidgets as widgets
 
 #: Slots: the visible image and the next ones (the session decodes three ahead).
 SLOTS = 4
+#: The hidden slots are filled this long after a key (or a trainer update), at most FILL_LATEST_S
+#: after the first: the PNG's transfer and the page's decode of it stay out of the key's own frame
+#: (an A/B on the 2-core box: decode p90 15 ms against 29 ms filled at once). Keys faster than this
+#: find their image in no slot and get its bytes, as without slots.
+FILL_AFTER_S = 0.1
+FILL_LATEST_S = 0.2
 SLOT = "oal-slot"
 VISIBLE = "oal-image"
 RISING = "oal-image-rising"

@@ -13,7 +13,7 @@ import ipywidgets as widgets
 
 from ..data.pool import ImageError
 from . import keys as keys_module
-from .image_slots import ImageSlots
+from .image_slots import FILL_AFTER_S, FILL_LATEST_S, ImageSlots
 from .label_buttons import LabelButtons, action_button
 
 IMAGE_SIDE = "384px"
@@ -185,7 +185,9 @@ class LabellingView:
             self.why.value = why_shown(session)
             self.shown = (path, name)
         if self._ui is not None and path is not None:  # after every key and trainer update (a re-rank)
-            self._ui.post(lambda: self.fill_ahead(session), key="slots")
+            self._ui.post(
+                lambda: self.fill_ahead(session), key="slots", after=FILL_AFTER_S, latest=FILL_LATEST_S
+            )
 
     def refresh(self, session) -> None:
         """Progress, status, long work, the pause button and the model error."""
