@@ -4,10 +4,11 @@ the browser ahead of time, so a key only moves a CSS class.
 Sending a PNG on the key path costs the websocket transfer, the page's blob URL and Chromium's decode,
 which under load is most of the key-to-image time. Here each ``Image`` sits in a frame (a ``Box``); the
 visible slot's frame has the class ``oal-image`` (on top, with an opaque background); the others lie
-beneath it, fully drawn, so Chromium has decoded them (a ``display: none`` or ``visibility: hidden``
-image is never painted, so never decoded). The classes move on the frames, never on the images:
-ipywidgets' ``ImageView`` makes a new blob URL (a new decode) on ANY change of its model. The UI
-thread fills the hidden slots with the upcoming images (``fill``) after each key, off the key path.
+beneath it, fully drawn, so Chromium has decoded them (Chromium decodes an image when it paints it,
+and a ``display: none`` or ``visibility: hidden`` one is not painted). The classes move on the
+frames, never on the images: ipywidgets' ``ImageView`` makes a new blob URL (a new decode) on ANY
+change of its model. The UI thread fills the hidden slots with the upcoming images (``fill``) shortly
+after each key, off the key path.
 
 On a key (``show``, lock held, after the session saved the label) the slot is switched to only when it
 holds exactly the bytes the session would show for the new current image: compared on the key path,

@@ -27,7 +27,7 @@ STYLE = """<style>
    Chromium has decoded them. */
 .oal-panel .oal-slots { display: grid; flex: 0 1 auto; max-width: 100%; }
 .oal-panel .oal-slots > .oal-slot { grid-area: 1 / 1; z-index: 0; min-width: 0; overflow: visible;
-  background: #fff; }
+  background: var(--jp-layout-color0, #fff); }
 .oal-panel .oal-slots > .oal-slot.oal-image { z-index: 1; }
 .oal-panel .oal-slots > .oal-slot.oal-image-rising { z-index: 2; }
 .oal-panel .oal-editor-label { min-width: 12em; align-self: center; }
