@@ -6,6 +6,7 @@ One command (about 40 s per front end and run on 2 CPU cores; needs the dev extr
     .venv/bin/python bench/key_to_image.py --apps lab,notebook --runs 3   # + Notebook 7, 3 runs each
     .venv/bin/python bench/key_to_image.py --pause-training        # the same with training paused (`p`)
     .venv/bin/python bench/key_to_image.py --what-if tf-threads-1  # try a change without making it
+    .venv/bin/python bench/key_to_image.py --code main=/tmp/snap,slots=.   # A/B, interleaved runs
 
 It starts JupyterLab 4 (and/or Notebook 7) on 127.0.0.1 with a fresh config exactly as the browser
 test does (``tests/jupyter_e2e.py``), opens a generated notebook that shows ``Annotator(...)`` on a
@@ -23,8 +24,11 @@ Per key, in the page (recorders installed before the first key):
 
 - t0: the keydown's ``event.timeStamp`` (a capture-phase listener on ``window``: it runs before
   ipyevents' listener on ``document``);
-- t1: the next image has appeared: the ``img.oal-image`` element's ``src`` changed (ipywidgets sets
-  a new blob URL; a ``MutationObserver`` sees it), its ``decode()`` resolved, then the next
+- t1: the next image has appeared: the image on top changed, whichever happened (``how``): its
+  ``src`` changed (the PNG was sent: ipywidgets sets a new blob URL), or another image slot came on
+  top (``switch``: its frame got the class ``oal-image-rising``, see ``oal_widget/ui/image_slots.py``;
+  its PNG was sent ahead); a ``MutationObserver`` on the panel sees either. Then its ``decode()``
+  resolved (at once for a slot decoded while beneath; measured, not assumed), then the next
   ``requestAnimationFrame`` callback ran (``next_frame_ms``, one frame later, is in the CSV too).
   When the NEXT key's image replaced it before it could be decoded (``decode()`` rejects), the key
   is ``superseded``: t1 is when that newer image appeared (what the person saw).
@@ -37,7 +41,8 @@ run so far). A key with no image within ``--bound-ms`` is a failure: counted and
 
 The kernel log (code in the generated notebook only; the package is not changed) times the
 ipyevents callback (the panel's key handler), notes when the image's new value is handed over
-(ipywidgets sends a trait before calling its observers) and when the IOPub thread really sends it,
+(ipywidgets sends a trait before calling its observers: the bytes, or the class of the slot switched
+to) and when the IOPub thread really sends it,
 and records the spans of the work that competes for the CPU and the GIL: the trainer's rounds,
 evaluations and queries, the session's ``on_change`` callback and the matplotlib renders. The page
 notes when each big websocket message arrives. Wall clock (kernel) and ``performance.timeOrigin +
@@ -45,9 +50,10 @@ timeStamp`` (page) compare on one machine, so each key splits into::
 
     latency = to_kernel   browser event -> handler start (page JS, websocket, server, ZMQ, kernel queue, GIL)
             + to_send     handler start -> image handed to the IOPub thread
-            + to_dom      -> the src changed: iopub_wait (IOPub thread) + wire (ZMQ, the Jupyter server,
-                          the websocket) + js (JupyterLab, ipywidgets)
-            + decode      src changed -> decode() resolved
+            + to_dom      -> the image on top changed: iopub_wait (IOPub thread) + wire (ZMQ, the
+                          Jupyter server, the websocket) + js (JupyterLab, ipywidgets); its message
+                          is the PNG's, or (a switch) the small one with ``oal-image-rising``
+            + decode      changed -> decode() resolved
             + paint       -> the next animation frame
 
 Outputs: ``--out`` (default ``bench/results/key_to_image.csv``): one row per key (with its run and
@@ -60,7 +66,9 @@ its kernel and the browser are stopped on leaving, also on an error, Ctrl-C or S
 
 To measure a commit while others edit the working tree: ``git archive HEAD oal_widget | tar -x -C
 /tmp/snap; git rev-parse --short HEAD > /tmp/snap/COMMIT`` then ``PYTHONPATH=/tmp/snap`` before the
-command (the kernel inherits it; the table names the code it measured).
+command (the kernel inherits it; the table names the code it measured), or ``--code NAME=/tmp/snap``;
+with two, ``--code main=/tmp/a,new=/tmp/b`` measures both in each run, one after the other on the same
+front end (the order reversed every other run), as rows ``lab main`` and ``lab new``.
 
 With 60 keys, p99 is the interpolation between the two slowest keys: read it with max and n, or
 pool several runs (``--runs``).
@@ -94,6 +102,13 @@ LABEL_KEYS = ["1", "2", "3", "4", "5", "6", "7", "8", "9", "0"]
 #: The quickstart's settings minus early stopping (a threshold could end the session mid-run).
 DEFAULT_SETTINGS = {"input_shape": [32, 32, 1], "eval_every": 5, "query_every": 5}
 NOTEBOOK_NAME = "key_to_image.ipynb"
+#: The single view's image: in a slot frame (ui/image_slots.py), or an ``img.oal-image`` before them.
+IMAGE = ".oal-image > img, img.oal-image"
+#: The measured protocol is number keys in the single view: a label whose image has near-duplicates
+#: would open them as a grid page (``Modes.offer_duplicates``; the repo's digits have some), where the
+#: next number key labels a tile, not the next image. Off unless ``--duplicate-pages``.
+NO_DUPLICATE_PAGES = 'annotator.modes.offer_duplicates = lambda path: ""'
+
 TARGET_P99_MS = 50.0
 
 #: Named what-if experiments (``--what-if a,b``): code run in the kernel before (setup) or right after
@@ -138,6 +153,7 @@ import json as _json, os as _os, threading as _threading, time as _time
 
 import oal_widget as _oal
 
+_SWITCH = b"oal-image-rising"  # in the message that puts an image slot on top (ui/image_slots.py)
 _K2I = {"pid": _os.getpid(), "package": _os.path.dirname(_oal.__file__), "keys": [], "spans": [],
         "iopub": [], "probe": [], "installed": []}
 
@@ -185,7 +201,8 @@ def _k2i_instrument(annotator, gil_probe=False):
             "ts": ev.get("timeStamp"), "key": ev.get("key"), "type": ev.get("type"),
             "t_in": t_in * 1e3, "t_out": t_out * 1e3, "before": before, "after": _k2i_get(session, "current"),
             "t_image_sent": sent.get("oal-image"), "t_name_sent": sent.get("oal-filename"),
-            "image_bytes": sent.get("bytes"), "trainer": _k2i_get(session, "trainer_status"),
+            "image_bytes": sent.get("bytes"), "how": sent.get("how"),
+            "trainer": _k2i_get(session, "trainer_status"),
         })
 
     try:
@@ -205,7 +222,9 @@ def _k2i_instrument(annotator, gil_probe=False):
         def timed_send(msg, *args, **kwargs):
             n = sum(len(part) for part in msg)
             if n > 1000:
-                _K2I["iopub"].append((_time.time() * 1e3, n))
+                _K2I["iopub"].append((_time.time() * 1e3, n, "img"))
+            elif any(_SWITCH in bytes(part) for part in msg):
+                _K2I["iopub"].append((_time.time() * 1e3, n, "switch"))
             return really_send(msg, *args, **kwargs)
 
         iopub._really_send = timed_send
@@ -214,12 +233,19 @@ def _k2i_instrument(annotator, gil_probe=False):
         _K2I["installed"].append(f"iopub send: not installed ({type(e).__name__}: {e})")
 
     # When the image and the filename were handed to the kernel's IOPub thread: ipywidgets sends a
-    # trait's new state BEFORE it calls the trait's observers. Found by their CSS class.
-    def on_sent(cls):
+    # trait's new state BEFORE it calls the trait's observers. Found by their CSS class. The image: its
+    # bytes set on the visible image, or (image slots) the class that puts a slot on top.
+    def on_sent(cls, w):
         def observer(change):
-            sent.setdefault(cls, _time.time() * 1e3)
-            if cls == "oal-image":
-                sent["bytes"] = len(change["new"])
+            if cls == "oal-filename":
+                sent.setdefault(cls, _time.time() * 1e3)
+            elif change["name"] == "value" and "oal-image" in w._dom_classes:
+                sent.setdefault("oal-image", _time.time() * 1e3)
+                sent.setdefault("bytes", len(change["new"]))
+                sent.setdefault("how", "send")
+            elif change["name"] == "_dom_classes" and "oal-image-rising" in change["new"]:
+                sent.setdefault("oal-image", _time.time() * 1e3)
+                sent.setdefault("how", "switch")
         return observer
 
     def walk(w):
@@ -228,10 +254,18 @@ def _k2i_instrument(annotator, gil_probe=False):
             yield from walk(child)
 
     for w in walk(annotator):
-        for cls in ("oal-image", "oal-filename"):
-            if cls in getattr(w, "_dom_classes", ()):
-                w.observe(on_sent(cls), names="value")
-                _K2I["installed"].append(f"{cls} sent")
+        classes = getattr(w, "_dom_classes", ())
+        if "oal-filename" in classes:
+            w.observe(on_sent("oal-filename", w), names="value")
+            _K2I["installed"].append("oal-filename sent")
+        elif "oal-slot" in classes:  # an image slot's frame: its class, its image's bytes
+            w.observe(on_sent("oal-image", w), names="_dom_classes")
+            for image in w.children:
+                image.observe(on_sent("oal-image", w), names="value")
+            _K2I["installed"].append("oal-image sent")
+        elif "oal-image" in classes:
+            w.observe(on_sent("oal-image", w), names="value")
+            _K2I["installed"].append("oal-image sent")
     trainer = _k2i_get(session, "trainer")
     for attr in ("train_round", "evaluate", "query"):
         _k2i_wrap(trainer, attr)
@@ -336,7 +370,9 @@ def handle_outgoing_message(self, stream, outgoing_msg):
     finally:
         n = sum(len(part) for part in outgoing_msg)
         if n > 1000:
-            _LOG.write(json.dumps(["out", t, time.time() * 1e3, n]) + "\n")
+            _LOG.write(json.dumps(["out", t, time.time() * 1e3, n, "img"]) + "\n")
+        elif any(b"oal-image-rising" in bytes(part) for part in outgoing_msg):
+            _LOG.write(json.dumps(["out", t, time.time() * 1e3, n, "switch"]) + "\n")
 
 
 _Conn.handle_incoming_message = handle_incoming_message
@@ -381,9 +417,14 @@ WS_RECORDER = r"""(() => {
         constructor(...args) {
             super(...args);
             if (String(args[0]).includes('/channels')) {
+                const text = new TextDecoder();
                 this.addEventListener('message', (e) => {
+                    const t = performance.now();
                     const n = typeof e.data === 'string' ? e.data.length : e.data.byteLength;
-                    if (n > 1000) arrivals.push([performance.now(), n]);
+                    if (n > 1000) { arrivals.push([t, n, 'img']); return; }
+                    const s = typeof e.data === 'string' ? e.data : text.decode(e.data);
+                    // The message that puts an image slot on top (ui/image_slots.py).
+                    if (s.includes('oal-image-rising')) arrivals.push([t, n, 'switch']);
                 });
             }
         }
@@ -397,43 +438,52 @@ RECORDER = r"""() => {
         const e = document.querySelector('.oal-filename');
         return e ? e.textContent : null;
     };
-    let img = null, label = null, lastSrc = null;
-    const onSrc = (records) => {
+    // The image on top: the slot being switched to, else the visible one (image slots, see
+    // ui/image_slots.py; a single img.oal-image before them).
+    const top = () => (document.querySelector('.oal-image-rising > img')
+                       || document.querySelector('.oal-image > img, img.oal-image'));
+    let panel = null, label = null, shown = null, lastSrc = null;
+    const onChange = () => {
         const t = performance.now();
-        for (const r of records) {
-            const el = r.target, src = el.getAttribute('src');
-            if (src === lastSrc) continue;
-            lastSrc = src;
-            const rec = {t_mut: t, src: src, name_mut: nameNow(), t_load: null, t_dec: null,
-                         t_raf: null, t_raf2: null, name_raf: null, err: null};
-            R.imgs.push(rec);
-            if (el.getAttribute('src') !== src) { rec.err = 'superseded'; continue; }  // batched changes
+        const el = top();
+        if (!el) return;
+        const src = el.getAttribute('src');
+        if (el === shown && src === lastSrc) return;
+        const how = el === shown ? 'src' : 'switch';
+        shown = el; lastSrc = src;
+        const rec = {t_mut: t, how: how, src: src, name_mut: nameNow(), t_load: null, t_dec: null,
+                     t_raf: null, t_raf2: null, name_raf: null, err: null};
+        R.imgs.push(rec);
+        if (how === 'src') {
             el.addEventListener('load', () => {
                 if (el.getAttribute('src') === src) rec.t_load = performance.now();
             }, {once: true});
-            el.decode().then(() => {
-                rec.t_dec = performance.now();
-                requestAnimationFrame(() => {
-                    rec.t_raf = performance.now();
-                    rec.name_raf = nameNow();
-                    requestAnimationFrame(() => { rec.t_raf2 = performance.now(); });
-                });
-            }, (e) => {
-                rec.err = String(e);
-                fetch(src).then((r) => r.arrayBuffer()).then((b) => {  // what the page got, to compare
-                    const head = Array.from(new Uint8Array(b.slice(0, 8)), (x) => x.toString(16)).join(' ');
-                    rec.err += ` (${b.byteLength} bytes: ${head})`;
-                }, () => {});
-            });
         }
+        // A slot sent ahead was decoded while beneath: its decode() resolves at once (measured).
+        el.decode().then(() => {
+            rec.t_dec = performance.now();
+            requestAnimationFrame(() => {
+                rec.t_raf = performance.now();
+                rec.name_raf = nameNow();
+                requestAnimationFrame(() => { rec.t_raf2 = performance.now(); });
+            });
+        }, (e) => {
+            rec.err = String(e);
+            fetch(src).then((r) => r.arrayBuffer()).then((b) => {  // what the page got, to compare
+                const head = Array.from(new Uint8Array(b.slice(0, 8)), (x) => x.toString(16)).join(' ');
+                rec.err += ` (${b.byteLength} bytes: ${head})`;
+            }, () => {});
+        });
     };
     const onName = () => { R.names.push({t: performance.now(), text: nameNow()}); };
-    const srcObserver = new MutationObserver(onSrc), nameObserver = new MutationObserver(onName);
+    const imageObserver = new MutationObserver(onChange), nameObserver = new MutationObserver(onName);
     R.attach = () => {  // (again) when the panel's elements were re-rendered
-        const i = document.querySelector('img.oal-image'), l = document.querySelector('.oal-filename');
-        if (i && i !== img) {
-            srcObserver.disconnect(); img = i; lastSrc = i.getAttribute('src');
-            srcObserver.observe(i, {attributes: true, attributeFilter: ['src']}); R.attached++;
+        const p = document.querySelector('.oal-panel'), l = document.querySelector('.oal-filename');
+        if (p && p !== panel) {
+            imageObserver.disconnect(); panel = p;
+            shown = top(); lastSrc = shown && shown.getAttribute('src');
+            imageObserver.observe(p, {attributes: true, attributeFilter: ['src', 'class'], subtree: true});
+            R.attached++;
         }
         if (l && l !== label) {
             nameObserver.disconnect(); label = l;
@@ -442,8 +492,9 @@ RECORDER = r"""() => {
     };
     R.attach();
     window.addEventListener('keydown', (e) => {
+        const i = top();
         R.keys.push({ts: e.timeStamp, now: performance.now(), key: e.key, shown: nameNow(),
-                     src: img && img.getAttribute('src'), repeat: e.repeat});
+                     src: i && i.getAttribute('src'), repeat: e.repeat});
         R.attach();
     }, {capture: true});
     R.reset = () => { R.keys = []; R.imgs = []; R.names = []; };
@@ -453,8 +504,9 @@ RECORDER = r"""() => {
 # --------------------------------------------------------------------------------------------------
 # one front end
 # --------------------------------------------------------------------------------------------------
-def run_app(app: str, args, tmp: Path, playwright) -> dict:
-    """Start the server and the browser, label, measure; the raw logs. Both are stopped on leaving."""
+def run_app(app: str, args, tmp: Path, playwright, code: str | None = None) -> dict:
+    """Start the server and the browser, label, measure; the raw logs. Both are stopped on leaving.
+    ``code``: a folder holding the ``oal_widget`` to measure (first on the kernel's PYTHONPATH)."""
     root = tmp / f"root-{app}"
     (root / "notebooks").mkdir(parents=True)
     if args.generate:
@@ -479,6 +531,10 @@ def run_app(app: str, args, tmp: Path, playwright) -> dict:
     log_path = tmp / f"server-{app}.log"
     raw: dict = {"app": app, "labels": labels, "n_images": n_images}
     env, config, server_log = server_recorder(tmp / f"ext-{app}") if args.kernel_log else ({}, None, None)
+    if code:
+        env["PYTHONPATH"] = os.pathsep.join(
+            filter(None, (code, env.get("PYTHONPATH"), os.environ.get("PYTHONPATH")))
+        )
     try:
         with e2e.jupyter_server(
             app, tmp / f"jupyter-{app}", root, log_path, env=env, config=config
@@ -563,11 +619,11 @@ def _measure(page, server: dict, args, root: Path, labels: list[str], raw: dict,
     e2e.open_notebook(page, e2e.page_url(server, f"notebooks/{NOTEBOOK_NAME}"))
     e2e.run_all_cells(page)
     expect(page.locator(".oal-panel")).to_be_visible()
-    src = e2e.wait_src_changed(page, "img.oal-image", None)
+    src = e2e.wait_src_changed(page, IMAGE, None)
     e2e.wait_kernel_idle(page)
     raw["pid"] = _kernel_pid(page, root)
     page.evaluate(RECORDER)  # before any key
-    page.locator("img.oal-image").hover()  # ipyevents listens while the pointer is over the panel
+    page.locator(IMAGE).hover()  # ipyevents listens while the pointer is over the panel
     expect(page.locator(".oal-panel.ipyevents-watched, .oal-panel .ipyevents-watched").first).to_be_attached()
     expect(page.locator(".oal-keysink input")).to_be_focused()  # Notebook 7: no shortcut takes a key
     filename = page.locator(".oal-filename")
@@ -582,7 +638,7 @@ def _measure(page, server: dict, args, root: Path, labels: list[str], raw: dict,
         text = filename.inner_text()
         page.keyboard.press(key_for(text))
         expect(filename).not_to_have_text(text)
-        src = e2e.wait_src_changed(page, "img.oal-image", src)
+        src = e2e.wait_src_changed(page, IMAGE, src)
         raw["warmup_labels"] += 1
 
     # Warm-up at a human pace, each key waiting for its image: the trainer gets labels to train on.
@@ -746,6 +802,7 @@ def match(raw: dict, bound_ms: float) -> list[dict]:
         next_img = img_i + 1
         img = imgs[img_i]
         row["image"] = img["name"]
+        row["how"] = img.get("how", "src")
         if k is not None and k.get("t_image_sent") is not None:
             row["to_send_ms"] = round(k["t_image_sent"] - k["t_in"], 2)
             row["to_dom_ms"] = round(origin + img["t_mut"] - k["t_image_sent"], 2)
@@ -791,18 +848,28 @@ def split_to_dom(
     row: dict, k: dict, img: dict, origin: float, iopub: list, ws: list, server_out: list
 ) -> None:
     """to_dom = iopub_wait (until the kernel's IOPub thread sends) + wire (ZMQ, the server, the
-    websocket) + js (JupyterLab and ipywidgets in the page, until the src changes). The image's
-    message is the first big one at least as large as the PNG, after it was handed over."""
+    websocket) + js (JupyterLab and ipywidgets in the page, until the image changes). The image's
+    message: with its bytes sent, the first big one at least as large as the PNG after it was handed
+    over; with a slot switched to, the first one that puts a slot on top (tagged "switch")."""
     size, sent = k.get("image_bytes"), k["t_image_sent"]
-    if not size:
+    switch = k.get("how") == "switch"
+    if not size and not switch:
         return
+
+    def fits(n, tag) -> bool:
+        return tag == "switch" if switch else tag == "img" and size <= n <= size + 4000
+
     # The IOPub thread may send before the observer runs (it ran while the main thread gave up the GIL).
-    fits = [t for t, n in iopub if k["t_in"] <= t <= origin + img["t_mut"] and size <= n <= size + 4000]
-    if not fits:
+    sends = [
+        t for t, n, *tag in iopub if k["t_in"] <= t <= origin + img["t_mut"] and fits(n, (tag or ["img"])[0])
+    ]
+    if not sends:
         return
-    t_iopub = fits[0]
+    t_iopub = sends[0]
     arrived = [
-        t for t, n in ws if origin + t >= t_iopub - 1 and size <= n <= size + 4000 and t <= img["t_mut"]
+        t
+        for t, n, *tag in ws
+        if origin + t >= t_iopub - 1 and fits(n, (tag or ["img"])[0]) and t <= img["t_mut"]
     ]
     row["iopub_wait_ms"] = round(max(0.0, t_iopub - sent), 2)
     if arrived:
@@ -812,10 +879,10 @@ def split_to_dom(
         forwarded = [
             r
             for r in server_out
-            if t_iopub - 1 <= r[1] <= origin + arrived[0] + 1 and size <= r[3] <= size + 4000
+            if t_iopub - 1 <= r[1] <= origin + arrived[0] + 1 and fits(r[3], (r[4:] or ["img"])[0])
         ]
         if forwarded:
-            _, t_recv, t_written, _ = forwarded[0]
+            _, t_recv, t_written, *_ = forwarded[0]
             row["zmq_ms"] = round(t_recv - t_iopub, 2)
             row["server_ms"] = round(t_written - t_recv, 2)
             row["net_ms"] = round(origin + arrived[0] - t_written, 2)
@@ -825,7 +892,7 @@ PER_KEY_COLUMNS = [
     "app", "run", "load_1min", "i", "key", "t_press_s", "latency_ms", "next_frame_ms", "input_delay_ms",
     "to_kernel_ms", "to_send_ms", "to_dom_ms", "decode_ms", "paint_ms", "iopub_wait_ms", "wire_ms",
     "js_ms", "to_server_ms", "server_to_handler_ms", "zmq_ms", "server_ms", "net_ms", "handler_ms",
-    "page_longtask_ms", "in_flight", "shown", "labelled", "next", "image",
+    "page_longtask_ms", "in_flight", "how", "shown", "labelled", "next", "image",
     "trainer", "concurrent", "gil_probe_max_ms", "status",
 ]  # fmt: skip
 #: latency_ms = to_kernel + to_send + to_dom + decode + paint (see the module docstring).
@@ -996,6 +1063,11 @@ def parse_args(argv=None):
         "--no-wait-metrics", dest="wait_metrics", action="store_false", help="start without an evaluation"
     )
     parser.add_argument("--pause-training", action="store_true", help="press p first: no training")
+    parser.add_argument(
+        "--duplicate-pages",
+        action="store_true",
+        help="keep the near-duplicates' grid page after a label (off by default: it leaves the single view)",
+    )
     parser.add_argument("--bound-ms", type=float, default=2000, help="a key with no image by then fails")
     parser.add_argument("--startup-s", type=float, default=240, help="limit for TensorFlow + the model")
     parser.add_argument(
@@ -1025,8 +1097,22 @@ def parse_args(argv=None):
         metavar="CODE",
         help="Python run in the kernel right after Annotator(...) (the name `annotator` is the panel)",
     )
+    parser.add_argument(
+        "--code",
+        default="",
+        metavar="NAME=DIR,...",
+        help="A/B: each run measures the oal_widget of each DIR (e.g. a `git archive` snapshot), one after "
+        "the other on the same front end, the order reversed every other run; rows are named 'app NAME'",
+    )
     parser.add_argument("--artifacts", type=Path, default=ROOT / "artifacts", help="screenshots, logs")
     args = parser.parse_args(argv)
+    codes = []
+    for item in filter(None, args.code.split(",")):
+        name, _, folder = item.partition("=")
+        if not name or not (Path(folder) / "oal_widget" / "__init__.py").is_file():
+            parser.error(f"--code {item}: expected NAME=DIR with DIR/oal_widget/__init__.py")
+        codes.append((name, str(Path(folder).resolve())))
+    args.code = codes
     args.apps = [a for a in args.apps.split(",") if a]
     args.what_if = [w for w in args.what_if.split(",") if w]
     for name in args.what_if:
@@ -1035,6 +1121,8 @@ def parse_args(argv=None):
         setup, after = WHAT_IF[name]
         args.kernel_setup = "\n".join(filter(None, (args.kernel_setup, setup)))
         args.kernel_after = "\n".join(filter(None, (args.kernel_after, after)))
+    if not args.duplicate_pages:
+        args.kernel_after = "\n".join(filter(None, (NO_DUPLICATE_PAGES, args.kernel_after)))
     unknown = set(args.apps) - set(e2e.MODULES)
     if unknown or not args.apps:
         parser.error(f"--apps: expected lab and/or notebook, got {','.join(args.apps)}")
@@ -1076,49 +1164,70 @@ def main(argv=None) -> int:
     args.artifacts.mkdir(parents=True, exist_ok=True)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     spec = importlib.util.find_spec("oal_widget")  # what the kernel imports too (same PYTHONPATH)
-    raws: dict[str, list[dict]] = {app: [] for app in args.apps}
+    codes = args.code or [(None, None)]
+    raws: dict[str, list[dict]] = {
+        f"{app} {name}" if name else app: [] for app in args.apps for name, _ in codes
+    }
     with tempfile.TemporaryDirectory(prefix="oal-k2i-") as tmp, sync_playwright() as playwright:
         for run in range(args.runs):
             for app in args.apps:  # interleaved: a change in the box's load hits both front ends alike
-                load = " ".join(f"{x:.2f}" for x in os.getloadavg())
-                print(f"{app} run {run + 1}/{args.runs}: starting (load average {load}) ...", flush=True)
-                raw = run_app(app, args, Path(tmp) / f"run{run}", playwright)
-                raw["run"] = run
-                raws[app].append(raw)
-                print(
-                    f"{app} run {run + 1}: measured after {raw['t_ready_s']} s and {raw['warmup_labels']} "
-                    f"warm-up labels; status before {raw['status_before']!r}, after {raw['status_after']!r}",
-                    flush=True,
-                )
-                # Everything recorded, for a closer look (and to re-run the matching offline).
-                (args.artifacts / f"key_to_image-{app}-run{run}-raw.json").write_text(json.dumps(raw))
+                for name, folder in codes if run % 2 == 0 else codes[::-1]:  # and both codes (A/B)
+                    label = f"{app} {name}" if name else app
+                    load = " ".join(f"{x:.2f}" for x in os.getloadavg())
+                    print(
+                        f"{label} run {run + 1}/{args.runs}: starting (load average {load}) ...", flush=True
+                    )
+                    raw = run_app(app, args, Path(tmp) / f"run{run}-{name or ''}", playwright, folder)
+                    raw["run"] = run
+                    raws[label].append(raw)
+                    print(
+                        f"{label} run {run + 1}: measured after {raw['t_ready_s']} s and "
+                        f"{raw['warmup_labels']} warm-up labels; status before {raw['status_before']!r}, "
+                        f"after {raw['status_after']!r}",
+                        flush=True,
+                    )
+                    # Everything recorded, for a closer look (and to re-run the matching offline).
+                    slug = label.replace(" ", "-")
+                    (args.artifacts / f"key_to_image-{slug}-run{run}-raw.json").write_text(json.dumps(raw))
     rows_by_app = {}
     for app, runs in raws.items():
         rows_by_app[app] = []
         for raw in runs:
             for row in match(raw, args.bound_ms):
-                row["run"], row["load_1min"] = raw["run"], round(raw["load_before"][0], 2)
+                row["app"], row["run"] = app, raw["run"]
+                row["load_1min"] = round(raw["load_before"][0], 2)
                 rows_by_app[app].append(row)
     write_per_key(rows_by_app, args.out)
     table = []
     for app, rows in rows_by_app.items():
         table += summary_rows(app, raws[app], rows, args)
+        switched = sum(r.get("how") == "switch" for r in rows if r["status"] in MEASURED)
+        table.append((f"{app}: keys shown by a slot switch", switched, "", "", "the rest: the PNG sent"))
         print_slowest(app, rows)
         print_failures(app, rows)
         for raw in raws[app]:
             installed = (raw.get("kernel") or {}).get("installed", [])
             if any("not installed" in item for item in installed):
                 print(f"{app} run {raw['run'] + 1}: kernel log partly missing: {installed}")
-    first = raws[args.apps[0]][0]
+    first = next(iter(raws.values()))[0]
     here = str(Path(spec.origin).parent) if spec and spec.origin else "?"
-    package = (first.get("kernel") or {}).get("package", here)
-    code = f"{package} ({code_version(package)})"
+    measured = {}
+    for label, runs in raws.items():
+        package = (runs[0].get("kernel") or {}).get("package", here)
+        measured[label] = f"{package} ({code_version(package)})"
+    code = (
+        measured[next(iter(raws))]
+        if len(set(measured.values())) == 1
+        else "; ".join(f"{label}: {where}" for label, where in measured.items())
+    )
     settings = json.dumps(args.settings)
     what = "paused (p)" if args.pause_training else "training"
     if args.what_if:
         what += f"; what-if: {', '.join(args.what_if)}"
-    elif args.kernel_setup or args.kernel_after:
+    elif args.kernel_setup or args.kernel_after not in ("", NO_DUPLICATE_PAGES):
         what += "; with --kernel-setup/--kernel-after code"
+    if not args.duplicate_pages:
+        what += "; no near-duplicates page"
     images = f"{args.generate} generated digits per class" if args.generate else str(args.images)
     print(f"oal_widget measured: {code}")
     report(

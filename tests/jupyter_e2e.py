@@ -313,16 +313,31 @@ def notebook_state(page) -> dict:
 
 
 def wait_src_changed(page, selector: str, old: str | None, timeout=TIMEOUT_MS) -> str:
-    """Wait until the <img> has a new src that has loaded; returns the new src."""
-    page.wait_for_function(
+    """Wait until the <img> shows a new image that has loaded; returns a token of the image shown, to
+    pass as ``old`` next time: its src and how many times an element became the single view's image
+    (``oal-image``). The single view switches among slot elements (ui/image_slots.py), and a slot shown
+    again (back, undo) keeps its src, so the src alone could repeat. ``old`` may also be a plain src."""
+    handle = page.wait_for_function(
         """([sel, old]) => {
+            if (window.__oal_became === undefined) {
+                window.__oal_became = 0;
+                new MutationObserver((records) => {
+                    for (const r of records) {
+                        const had = (r.oldValue || '').split(' ').includes('oal-image');
+                        if (!had && r.target.classList.contains('oal-image')) window.__oal_became++;
+                    }
+                }).observe(document.body, {attributes: true, attributeFilter: ['class'],
+                                           attributeOldValue: true, subtree: true});
+            }
             const i = document.querySelector(sel);
-            return i && i.src && i.src !== old && i.complete && i.naturalWidth > 0;
+            if (!(i && i.src && i.complete && i.naturalWidth > 0)) return false;
+            const src = i.getAttribute('src'), token = `${src}#${window.__oal_became}`;
+            return token !== old && src !== old && token;  // old: a token, or a src read elsewhere
         }""",
         arg=[selector, old],
         timeout=timeout,
     )
-    return page.locator(selector).get_attribute("src")
+    return handle.json_value()
 
 
 def kernel_execute(page, code: str, timeout_ms: int = TIMEOUT_MS) -> None:

@@ -127,7 +127,7 @@ def test_quickstart_in_browser(jupyter, browser):
         run_all_cells(page)
         panel = page.locator(".oal-panel")
         expect(panel).to_be_visible()
-        image_src = wait_src_changed(page, "img.oal-image", None)
+        image_src = wait_src_changed(page, ".oal-image img", None)
         wait_kernel_idle(page)  # every cell ran: the panel's cell returned at once, the others too
         mark("panel_shown")
         before = notebook_state(page)
@@ -135,7 +135,7 @@ def test_quickstart_in_browser(jupyter, browser):
         page.screenshot(path=str(ARTIFACTS / f"{app}-1-panel.png"))
 
         # ipyevents listens only while the pointer is over its widget: point at the image, never a button.
-        point_at_image = page.locator("img.oal-image").hover
+        point_at_image = page.locator(".oal-image img").hover
         point_at_image()
         expect(
             page.locator(".oal-panel.ipyevents-watched, .oal-panel .ipyevents-watched").first
@@ -162,7 +162,7 @@ def test_quickstart_in_browser(jupyter, browser):
             path = current_path()
             page.keyboard.press(key)
             expect(filename).not_to_have_text(text)
-            image_src = wait_src_changed(page, "img.oal-image", image_src)
+            image_src = wait_src_changed(page, ".oal-image img", image_src)
             actions.append(f"{key!r} on {path} -> {filename.inner_text()}")
             return path
 
@@ -212,7 +212,7 @@ def test_quickstart_in_browser(jupyter, browser):
         store_is(labelled, "after ArrowRight (skip)")
         # A click in the panel (Notebook 7 would focus the cell) gives the focus back to the key sink:
         # the labels below would otherwise also turn the markdown cell into headings.
-        page.locator("img.oal-image").click()
+        page.locator(".oal-image img").click()
         expect(keysink).to_be_focused()
         mark("undo_skip_checked")
 
@@ -284,7 +284,7 @@ def test_quickstart_in_browser(jupyter, browser):
         )
         page.locator(".oal-panel").screenshot(path=str(ARTIFACTS / f"more-like-{app}.png"))
         page.keyboard.press("Escape")
-        expect(page.locator("img.oal-image")).to_be_visible()
+        expect(page.locator(".oal-image img")).to_be_visible()
         assert_notebook_unchanged("after more like this")
 
         # The pointer leaves: the key sink lets go of the focus, keys belong to the notebook again.

@@ -94,13 +94,13 @@ def test_grid_in_browser(jupyter, browser):
         open_notebook(page, jupyter["url"])
         run_all_cells(page)
         expect(page.locator(".oal-panel")).to_be_visible()
-        wait_src_changed(page, "img.oal-image", None)
+        wait_src_changed(page, ".oal-image img", None)
         wait_kernel_idle(page)
         cells = notebook_state(page)["cells"]
         kernel_execute(page, PREDICT)
         expect(page.locator(".oal-prediction")).to_contain_text("model says")
 
-        page.locator("img.oal-image").hover()  # ipyevents listens while the pointer is over the panel
+        page.locator(".oal-image img").hover()  # ipyevents listens while the pointer is over the panel
         expect(page.locator(".oal-keysink input")).to_be_focused()
         page.keyboard.press("g")
         expect(page.locator(".oal-grid")).to_be_visible()
@@ -150,7 +150,7 @@ def test_grid_in_browser(jupyter, browser):
         expect(page.locator(".oal-grid .oal-tile").nth(fix)).to_contain_text("yours")
 
         page.keyboard.press("Escape")
-        expect(page.locator("img.oal-image")).to_be_visible()
+        expect(page.locator(".oal-image img")).to_be_visible()
         expect(page.locator(".oal-grid")).to_have_count(0)
         assert notebook_state(page)["cells"] == cells, "a key meant for the panel changed the notebook"
         print(json.dumps({"app": app, "grid_test_s": round(time.monotonic() - t0, 1)}))

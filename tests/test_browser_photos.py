@@ -190,7 +190,7 @@ def test_every_view_fits_on_photos(jupyter, browser):
         expect(name_box).to_have_value("")
         assert notebook_state(page)["cells"] == cells, "a key over the label editor changed the notebook"
         page.locator(".oal-start").click()
-        src = wait_src_changed(page, "img.oal-image", None)
+        src = wait_src_changed(page, ".oal-image img", None)
         wait_kernel_idle(page)
         expect(page.locator(".oal-keysink input")).to_be_focused()
         filename = page.locator(".oal-filename")
@@ -198,9 +198,9 @@ def test_every_view_fits_on_photos(jupyter, browser):
             text = filename.inner_text()
             page.keyboard.press(str(LABELS.index(text.strip().split("/")[0]) + 1))
             expect(filename).not_to_have_text(text)  # the name first: it comes after the image
-            src = wait_src_changed(page, "img.oal-image", src)
+            src = wait_src_changed(page, ".oal-image img", src)
             if i == 0:  # the first key came with the pointer where it clicked "start"
-                page.locator("img.oal-image").hover()
+                page.locator(".oal-image img").hover()
         records = wait_until(
             lambda: len(store_records(workdir)) == 6 and store_records(workdir), 15, "6 labels"
         )
@@ -213,7 +213,7 @@ def test_every_view_fits_on_photos(jupyter, browser):
             text = filename.inner_text()
             page.keyboard.press("ArrowRight")
             expect(filename).not_to_have_text(text)
-            src = wait_src_changed(page, "img.oal-image", src)
+            src = wait_src_changed(page, ".oal-image img", src)
         expect(page.locator(".oal-prediction")).to_contain_text("model says")
         expect(page.locator("img.oal-plot.oal-plot-has-metrics")).to_be_visible()
         check("single")
@@ -249,7 +249,7 @@ def test_every_view_fits_on_photos(jupyter, browser):
         expect(page.locator(".oal-review-position")).to_contain_text(" of ")
         check("review")
         page.keyboard.press("Escape")
-        expect(page.locator("img.oal-image")).to_be_visible()
+        expect(page.locator(".oal-image img")).to_be_visible()
 
         page.locator(".oal-insight-button").click()
         expect(page.locator(".oal-confusion-table")).to_be_visible()

@@ -13,6 +13,7 @@ import ipywidgets as widgets
 
 from ..data.pool import ImageError
 from . import keys as keys_module
+from .image_slots import FILL_AFTER_S, FILL_LATEST_S, ImageSlots
 from .label_buttons import LabelButtons, action_button
 
 IMAGE_SIDE = "384px"
@@ -29,9 +30,10 @@ def label(cls: str, value: str = "") -> widgets.Label:
 
 
 class LabellingView:
-    """Args: ``keymap`` (merged), ``run(action)`` for the buttons, the panel's ``error`` line."""
+    """Args: ``keymap`` (merged), ``run(action)`` for the buttons, the panel's ``error`` line, its ``ui``
+    thread (fills the image slots ahead of the keys; None: never filled ahead)."""
 
-    def __init__(self, keymap, run, error: widgets.Label):
+    def __init__(self, keymap, run, error: widgets.Label, ui=None):
         self.keymap = keymap
         self._keys = keys_module.by_action(keymap)
         self._run = run
@@ -40,13 +42,8 @@ class LabellingView:
         #: (path, label) of the prediction on screen, or None: what Enter accepts.
         self.shown: tuple[str, str] | None = None
         w = widgets
-        self.image = w.Image(
-            format="png",
-            layout=w.Layout(
-                width=IMAGE_SIDE, height=IMAGE_SIDE, object_fit="contain", border="1px solid #eee"
-            ),
-        )
-        self.image.add_class("oal-image")
+        self._ui = ui
+        self.slots = ImageSlots(IMAGE_SIDE)
         self.filename = label("oal-filename")
         self.test_flag = label("oal-test-flag")
         self.prediction = label("oal-prediction")
@@ -107,12 +104,17 @@ class LabellingView:
             layout=w.Layout(flex="1 1 300px", min_width="260px", padding="0 0 0 10px"),
         )
         # In a narrow notebook the text goes under the image instead of being squeezed beside it.
-        self.box = w.HBox([self.image, side], layout=w.Layout(flex_flow="row wrap"))
+        self.box = w.HBox([self.slots.box, side], layout=w.Layout(flex_flow="row wrap"))
 
     def _action_button(self, action, *, text=None, key=True, cls=None) -> widgets.Button:
         return action_button(
             text or action, action, self._run, key=self._keys.get(action) if key else None, cls=cls
         )
+
+    @property
+    def image(self) -> widgets.Image:
+        """The image on screen (class ``oal-image``)."""
+        return self.slots.image
 
     @property
     def label_buttons(self) -> list[widgets.Button]:
@@ -131,13 +133,13 @@ class LabellingView:
         while True:
             path = session.current
             if path is None:
-                self.image.value = b""
+                self.slots.clear()
                 self.filename.value = "nothing left to label"
                 self.test_flag.value = self.prediction.value = self.current_label.value = ""
                 self.shown = None
                 return
             try:
-                self.image.value = session.display_png(path)
+                self.slots.show(path, session.display_png(path))
                 break
             except ImageError as e:
                 session.skip_unreadable(e.reason)
@@ -147,6 +149,22 @@ class LabellingView:
         self.show_prediction(session)
         current = session.label_of(path)
         self.current_label.value = f"labelled {current!r}: press a key to change it" if current else ""
+
+    def fill_ahead(self, session) -> None:
+        """UI thread: the upcoming images into the hidden slots. Their PNGs (decoded ahead by the
+        session's prefetch) are read without the lock; only setting the widgets takes it."""
+        paths = session.upcoming(self.slots.ahead())
+        if set(paths) <= set(self.slots.paths):  # the usual case after a trainer update: nothing to do
+            return
+        upcoming = []
+        for path in paths:
+            try:
+                upcoming.append((path, session.display_png(path)))
+            except ImageError:
+                continue  # set aside by the session; the key path skips it too
+        with self._ui.lock:
+            if session.current is not None:
+                self.slots.fill(upcoming)
 
     def show_prediction(self, session) -> None:
         path = session.current
@@ -166,6 +184,10 @@ class LabellingView:
             self.prediction.value = f"model says: {name} ({confidence:.0%}){hint}{staleness(session)}"
             self.why.value = why_shown(session)
             self.shown = (path, name)
+        if self._ui is not None and path is not None:  # after every key and trainer update (a re-rank)
+            self._ui.post(
+                lambda: self.fill_ahead(session), key="slots", after=FILL_AFTER_S, latest=FILL_LATEST_S
+            )
 
     def refresh(self, session) -> None:
         """Progress, status, long work, the pause button and the model error."""

@@ -169,7 +169,7 @@ class Annotator(PanelApi, widgets.VBox):
             layout=w.Layout(justify_content="space-between", width="100%"),
         )
         self._error = label("oal-error")
-        self.labelling = LabellingView(self._keymap, self._run, self._error)
+        self.labelling = LabellingView(self._keymap, self._run, self._error, self._ui)
         # The grid, the review queue and the label filter (keys and buttons as in the single view).
         self.modes = Modes(
             self.session, self._keymap, self._run, self._on_tile, self._ui, self.labelling.labels

@@ -21,7 +21,15 @@ STYLE = """<style>
 .oal-panel .oal-help kbd { white-space: nowrap; overflow-wrap: normal; }
 .oal-panel .oal-help p { margin: 2px 0 8px 0; }
 .oal-panel .oal-why { color: #555; font-size: 90%; }
-.oal-panel .oal-image, .oal-panel .oal-review-image { max-width: 100%; }
+.oal-panel .oal-review-image, .oal-panel .oal-slot > img { max-width: 100%; }
+/* The single view's image slots (image_slots.py) share one grid cell: the visible one (oal-image; in a
+   switch, oal-image-rising) on top with an opaque background, the next ones beneath it, drawn, so
+   Chromium has decoded them. */
+.oal-panel .oal-slots { display: grid; flex: 0 1 auto; max-width: 100%; }
+.oal-panel .oal-slots > .oal-slot { grid-area: 1 / 1; z-index: 0; min-width: 0; overflow: visible;
+  background: var(--jp-layout-color0, #fff); }
+.oal-panel .oal-slots > .oal-slot.oal-image { z-index: 1; }
+.oal-panel .oal-slots > .oal-slot.oal-image-rising { z-index: 2; }
 .oal-panel .oal-editor-label { min-width: 12em; align-self: center; }
 .oal-panel .oal-stale { color: #b35c00; }
 .oal-panel .oal-grid-warning { color: #b35c00; font-weight: bold; }

@@ -1,0 +1,118 @@
+"""The single view's image as a stack of ``Image`` widgets in one grid cell: the next images are sent to
+the browser ahead of time, so a key only moves a CSS class.
+
+Sending a PNG on the key path costs the websocket transfer, the page's blob URL and Chromium's decode,
+which under load is most of the key-to-image time. Here each ``Image`` sits in a frame (a ``Box``); the
+visible slot's frame has the class ``oal-image`` (on top, with an opaque background); the others lie
+beneath it, fully drawn, so Chromium has decoded them (Chromium decodes an image when it paints it,
+and a ``display: none`` or ``visibility: hidden`` one is not painted). The classes move on the
+frames, never on the images: ipywidgets' ``ImageView`` makes a new blob URL (a new decode) on ANY
+change of its model. The UI thread fills the hidden slots with the upcoming images (``fill``) shortly
+after each key, off the key path.
+
+On a key (``show``, lock held, after the session saved the label) the slot is switched to only when it
+holds exactly the bytes the session would show for the new current image: compared on the key path,
+so an order change (re-rank, undo, back, skip, grid, review, more like this) or a slot filled before
+it can never put a stale image on screen; otherwise the visible slot gets the bytes, as before.
+
+A switch is three small messages, so that the right image is on top at every moment and never two
+elements have ``oal-image`` (a test's locator stays unique): the new frame gets ``oal-image-rising``
+(on top of the visible one at once), the old one loses ``oal-image``, then the new one gets
+``oal-image`` in place of ``oal-image-rising`` (beneath the next switch's rising frame).
+"""
+
+from __future__ import annotations
+
+import ipywidgets as widgets
+
+#: Slots: the visible image and the next ones (the session decodes three ahead).
+SLOTS = 4
+#: The hidden slots are filled this long after a key (or a trainer update), at most FILL_LATEST_S
+#: after the first: the PNG's transfer and the page's decode of it stay out of the key's own frame
+#: (an A/B on the 2-core box: decode p90 15 ms against 29 ms filled at once). Keys faster than this
+#: find their image in no slot and get its bytes, as without slots.
+FILL_AFTER_S = 0.1
+FILL_LATEST_S = 0.2
+SLOT = "oal-slot"
+VISIBLE = "oal-image"
+RISING = "oal-image-rising"
+
+
+class ImageSlots:
+    """``box``: the widget to place; ``image``: the visible slot's image; ``show`` on the key path,
+    ``fill`` on the UI thread, both with the panel's lock held."""
+
+    def __init__(self, side: str):
+        look = dict(width=side, height=side, object_fit="contain", border="1px solid #eee")
+        self.slots = [widgets.Image(format="png", layout=widgets.Layout(**look)) for _ in range(SLOTS)]
+        self.frames = [widgets.Box([image]) for image in self.slots]
+        for frame in self.frames:
+            frame._dom_classes = (SLOT,)
+        self.shown = 0
+        self.frames[0]._dom_classes = (SLOT, VISIBLE)
+        #: The file whose PNG each slot holds (None: empty or unknown).
+        self.paths: list[str | None] = [None] * SLOTS
+        self.box = widgets.Box(self.frames)
+        self.box.add_class("oal-slots")
+        #: Keys shown by a class switch / by sending the bytes (read by the tests).
+        self.switches = 0
+        self.sends = 0
+
+    @property
+    def image(self) -> widgets.Image:
+        return self.slots[self.shown]
+
+    def ahead(self) -> int:
+        """How many images can be filled in beside the visible one."""
+        return SLOTS - 1
+
+    # --- the key path ---------------------------------------------------------------------------------
+    def show(self, path: str, png: bytes) -> None:
+        """Show ``png`` (the image of ``path``): a class switch when a hidden slot holds these very bytes,
+        else the bytes are set on the visible slot."""
+        j = self._holding(path, png)
+        if j is None:
+            visible = self.slots[self.shown]
+            if visible.value != png:
+                self.sends += 1
+            visible.value = png
+            self.paths[self.shown] = path
+            return
+        old, new = self.frames[self.shown], self.frames[j]
+        new._dom_classes = (SLOT, RISING)
+        old._dom_classes = (SLOT,)
+        new._dom_classes = (SLOT, VISIBLE)
+        self.shown = j
+        self.switches += 1
+
+    def clear(self) -> None:
+        """Nothing to show."""
+        self.slots[self.shown].value = b""
+        self.paths[self.shown] = None
+
+    def _holding(self, path: str, png: bytes) -> int | None:
+        for j, (held, image) in enumerate(zip(self.paths, self.slots, strict=True)):
+            if j != self.shown and held == path and bytes(image.value) == png:
+                return j
+        return None
+
+    # --- ahead of the keys (UI thread) -------------------------------------------------------------------
+    def fill(self, upcoming: list[tuple[str, bytes]]) -> None:
+        """Put the upcoming ``(path, png)`` (soonest first) into hidden slots: a slot already holding one
+        keeps it; the others are reused, the image shown longest ago first."""
+        wanted = dict(upcoming[: self.ahead()])
+        kept: dict[str, int] = {}  # path -> the one slot that keeps it
+        for j in self._hidden_oldest_first():
+            held = self.paths[j]
+            if held in wanted and held not in kept and bytes(self.slots[j].value) == wanted[held]:
+                kept[held] = j
+        free = [j for j in self._hidden_oldest_first() if j not in kept.values()]
+        missing = [(path, png) for path, png in wanted.items() if path not in kept]
+        for j, (path, png) in zip(free, missing, strict=False):
+            self.slots[j].value = png
+            self.paths[j] = path
+
+    def _hidden_oldest_first(self) -> list[int]:
+        """The hidden slots in turn after the visible one: the slot just left comes last (kept for back)."""
+        n = len(self.slots)
+        return [(self.shown + k) % n for k in range(1, n)]

@@ -1,0 +1,169 @@
+"""The single view's image slots: upcoming images sent ahead, a key switching a CSS class, never a stale
+slot on screen. The slots alone with made-up PNGs, then the panel with a fake trainer (no TF)."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+from helpers import settle
+from test_panel import key, make
+
+from oal_widget.messages import Update
+from oal_widget.ui.image_slots import RISING, SLOTS, VISIBLE, ImageSlots
+
+
+def png(name: str, version: int = 0) -> bytes:
+    return f"png of {name} v{version}".encode()
+
+
+def visible(slots: ImageSlots) -> list[int]:
+    return [j for j, frame in enumerate(slots.frames) if VISIBLE in frame._dom_classes]
+
+
+def record(slots: ImageSlots) -> list:
+    """Every change of a slot's image or class, in the order they would be sent."""
+    log: list = []
+    for j, (image, frame) in enumerate(zip(slots.slots, slots.frames, strict=True)):
+        for widget in (image, frame):
+            widget.observe(
+                lambda c, j=j: log.append((j, c["name"], c["new"])), names=["value", "_dom_classes"]
+            )
+    return log
+
+
+# --- the slots alone ---------------------------------------------------------------------------------------
+def test_without_a_filled_slot_the_bytes_go_to_the_visible_slot():
+    slots = ImageSlots("100px")
+    slots.show("a", png("a"))
+    assert visible(slots) == [slots.shown] and bytes(slots.image.value) == png("a")
+    assert (slots.sends, slots.switches) == (1, 0)
+
+
+def test_a_filled_slot_is_shown_by_a_class_switch_alone_on_top_before_the_old_one_leaves():
+    slots = ImageSlots("100px")
+    slots.show("a", png("a"))
+    slots.fill([("b", png("b")), ("c", png("c")), ("d", png("d"))])
+    assert sorted(p for p in slots.paths if p) == ["a", "b", "c", "d"]
+    assert visible(slots) == [0] and bytes(slots.image.value) == png("a"), "filling never changes the screen"
+    old = slots.shown
+    log = record(slots)
+    slots.show("b", png("b"))
+    new = slots.shown
+    assert new != old and bytes(slots.image.value) == png("b") and visible(slots) == [new]
+    assert log == [
+        (new, "_dom_classes", ("oal-slot", RISING)),
+        (old, "_dom_classes", ("oal-slot",)),
+        (new, "_dom_classes", ("oal-slot", VISIBLE)),
+    ], "no bytes sent; the new slot is on top first; never two slots with oal-image"
+    assert all(image._dom_classes == () for image in slots.slots), "an image's change is a new decode"
+    assert (slots.sends, slots.switches) == (1, 1)
+
+
+def test_a_slot_with_other_bytes_for_the_same_file_is_never_shown():
+    """E.g. the file changed on disk: the session's PNG is the truth, compared on the key path."""
+    slots = ImageSlots("100px")
+    slots.show("a", png("a"))
+    slots.fill([("b", png("b"))])
+    slots.show("b", png("b", version=1))
+    assert bytes(slots.image.value) == png("b", version=1) and slots.switches == 0
+
+
+def test_an_order_change_shows_the_right_image_whatever_the_slots_hold():
+    slots = ImageSlots("100px")
+    slots.show("a", png("a"))
+    slots.fill([("b", png("b")), ("c", png("c"))])
+    slots.show("z", png("z"))  # re-ranked: z came first
+    assert bytes(slots.image.value) == png("z") and slots.paths[slots.shown] == "z"
+    slots.show("c", png("c"))  # still in a slot: switched to
+    assert bytes(slots.image.value) == png("c") and slots.switches == 1
+    slots.show("z", png("z"))  # back: the slot just left still holds it
+    assert bytes(slots.image.value) == png("z") and slots.switches == 2
+
+
+def test_fill_keeps_what_is_there_reuses_the_slot_left_last_and_never_touches_the_visible_one():
+    slots = ImageSlots("100px")
+    slots.show("a", png("a"))
+    slots.fill([("b", png("b")), ("c", png("c")), ("d", png("d"))])
+    slots.show("b", png("b"))
+    log = record(slots)
+    slots.fill([("c", png("c")), ("d", png("d")), ("e", png("e"))])
+    assert [(name, new) for _, name, new in log] == [("value", png("e"))], "one image sent, nothing else"
+    assert slots.paths.count("a") == 0 and set(slots.paths) == {"b", "c", "d", "e"}
+    slots.fill([("x", png("x"))] * 2 + [("b", png("b"))])
+    assert bytes(slots.image.value) == png("b") and slots.paths[slots.shown] == "b"
+
+
+def test_any_sequence_shows_exactly_the_image_asked_for_with_one_visible_slot():
+    rng = random.Random(7)
+    slots = ImageSlots("100px")
+    names = [f"p{i}" for i in range(8)]
+    version = dict.fromkeys(names, 0)
+    for _ in range(500):
+        if rng.random() < 0.4:
+            ahead = rng.sample(names, rng.randint(0, SLOTS))
+            slots.fill([(n, png(n, version[n])) for n in ahead])
+        elif rng.random() < 0.05:
+            version[rng.choice(names)] += 1  # a file changed: its slots hold old bytes
+        else:
+            n = rng.choice(names)
+            slots.show(n, png(n, version[n]))
+            assert bytes(slots.image.value) == png(n, version[n]) and slots.paths[slots.shown] == n
+        assert visible(slots) == [slots.shown]
+        for j, held in enumerate(slots.paths):
+            if held is not None:
+                assert bytes(slots.slots[j].value).startswith(png(held)[:-1]), "a slot's path names its bytes"
+
+
+# --- in the panel ---------------------------------------------------------------------------------------
+@pytest.fixture
+def panel(small_digits):
+    annotator, factory = make(small_digits)
+    yield annotator, factory
+    annotator.session.close()
+
+
+def on_screen(annotator) -> bytes:
+    view = annotator.labelling
+    assert visible(view.slots) == [view.slots.shown], "exactly one slot is oal-image"
+    return bytes(view.image.value)
+
+
+def test_keys_switch_to_images_sent_ahead_and_every_action_shows_the_current_image(panel):
+    annotator, factory = panel
+    s, slots = annotator.session, annotator.labelling.slots
+    settle(annotator)
+    upcoming = s.upcoming(slots.ahead())
+    assert set(upcoming) <= set(slots.paths), "the next images are in the hidden slots"
+    first = s.current
+    annotator._on_key(key("1"))
+    assert annotator.labels[first] == "zero"
+    assert slots.switches == 1 and on_screen(annotator) == s.display_png(s.current)
+    actions = ["1", "2", "ArrowRight", "ArrowLeft", "Backspace", "3", "g", "g", "r", "r", "ArrowLeft", "2"]
+    for i, name in enumerate(actions * 2):
+        annotator._on_key(key(name))
+        if annotator.modes.mode == "single":
+            assert on_screen(annotator) == s.display_png(s.current), f"after {name!r}"
+            assert annotator.labelling.filename.value == s.current
+        if i % 3 == 0:
+            settle(annotator)
+    settle(annotator)
+    assert slots.switches >= 6, "most keys after the UI thread caught up are class switches"
+
+
+def test_a_re_rank_refills_the_slots_and_the_next_key_shows_the_new_first_image(panel):
+    annotator, factory = panel
+    s, slots = annotator.session, annotator.labelling.slots
+    annotator._on_key(key("1"))
+    settle(annotator)
+    ahead = s.upcoming(slots.ahead())
+    candidates = [p for p in s.order()[1:] if p not in ahead and not s.is_test(p)]
+    factory.last.publish(Update(status="training", order=tuple(candidates + ahead)))
+    settle(annotator)
+    assert s.upcoming(slots.ahead())[0] == candidates[0], "re-ranked"
+    assert set(s.upcoming(slots.ahead())) <= set(slots.paths), "refilled after the re-rank, before a key"
+    switches = slots.switches
+    annotator._on_key(key("1"))
+    assert annotator.labelling.filename.value == s.current
+    assert on_screen(annotator) == s.display_png(s.current)
+    assert slots.switches == switches + 1, "the new first image was already in a slot"
