@@ -4,9 +4,11 @@ Uncertainty sampling asks about the boundaries the model already knows; a class 
 never) hardly shows in its uncertainty, and random order finds a class of 1% once per hundred labels.
 So part of the order *seeks* the short classes:
 
-- a class's **deficit** is how far its training labels fall below the mean per class (0: at or above
-  it); for a class with no label it is 1 until ``UNSEEN_PER_CLASS`` labels per class, then falls as
-  1 / labels (a class the person named may be absent from the pool: it cannot claim the order for ever);
+- a class's **deficit** is how far its training labels fall below its target (0: at or above it): the
+  mean per class, but at least ``MIN_LABELS`` (against the mean alone a rare class trails the others
+  for ever, as its share falls while it nears the mean, which keeps rising); for a class with no label
+  it is 1 until ``UNSEEN_PER_CLASS`` labels per class, then falls as 1 / labels (a class the person
+  named may be absent from the pool: it cannot claim the order for ever);
 - a class with labels is sought only while the model thinks it rare (it predicts it for under
   ``RARE_BELOW`` of an even share of the candidates: counted by the most probable class, as an early
   model's probabilities are spread too thin for their sum to tell) and not exhausted (the sum of its
@@ -38,16 +40,19 @@ EXHAUSTED = 1.0
 UNSEEN_PER_CLASS = 10
 #: A class with labels is sought only while the model expects under this share of an even split.
 RARE_BELOW = 0.5
+#: A class the model thinks rare is short until it has this many training labels, even above the mean.
+MIN_LABELS = 15
 
 
-def deficits(counts) -> np.ndarray:
-    """Per class in [0, 1]: 1 - labels / mean labels per class, 0 at or above the mean; a class with no
-    label: 1 until ``UNSEEN_PER_CLASS`` labels per class on average, then falling as 1 / labels."""
+def deficits(counts, floor: float = 0.0) -> np.ndarray:
+    """Per class in [0, 1]: 1 - labels / target, 0 at or above it, the target being the mean labels per
+    class or ``floor`` if higher; a class with no label: 1 until ``UNSEEN_PER_CLASS`` labels per class
+    on average, then falling as 1 / labels."""
     counts = np.asarray(counts, dtype=np.float64)
     mean = counts.mean() if len(counts) else 0.0
     if mean <= 0:
         return np.zeros(len(counts))
-    d = np.clip(1.0 - counts / mean, 0.0, 1.0)
+    d = np.clip(1.0 - counts / max(mean, floor), 0.0, 1.0)
     d[counts == 0] = min(1.0, UNSEEN_PER_CLASS / mean)
     return d
 
@@ -63,7 +68,7 @@ def seek_picks(
     """
     p = np.asarray(probs, dtype=np.float64)
     n, k = p.shape if p.ndim == 2 else (0, 0)
-    d = deficits(counts)
+    d = deficits(counts, MIN_LABELS)
     if n == 0 or limit <= 0 or not d.any():
         return [], 0.0
     counts = np.asarray(counts)
