@@ -4,7 +4,7 @@ and the uncovered regions that find a class nobody has labelled."""
 import numpy as np
 import pytest
 
-from oal_widget.al.balance import MIN_LABELS, deficits, interleave, seek_picks, uncovered
+from oal_widget.al.balance import deficits, interleave, seek_picks, uncovered
 
 
 def test_deficit_is_zero_at_or_above_the_mean_and_one_for_a_class_with_no_label():
@@ -45,32 +45,34 @@ def test_a_short_class_the_model_thinks_rare_is_sought_by_its_most_probable_imag
     p = np.column_stack([rng.uniform(0.4, 0.6, 200), np.zeros(200), rng.uniform(0.0, 0.04, 200)])
     p[:, 1] = 1 - p[:, 0] - p[:, 2]
     p[[7, 50, 99], :] = [0.2, 0.1, 0.7]  # the model's best guesses of class 2
-    picks, deficit = seek_picks(p, [30, 30, 3], 200, 3)
+    picks, deficit = seek_picks(p, [20, 20, 2], 200, 3)
     assert sorted(picks) == [7, 50, 99]
-    assert deficit == pytest.approx(1 - 3 / 21)
-    # Balanced labels above MIN_LABELS: nothing sought, and the share is 0.
-    assert seek_picks(p, [20, 20, 20], 200, 3) == ([], 0.0)
+    assert deficit == pytest.approx(1 - 2 / 14)
+    # Balanced labels: nothing sought, and the share is 0.
+    assert seek_picks(p, [10, 10, 10], 200, 3) == ([], 0.0)
 
 
-def test_a_rare_class_at_the_mean_is_still_sought_until_it_has_min_labels():
+def test_with_a_floor_a_rare_class_at_the_mean_is_still_sought_until_it_has_floor_labels():
     # Class 2 has as many labels as the others (the mean alone would call it done), but the model still
-    # predicts it for hardly any candidate: it is sought until MIN_LABELS, its share falling on the way.
+    # predicts it for hardly any candidate: with a floor it is sought until it has that many labels, its
+    # share falling on the way; without one, nothing is sought.
     rng = np.random.default_rng(0)
     p = np.column_stack([rng.uniform(0.4, 0.6, 200), np.zeros(200), rng.uniform(0.0, 0.04, 200)])
     p[:, 1] = 1 - p[:, 0] - p[:, 2]
     p[[7, 50, 99], :] = [0.2, 0.1, 0.7]
-    n = MIN_LABELS // 2
-    picks, share = seek_picks(p, [n, n, n], 200, 3)
-    assert sorted(picks) == [7, 50, 99] and share == pytest.approx(1 - n / MIN_LABELS)
-    _, fuller = seek_picks(p, [n, n, n + 2], 200, 3)
+    floor, n = 15, 7
+    picks, share = seek_picks(p, [n, n, n], 200, 3, floor=floor)
+    assert sorted(picks) == [7, 50, 99] and share == pytest.approx(1 - n / floor)
+    _, fuller = seek_picks(p, [n, n, n + 2], 200, 3, floor=floor)
     assert 0 < fuller < share
-    assert seek_picks(p, [n, n, MIN_LABELS], 200, 3) == ([], 0.0)
+    assert seek_picks(p, [n, n, floor], 200, 3, floor=floor) == ([], 0.0)
+    assert seek_picks(p, [n, n, n], 200, 3) == ([], 0.0)  # the default: the mean only
 
 
 def test_a_short_class_the_model_thinks_common_is_left_to_the_strategy():
     p = np.random.default_rng(0).dirichlet(np.ones(3), 200)  # about a third of the pool each
     assert seek_picks(p, [20, 20, 2], 200, 3) == ([], 0.0)
-    assert seek_picks(p, [5, 5, 5], 200, 3) == ([], 0.0)  # below MIN_LABELS too
+    assert seek_picks(p, [5, 5, 5], 200, 3, floor=15) == ([], 0.0)  # below a floor too
 
 
 def test_an_exhausted_class_is_not_sought():
