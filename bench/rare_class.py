@@ -114,7 +114,10 @@ def run_one(images: Path, name: str, seed: int, args, tmp: Path) -> tuple[list[d
 
 
 def at(rows: list[dict], n: int, column: str, **match) -> float:
-    """``column`` of the last row with n_labels <= n (and the ``match``ing fields)."""
+    """``column`` of the last row with n_labels <= n (and the ``match``ing fields); NaN where the run
+    stopped short of n (a smaller ``--budget``)."""
+    if not rows or max(int(r["n_labels"]) for r in rows) < n:
+        return float("nan")
     hit = [r for r in rows if int(r["n_labels"]) <= n and all(r[k] == v for k, v in match.items())]
     return float(max(hit, key=lambda r: int(r["n_labels"]))[column]) if hit else float("nan")
 

@@ -18,7 +18,10 @@ So part of the order *seeks* the short classes:
   strategy, which serves accuracy best;
 - it is sought by its most probable images (for a class the model barely knows these lie on its
   boundary with the rest: the uncertainty between that class and the others);
-- the sought share of the order is ``share`` times the largest deficit: it falls as the classes fill;
+- the sought share of the order is ``share`` while the largest deficit is at least ``FULL_DEFICIT``,
+  then ``share`` times deficit / ``FULL_DEFICIT``: it falls as the classes fill, but only near the
+  target (a share proportional to the whole deficit let a rare class settle at about 5/6 of the
+  mean, gaining labels only as the mean ran ahead of it);
 - a class with no label yet cannot be predicted: the images of the regions no label covers are
   sought instead (TypiClust's uncovered clusters, Hacohen et al. 2022: k-means of the candidates and
   the labelled images into more clusters than labels; the most typical image of each cluster with no
@@ -45,6 +48,8 @@ RARE_BELOW = 0.5
 #: A class the model thinks rare is short until it has this many training labels, even above the mean
 #: (0: the mean is the only target).
 MIN_LABELS = 0
+#: The sought share is full while the largest deficit is at least this, then falls with it to 0.
+FULL_DEFICIT = 0.25
 
 
 def deficits(counts, floor: float = 0.0) -> np.ndarray:
@@ -61,15 +66,24 @@ def deficits(counts, floor: float = 0.0) -> np.ndarray:
 
 
 def seek_picks(
-    probs: np.ndarray, counts, n_candidates: int, limit: int, uncovered=None, floor: float = MIN_LABELS
+    probs: np.ndarray,
+    counts,
+    n_candidates: int,
+    limit: int,
+    uncovered=None,
+    floor: float = MIN_LABELS,
+    full: float | None = None,
 ) -> tuple[list, float]:
-    """(candidate indices to seek, in order; the share of the order to give them).
+    """(candidate indices to seek, in order; the share of the order to give them, as a share of
+    ``seek_share``: 1 while the largest deficit is at least ``full`` (``FULL_DEFICIT``), then falling
+    with it to 0).
 
     ``probs`` (n, k) of the scored candidates, ``counts`` training labels per class, ``n_candidates``
     all candidates (the scored ones are a sample), ``limit`` picks at most. ``uncovered`` is a callable
     returning candidate indices of regions no label covers (for classes with no label), or None.
     ``floor``: the least target of ``deficits``.
     """
+    full = FULL_DEFICIT if full is None else full
     p = np.asarray(probs, dtype=np.float64)
     n, k = p.shape if p.ndim == 2 else (0, 0)
     d = deficits(counts, floor)
@@ -108,7 +122,7 @@ def seek_picks(
                 taken.add(i)
                 picks.append(i)
                 break
-    return picks, float(d[wanted].max())
+    return picks, min(1.0, float(d[wanted].max()) / full)
 
 
 def interleave(ranked: list, picks: list, share: float) -> list:

@@ -4,7 +4,7 @@ and the uncovered regions that find a class nobody has labelled."""
 import numpy as np
 import pytest
 
-from oal_widget.al.balance import deficits, interleave, seek_picks, uncovered
+from oal_widget.al.balance import FULL_DEFICIT, deficits, interleave, seek_picks, uncovered
 
 
 def test_deficit_is_zero_at_or_above_the_mean_and_one_for_a_class_with_no_label():
@@ -45,9 +45,9 @@ def test_a_short_class_the_model_thinks_rare_is_sought_by_its_most_probable_imag
     p = np.column_stack([rng.uniform(0.4, 0.6, 200), np.zeros(200), rng.uniform(0.0, 0.04, 200)])
     p[:, 1] = 1 - p[:, 0] - p[:, 2]
     p[[7, 50, 99], :] = [0.2, 0.1, 0.7]  # the model's best guesses of class 2
-    picks, deficit = seek_picks(p, [20, 20, 2], 200, 3)
+    picks, share = seek_picks(p, [20, 20, 2], 200, 3)
     assert sorted(picks) == [7, 50, 99]
-    assert deficit == pytest.approx(1 - 2 / 14)
+    assert share == pytest.approx(min(1.0, (1 - 2 / 14) / FULL_DEFICIT))
     # Balanced labels: nothing sought, and the share is 0.
     assert seek_picks(p, [10, 10, 10], 200, 3) == ([], 0.0)
 
@@ -61,12 +61,23 @@ def test_with_a_floor_a_rare_class_at_the_mean_is_still_sought_until_it_has_floo
     p[:, 1] = 1 - p[:, 0] - p[:, 2]
     p[[7, 50, 99], :] = [0.2, 0.1, 0.7]
     floor, n = 15, 7
-    picks, share = seek_picks(p, [n, n, n], 200, 3, floor=floor)
+    picks, share = seek_picks(p, [n, n, n], 200, 3, floor=floor, full=1.0)
     assert sorted(picks) == [7, 50, 99] and share == pytest.approx(1 - n / floor)
-    _, fuller = seek_picks(p, [n, n, n + 2], 200, 3, floor=floor)
+    _, fuller = seek_picks(p, [n, n, n + 2], 200, 3, floor=floor, full=1.0)
     assert 0 < fuller < share
     assert seek_picks(p, [n, n, floor], 200, 3, floor=floor) == ([], 0.0)
     assert seek_picks(p, [n, n, n], 200, 3) == ([], 0.0)  # the default: the mean only
+
+
+@pytest.mark.parametrize("full", [0.25, 0.5, 1.0])
+def test_the_share_is_full_while_the_deficit_is_large_and_falls_to_zero_near_the_target(full):
+    rng = np.random.default_rng(0)
+    p = np.column_stack([rng.uniform(0.4, 0.6, 200), np.zeros(200), rng.uniform(0.0, 0.04, 200)])
+    p[:, 1] = 1 - p[:, 0] - p[:, 2]
+    shares = [seek_picks(p, [40, 40, n], 200, 3, full=full)[1] for n in range(2, 41, 2)]
+    deficit = [1 - 3 * n / (80 + n) for n in range(2, 41, 2)]
+    assert shares == pytest.approx([min(1.0, max(0.0, d) / full) for d in deficit])
+    assert shares[-1] == 0.0 and all(a >= b for a, b in zip(shares, shares[1:], strict=False))
 
 
 def test_a_short_class_the_model_thinks_common_is_left_to_the_strategy():
