@@ -14,6 +14,10 @@ the oracle set and the overall true accuracy at 150 and 400 labels; then the mea
 ``random`` is random order with the plain network (``label_efficiency.py``'s reference), ``no-seek``
 the default without seeking the short classes (``--seek-share 0``). Writes
 ``bench/results/rare_class_<dataset>.csv`` (the table, per seed and mean) and prints it.
+
+``--balanced`` cuts no class (every class at ``--per-class``): the cost check, where seeking should
+change nothing (``rare_class_balanced_<dataset>.csv``; its found columns count an ordinary class).
+``--keep DIR`` keeps every run's curve and per-class CSVs (when each class was met, label by label).
 """
 
 from __future__ import annotations
@@ -56,24 +60,30 @@ def parse_args(argv=None):
     parser.add_argument("--extra", default="", help="further simulate options for every non-random run")
     parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument("--tag", default=None, help="file name stem (default: rare_class_<dataset>)")
+    parser.add_argument(
+        "--balanced", action="store_true", help="no class cut: every class at --per-class (the cost check)"
+    )
+    parser.add_argument("--keep", type=Path, default=None, help="folder to keep each run's curves in")
     args = parser.parse_args(argv)
     args.names = [c for c in args.configs.split(",") if c]
     unknown = [c for c in args.names if c not in RARE_CONFIGS]
     if unknown:
         parser.error(f"unknown configuration(s) {unknown}: choose from {list(RARE_CONFIGS)}")
     args.size = DATASETS[args.dataset][1]
-    args.tag = args.tag or f"rare_class_{args.dataset}"
+    args.tag = args.tag or f"rare_class_{'balanced_' if args.balanced else ''}{args.dataset}"
     return args
 
 
-def rare_pool(full: Path, folder: Path, rare: str, per_class: int, seed: int) -> int:
-    """Copy of ``full`` with at most ``per_class`` images of each class and 1% of the pool in ``rare``
-    (seeded choice); returns the rare class's image count."""
+def rare_pool(
+    full: Path, folder: Path, rare: str, per_class: int, seed: int, share: float = RARE_SHARE
+) -> int:
+    """Copy of ``full`` with at most ``per_class`` images of each class and ``share`` of the pool in
+    ``rare`` (seeded choice; 0: no class cut); returns the rare class's image count."""
     rng = np.random.default_rng((seed, 19))
     classes = sorted(p.name for p in full.iterdir() if p.is_dir())
     common = [sorted((full / c).iterdir()) for c in classes if c != rare]
     kept = min(per_class, *(len(files) for files in common))
-    n_rare = max(1, round(RARE_SHARE / (1 - RARE_SHARE) * kept * len(common)))
+    n_rare = max(1, round(share / (1 - share) * kept * len(common))) if share else kept
     for c in classes:
         files = sorted((full / c).iterdir())
         take = n_rare if c == rare else kept
@@ -94,12 +104,20 @@ def run_one(images: Path, name: str, seed: int, args, tmp: Path) -> tuple[list[d
     done = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=ROOT)
     if done.returncode != 0:
         raise RuntimeError(f"{name} seed {seed} failed ({' '.join(cmd)}):\n{done.stderr[-3000:]}")
-    with out.open(newline="") as f, out.with_name(f"{out.stem}_per_class.csv").open(newline="") as g:
+    per_class = out.with_name(f"{out.stem}_per_class.csv")
+    if args.keep is not None:
+        args.keep.mkdir(parents=True, exist_ok=True)
+        for path in (out, per_class):
+            shutil.copy(path, args.keep / f"{args.tag}_{path.name}")
+    with out.open(newline="") as f, per_class.open(newline="") as g:
         return list(csv.DictReader(f)), list(csv.DictReader(g))
 
 
 def at(rows: list[dict], n: int, column: str, **match) -> float:
-    """``column`` of the last row with n_labels <= n (and the ``match``ing fields)."""
+    """``column`` of the last row with n_labels <= n (and the ``match``ing fields); NaN where the run
+    stopped short of n (a smaller ``--budget``)."""
+    if not rows or max(int(r["n_labels"]) for r in rows) < n:
+        return float("nan")
     hit = [r for r in rows if int(r["n_labels"]) <= n and all(r[k] == v for k, v in match.items())]
     return float(max(hit, key=lambda r: int(r["n_labels"]))[column]) if hit else float("nan")
 
@@ -145,7 +163,8 @@ def main(argv=None) -> int:
         for seed in seeds:
             rare = classes[seed % len(classes)]
             pools[seed] = (tmp / f"pool-{seed}", rare)
-            n_rare = rare_pool(full, pools[seed][0], rare, args.per_class, seed)
+            share = 0.0 if args.balanced else RARE_SHARE
+            n_rare = rare_pool(full, pools[seed][0], rare, args.per_class, seed, share)
             pools[seed] += (n_rare,)
         jobs = [(name, seed) for seed in seeds for name in args.names]
         with concurrent.futures.ThreadPoolExecutor(args.jobs) as ex:
