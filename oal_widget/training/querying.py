@@ -105,8 +105,8 @@ class Querier:
             return [index[loaded[i]] for i in picks]
 
         limit = int(np.ceil(share * 3 * self.config.query_every))
-        picks, deficit = seek_picks(p, counts, n_candidates, limit, regions)
-        return interleave(list(ranked), [scored[i] for i in picks], share * deficit)
+        picks, weight = seek_picks(p, counts, n_candidates, limit, regions)
+        return interleave(list(ranked), [scored[i] for i in picks], share * weight)
 
     # --- the cold start --------------------------------------------------------------------------------
     def wants_first_order(self, labels) -> bool:
