@@ -96,8 +96,7 @@ def run_child(images: Path, n_keys: int, interval: float) -> dict:
     lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
     if proc.returncode != 0 or not lines:
         raise RuntimeError(f"the measuring process failed:\n{proc.stderr[-3000:]}")
-    result = json.loads(lines[-1][len("RESULT ") :])
-    return result
+    return json.loads(lines[-1][len("RESULT ") :])
 
 
 def write_mosaics(folder: Path, n: int, seed: int = 0) -> None:

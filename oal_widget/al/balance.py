@@ -8,8 +8,8 @@ So part of the order *seeks* the short classes:
   mean per class, or ``floor`` labels if higher (``MIN_LABELS``: 0, off); for a class with no label it
   is 1 until ``UNSEEN_PER_CLASS`` labels per class, then falls as 1 / labels (a class the person named
   may be absent from the pool: it cannot claim the order for ever). Against the mean alone a rare class
-  trails the others, as its share falls while it nears the mean; a floor of 15 closed that gap on the
-  tuning pools but found fewer of the rare class on animals, as every class an early model
+  trails the others, as its share falls while it nears the mean; a floor of 15 closes that gap on the
+  tuning pools but finds fewer of the rare class on animals, as every class an early model
   under-predicts is then short too and takes turns from the rare one (``bench/rare_class.py``);
 - a class with labels is sought only while the model thinks it rare (it predicts it for under
   ``RARE_BELOW`` of an even share of the candidates: counted by the most probable class, as an early
@@ -20,8 +20,8 @@ So part of the order *seeks* the short classes:
   boundary with the rest: the uncertainty between that class and the others);
 - the sought share of the order is ``share`` while the largest deficit is at least ``FULL_DEFICIT``,
   then ``share`` times deficit / ``FULL_DEFICIT``: it falls as the classes fill, but only near the
-  target (a share proportional to the whole deficit let a rare class settle at about 5/6 of the
-  mean, gaining labels only as the mean ran ahead of it);
+  target (a share proportional to the whole deficit lets a rare class settle at about 5/6 of the
+  mean, gaining labels only as the mean runs ahead of it);
 - a class with no label yet cannot be predicted: the images of the regions no label covers are
   sought instead (TypiClust's uncovered clusters, Hacohen et al. 2022: k-means of the candidates and
   the labelled images into more clusters than labels; the most typical image of each cluster with no

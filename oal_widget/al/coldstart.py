@@ -44,9 +44,7 @@ class Pca:
         self.components = vt.astype(np.float32)
 
     def __call__(self, X: np.ndarray) -> np.ndarray:
-        return ((np.asarray(X, dtype=np.float32) - self.mean.astype(np.float32)) @ self.components.T).astype(
-            np.float32
-        )
+        return ((np.asarray(X, dtype=np.float32) - self.mean) @ self.components.T).astype(np.float32)
 
 
 def kmeans(E: np.ndarray, k: int, rng: np.random.Generator, iters: int = 30, restarts: int = 4) -> np.ndarray:

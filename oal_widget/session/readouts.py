@@ -192,6 +192,11 @@ class Readouts:
         """PNG bytes of ``path`` for the panel (decoded ahead); ``ImageError`` for unreadable files."""
         return self.thumbnails.png(path)
 
+    def ready_png(self, path: str, wait: float = 0.0) -> bytes | None:
+        """``display_png`` once the prefetch has decoded ``path`` (waiting at most ``wait`` seconds for
+        it), else None; never decodes, never sets a file aside."""
+        return self.thumbnails.ready(path, wait=wait)
+
     def prefetch(self, n: int = 3) -> None:
         """Decode the next ``n`` images in the background so showing them costs no decoding."""
         self.thumbnails.prefetch(self.upcoming(n))

@@ -67,6 +67,19 @@ class Thumbnails:
                 return
             self._remember(key, future)
 
+    def ready(self, path: str, side: int = DISPLAY_SIDE, wait: float = 0.0) -> bytes | None:
+        """The PNG of ``path`` once a decode of it started by ``prefetch`` (or ``png``) has succeeded,
+        waiting at most ``wait`` seconds for one under way, else None: never decodes and never reports
+        a file as unreadable (the key path does that, where the person is told)."""
+        with self._lock:
+            future = self._cache.get((path, side))
+        if future is None:
+            return None
+        concurrent.futures.wait([future], timeout=wait)
+        if not future.done() or future.cancelled() or future.exception() is not None:
+            return None
+        return future.result()
+
     def cached(self, path: str, side: int = DISPLAY_SIDE) -> bool:
         with self._lock:
             return (path, side) in self._cache

@@ -13,7 +13,7 @@ after each key, off the key path.
 On a key (``show``, lock held, after the session saved the label) the slot is switched to only when it
 holds exactly the bytes the session would show for the new current image: compared on the key path,
 so an order change (re-rank, undo, back, skip, grid, review, more like this) or a slot filled before
-it can never put a stale image on screen; otherwise the visible slot gets the bytes, as before.
+it can never put a stale image on screen; otherwise the visible slot gets the bytes.
 
 A switch is three small messages, so that the right image is on top at every moment and never two
 elements have ``oal-image`` (a test's locator stays unique): the new frame gets ``oal-image-rising``
@@ -30,9 +30,11 @@ SLOTS = 4
 #: The hidden slots are filled this long after a key (or a trainer update), at most FILL_LATEST_S
 #: after the first: the PNG's transfer and the page's decode of it stay out of the key's own frame
 #: (an A/B on the 2-core box: decode p90 15 ms against 29 ms filled at once). Keys faster than this
-#: find their image in no slot and get its bytes, as without slots.
+#: find their image in no slot and get its bytes.
 FILL_AFTER_S = 0.1
 FILL_LATEST_S = 0.2
+#: How long a fill waits for each upcoming image's decode under way (on the UI thread, off the key path).
+FILL_WAIT_S = 0.5
 SLOT = "oal-slot"
 VISIBLE = "oal-image"
 RISING = "oal-image-rising"
@@ -101,6 +103,9 @@ class ImageSlots:
         """Put the upcoming ``(path, png)`` (soonest first) into hidden slots: a slot already holding one
         keeps it; the others are reused, the image shown longest ago first."""
         wanted = dict(upcoming[: self.ahead()])
+        on_screen = self.paths[self.shown]
+        if on_screen is not None:  # a key came between reading the order and now
+            wanted.pop(on_screen, None)
         kept: dict[str, int] = {}  # path -> the one slot that keeps it
         for j in self._hidden_oldest_first():
             held = self.paths[j]

@@ -251,13 +251,13 @@ def agreement_html(session) -> str:
 
 
 def forecast_html(session) -> str:
-    from ..reports.forecast import MIN_POINTS
+    from ..reports.forecast import MIN_POINTS, standing_curve
 
     f = session.forecast()
-    if f is None:
+    if f is None:  # evaluations undone since do not count (the curve drawn leaves them out too)
         return (
             f"<p>forecast: needs {MIN_POINTS} evaluations of the learning curve "
-            f"(has {len(session.history)})</p>"
+            f"(has {len(standing_curve(session.history))})</p>"
         )
     band = f"{f.asymptote_low:.2f}–{f.asymptote_high:.2f}"
     text = f"{f.metric} {f.current:.3f} at the last evaluation ({f.n_labels} labels)"

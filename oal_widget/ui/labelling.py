@@ -13,7 +13,7 @@ import ipywidgets as widgets
 
 from ..data.pool import ImageError
 from . import keys as keys_module
-from .image_slots import FILL_AFTER_S, FILL_LATEST_S, ImageSlots
+from .image_slots import FILL_AFTER_S, FILL_LATEST_S, FILL_WAIT_S, ImageSlots
 from .label_buttons import LabelButtons, action_button
 
 IMAGE_SIDE = "384px"
@@ -151,17 +151,14 @@ class LabellingView:
         self.current_label.value = f"labelled {current!r}: press a key to change it" if current else ""
 
     def fill_ahead(self, session) -> None:
-        """UI thread: the upcoming images into the hidden slots. Their PNGs (decoded ahead by the
-        session's prefetch) are read without the lock; only setting the widgets takes it."""
+        """UI thread: the upcoming images into the hidden slots. Only PNGs the session's prefetch has
+        decoded already are taken, without the lock (a file that cannot be decoded is left to the key
+        path, which sets it aside and says so); only setting the widgets takes the lock."""
         paths = session.upcoming(self.slots.ahead())
         if set(paths) <= set(self.slots.paths):  # the usual case after a trainer update: nothing to do
             return
-        upcoming = []
-        for path in paths:
-            try:
-                upcoming.append((path, session.display_png(path)))
-            except ImageError:
-                continue  # set aside by the session; the key path skips it too
+        wait = FILL_WAIT_S  # for the prefetch's decodes under way (a few ms each; a large photo more)
+        upcoming = [(path, png) for path in paths if (png := session.ready_png(path, wait)) is not None]
         with self._ui.lock:
             if session.current is not None:
                 self.slots.fill(upcoming)

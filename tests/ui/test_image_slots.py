@@ -167,3 +167,20 @@ def test_a_re_rank_refills_the_slots_and_the_next_key_shows_the_new_first_image(
     assert annotator.labelling.filename.value == s.current
     assert on_screen(annotator) == s.display_png(s.current)
     assert slots.switches == switches + 1, "the new first image was already in a slot"
+
+
+def test_a_file_that_cannot_be_decoded_ahead_is_left_to_the_key_path_which_says_so(small_digits):
+    annotator, _ = make(small_digits, test_fraction=0)
+    s = annotator.session
+    broken = s.upcoming(2)[1]
+    (small_digits / broken).write_bytes(b"GIF89a broken")
+    s.thumbnails.clear()  # it may have been prefetched while still intact
+    annotator._on_key(key("1"))
+    settle(annotator)  # the slots were filled (and the prefetch tried the broken file) before the next key
+    assert broken not in annotator.labelling.slots.paths
+    assert broken in s.upcoming(1), "not set aside by a fill nobody sees"
+    annotator._on_key(key("1"))
+    assert s.current not in (broken, None)
+    assert broken in annotator._error.value and broken in annotator._skipped.html.value
+    assert bytes(annotator.labelling.image.value) == s.display_png(s.current)
+    annotator.session.close()
