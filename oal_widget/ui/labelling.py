@@ -31,9 +31,9 @@ def label(cls: str, value: str = "") -> widgets.Label:
 
 class LabellingView:
     """Args: ``keymap`` (merged), ``run(action)`` for the buttons, the panel's ``error`` line, its ``ui``
-    thread (fills the image slots ahead of the keys; None: never filled ahead)."""
+    thread (fills the image slots ahead of the keys)."""
 
-    def __init__(self, keymap, run, error: widgets.Label, ui=None):
+    def __init__(self, keymap, run, error: widgets.Label, ui):
         self.keymap = keymap
         self._keys = keys_module.by_action(keymap)
         self._run = run
@@ -181,7 +181,7 @@ class LabellingView:
             self.prediction.value = f"model says: {name} ({confidence:.0%}){hint}{staleness(session)}"
             self.why.value = why_shown(session)
             self.shown = (path, name)
-        if self._ui is not None and path is not None:  # after every key and trainer update (a re-rank)
+        if path is not None:  # after every key and trainer update (a re-rank)
             self._ui.post(
                 lambda: self.fill_ahead(session), key="slots", after=FILL_AFTER_S, latest=FILL_LATEST_S
             )

@@ -16,16 +16,6 @@ def test_deficit_is_zero_at_or_above_the_mean_and_one_for_a_class_with_no_label(
     assert deficits([0, 200, 200])[0] == pytest.approx(10 / (400 / 3))
 
 
-def test_the_target_is_the_floor_while_the_mean_is_below_it():
-    # Mean 5, floor 15: every class with labels is short against 15 (the gate on what the model predicts
-    # decides which are sought); a class with no label keeps its own rule.
-    d = deficits([3, 6, 6, 5], floor=15)
-    assert d == pytest.approx([1 - 3 / 15, 1 - 6 / 15, 1 - 6 / 15, 1 - 5 / 15])
-    assert deficits([0, 10, 10], floor=15)[0] == 1.0
-    # Above the floor the mean is the target, as without one.
-    assert deficits([10, 30, 50], floor=15) == pytest.approx(deficits([10, 30, 50]))
-
-
 @pytest.mark.parametrize("share", [0.0, 0.1, 0.3, 0.5, 1.0])
 def test_interleave_is_a_permutation_with_picks_at_their_rate(share):
     ranked = list(range(40))
@@ -52,23 +42,6 @@ def test_a_short_class_the_model_thinks_rare_is_sought_by_its_most_probable_imag
     assert seek_picks(p, [10, 10, 10], 200, 3) == ([], 0.0)
 
 
-def test_with_a_floor_a_rare_class_at_the_mean_is_still_sought_until_it_has_floor_labels():
-    # Class 2 has as many labels as the others (the mean alone would call it done), but the model still
-    # predicts it for hardly any candidate: with a floor it is sought until it has that many labels, its
-    # share falling on the way; without one, nothing is sought.
-    rng = np.random.default_rng(0)
-    p = np.column_stack([rng.uniform(0.4, 0.6, 200), np.zeros(200), rng.uniform(0.0, 0.04, 200)])
-    p[:, 1] = 1 - p[:, 0] - p[:, 2]
-    p[[7, 50, 99], :] = [0.2, 0.1, 0.7]
-    floor, n = 15, 7
-    picks, share = seek_picks(p, [n, n, n], 200, 3, floor=floor, full=1.0)
-    assert sorted(picks) == [7, 50, 99] and share == pytest.approx(1 - n / floor)
-    _, fuller = seek_picks(p, [n, n, n + 2], 200, 3, floor=floor, full=1.0)
-    assert 0 < fuller < share
-    assert seek_picks(p, [n, n, floor], 200, 3, floor=floor) == ([], 0.0)
-    assert seek_picks(p, [n, n, n], 200, 3) == ([], 0.0)  # the default: the mean only
-
-
 @pytest.mark.parametrize("full", [0.25, 0.5, 1.0])
 def test_the_share_is_full_while_the_deficit_is_large_and_falls_to_zero_near_the_target(full):
     rng = np.random.default_rng(0)
@@ -83,7 +56,6 @@ def test_the_share_is_full_while_the_deficit_is_large_and_falls_to_zero_near_the
 def test_a_short_class_the_model_thinks_common_is_left_to_the_strategy():
     p = np.random.default_rng(0).dirichlet(np.ones(3), 200)  # about a third of the pool each
     assert seek_picks(p, [20, 20, 2], 200, 3) == ([], 0.0)
-    assert seek_picks(p, [5, 5, 5], 200, 3, floor=15) == ([], 0.0)  # below a floor too
 
 
 def test_an_exhausted_class_is_not_sought():
