@@ -103,11 +103,11 @@ def forecast(
     asymptote (where the curve levels off) is estimated.
     """
     rows = [r for r in standing_curve(history) if math.isfinite(float(r.get(metric, math.nan)))]
-    by_n = {int(r["n_labels"]): float(r[metric]) for r in rows}
-    if len(by_n) < MIN_POINTS:
+    if len(rows) < MIN_POINTS:
         return None
-    n = np.array(sorted(by_n), dtype="float64")
-    y = np.array([by_n[int(k)] for k in n])
+    # The standing curve has one evaluation per count, counts rising.
+    n = np.array([r["n_labels"] for r in rows], dtype="float64")
+    y = np.array([float(r[metric]) for r in rows])
     rising = metric != "loss"
     a, b, c, _ = fit_curve(n, y)
     rng = np.random.default_rng(seed)
