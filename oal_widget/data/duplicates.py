@@ -13,17 +13,20 @@ reserve makes the estimate look better than the model is. ``find_groups`` finds 
 ``stands_out`` is a relative test (in the spirit of Lowe's ratio test): a pair's score must reach
 ``NEAR_THRESHOLD`` and stand above each image's ``CROWD_RANK``-th best score by a margin. A true
 near-duplicate stands far above the image's other neighbours; a look-alike (a handwritten 1 among
-hundreds) has many neighbours at about the same score. Groups then join each image to its best verified
-partner (``linked``: a threshold alone chains look-alikes). ``bench/duplicates.py`` measures precision,
-recall and time and says on which sets the settings were chosen. Verification runs in batches on
-``workers`` threads, with ``progress(done, total)`` reported and ``cancel`` checked between batches,
-so a background thread can run it and stop it. No widgets, no TensorFlow. The test reserve:
+hundreds) has many neighbours at about the same score. In a small pool the crowd is thin: its third
+best says little about how close a look-alike comes, so the margin grows as the pool shrinks
+(``pool_margin``). Groups then join each image to its best verified partner (``linked``: a threshold
+alone chains look-alikes). ``bench/duplicates.py`` measures precision, recall and time and says on
+which sets the settings were chosen (``bench/duplicates_small.py``: small pools). Verification runs in
+batches on ``workers`` threads, with ``progress(done, total)`` reported and ``cancel`` checked between
+batches, so a background thread can run it and stop it. No widgets, no TensorFlow. The test reserve:
 ``split_test(..., groups=)`` in ``pool`` draws whole groups; ``reserve_changes`` fixes a reserve drawn
 before the groups were known.
 """
 
 from __future__ import annotations
 
+import math
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -50,7 +53,8 @@ from .similarity import (
 
 __all__ = [
     "NEAR_THRESHOLD", "Cancelled", "DuplicateGroups", "ReserveChanges", "find_groups", "linked",
-    "ScoredPairs", "pair_scores", "reserve_changes", "score_pairs", "select_pairs", "stands_out",
+    "ScoredPairs", "pair_scores", "pool_margin", "reserve_changes", "score_pairs", "select_pairs",
+    "stands_out",
     "whole_groups_only",
 ]  # fmt: skip
 
@@ -62,6 +66,12 @@ CROWD_RANK = 3
 #: How far above that neighbour a pair must stand: ``MARGIN`` below ``CLEAR``, ``CLEAR_MARGIN`` from
 #: ``CLEAR`` on, nothing from ``SURE`` on (identical pixels score 1.0).
 MARGIN, CLEAR, CLEAR_MARGIN, SURE = 0.07, 0.97, 0.02, 0.995
+#: A thin crowd: in a pool of fewer than ``FULL_CROWD`` images ``MARGIN`` grows by ``THIN_MARGIN`` per
+#: tenfold fewer (0.17 at 200 images, 0.21 at 80). The third best of a few images says little about how
+#: close a look-alike comes: two handwritten 2s among 24 digits stand 0.07 above their third-best
+#: neighbour, among 1,797 they would not. With it, small pools of the tuning sets group as few
+#: unplanted images as a bar at ``CLEAR`` alone; chosen so (bench/duplicates_small.py).
+FULL_CROWD, THIN_MARGIN = 2000, 0.1
 _PAIR_BATCH = 512
 
 
@@ -259,12 +269,15 @@ def select_pairs(
     start: int = 0,
     margin: float | None = None,
     clear_margin: float | None = None,
+    thin_margin: float | None = None,
 ) -> tuple[dict[tuple[int, int], float], list[tuple[float, ...]]]:
     """The scored pairs (i < j) that are near-duplicates, and each image's best ``CROWD_RANK`` scores.
 
-    ``best[i]``: scores image i had before (a grown pool); pairs with j < ``start`` are in them already.
-    A pair is kept when it reaches ``threshold`` and ``stands_out`` above the higher of its two images'
-    ``CROWD_RANK``-th best scores."""
+    ``best[i]``: scores image i had before (a grown pool), one entry per image of the pool; pairs with
+    j < ``start`` are in them already. A pair is kept when it reaches ``threshold`` and ``stands_out``
+    above the higher of its two images' ``CROWD_RANK``-th best scores, by ``pool_margin(len(best))``
+    below ``CLEAR``. ``margin``, ``thin_margin``: as ``pool_margin``'s (benches replay other values)."""
+    below_clear = pool_margin(len(best), margin, thin_margin)
     best = [list(b) for b in best]
     for (i, j), score in scored.items():
         if j >= start:
@@ -275,9 +288,18 @@ def select_pairs(
     verified = {
         (i, j): s
         for (i, j), s in scored.items()
-        if s >= threshold and stands_out(s, max(crowd[i], crowd[j]), margin, clear_margin)
+        if s >= threshold and stands_out(s, max(crowd[i], crowd[j]), below_clear, clear_margin)
     }
     return verified, top
+
+
+def pool_margin(n: int, margin: float | None = None, thin_margin: float | None = None) -> float:
+    """How far above its crowd a pair scoring below ``CLEAR`` must stand in a pool of ``n`` images:
+    ``margin`` (``MARGIN``) from ``FULL_CROWD`` images on, ``thin_margin`` (``THIN_MARGIN``) more per
+    tenfold fewer."""
+    base = MARGIN if margin is None else margin
+    per_tenfold = THIN_MARGIN if thin_margin is None else thin_margin
+    return base + per_tenfold * max(0.0, math.log10(FULL_CROWD / max(n, 1)))
 
 
 def stands_out(
