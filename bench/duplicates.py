@@ -17,6 +17,9 @@ crops (25x25); ``animals``: 5,000 animal silhouettes (28x28, animal_mnist's whee
 ``oal_widget.data.duplicates`` (``NEAR_THRESHOLD``, ``MARGIN``, ``CLEAR_MARGIN``) were chosen on
 ``photos``, ``digits`` and ``mnist5k`` (``--sweep`` replays the rule over a grid of them:
 ``results/duplicates_sweep_margin.csv``); ``samples``, ``faces`` and ``animals`` only confirm them.
+The margin's growth in small pools (``THIN_MARGIN``, ``FULL_CROWD``) was chosen on ``digits`` and
+``mnist5k`` alone (``bench/duplicates_small.py``); here it applies to ``photos`` (828 images),
+``faces`` and ``samples``.
 Earlier rules, for comparison: ``results/duplicates_sweep_all_pairs.csv``, every pair above an absolute
 threshold joined a group (look-alike digits chained); ``results/duplicates_sweep_best_partner_digits.csv``,
 an image joined only its best partner above the threshold (no margin).
@@ -290,6 +293,7 @@ def run_set(name: str, seed: int, tmp: Path, threshold: float, sweep: bool) -> l
             "threshold": floor,
             "margin": margin,
             "clear_margin": clear,
+            "pool_margin": round(dup.pool_margin(len(truth), margin), 3),  # the margin grown in a small pool
         }
         row.update(measure(groups, truth, kinds))
         row["s_per_10k"] = round(seconds / len(truth) * 10_000, 1)
