@@ -54,8 +54,7 @@ from .similarity import (
 __all__ = [
     "NEAR_THRESHOLD", "Cancelled", "DuplicateGroups", "ReserveChanges", "find_groups", "linked",
     "ScoredPairs", "pair_scores", "pool_margin", "reserve_changes", "score_pairs", "select_pairs",
-    "stands_out",
-    "whole_groups_only",
+    "stands_out", "whole_groups_only",
 ]  # fmt: skip
 
 #: Lowest correlation a near-duplicate pair reaches (chosen on the tuning sets: bench/duplicates.py).
