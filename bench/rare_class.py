@@ -9,8 +9,11 @@ setting is chosen for one class. Tuning pools: ``digits`` and ``mnist5k``; confi
 Every run is ``python -m oal_widget simulate`` in its own process (the product's own order and
 trainer; an oracle set of 20% nobody labels). For each configuration and seed the table gives the rare
 class's images the person has labelled (test labels included) after 50, 150 and 400 labels (at the
-last evaluation at or before each: evaluations every ``--every`` labels), the rare class's recall on
-the oracle set and the overall true accuracy at 150 and 400 labels; then the mean over seeds.
+last evaluation at or before each: evaluations every ``--every`` labels), the labels given when it
+first had a training label (``first_train``: at the evaluation that first saw one; a first label that
+went to the test split teaches the model nothing, and seeking then still looks for an unseen class),
+the rare class's recall on the oracle set and the overall true accuracy at 150 and 400 labels; then
+the mean over seeds.
 ``random`` is random order with the plain network (``label_efficiency.py``'s reference), ``no-seek``
 the default without seeking the short classes (``--seek-share 0``). Writes
 ``bench/results/rare_class_<dataset>.csv`` (the table, per seed and mean) and prints it.
@@ -122,10 +125,17 @@ def at(rows: list[dict], n: int, column: str, **match) -> float:
     return float(max(hit, key=lambda r: int(r["n_labels"]))[column]) if hit else float("nan")
 
 
+def first_train(per_class: list[dict], rare: str) -> float:
+    """Labels given at the first evaluation where ``rare`` had a training label (NaN: never)."""
+    seen = [int(r["n_labels"]) for r in per_class if r["class"] == rare and int(r["train_labels"]) > 0]
+    return float(min(seen)) if seen else float("nan")
+
+
 def summary_row(name: str, seed, rare: str, n_rare: int, curve: list[dict], per_class: list[dict]) -> dict:
     row: dict = {"config": name, "seed": seed, "rare_class": rare, "rare_images": n_rare}
     for n in CHECKPOINTS:
         row[f"found@{n}"] = at(per_class, n, "labels", **{"class": rare})
+    row["first_train"] = first_train(per_class, rare)
     for n in CHECKPOINTS[1:]:
         row[f"rare_recall@{n}"] = at(per_class, n, "recall", **{"class": rare})
         row[f"accuracy@{n}"] = at(curve, n, "true_accuracy")
@@ -136,7 +146,7 @@ def mean_row(rows: list[dict], name: str) -> dict:
     mine = [r for r in rows if r["config"] == name]
     out: dict = {"config": name, "seed": "mean", "rare_class": "", "rare_images": ""}
     for key in mine[0]:
-        if key.startswith(("found@", "rare_recall@", "accuracy@")):
+        if key.startswith(("found@", "first_train", "rare_recall@", "accuracy@")):
             out[key] = round(float(np.nanmean([r[key] for r in mine])), 3)
     return out
 

@@ -23,8 +23,12 @@ So part of the order *seeks* the short classes:
 - a class with no label yet cannot be predicted: the images of the regions no label covers are
   sought instead (TypiClust's uncovered clusters, Hacohen et al. 2022: k-means of the candidates and
   the labelled images into more clusters than labels; the most typical image of each cluster with no
-  label), farthest from every label first rather than largest first, so a small cluster apart from the
-  known classes is reached at once.
+  label), the cluster the model is least sure of first (the mean of 1 - its top probability over
+  the cluster's candidates): a cluster of a class it knows is one it predicts with confidence, while
+  the images of a class it has never seen are forced onto known classes with little confidence.
+  Without the model's probabilities (``uncovered(uncertainty=None)``), farthest from every label
+  first: a small cluster apart from the known classes is reached at once, but so is a handful of
+  odd images, and a class close to a known one waits.
 
 Pure numpy; the picks are interleaved into the ranked order, which stays a permutation.
 """
@@ -139,10 +143,16 @@ def interleave(ranked: list, picks: list, share: float) -> list:
 
 
 def uncovered(
-    E_candidates: np.ndarray, E_labelled: np.ndarray, seed: int, extra: int = UNCOVERED_EXTRA
+    E_candidates: np.ndarray,
+    E_labelled: np.ndarray,
+    seed: int,
+    extra: int = UNCOVERED_EXTRA,
+    uncertainty=None,
 ) -> list[int]:
     """Indices of candidates: the most typical of each cluster holding no labelled image (k-means of
-    both sets into ``len(labelled) + extra`` clusters), the cluster farthest from the labels first."""
+    both sets into ``len(labelled) + extra`` clusters), the cluster of the highest mean
+    ``uncertainty`` (one value per candidate, e.g. 1 - the top probability) first; without it, the
+    cluster farthest from the labels first."""
     E_c = np.asarray(E_candidates, dtype=np.float32)
     E_l = np.asarray(E_labelled, dtype=np.float32).reshape(-1, E_c.shape[1] if E_c.ndim == 2 else 0)
     n = len(E_c)
@@ -152,12 +162,16 @@ def uncovered(
     clusters = kmeans(np.concatenate([E_c, E_l]), k, np.random.default_rng(seed))
     covered = set(clusters[n:].tolist())
     own = clusters[:n]
-    picks, novelty = [], []
+    doubt = None if uncertainty is None else np.asarray(uncertainty, dtype=np.float64)
+    picks, first = [], []
     for c in range(k):
         members = np.flatnonzero(own == c)
         if c in covered or len(members) < MIN_CLUSTER:
             continue
         picks.append(int(members[most_typical(E_c[members])]))
-        centre = E_c[members].mean(0)
-        novelty.append(np.min(np.sum((E_l - centre) ** 2, 1)) if len(E_l) else 0.0)
-    return [picks[i] for i in np.argsort(-np.asarray(novelty), kind="stable")]
+        if doubt is not None:
+            first.append(float(doubt[members].mean()))
+        else:  # novelty: distance of the cluster's centre to the nearest label
+            centre = E_c[members].mean(0)
+            first.append(float(np.min(np.sum((E_l - centre) ** 2, 1))) if len(E_l) else 0.0)
+    return [picks[i] for i in np.argsort(-np.asarray(first), kind="stable")]

@@ -11,7 +11,8 @@ Seeking the short classes (``al.balance``): part of each order (``seek_share`` a
 the classes fill) goes to the classes with fewest training labels: the images most probable of a class
 the model thinks rare (the network's probabilities averaged with label spreading's, which reaches a
 rare class's neighbours from one label), or for a class with no label yet the typical images of the
-regions no label covers. Never with the ``random`` strategy: random order stays the reference.
+regions no label covers, those the model is least sure of first. Never with the ``random`` strategy:
+random order stays the reference.
 
 The cold start: a model's uncertainty means nothing before it has seen a few labels, so the first
 ``typical_start`` training labels are the most typical image of as many clusters of the pixels'
@@ -100,9 +101,13 @@ class Querier:
         def regions() -> list[int]:
             E, loaded = graph.features(scored)
             E_train, _ = graph.features(list(labels.train))
-            picks = uncovered(E, E_train, self.config.seed + self.queries)
             index = {path: i for i, path in enumerate(scored)}
-            return [index[loaded[i]] for i in picks]
+            rows = [index[path] for path in loaded]
+            # The clusters the model is least sure of first: an unseen class's images are forced onto
+            # known classes with little confidence.
+            doubt = 1.0 - p[rows].max(1)
+            picks = uncovered(E, E_train, self.config.seed + self.queries, uncertainty=doubt)
+            return [rows[i] for i in picks]
 
         limit = int(np.ceil(share * 3 * self.config.query_every))
         picks, weight = seek_picks(p, counts, n_candidates, limit, regions)

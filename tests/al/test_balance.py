@@ -79,3 +79,18 @@ def test_uncovered_finds_a_small_cluster_apart_from_the_labelled_ones_first():
     assert picks and picks[0] >= 400  # the most typical image of the rare cluster leads
     assert len(set(picks)) == len(picks) and all(0 <= i < len(E) for i in picks)
     assert uncovered(E[:6], labelled, seed=0) == []  # too few images to cluster
+
+
+def test_uncovered_leads_with_the_cluster_the_model_is_least_sure_of_given_its_doubt():
+    rng = np.random.default_rng(2)
+    known = rng.normal(0, 1, (300, 6))  # the labelled class's region
+    odd = rng.normal(8, 0.2, (6, 6))  # a handful of odd images, far from everything
+    unseen = rng.normal(3, 0.3, (20, 6))  # a class nobody has labelled, nearer the labels
+    E = np.concatenate([known, odd, unseen]).astype(np.float32)
+    doubt = np.full(len(E), 0.05)
+    doubt[306:] = 0.6  # the model cannot place the unseen class's images
+    by_distance = uncovered(E, known[:20], seed=0)
+    by_doubt = uncovered(E, known[:20], seed=0, uncertainty=doubt)
+    assert 300 <= by_distance[0] < 306  # farthest first: the odd images
+    assert by_doubt[0] >= 306  # least sure first: the unseen class
+    assert sorted(by_doubt) == sorted(by_distance)  # the same clusters, in another order
