@@ -305,6 +305,8 @@ def in_doubt(
     """The pairs ``select_pairs`` left out only for a small pool (they reach ``threshold`` and stand
     ``MARGIN`` above their crowd, not ``pool_margin``): ``closer_look.rescued`` looks at them again.
     ``top``: ``select_pairs``' best scores per image. None from ``FULL_CROWD`` images on."""
+    if len(top) >= FULL_CROWD:  # the margin has not grown: nothing is in doubt
+        return []
     crowd = [t[-1] if len(t) == CROWD_RANK else -1.0 for t in top]
     return [
         (i, j)
