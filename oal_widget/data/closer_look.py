@@ -7,8 +7,10 @@ only (few: none from ``FULL_CROWD`` images on), at ``SIDE`` pixels with a finer 
 crop of the same picture comes close to 1 and two different handwritten digits do not. A simple
 picture (one straight edge, a stroke) matches another one at many places along it, as well as any
 crop would: the match must also be unique in place (the aperture problem), its peak ``UNIQUE`` above
-the best match ``RADIUS`` pixels or more away. Settings chosen on photo patches, digits and MNIST
-(``bench/duplicates_small.py``, ``bench/duplicates.py``). No widgets, no TensorFlow.
+the best match ``RADIUS`` pixels or more away. About 20 ms a pair. Settings chosen on the pairs in doubt
+of photo patches, digits and MNIST (``bench/duplicates_small.py``, ``bench/duplicates.py``); the
+correlation is scikit-image's ``match_template`` written with scipy (scikit-image is no runtime
+dependency). No widgets, no TensorFlow.
 """
 
 from __future__ import annotations
