@@ -19,7 +19,9 @@ crops (25x25); ``animals``: 5,000 animal silhouettes (28x28, animal_mnist's whee
 ``results/duplicates_sweep_margin.csv``); ``samples``, ``faces`` and ``animals`` only confirm them.
 The margin's growth in small pools (``THIN_MARGIN``, ``FULL_CROWD``) was chosen on ``digits`` and
 ``mnist5k`` alone (``bench/duplicates_small.py``); here it applies to ``photos`` (828 images),
-``faces`` and ``samples``.
+``faces`` and ``samples``. The closer look at the pairs that growth alone leaves out
+(``oal_widget.data.closer_look``: ``FINE``, ``UNIQUE``) was chosen on the pairs in doubt of ``photos``
+(planted) and of small pools of ``photos``, ``digits`` and ``mnist5k`` (unplanted).
 Earlier rules, for comparison: ``results/duplicates_sweep_all_pairs.csv``, every pair above an absolute
 threshold joined a group (look-alike digits chained); ``results/duplicates_sweep_best_partner_digits.csv``,
 an image joined only its best partner above the threshold (no margin).

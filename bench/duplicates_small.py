@@ -15,9 +15,10 @@ removed) are grouped twice:
 Each pool is scored once (``score_pairs``) and every rule replayed on the scores (``select_pairs``):
 ``relative`` (``MARGIN`` at every size), ``absolute`` (a bar at ``CLEAR`` alone, the rule before the
 relative test), and the margin growing by ``THIN_MARGIN`` per tenfold below ``FULL_CROWD`` images
-(``k<growth>N<full crowd>``; ``product`` is the module's setting). Chosen on the tuning sets (digits,
-MNIST5k): the smallest growth whose false groups match ``absolute``'s at every size; animals, faces and
-photos only confirm it. Results: ``results/duplicates_small.csv``.
+(``k<growth>N<full crowd>``; ``coarse`` is the module's growth alone, ``product`` adds the closer look
+at the pairs that growth alone leaves out: ``oal_widget.data.closer_look``). Chosen on the tuning sets
+(digits, MNIST5k): the smallest growth whose false groups match ``absolute``'s at every size; animals,
+faces and photos only confirm it. Results: ``results/duplicates_small.csv``.
 
     nice -n 10 .venv/bin/python bench/duplicates_small.py                 # tuning sets, every rule
     nice -n 10 .venv/bin/python bench/duplicates_small.py --sets animals,faces,photos --rules product
@@ -38,6 +39,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from duplicates import RESULTS, ROOT, Base, base_images, distinct, measure, print_table, write_csv, write_pool  # noqa: E402
 
 from oal_widget.data import duplicates as dup  # noqa: E402
+from oal_widget.data.closer_look import rescued  # noqa: E402
 from oal_widget.data.pool import ImagePool  # noqa: E402
 
 #: Pool size -> pools drawn (fewer of the larger: their rates are averages over more images).
@@ -51,7 +53,8 @@ def rules(names: str) -> dict[str, dict]:
     every = {
         "relative": {"thin_margin": 0.0},
         "absolute": {"threshold": dup.CLEAR},
-        "product": {},
+        "coarse": {},
+        "product": {"closer_look": True},
     }
     every |= {f"k{k}N{n}": {"thin_margin": k, "full_crowd": n} for k in GROWTHS for n in FULL_CROWDS}
     if names == "all":
@@ -62,14 +65,18 @@ def rules(names: str) -> dict[str, dict]:
     return {name: every[name] for name in names.split(",")}
 
 
-def replay(scored: dup.ScoredPairs, rule: dict) -> list[tuple[str, ...]]:
-    """The groups ``find_groups`` would find on ``scored`` under ``rule``."""
+def replay(scored: dup.ScoredPairs, rule: dict, pool=None) -> list[tuple[str, ...]]:
+    """The groups ``find_groups`` would find on ``scored`` under ``rule`` (``pool``: for the closer look)."""
     rule = dict(rule)
+    closer = rule.pop("closer_look", False)
     threshold = rule.pop("threshold", dup.NEAR_THRESHOLD)
     full_crowd = rule.pop("full_crowd", dup.FULL_CROWD)
     kept, dup.FULL_CROWD = dup.FULL_CROWD, full_crowd
     try:
-        verified, _ = dup.select_pairs(scored.pairs, threshold, scored.best, scored.start, **rule)
+        verified, top = dup.select_pairs(scored.pairs, threshold, scored.best, scored.start, **rule)
+        if closer:
+            doubtful = dup.in_doubt(scored.pairs, threshold, top, verified)
+            verified |= {p: scored.pairs[p] for p in rescued(pool, scored.order, doubtful)}
     finally:
         dup.FULL_CROWD = kept
     order = scored.order
@@ -100,9 +107,10 @@ def run_set(name: str, tmp: Path, chosen: dict[str, dict]) -> list[dict]:
             for planted in (False, True):
                 folder = tmp / f"{name}-{size}-{draw}-{'planted' if planted else 'alone'}"
                 truth, kinds = write_pool(sub, folder, seed=draw) if planted else _unplanted(sub, folder)
-                scored = dup.score_pairs(ImagePool(folder, shape))
+                pool = ImagePool(folder, shape)
+                scored = dup.score_pairs(pool)
                 for rule, args in chosen.items():
-                    groups = [tuple(Path(p).name for p in g) for g in replay(scored, args)]
+                    groups = [tuple(Path(p).name for p in g) for g in replay(scored, args, pool)]
                     t = tally.setdefault((size, rule), {})
                     if planted:
                         m = measure(groups, truth, kinds)

@@ -13,15 +13,16 @@ reserve makes the estimate look better than the model is. ``find_groups`` finds 
 ``stands_out`` is a relative test (in the spirit of Lowe's ratio test): a pair's score must reach
 ``NEAR_THRESHOLD`` and stand above each image's ``CROWD_RANK``-th best score by a margin. A true
 near-duplicate stands far above the image's other neighbours; a look-alike (a handwritten 1 among
-hundreds) has many neighbours at about the same score. In a small pool the crowd is thin: its third
-best says little about how close a look-alike comes, so the margin grows as the pool shrinks
-(``pool_margin``). Groups then join each image to its best verified partner (``linked``: a threshold
-alone chains look-alikes). ``bench/duplicates.py`` measures precision, recall and time and says on
-which sets the settings were chosen (``bench/duplicates_small.py``: small pools). Verification runs in
-batches on ``workers`` threads, with ``progress(done, total)`` reported and ``cancel`` checked between
-batches, so a background thread can run it and stop it. No widgets, no TensorFlow. The test reserve:
-``split_test(..., groups=)`` in ``pool`` draws whole groups; ``reserve_changes`` fixes a reserve drawn
-before the groups were known.
+hundreds) has many neighbours at about the same score. In a small pool the crowd is thin: its third best
+says little about how close a look-alike comes, so the margin grows as the pool shrinks
+(``pool_margin``); a pair left out by that growth alone gets a finer look (``closer_look.rescued``: at
+64 pixels a crop of the same picture comes close to 1, two look-alikes do not). Groups then join each
+image to its best verified partner (``linked``: a threshold alone chains look-alikes).
+``bench/duplicates.py`` measures precision, recall and time and says on which sets the settings were
+chosen (``bench/duplicates_small.py``: small pools). Verification runs in batches on ``workers``
+threads, with ``progress(done, total)`` reported and ``cancel`` checked between batches, so a background
+thread can run it and stop it. No widgets, no TensorFlow. The test reserve: ``split_test(..., groups=)``
+in ``pool`` draws whole groups; ``reserve_changes`` fixes a reserve drawn before the groups were known.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .closer_look import rescued
 from .similarity import (
     CANDIDATE_MIN,
     NEIGHBOURS,
@@ -53,7 +55,7 @@ from .similarity import (
 
 __all__ = [
     "NEAR_THRESHOLD", "Cancelled", "DuplicateGroups", "ReserveChanges", "find_groups", "linked",
-    "ScoredPairs", "pair_scores", "pool_margin", "reserve_changes", "score_pairs", "select_pairs",
+    "ScoredPairs", "in_doubt", "pair_scores", "pool_margin", "reserve_changes", "score_pairs", "select_pairs",
     "stands_out", "whole_groups_only",
 ]  # fmt: skip
 
@@ -171,6 +173,8 @@ def find_groups(
     if not scored.order:
         return DuplicateGroups()
     verified, top = select_pairs(scored.pairs, threshold, scored.best, scored.start)
+    doubtful = in_doubt(scored.pairs, threshold, top, verified)
+    verified |= {pair: scored.pairs[pair] for pair in rescued(pool, scored.order, doubtful, cancel)}
     seen = {
         p: (scored.thumbs[i].astype(np.float16), scored.hashes[i], top[i]) for i, p in enumerate(scored.order)
     }
@@ -290,6 +294,25 @@ def select_pairs(
         if s >= threshold and stands_out(s, max(crowd[i], crowd[j]), below_clear, clear_margin)
     }
     return verified, top
+
+
+def in_doubt(
+    scored: Mapping[tuple[int, int], float],
+    threshold: float,
+    top: Sequence[tuple[float, ...]],
+    verified: Mapping[tuple[int, int], float],
+) -> list[tuple[int, int]]:
+    """The pairs ``select_pairs`` left out only for a small pool (they reach ``threshold`` and stand
+    ``MARGIN`` above their crowd, not ``pool_margin``): ``closer_look.rescued`` looks at them again.
+    ``top``: ``select_pairs``' best scores per image. None from ``FULL_CROWD`` images on."""
+    if len(top) >= FULL_CROWD:  # the margin has not grown: nothing is in doubt
+        return []
+    crowd = [t[-1] if len(t) == CROWD_RANK else -1.0 for t in top]
+    return [
+        (i, j)
+        for (i, j), s in scored.items()
+        if s >= threshold and (i, j) not in verified and stands_out(s, max(crowd[i], crowd[j]))
+    ]
 
 
 def pool_margin(n: int, margin: float | None = None, thin_margin: float | None = None) -> float:
