@@ -61,8 +61,15 @@ load average), then summary rows (``i`` = p50, p90, p99, max of every timing col
 ``<out>_summary.csv`` and the printed table (p50/p90/p99/max, n, failures, the breakdown, the load
 average before and after, the code measured, machine and date) via ``bench/_report.py``.
 ``--artifacts`` gets screenshots, the server's log, the raw page and kernel logs (JSON), on failure the
-console log, and with ``--py-spy PATH`` a py-spy profile of the kernel during the keys. The server,
-its kernel and the browser are stopped on leaving, also on an error, Ctrl-C or SIGTERM.
+console log, with ``--py-spy PATH`` a py-spy profile of the kernel during the keys, and with
+``--trace`` Chromium's performance trace of the page during the keys (``key_to_image-<app>-<time>-
+trace.json``, for Perfetto or chrome://tracing: what the page's main thread did while a message
+waited). The server, its kernel and the browser are stopped on leaving, also on an error, Ctrl-C or
+SIGTERM.
+
+The server runs as installing the measured package would set it up (``tests/jupyter_e2e.py``'s
+``installed_config``): with oal_widget's own server extension (``oal_widget/server_extension.py``:
+kernel websockets without Nagle's delay) when the measured package has one, without it otherwise.
 
 To measure a commit while others edit the working tree: ``git archive HEAD oal_widget | tar -x -C
 /tmp/snap; git rev-parse --short HEAD > /tmp/snap/COMMIT`` then ``PYTHONPATH=/tmp/snap`` before the
