@@ -61,8 +61,15 @@ load average), then summary rows (``i`` = p50, p90, p99, max of every timing col
 ``<out>_summary.csv`` and the printed table (p50/p90/p99/max, n, failures, the breakdown, the load
 average before and after, the code measured, machine and date) via ``bench/_report.py``.
 ``--artifacts`` gets screenshots, the server's log, the raw page and kernel logs (JSON), on failure the
-console log, and with ``--py-spy PATH`` a py-spy profile of the kernel during the keys. The server,
-its kernel and the browser are stopped on leaving, also on an error, Ctrl-C or SIGTERM.
+console log, with ``--py-spy PATH`` a py-spy profile of the kernel during the keys, and with
+``--trace`` Chromium's performance trace of the page during the keys (``key_to_image-<app>-<time>-
+trace.json``, for Perfetto or chrome://tracing: what the page's main thread did while a message
+waited). The server, its kernel and the browser are stopped on leaving, also on an error, Ctrl-C or
+SIGTERM.
+
+The server runs as installing the measured package would set it up (``tests/jupyter_e2e.py``'s
+``installed_config``): with oal_widget's own server extension (``oal_widget/server_extension.py``:
+kernel websockets without Nagle's delay) when the measured package has one, without it otherwise.
 
 To measure a commit while others edit the working tree: ``git archive HEAD oal_widget | tar -x -C
 /tmp/snap; git rev-parse --short HEAD > /tmp/snap/COMMIT`` then ``PYTHONPATH=/tmp/snap`` before the
@@ -110,6 +117,17 @@ IMAGE = ".oal-image > img, img.oal-image"
 NO_DUPLICATE_PAGES = 'annotator.modes.offer_duplicates = lambda path: ""'
 
 TARGET_P99_MS = 50.0
+#: ``--trace``: what the page's main thread did (tasks, events, style, layout, paint) and the scheduler.
+TRACE_CATEGORIES = [
+    "devtools.timeline",
+    "disabled-by-default-devtools.timeline",
+    "toplevel",
+    "blink",
+    "v8.execute",
+    "loading",
+    "net",
+    "disabled-by-default-network",
+]
 
 #: Named what-if experiments (``--what-if a,b``): code run in the kernel before (setup) or right after
 #: (after) ``Annotator(...)``, to try a change to the package without making it.
@@ -684,6 +702,8 @@ def _measure(page, server: dict, args, root: Path, labels: list[str], raw: dict,
     # The measured keys, at the rate, whether or not the previous image has appeared yet.
     raw["load_before"] = os.getloadavg()
     page.evaluate("() => window.__k2i.reset()")
+    if args.trace:  # Chromium's performance trace of the page during the keys (chrome://tracing, Perfetto)
+        page.context.browser.start_tracing(page=page, categories=TRACE_CATEGORIES)
     interval = 1.0 / args.rate
     t0 = time.monotonic()
     for i in range(args.keys):
@@ -693,6 +713,10 @@ def _measure(page, server: dict, args, root: Path, labels: list[str], raw: dict,
         page.keyboard.press(key_for(_text(page, ".oal-filename")))
     page.wait_for_timeout(args.bound_ms + 500)  # the last key's image, within the bound
     raw["load_after"] = os.getloadavg()
+    if args.trace:
+        trace = args.artifacts / f"key_to_image-{app}-{time.strftime('%H%M%S')}-trace.json"
+        trace.write_bytes(page.context.browser.stop_tracing())
+        raw["trace"] = str(trace)
     raw["page"] = page.evaluate(
         "() => { const R = window.__k2i; return {origin: R.origin, keys: R.keys, imgs: R.imgs, "
         "names: R.names, attached: R.attached, ws: window.__k2i_ws || [], "
@@ -1074,6 +1098,9 @@ def parse_args(argv=None):
         "--no-kernel-log", dest="kernel_log", action="store_false", help="page only (match keys by order)"
     )
     parser.add_argument("--gil-probe", action="store_true", help="a kernel thread measuring GIL waits")
+    parser.add_argument(
+        "--trace", action="store_true", help="Chromium's performance trace of the page during the keys"
+    )
     parser.add_argument("--py-spy", metavar="PATH", help="py-spy binary: profile the kernel during the keys")
     parser.add_argument("--py-spy-rate", type=int, default=100, help="py-spy samples per second")
     parser.add_argument("--py-spy-gil", action="store_true", help="py-spy: only samples holding the GIL")

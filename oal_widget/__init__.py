@@ -39,3 +39,8 @@ def __getattr__(name: str):
 
 def __dir__() -> list[str]:
     return sorted(set(globals()) | set(__all__))
+
+
+def _jupyter_server_extension_points() -> list[dict[str, str]]:
+    """The Jupyter server extension (``server_extension.py``): kernel websockets without Nagle's delay."""
+    return [{"module": "oal_widget.server_extension"}]

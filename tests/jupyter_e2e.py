@@ -145,6 +145,31 @@ def server_command(app: str, root: Path) -> list[str]:
     ]
 
 
+#: What installing the package adds to every Jupyter server's config (its server extension).
+INSTALLED_CONFIG = REPO / "jupyter-config" / "jupyter_server_config.d" / "oal_widget.json"
+
+
+def installed_config(env: dict[str, str]) -> dict:
+    """The server config that installing the oal_widget this server imports (the first on its
+    PYTHONPATH) would add: its server extension, if it has one (an A/B may serve an older snapshot)."""
+    for folder in filter(None, env.get("PYTHONPATH", "").split(os.pathsep)):
+        package = Path(folder) / "oal_widget"
+        if (package / "__init__.py").is_file():
+            has_extension = (package / "server_extension.py").is_file() and INSTALLED_CONFIG.is_file()
+            return json.loads(INSTALLED_CONFIG.read_text()) if has_extension else {}
+    return {}
+
+
+def _merge(a: dict, b: dict) -> dict:
+    """``b`` over ``a``, dicts merged key by key (two sources of ``ServerApp.jpserver_extensions``)."""
+    out = dict(a)
+    for key, value in b.items():
+        out[key] = (
+            _merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+        )
+    return out
+
+
 @contextlib.contextmanager
 def jupyter_server(
     app: str,
@@ -157,13 +182,15 @@ def jupyter_server(
 ):
     """Run a Jupyter server ("lab": JupyterLab 4, "notebook": Notebook 7) serving ``root``.
 
-    ``env`` adds variables (the server's and its kernels'); ``config`` is written as the fresh
-    config dir's ``jupyter_server_config.json`` (e.g. a bench's server extension).
+    ``env`` adds variables (the server's and its kernels'); ``config`` (e.g. a bench's server extension)
+    is written as the fresh config dir's ``jupyter_server_config.json``, over what installing the
+    package adds (``installed_config``: oal_widget's own server extension).
     Yields a dict: app, url, token, root, log_path, pid, t_launch (monotonic) and t_server_ready
     (seconds from launch until the server answered). ``page_url(server, rel)`` opens a notebook.
     The server is shut down on leaving, also on an error.
     """
     env = {**server_config(tmp), **(env or {})}
+    config = _merge(installed_config(env), config or {})
     if config:
         _write_json(Path(env["JUPYTER_CONFIG_DIR"]) / "jupyter_server_config.json", config)
     runtime = Path(env["JUPYTER_RUNTIME_DIR"])

@@ -72,6 +72,7 @@ def jupyter(request, tmp_path):
             "workdir": root / "images" / ".oal",
             "t_launch": server["t_launch"],
             "t_server_ready": server["t_server_ready"],
+            "server_log": server["log_path"],
         }
 
 
@@ -130,6 +131,8 @@ def test_quickstart_in_browser(jupyter, browser):
         image_src = wait_src_changed(page, ".oal-image img", None)
         wait_kernel_idle(page)  # every cell ran: the panel's cell returned at once, the others too
         mark("panel_shown")
+        # The package's server extension, as installed: kernel websockets without Nagle's delay.
+        assert "oal_widget: kernel websockets send without delay" in jupyter["server_log"].read_text()
         before = notebook_state(page)
         assert before["cells"] == original_cells
         page.screenshot(path=str(ARTIFACTS / f"{app}-1-panel.png"))

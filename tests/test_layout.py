@@ -15,6 +15,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "oal_widget"
 LAYERS = {
     "messages": 0,
     "workdir": 0,
+    "server_extension": 0,  # loaded by the Jupyter server, never by the kernel
     "data": 1,
     "al": 1,
     "config": 2,

@@ -166,7 +166,7 @@ class LabellingView:
     def show_prediction(self, session) -> None:
         path = session.current
         predicted = session.prediction(path)
-        self.why.value = ""
+        why = ""
         if path is not None and session.is_test(path):
             # The person's own label grades the model: showing its guess would lead the answer.
             self.prediction.value = "test image: your own label grades the model (no prediction shown)"
@@ -179,8 +179,10 @@ class LabellingView:
             key = self._keys.get("accept")
             hint = f" ({key} accepts)" if key else ""
             self.prediction.value = f"model says: {name} ({confidence:.0%}){hint}{staleness(session)}"
-            self.why.value = why_shown(session)
+            why = why_shown(session)
             self.shown = (path, name)
+        # Set once: each change of a widget's value is a message to the page (none if it is the same).
+        self.why.value = why
         if path is not None:  # after every key and trainer update (a re-rank)
             self._ui.post(
                 lambda: self.fill_ahead(session), key="slots", after=FILL_AFTER_S, latest=FILL_LATEST_S
