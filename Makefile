@@ -3,6 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+SERVER_CONFIG := jupyter-config/jupyter_server_config.d/oal_widget.json
 # pip's config on these machines adds local indexes that may be absent; their warnings are noise.
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 PIP_QUIET := 2>&1 | grep -v "is ignored: it is neither" || true
@@ -11,10 +12,12 @@ PIP_QUIET := 2>&1 | grep -v "is ignored: it is neither" || true
 
 venv: $(STAMP)
 
-$(STAMP): setup.cfg pyproject.toml
+$(STAMP): setup.cfg pyproject.toml $(SERVER_CONFIG)
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip $(PIP_QUIET)
 	$(PY) -m pip install -q -e ".[dev]" $(PIP_QUIET)
+	@# An editable install leaves out setup.cfg's data files: the server extension's config goes in here.
+	install -D -m 644 $(SERVER_CONFIG) $(VENV)/etc/jupyter/jupyter_server_config.d/oal_widget.json
 	@$(PY) -c "import oal_widget, ipyevents, jupyterlab, tensorflow" # fails loudly if the install did
 	@touch $(STAMP)
 
