@@ -51,7 +51,10 @@ def nodelay(sock: socket.socket) -> bool:
 
 
 def _load_jupyter_server_extension(serverapp) -> None:
-    from jupyter_server.services.kernels.websocket import KernelWebsocketHandler
-
+    try:
+        from jupyter_server.services.kernels.websocket import KernelWebsocketHandler
+    except ImportError:  # Jupyter Server 1.x: the server runs as before, with Nagle's delay
+        serverapp.log.info("oal_widget: this Jupyter Server has no kernel websocket handler to patch")
+        return
     nodelay_on_open(KernelWebsocketHandler)
     serverapp.log.info("oal_widget: kernel websockets send without delay (TCP_NODELAY)")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sys
 from pathlib import Path
 
 import tornado.web
@@ -84,3 +85,12 @@ def test_the_extension_point_is_found_as_jupyter_server_looks_for_it():
 
     package, points = get_metadata("oal_widget")
     assert package.__name__ == "oal_widget" and points[0]["module"] == "oal_widget.server_extension"
+
+
+def test_the_environment_enables_the_extension_as_installed():
+    """`make` puts the config where every Jupyter server of the environment reads it (an editable
+    install leaves setup.cfg's data files out); the browser tests write their own copy, so only this
+    catches an install step gone missing."""
+    installed = Path(sys.prefix) / "etc" / "jupyter" / "jupyter_server_config.d" / "oal_widget.json"
+    assert installed.is_file(), f"{installed} is missing: run `make venv`"
+    assert json.loads(installed.read_text()) == json.loads(CONFIG.read_text())

@@ -3,8 +3,9 @@
 In a pool of fewer than ``duplicates.FULL_CROWD`` images a pair must stand further above its crowd
 (``duplicates.pool_margin``): two look-alikes stand out among a few images. A true crop or re-encode
 scoring about 0.95 on 32-px thumbnails falls in the same zone. ``rescued`` looks again at those pairs
-only (few: none from ``FULL_CROWD`` images on), at ``SIDE`` pixels with a finer zoom search, where a
-crop of the same picture comes close to 1 and two different handwritten digits do not. A simple
+only (few: none from ``FULL_CROWD`` images on), resized to ``SIDE`` pixels (from the pool's arrays: the
+gain is less blur and a finer zoom search more than resolution), where a crop of the same picture comes
+close to 1 and two different handwritten digits do not. A simple
 picture (one straight edge, a stroke) matches another one at many places along it, as well as any
 crop would: the match must also be unique in place (the aperture problem), its peak ``UNIQUE`` above
 the best match ``RADIUS`` pixels or more away. About 20 ms a pair. Settings chosen on the pairs in doubt
@@ -22,7 +23,7 @@ from PIL import Image
 from scipy.ndimage import gaussian_filter
 from scipy.signal import fftconvolve
 
-from .similarity import _grey, check_cancel
+from .similarity import check_cancel, grey_images
 
 #: Side (pixels) of the finer look; blur and band-pass scale with it as on the 32-px thumbnails.
 SIDE = 64
@@ -108,7 +109,7 @@ def rescued(
     if not used:
         return set()
     arrays, loaded = pool.arrays([order[i] for i in used])
-    by_path = dict(zip(loaded, _grey(arrays), strict=True))
+    by_path = dict(zip(loaded, grey_images(arrays), strict=True))
     grey = {i: by_path[order[i]] for i in used if order[i] in by_path}
     out = set()
     for i, j in pairs:

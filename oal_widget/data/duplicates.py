@@ -15,9 +15,10 @@ reserve makes the estimate look better than the model is. ``find_groups`` finds 
 near-duplicate stands far above the image's other neighbours; a look-alike (a handwritten 1 among
 hundreds) has many neighbours at about the same score. In a small pool the crowd is thin: its third best
 says little about how close a look-alike comes, so the margin grows as the pool shrinks
-(``pool_margin``); a pair left out by that growth alone gets a finer look (``closer_look.rescued``: at
-64 pixels a crop of the same picture comes close to 1, two look-alikes do not). Groups then join each
-image to its best verified partner (``linked``: a threshold alone chains look-alikes).
+(``pool_margin``); a pair left out by that growth alone gets a finer look (``closer_look.rescued``: less
+blur and finer zooms, where a crop of the same picture comes close to 1 and two look-alikes do not; on
+one thread after progress reads done, ~20 ms a pair, and only in pools under ``FULL_CROWD``). Groups
+then join each image to its best verified partner (``linked``: a threshold alone chains look-alikes).
 ``bench/duplicates.py`` measures precision, recall and time and says on which sets the settings were
 chosen (``bench/duplicates_small.py``: small pools). Verification runs in batches on ``workers``
 threads, with ``progress(done, total)`` reported and ``cancel`` checked between batches, so a background
@@ -46,7 +47,6 @@ from .similarity import (
     descriptor,
     indexed_pair_scores,
     normalised,
-    pair_scores,
     report,
     search_candidates,
     thumbnails,
@@ -55,7 +55,7 @@ from .similarity import (
 
 __all__ = [
     "NEAR_THRESHOLD", "Cancelled", "DuplicateGroups", "ReserveChanges", "find_groups", "linked",
-    "ScoredPairs", "in_doubt", "pair_scores", "pool_margin", "reserve_changes", "score_pairs", "select_pairs",
+    "ScoredPairs", "in_doubt", "pool_margin", "reserve_changes", "score_pairs", "select_pairs",
     "stands_out", "whole_groups_only",
 ]  # fmt: skip
 
@@ -70,8 +70,8 @@ MARGIN, CLEAR, CLEAR_MARGIN, SURE = 0.07, 0.97, 0.02, 0.995
 #: A thin crowd: in a pool of fewer than ``FULL_CROWD`` images ``MARGIN`` grows by ``THIN_MARGIN`` per
 #: tenfold fewer (0.17 at 200 images, 0.21 at 80). The third best of a few images says little about how
 #: close a look-alike comes: two handwritten 2s among 24 digits stand 0.07 above their third-best
-#: neighbour, among 1,797 they would not. With it, small pools of the tuning sets group as few
-#: unplanted images as a bar at ``CLEAR`` alone; chosen so (bench/duplicates_small.py).
+#: neighbour, among 1,797 they would not. With it, small pools of the tuning sets group unplanted images
+#: within one pair per pool size of a bar at ``CLEAR``; chosen so (bench/duplicates_small.py).
 FULL_CROWD, THIN_MARGIN = 2000, 0.1
 _PAIR_BATCH = 512
 
@@ -163,7 +163,8 @@ def find_groups(
     ``previous``: an earlier result on the same folder; its thumbnails are reused, and when no
     ``features`` are given only pairs with a new image are searched and verified (a pool that grew).
     ``workers``: threads verifying pairs. Images that cannot be decoded are left out (the pool
-    records them in ``.skipped``).
+    records them in ``.skipped``). With ``previous``, the old images' rejected pairs are not looked
+    at again: a pool that grew past ``FULL_CROWD`` keeps a small pool's verdict on them.
     """
     if not 0 < threshold <= 1:
         raise ValueError(f"threshold={threshold!r} is invalid: expected a correlation in (0, 1], e.g. 0.9")

@@ -49,7 +49,7 @@ _BATCH = 512
 
 
 # --- features ---------------------------------------------------------------------------------------
-def _grey(arrays: np.ndarray) -> np.ndarray:
+def grey_images(arrays: np.ndarray) -> np.ndarray:
     """(n, h, w) float32 grey in [0, 1] from the pool's (n, h, w, c) arrays."""
     if arrays.shape[-1] == 3:
         return arrays @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
@@ -98,7 +98,7 @@ def thumbnails(pool, paths: Sequence[str], progress, cancel, done0: int, total: 
     for start in range(0, len(paths), _BATCH):
         check_cancel(cancel)
         arrays, loaded = pool.arrays(list(paths[start : start + _BATCH]))
-        for array, grey in zip(arrays, _grey(arrays), strict=True):
+        for array, grey in zip(arrays, grey_images(arrays), strict=True):
             hashes.append(
                 hashlib.blake2b(np.round(array * 255).astype(np.uint8).tobytes(), digest_size=16).digest()
             )
@@ -204,13 +204,6 @@ def indexed_pair_scores(thumbs: np.ndarray, pairs: np.ndarray, floor: float | No
         band = _best_ncc(_band(thumbs[used]), at[:, 0], at[:, 1])
         plain[keep] = np.minimum(plain[keep], band)
     return plain
-
-
-def pair_scores(thumbs_a: np.ndarray, thumbs_b: np.ndarray, floor: float | None = None) -> np.ndarray:
-    """``indexed_pair_scores`` of each pair ``(thumbs_a[i], thumbs_b[i])``."""
-    n = len(thumbs_a)
-    pairs = np.stack([np.arange(n), np.arange(n, 2 * n)], axis=1)
-    return indexed_pair_scores(np.concatenate([thumbs_a, thumbs_b]), pairs, floor)
 
 
 # --- candidates ----------------------------------------------------------------------------------------

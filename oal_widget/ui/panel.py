@@ -48,7 +48,7 @@ __all__ = ["ACTIONS", "DEFAULT_KEYS", "Annotator", "merge_keymap"]
 #: figures, matplotlib) and sends ~50 KB of PNG for the page to decode, so the key it meets shows its
 #: image late. A person pauses often (at a key a second or slower: after every key); only a
 #: run of fast keys waits PLOT_LATEST_S at most: at 4 keys a second one render per 120 keys, under the
-#: 1% of a p99 (at 3 s, one key in 12 met a render). The status line says the newest accuracy meanwhile.
+#: 1% of a p99. The status line says the newest accuracy meanwhile.
 PLOT_QUIET_S = 0.4
 PLOT_LATEST_S = 30.0
 
