@@ -84,9 +84,11 @@ for _ in range(16):
         break
     key = str(int(s.current.split("/")[0]) + 1)
     panel._on_key({"type": "keydown", "event": "keydown", "key": key, "repeat": False})
-while (not s.history or not s.latest.predictions) and time.monotonic() < deadline:
-    time.sleep(0.05)  # an evaluation and a query ran
-n_history, n_predictions = len(s.history), len(s.latest.predictions)
+# An evaluation and a query ran (the latest update alone may be an evaluation, which carries no
+# predictions: the last query's stand until the next one).
+while (not s.history or not s.surest(10**6)) and time.monotonic() < deadline:
+    time.sleep(0.05)
+n_history, n_predictions = len(s.history), len(s.surest(10**6))
 saved = panel.stop(timeout=120)  # a loaded box may need long to save: not what is tested
 reloaded = reload_model(saved["model"])
 sockets = []
