@@ -221,11 +221,12 @@ def write_pool(base: Base, folder: Path, seed: int, share: float = 0.25):
 
 # --- measuring ------------------------------------------------------------------------------------
 def replay(scored: dup.ScoredPairs, floor: float, margin: float, clear_margin: float):
-    """The groups ``find_groups(threshold=floor)`` finds with the other margins given (``scored`` came
-    from ``score_pairs(threshold=floor)``: scores below the threshold are as ``find_groups`` has them)."""
+    """The groups ``find_groups(threshold=floor)`` finds with the other margins given, before the closer
+    look (which acts in pools under ``FULL_CROWD`` only; ``scored`` came from ``score_pairs(threshold=
+    floor)``: scores below the threshold are as ``find_groups`` has them)."""
     verified, _ = dup.select_pairs(scored.pairs, floor, scored.best, scored.start, margin, clear_margin)
     order = scored.order
-    return [tuple(order[i] for i in members) for members in dup._components(len(order), dup.linked(verified))]
+    return [tuple(order[i] for i in members) for members in dup.grouped(len(order), verified)]
 
 
 #: The grid ``--sweep`` replays: threshold, margin below ``CLEAR``, margin from ``CLEAR`` on.

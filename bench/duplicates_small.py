@@ -80,7 +80,7 @@ def replay(scored: dup.ScoredPairs, rule: dict, pool=None) -> list[tuple[str, ..
     finally:
         dup.FULL_CROWD = kept
     order = scored.order
-    return [tuple(order[i] for i in members) for members in dup._components(len(order), dup.linked(verified))]
+    return [tuple(order[i] for i in members) for members in dup.grouped(len(order), verified)]
 
 
 def _unplanted(sub: Base, folder: Path) -> tuple[dict, dict]:

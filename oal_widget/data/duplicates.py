@@ -55,7 +55,7 @@ from .similarity import (
 
 __all__ = [
     "NEAR_THRESHOLD", "Cancelled", "DuplicateGroups", "ReserveChanges", "find_groups", "linked",
-    "ScoredPairs", "in_doubt", "pool_margin", "reserve_changes", "score_pairs", "select_pairs",
+    "ScoredPairs", "grouped", "in_doubt", "pool_margin", "reserve_changes", "score_pairs", "select_pairs",
     "stands_out", "whole_groups_only",
 ]  # fmt: skip
 
@@ -288,7 +288,7 @@ def select_pairs(
             best[i].append(score)
             best[j].append(score)
     top = [tuple(sorted(b, reverse=True)[:CROWD_RANK]) for b in best]
-    crowd = [t[-1] if len(t) == CROWD_RANK else -1.0 for t in top]
+    crowd = _crowd(top)
     verified = {
         (i, j): s
         for (i, j), s in scored.items()
@@ -308,12 +308,17 @@ def in_doubt(
     ``top``: ``select_pairs``' best scores per image. None from ``FULL_CROWD`` images on."""
     if len(top) >= FULL_CROWD:  # the margin has not grown: nothing is in doubt
         return []
-    crowd = [t[-1] if len(t) == CROWD_RANK else -1.0 for t in top]
+    crowd = _crowd(top)
     return [
         (i, j)
         for (i, j), s in scored.items()
         if s >= threshold and (i, j) not in verified and stands_out(s, max(crowd[i], crowd[j]))
     ]
+
+
+def _crowd(top: Sequence[tuple[float, ...]]) -> list[float]:
+    """Each image's ``CROWD_RANK``-th best score (-1 for an image with fewer scored neighbours)."""
+    return [t[-1] if len(t) == CROWD_RANK else -1.0 for t in top]
 
 
 def pool_margin(n: int, margin: float | None = None, thin_margin: float | None = None) -> float:
@@ -366,9 +371,14 @@ def linked(verified: Mapping[tuple[int, int], float]) -> list[tuple[int, int]]:
     ]
 
 
+def grouped(n: int, verified: Mapping[tuple[int, int], float]) -> list[list[int]]:
+    """The groups (indices, two or more) of ``n`` images that the ``verified`` pairs' links join."""
+    return _components(n, linked(verified))
+
+
 def _result(order, hashes, verified, seen) -> DuplicateGroups:
     groups, kinds = [], []
-    for members in _components(len(order), linked(verified)):
+    for members in grouped(len(order), verified):
         paths = tuple(sorted(order[i] for i in members))
         groups.append(paths)
         kinds.append("exact" if len({hashes[i] for i in members}) == 1 else "near")
