@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import atexit
 import logging
+import os
 import queue
 import threading
 import weakref
@@ -22,6 +23,11 @@ log = logging.getLogger(__name__)
 
 #: How long the idle loop blocks on the inbox before looking again (never forever: a stop must get through).
 IDLE_WAIT_S = 0.2
+#: The trainer's thread runs at this nice value (Linux: per thread), set before it starts TensorFlow, whose
+#: thread pools inherit it: on a busy box the person's side (the kernel's key handler, the Jupyter
+#: server, the browser) gets the cores first and the model trains in what is left. Unprivileged
+#: processes can only raise it, so it is set once, in the thread, never on the caller's.
+NICE = 10
 #: At interpreter exit (a kernel shut down) a running trainer stops and saves within this bound: a daemon
 #: thread torn down inside TensorFlow's C++ would abort the process instead.
 EXIT_STOP_S = 10.0
@@ -67,6 +73,7 @@ class Trainer(TrainingCore, threading.Thread):
 
         Every step is guarded: an exception becomes an error Update, never a dead thread."""
         self._in_thread = True
+        _lower_priority()
         try:
             if self.stop_reason is None:
                 self._guard(self.build)
@@ -204,3 +211,13 @@ class Trainer(TrainingCore, threading.Thread):
         if state != "error":  # the error Update already says what to do; don't overwrite its message
             with self._locked():
                 self._note_if_changed(state)
+
+
+def _lower_priority() -> None:
+    """This thread (and the threads it starts) at ``NICE``; where the platform has no per-thread
+    priority it stays as it is."""
+    try:
+        current = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), max(current, NICE))
+    except (AttributeError, OSError) as e:  # Windows has no setpriority; a sandbox may refuse it
+        log.debug("the trainer keeps its priority: %s", e)
