@@ -239,6 +239,17 @@ def test_quickstart_in_browser(jupyter, browser):
         page.screenshot(path=str(ARTIFACTS / f"{app}-3-evaluated.png"))
         store_is(labelled, f"after {len(labelled)} labels")
 
+        # Once the next image is in a slot, the page brings it on top by itself on a label key, before
+        # the key reaches the kernel (ui/slot_switch.py); the kernel then finds it on screen.
+        expect(page.locator(".oal-slot-switch[data-armed]")).to_be_attached()
+        label_current()
+        kernel_execute(
+            page,
+            "_s = annotator.labelling.slots\n"
+            "assert _s.page_switches >= 1, (_s.page_switches, _s.switches, _s.sends)",
+        )
+        store_is(labelled, "after a key the page switched on")
+
         assert_notebook_unchanged(f"after {len(labelled)} labels")
         # TensorFlow has loaded and trained in the kernel: none of its start-up lines under the panel,
         # and nothing in the panel scrolls or clips its text.

@@ -19,11 +19,20 @@ A switch is three small messages, so that the right image is on top at every mom
 elements have ``oal-image`` (a test's locator stays unique): the new frame gets ``oal-image-rising``
 (on top of the visible one at once), the old one loses ``oal-image``, then the new one gets
 ``oal-image`` in place of ``oal-image-rising`` (beneath the next switch's rising frame).
+
+Most keys never wait for that: the page itself brings the next image on top when a label key is
+pressed (``slot_switch.py``), in the slot armed here (``arm``: the one that holds exactly the image
+following the current one); the kernel hears of it before the key (``shown``) and then finds the
+current image on screen already.
 """
 
 from __future__ import annotations
 
+import threading
+
 import ipywidgets as widgets
+
+from .slot_switch import SlotSwitch
 
 #: Slots: the visible image and the next ones (the session decodes three ahead).
 SLOTS = 4
@@ -42,9 +51,11 @@ RISING = "oal-image-rising"
 
 class ImageSlots:
     """``box``: the widget to place; ``image``: the visible slot's image; ``show`` on the key path,
-    ``fill`` on the UI thread, both with the panel's lock held."""
+    ``fill`` and ``arm`` on either, all with the panel's ``lock`` held (a switch the page made is
+    taken in under it too)."""
 
-    def __init__(self, side: str):
+    def __init__(self, side: str, lock: threading.RLock | None = None):
+        self._lock = lock or threading.RLock()
         look = dict(width=side, height=side, object_fit="contain", border="1px solid #eee")
         self.slots = [widgets.Image(format="png", layout=widgets.Layout(**look)) for _ in range(SLOTS)]
         self.frames = [widgets.Box([image]) for image in self.slots]
@@ -54,9 +65,12 @@ class ImageSlots:
         self.frames[0]._dom_classes = (SLOT, VISIBLE)
         #: The file whose PNG each slot holds (None: empty or unknown).
         self.paths: list[str | None] = [None] * SLOTS
-        self.box = widgets.Box(self.frames)
+        self.switch = SlotSwitch()
+        self.switch.observe(self._switched_by_page, names="shown")
+        self.box = widgets.Box([*self.frames, self.switch])
         self.box.add_class("oal-slots")
-        #: Keys shown by a class switch / by sending the bytes (read by the tests).
+        #: Keys shown by the page's own switch / a class switch / sending the bytes (read by the tests).
+        self.page_switches = 0
         self.switches = 0
         self.sends = 0
 
@@ -72,6 +86,8 @@ class ImageSlots:
     def show(self, path: str, png: bytes) -> None:
         """Show ``png`` (the image of ``path``): a class switch when a hidden slot holds these very bytes,
         else the bytes are set on the visible slot."""
+        if self.paths[self.shown] == path and bytes(self.slots[self.shown].value) == png:
+            return  # on screen already: the page switched to it on the key
         j = self._holding(path, png)
         if j is None:
             visible = self.slots[self.shown]
@@ -85,10 +101,36 @@ class ImageSlots:
         old._dom_classes = (SLOT,)
         new._dom_classes = (SLOT, VISIBLE)
         self.shown = j
+        self.switch.shown = j
         self.switches += 1
+
+    # --- the page's switch ---------------------------------------------------------------------------------
+    def arm(self, following: str | None, keys: list[str]) -> None:
+        """Let the page bring ``following`` (the image after the current one) on top by itself on one of
+        ``keys``, when a hidden slot holds it; otherwise (or with no keys) it waits for the kernel."""
+        j = None
+        if following is not None and keys:
+            j = next((k for k, held in enumerate(self.paths) if k != self.shown and held == following), None)
+        self.switch.next = -1 if j is None else j
+        self.switch.keys_to_next = list(keys) if j is not None else []
+
+    def _switched_by_page(self, change) -> None:
+        """The page put slot ``change.new`` on top (its key's event follows): the frames' classes, as the
+        kernel keeps them, follow the page's."""
+        if change.new == self.shown:  # the kernel's own switch
+            return
+        with self._lock:
+            j = change.new
+            if not 0 <= j < len(self.frames):
+                return
+            self.frames[self.shown]._dom_classes = (SLOT,)
+            self.frames[j]._dom_classes = (SLOT, VISIBLE)
+            self.shown = j
+            self.page_switches += 1
 
     def clear(self) -> None:
         """Nothing to show."""
+        self.switch.next = -1
         self.slots[self.shown].value = b""
         self.paths[self.shown] = None
 
@@ -102,6 +144,7 @@ class ImageSlots:
     def fill(self, upcoming: list[tuple[str, bytes]]) -> None:
         """Put the upcoming ``(path, png)`` (soonest first) into hidden slots: a slot already holding one
         keeps it; the others are reused, the image shown longest ago first."""
+        self.switch.next = -1  # a slot about to be refilled is no one's next
         wanted = dict(upcoming[: self.ahead()])
         on_screen = self.paths[self.shown]
         if on_screen is not None:  # a key came between reading the order and now

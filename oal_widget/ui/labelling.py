@@ -43,7 +43,9 @@ class LabellingView:
         self.shown: tuple[str, str] | None = None
         w = widgets
         self._ui = ui
-        self.slots = ImageSlots(IMAGE_SIDE)
+        self.slots = ImageSlots(IMAGE_SIDE, ui.lock)
+        #: Keys label in this view now (set by the panel: not while typing a label's name, not at the end).
+        self.live = True
         self.filename = label("oal-filename")
         self.test_flag = label("oal-test-flag")
         self.prediction = label("oal-prediction")
@@ -126,6 +128,8 @@ class LabellingView:
     def disable(self) -> None:
         for button in self.action_buttons + self.label_buttons:
             button.disabled = True
+        self.live = False
+        self.slots.arm(None, [])
 
     # --- showing the session -----------------------------------------------------------------------------
     def show_current(self, session, on_unreadable) -> None:
@@ -156,12 +160,28 @@ class LabellingView:
         path, which sets it aside and says so); only setting the widgets takes the lock."""
         paths = session.upcoming(self.slots.ahead())
         if set(paths) <= set(self.slots.paths):  # the usual case after a trainer update: nothing to do
+            with self._ui.lock:
+                self.arm(session)
             return
         wait = FILL_WAIT_S  # for the prefetch's decodes under way (a few ms each; a large photo more)
         upcoming = [(path, png) for path in paths if (png := session.ready_png(path, wait)) is not None]
         with self._ui.lock:
             if session.current is not None:
                 self.slots.fill(upcoming)
+            self.arm(session)
+
+    def arm(self, session) -> None:
+        """With the lock held: the page may bring the image after the current one on top by itself, on a
+        label key (or Enter while a prediction is on screen), when a slot holds it."""
+        if not self.live or session.current is None:
+            self.slots.arm(None, [])
+            return
+        following = next(iter(session.upcoming(1)), None)
+        n = len(session.label_names)
+        keys = [k for k, a in self.keymap.items() if isinstance(a, tuple) and a[0] == "label" and a[1] < n]
+        if self.shown is not None:
+            keys += [k for k, a in self.keymap.items() if a == "accept"]
+        self.slots.arm(following, keys)
 
     def show_prediction(self, session) -> None:
         path = session.current
@@ -183,6 +203,7 @@ class LabellingView:
             self.shown = (path, name)
         # Set once: each change of a widget's value is a message to the page (none if it is the same).
         self.why.value = why
+        self.arm(session)  # after every key and trainer update (the order may have changed)
         if path is not None:  # after every key and trainer update (a re-rank)
             self._ui.post(
                 lambda: self.fill_ahead(session), key="slots", after=FILL_AFTER_S, latest=FILL_LATEST_S

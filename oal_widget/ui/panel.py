@@ -257,6 +257,7 @@ class Annotator(PanelApi, widgets.VBox):
                     picked = self.modes.filter_key(key)
                     if picked is not None:
                         self._do(picked)
+                    self._arm()
                     return
                 action = self._keymap.get(key)
                 if action is not None:
@@ -300,6 +301,7 @@ class Annotator(PanelApi, widgets.VBox):
             return
         if action == "filter":
             self.modes.start_filter()
+            self._arm()
             return
         if action in ("grid", "review", "close"):
             self._error.value = ""
@@ -313,6 +315,7 @@ class Annotator(PanelApi, widgets.VBox):
         self._show_current()
         self._refresh()
         s.prefetch()
+        self._arm()
         self._ui.post(self._render_plots, key="plots", after=PLOT_QUIET_S, latest=PLOT_LATEST_S)
         if s.current is None:
             self._finish()
@@ -352,6 +355,13 @@ class Annotator(PanelApi, widgets.VBox):
                 self._stop_in_background("every image is labelled")
 
     # --- showing state (lock held) -----------------------------------------------------------------------
+    def _arm(self) -> None:
+        """Whether the page may show the next image by itself on a label key: only while keys label in
+        the single view (not while typing a label's name, not in the grid or the review queue)."""
+        single = self._view == "label" and self.modes.mode == "single" and not self.modes.filter.active
+        self.labelling.live = single and not self._finishing
+        self.labelling.arm(self.session)
+
     def _show_current(self) -> None:
         if self.modes.mode == "single":
             self.labelling.show_current(self.session, self._note_unreadable)

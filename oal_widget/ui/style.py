@@ -30,6 +30,7 @@ STYLE = """<style>
   background: var(--jp-layout-color0, #fff); }
 .oal-panel .oal-slots > .oal-slot.oal-image { z-index: 1; }
 .oal-panel .oal-slots > .oal-slot.oal-image-rising { z-index: 2; }
+.oal-panel .oal-slots > .oal-slot-switch { display: none; }
 .oal-panel .oal-editor-label { min-width: 12em; align-self: center; }
 .oal-panel .oal-stale { color: #b35c00; }
 .oal-panel .oal-grid-warning { color: #b35c00; font-weight: bold; }

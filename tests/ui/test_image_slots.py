@@ -100,7 +100,14 @@ def test_any_sequence_shows_exactly_the_image_asked_for_with_one_visible_slot():
     names = [f"p{i}" for i in range(8)]
     version = dict.fromkeys(names, 0)
     for _ in range(500):
-        if rng.random() < 0.4:
+        if rng.random() < 0.2:
+            slots.arm(rng.choice(names), ["1"])
+            if slots.switch.next >= 0 and rng.random() < 0.5:
+                page_switch(slots)  # the page moved on; the key that follows names any image
+                n = rng.choice(names)
+                slots.show(n, png(n, version[n]))
+                assert bytes(slots.image.value) == png(n, version[n]) and slots.paths[slots.shown] == n
+        elif rng.random() < 0.4:
             ahead = rng.sample(names, rng.randint(0, SLOTS))
             slots.fill([(n, png(n, version[n])) for n in ahead])
         elif rng.random() < 0.05:
@@ -113,6 +120,55 @@ def test_any_sequence_shows_exactly_the_image_asked_for_with_one_visible_slot():
         for j, held in enumerate(slots.paths):
             if held is not None:
                 assert bytes(slots.slots[j].value).startswith(png(held)[:-1]), "a slot's path names its bytes"
+
+
+def page_switch(slots: ImageSlots) -> None:
+    """What the page does on an armed label key (slot_switch.py's ESM): its message sets ``shown``."""
+    assert slots.switch.next >= 0, "armed"
+    slots.switch.set_state({"shown": slots.switch.next, "next": -1})
+
+
+def test_arming_names_the_hidden_slot_holding_the_next_image_and_only_then_the_keys():
+    slots = ImageSlots("100px")
+    slots.show("a", png("a"))
+    slots.fill([("b", png("b")), ("c", png("c"))])
+    slots.arm("b", ["1", "2"])
+    assert slots.paths[slots.switch.next] == "b" and slots.switch.keys_to_next == ["1", "2"]
+    for following, keys in (("z", ["1"]), ("a", ["1"]), ("b", []), (None, ["1"])):
+        slots.arm(following, keys)  # not in a hidden slot (a is on screen), or no keys: no page switch
+        assert (slots.switch.next, slots.switch.keys_to_next) == (-1, []), following
+    slots.arm("c", ["1"])
+    slots.fill([("d", png("d"))])
+    assert slots.switch.next == -1, "a fill disarms: the slot may be refilled"
+
+
+def test_a_switch_by_the_page_is_taken_in_and_the_key_then_finds_its_image_on_screen():
+    slots = ImageSlots("100px")
+    slots.show("a", png("a"))
+    slots.fill([("b", png("b")), ("c", png("c"))])
+    slots.arm("b", ["1"])
+    target = slots.switch.next
+    page_switch(slots)
+    assert slots.shown == target and visible(slots) == [target], "the frames' classes follow the page"
+    log = record(slots)
+    slots.show("b", png("b"))  # the key's event, after the label was saved
+    assert log == [] and bytes(slots.image.value) == png("b"), "nothing more to send"
+    assert (slots.page_switches, slots.switches, slots.sends) == (1, 0, 1)
+
+
+def test_a_page_switch_to_an_image_the_kernel_did_not_move_to_is_corrected():
+    """An order changed in flight, or the store refused the label: the kernel's image comes on top."""
+    slots = ImageSlots("100px")
+    slots.show("a", png("a"))
+    slots.fill([("b", png("b")), ("c", png("c"))])
+    slots.arm("b", ["1"])
+    page_switch(slots)
+    slots.show("c", png("c"))  # re-ranked: c came first
+    assert bytes(slots.image.value) == png("c") and visible(slots) == [slots.shown]
+    slots.arm("b", ["1"])
+    page_switch(slots)
+    slots.show("c", png("c"))  # refused: still c
+    assert bytes(slots.image.value) == png("c") and visible(slots) == [slots.shown]
 
 
 # --- in the panel ---------------------------------------------------------------------------------------
@@ -167,6 +223,33 @@ def test_a_re_rank_refills_the_slots_and_the_next_key_shows_the_new_first_image(
     assert annotator.labelling.filename.value == s.current
     assert on_screen(annotator) == s.display_png(s.current)
     assert slots.switches == switches + 1, "the new first image was already in a slot"
+
+
+def test_the_panel_arms_the_page_for_label_keys_only_while_keys_label_in_the_single_view(panel):
+    annotator, factory = panel
+    s, slots = annotator.session, annotator.labelling.slots
+    annotator._on_key(key("1"))
+    settle(annotator)
+    assert slots.paths[slots.switch.next] == s.upcoming(1)[0], "armed with the image after the current"
+    assert {"1", "2", "3"} <= set(slots.switch.keys_to_next) and "Backspace" not in slots.switch.keys_to_next
+    before, switches = s.current, slots.switches
+    page_switch(slots)
+    annotator._on_key(key("2"))
+    assert annotator.labels[before] == "one" and on_screen(annotator) == s.display_png(s.current)
+    assert annotator.labelling.filename.value == s.current
+    assert (slots.page_switches, slots.switches) == (1, switches), "the key found its image on screen"
+    settle(annotator)
+    assert slots.switch.next >= 0, "armed again for the next key"
+    annotator._on_key(key("/"))  # typing a label's name: keys do not label
+    assert slots.switch.keys_to_next == [] and slots.switch.next == -1
+    annotator._on_key(key("Escape"))
+    assert slots.switch.next >= 0
+    annotator._on_key(key("g"))  # the grid: its keys move a cursor
+    settle(annotator)
+    assert slots.switch.keys_to_next == [] and slots.switch.next == -1
+    annotator._on_key(key("g"))
+    settle(annotator)
+    assert slots.switch.next >= 0
 
 
 def test_a_file_that_cannot_be_decoded_ahead_is_left_to_the_key_path_which_says_so(small_digits):
