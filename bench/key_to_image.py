@@ -27,7 +27,9 @@ Per key, in the page (recorders installed before the first key):
 - t1: the next image has appeared: the image on top changed, whichever happened (``how``): its
   ``src`` changed (the PNG was sent: ipywidgets sets a new blob URL), or another image slot came on
   top (``switch``: its frame got the class ``oal-image-rising``, see ``oal_widget/ui/image_slots.py``;
-  its PNG was sent ahead); a ``MutationObserver`` on the panel sees either. Then its ``decode()``
+  its PNG was sent ahead; ``page`` when it came on top before the key reached the kernel: the page's
+  own switch, ``oal_widget/ui/slot_switch.py``); a ``MutationObserver`` on the panel sees either.
+  Then its ``decode()``
   resolved (at once for a slot decoded while beneath; measured, not assumed), then the next
   ``requestAnimationFrame`` callback ran (``next_frame_ms``, one frame later, is in the CSV too).
   When the NEXT key's image replaced it before it could be decoded (``decode()`` rejects), the key
@@ -827,6 +829,8 @@ def match(raw: dict, bound_ms: float) -> list[dict]:
         img = imgs[img_i]
         row["image"] = img["name"]
         row["how"] = img.get("how", "src")
+        if k is not None and row["how"] == "switch" and origin + img["t_mut"] < k["t_in"]:
+            row["how"] = "page"  # on top before the key reached the kernel: the page's own switch
         if k is not None and k.get("t_image_sent") is not None:
             row["to_send_ms"] = round(k["t_image_sent"] - k["t_in"], 2)
             row["to_dom_ms"] = round(origin + img["t_mut"] - k["t_image_sent"], 2)
@@ -1228,7 +1232,10 @@ def main(argv=None) -> int:
     table = []
     for app, rows in rows_by_app.items():
         table += summary_rows(app, raws[app], rows, args)
-        switched = sum(r.get("how") == "switch" for r in rows if r["status"] in MEASURED)
+        measured = [r for r in rows if r["status"] in MEASURED]
+        by_page = sum(r.get("how") == "page" for r in measured)
+        switched = sum(r.get("how") == "switch" for r in measured)
+        table.append((f"{app}: keys shown by the page's own switch", by_page, "", "", "before the kernel"))
         table.append((f"{app}: keys shown by a slot switch", switched, "", "", "the rest: the PNG sent"))
         print_slowest(app, rows)
         print_failures(app, rows)
