@@ -249,6 +249,9 @@ def test_quickstart_in_browser(jupyter, browser):
             "assert _s.page_switches >= 1, (_s.page_switches, _s.switches, _s.sends)",
         )
         store_is(labelled, "after a key the page switched on")
+        # ... and once the kernel has answered, the lines about the image (transparent meanwhile) show.
+        expect(page.locator(".oal-panel.oal-switching")).to_have_count(0)
+        expect(filename).to_have_css("opacity", "1")
 
         assert_notebook_unchanged(f"after {len(labelled)} labels")
         # TensorFlow has loaded and trained in the kernel: none of its start-up lines under the panel,

@@ -70,6 +70,7 @@ class ImageSlots:
         self.box = widgets.Box([*self.frames, self.switch])
         self.box.add_class("oal-slots")
         #: Keys shown by the page's own switch / a class switch / sending the bytes (read by the tests).
+        self._unsettled = False
         self.page_switches = 0
         self.switches = 0
         self.sends = 0
@@ -107,12 +108,16 @@ class ImageSlots:
     # --- the page's switch ---------------------------------------------------------------------------------
     def arm(self, following: str | None, keys: list[str]) -> None:
         """Let the page bring ``following`` (the image after the current one) on top by itself on one of
-        ``keys``, when a hidden slot holds it; otherwise (or with no keys) it waits for the kernel."""
+        ``keys``, when a hidden slot holds it; otherwise (or with no keys) it waits for the kernel.
+        Called after the view has described the current image: a switch by the page is then settled."""
         j = None
         if following is not None and keys:
             j = next((k for k, held in enumerate(self.paths) if k != self.shown and held == following), None)
         self.switch.next = -1 if j is None else j
         self.switch.keys_to_next = list(keys) if j is not None else []
+        if self._unsettled:  # the lines about the image now describe the page's switch: show them
+            self._unsettled = False
+            self.switch.settled += 1
 
     def _switched_by_page(self, change) -> None:
         """The page put slot ``change.new`` on top (its key's event follows): the frames' classes, as the
@@ -126,6 +131,7 @@ class ImageSlots:
             self.frames[self.shown]._dom_classes = (SLOT,)
             self.frames[j]._dom_classes = (SLOT, VISIBLE)
             self.shown = j
+            self._unsettled = True
             self.page_switches += 1
 
     def clear(self) -> None:

@@ -170,9 +170,12 @@ class LabellingView:
                 self.slots.fill(upcoming)
             self.arm(session)
 
-    def arm(self, session) -> None:
+    def arm(self, session, live: bool | None = None) -> None:
         """With the lock held: the page may bring the image after the current one on top by itself, on a
-        label key (or Enter while a prediction is on screen), when a slot holds it."""
+        label key (or Enter while a prediction is on screen), when a slot holds it. ``live``: whether
+        keys label in this view now (kept for the arming after trainer updates)."""
+        if live is not None:
+            self.live = live
         if not self.live or session.current is None:
             self.slots.arm(None, [])
             return

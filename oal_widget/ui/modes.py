@@ -41,6 +41,11 @@ class Modes:
         self.grid_view.labels.set_labels(names)
         self.review_view.labels.set_labels(names)
 
+    @property
+    def keys_label(self) -> bool:
+        """Label keys label the image on screen (the single view, no label's name being typed)."""
+        return self.mode == "single" and not self.filter.active
+
     def box(self, single_box):
         return {"grid": self.grid_view.box, "review": self.review_view.box}.get(self.mode, single_box)
 

@@ -213,9 +213,8 @@ class Annotator(PanelApi, widgets.VBox):
             self.modes.set_labels(self.session.label_names)
             self._help.value = keys_module.help_html(self._keymap, self.session.label_names)
             self.children = [self._style, self._header, self._main, self._error, self._done]
-            self._title.value = (
-                f"oal_widget · {self.session.images.name} · labels: {len(self.session.label_names)}"
-            )
+            names = self.session.label_names
+            self._title.value = f"oal_widget · {self.session.images.name} · labels: {len(names)}"
             self._show_current()
             self._refresh()
         # The first figures (~1 s with matplotlib's import) come after the panel is on screen.
@@ -255,10 +254,7 @@ class Annotator(PanelApi, widgets.VBox):
             with self._lock:
                 if self.modes.filter.active:  # typing a label's name: every key goes to the filter
                     picked = self.modes.filter_key(key)
-                    if picked is not None:
-                        self._do(picked)
-                    self._arm()
-                    return
+                    return self._do(picked) if picked is not None else self._arm()
                 action = self._keymap.get(key)
                 if action is not None:
                     self._do(action)
@@ -301,8 +297,7 @@ class Annotator(PanelApi, widgets.VBox):
             return
         if action == "filter":
             self.modes.start_filter()
-            self._arm()
-            return
+            return self._arm()
         if action in ("grid", "review", "close"):
             self._error.value = ""
             self.modes.switch(action)
@@ -321,8 +316,7 @@ class Annotator(PanelApi, widgets.VBox):
             self._finish()
 
     def _show_mode(self) -> None:
-        """The view of the mode on screen (single, grid or review) in the main area; the help above it,
-        where the person is looking."""
+        """The mode's view (single, grid or review) in the main area, the help above it (where one looks)."""
         self._slot.children = [self.modes.box(self.labelling.box)]
         extra = [self.modes.filter_line, self.plots.box, self._skipped.html, self.insight.box]
         self._main.children = [self._help, self._slot, *extra]
@@ -356,11 +350,9 @@ class Annotator(PanelApi, widgets.VBox):
 
     # --- showing state (lock held) -----------------------------------------------------------------------
     def _arm(self) -> None:
-        """Whether the page may show the next image by itself on a label key: only while keys label in
-        the single view (not while typing a label's name, not in the grid or the review queue)."""
-        single = self._view == "label" and self.modes.mode == "single" and not self.modes.filter.active
-        self.labelling.live = single and not self._finishing
-        self.labelling.arm(self.session)
+        """Whether the page may show the next image by itself on a label key (``slot_switch.py``)."""
+        live = self._view == "label" and not self._finishing and self.modes.keys_label
+        self.labelling.arm(self.session, live)
 
     def _show_current(self) -> None:
         if self.modes.mode == "single":

@@ -16,6 +16,9 @@ moves the CSS class that ``image_slots.py`` moves, earlier. The kernel stays the
   knows what is on screen when the key arrives. When the key does not move on as the page assumed (an
   order changed in flight, a store that refused the label), the kernel's own switch puts the right
   image on top.
+- Until the kernel has answered (``settled``), the lines about the image (its name, what the model
+  says of it) are transparent: they still describe the image before, and every word on the panel
+  must be true.
 """
 
 from __future__ import annotations
@@ -24,6 +27,8 @@ import anywidget
 import traitlets
 
 ESM = """
+const VEIL_MS = 2000;  // a kernel that never answers: the old lines come back rather than none
+
 function render({ model, el }) {
   const onKey = (event) => {
     if (event.repeat || event.ctrlKey || event.metaKey || event.altKey) return;
@@ -37,9 +42,19 @@ function render({ model, el }) {
     if (!frames[next] || !frames[shown]) return;
     frames[next].classList.add("oal-image");
     frames[shown].classList.remove("oal-image");
+    panel.classList.add("oal-switching");  // the lines about the image wait for the kernel's words
+    clearTimeout(unveil);
+    unveil = setTimeout(() => panel.classList.remove("oal-switching"), VEIL_MS);
     model.set({ shown: next, next: -1 });
     model.save_changes();
   };
+  let unveil = null;
+  const settled = () => {
+    clearTimeout(unveil);
+    const panel = el.closest(".oal-panel");
+    if (panel) panel.classList.remove("oal-switching");
+  };
+  model.on("change:settled", settled);
   // Armed or not, as an attribute: what a test waits for before a key the page should switch on.
   const mark = () => {
     const armed = model.get("next") >= 0 && model.get("keys_to_next").length > 0;
@@ -53,6 +68,8 @@ function render({ model, el }) {
     window.removeEventListener("keydown", onKey, true);
     model.off("change:next", mark);
     model.off("change:keys_to_next", mark);
+    model.off("change:settled", settled);
+    settled();
   };
 }
 export default { render };
@@ -68,6 +85,9 @@ class SlotSwitch(anywidget.AnyWidget):
     #: The slot the page may bring on top on one of ``keys_to_next`` (-1: none).
     next = traitlets.Int(-1).tag(sync=True)
     keys_to_next = traitlets.List(traitlets.Unicode()).tag(sync=True)
+    #: Counts the page's switches the kernel has answered: the file name and the model's words under the
+    #: image are its new image's (until then the page keeps them transparent, ``oal-switching``).
+    settled = traitlets.Int(0).tag(sync=True)
 
     def __init__(self):
         super().__init__()

@@ -151,9 +151,14 @@ def test_a_switch_by_the_page_is_taken_in_and_the_key_then_finds_its_image_on_sc
     page_switch(slots)
     assert slots.shown == target and visible(slots) == [target], "the frames' classes follow the page"
     log = record(slots)
+    settled = slots.switch.settled
     slots.show("b", png("b"))  # the key's event, after the label was saved
     assert log == [] and bytes(slots.image.value) == png("b"), "nothing more to send"
     assert (slots.page_switches, slots.switches, slots.sends) == (1, 0, 1)
+    assert slots.switch.settled == settled, "the lines about the image are not the new image's yet"
+    slots.arm("c", ["1"])  # the view has described b
+    slots.arm("c", ["1"])
+    assert slots.switch.settled == settled + 1, "answered once: the page shows the lines again"
 
 
 def test_a_page_switch_to_an_image_the_kernel_did_not_move_to_is_corrected():
@@ -232,9 +237,10 @@ def test_the_panel_arms_the_page_for_label_keys_only_while_keys_label_in_the_sin
     settle(annotator)
     assert slots.paths[slots.switch.next] == s.upcoming(1)[0], "armed with the image after the current"
     assert {"1", "2", "3"} <= set(slots.switch.keys_to_next) and "Backspace" not in slots.switch.keys_to_next
-    before, switches = s.current, slots.switches
+    before, switches, settled = s.current, slots.switches, slots.switch.settled
     page_switch(slots)
     annotator._on_key(key("2"))
+    assert slots.switch.settled == settled + 1, "the key's answer lets the page show the lines again"
     assert annotator.labels[before] == "one" and on_screen(annotator) == s.display_png(s.current)
     assert annotator.labelling.filename.value == s.current
     assert (slots.page_switches, slots.switches) == (1, switches), "the key found its image on screen"
