@@ -18,7 +18,7 @@ $(STAMP): setup.cfg pyproject.toml $(SERVER_CONFIG)
 	$(PY) -m pip install -q -e ".[dev]" $(PIP_QUIET)
 	@# An editable install leaves out setup.cfg's data files: the server extension's config goes in here.
 	install -D -m 644 $(SERVER_CONFIG) $(VENV)/etc/jupyter/jupyter_server_config.d/oal_widget.json
-	@$(PY) -c "import oal_widget, ipyevents, jupyterlab, tensorflow" # fails loudly if the install did
+	@$(PY) -c "import oal_widget, ipyevents, anywidget, jupyterlab, tensorflow" # fails loudly if the install did
 	@touch $(STAMP)
 
 # Debian's Chromium for the browser test (browsers cannot be downloaded by Playwright here).

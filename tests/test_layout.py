@@ -29,7 +29,7 @@ LAYERS = {
     "__init__": 6,
     "__main__": 7,
 }
-WIDGET_PACKAGES = ("ipywidgets", "ipyevents")
+WIDGET_PACKAGES = ("ipywidgets", "ipyevents", "anywidget")
 MAX_CLASS_LINES, MAX_MODULE_LINES = 350, 450
 
 
