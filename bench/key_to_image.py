@@ -39,7 +39,9 @@ Each key is matched to the image change it caused by the filename: the kernel lo
 each key event (identified by its ``timeStamp``, which ipyevents forwards) made current, and the
 key's change is the first one after t0 whose ``.oal-filename`` text names that image; with
 ``--no-kernel-log``, the n-th image change after the start is the n-th key's (both agree on every
-run so far). A key with no image within ``--bound-ms`` is a failure: counted and listed, never dropped.
+run so far). A key with no image within ``--bound-ms`` is a failure: counted and listed, never dropped;
+so is a key the page switched on to another image than the one the kernel then made current (``wrong
+image first``: the kernel log records which image each page switch put on top).
 
 The kernel log (code in the generated notebook only; the package is not changed) times the
 ipyevents callback (the panel's key handler), notes when the image's new value is handed over
@@ -286,6 +288,21 @@ def _k2i_instrument(annotator, gil_probe=False):
         elif "oal-image" in classes:
             w.observe(on_sent("oal-image", w), names="value")
             _K2I["installed"].append("oal-image sent")
+    # The page's own switches (ui/slot_switch.py): which image the page put on top, and whether the
+    # kernel took it in (this observer runs after the panel's), to check it was the key's image.
+    _K2I["page"] = []
+    try:
+        slots = annotator.labelling.slots
+
+        def on_page(_widget, content, _buffers):
+            to = (content.get("switched") or {}).get("to")
+            path = slots.paths[to] if isinstance(to, int) and 0 <= to < len(slots.paths) else None
+            _K2I["page"].append((_time.time() * 1e3, to, path, slots.page_switches))
+
+        slots.switch.on_msg(on_page)
+        _K2I["installed"].append("page switch")
+    except Exception as e:
+        _K2I["installed"].append(f"page switch: not installed ({type(e).__name__}: {e})")
     trainer = _k2i_get(session, "trainer")
     for attr in ("train_round", "evaluate", "query"):
         _k2i_wrap(trainer, attr)
@@ -770,7 +787,7 @@ def match(raw: dict, bound_ms: float) -> list[dict]:
         img["name"] = _image_name(img, names, bound_ms)
     kernel = raw.get("kernel")
     by_ts = {}
-    spans, probe = [], []
+    spans, probe, page_log = [], [], []
     iopub, ws, longtasks = [], page.get("ws", []), page.get("longtasks", [])
     server = raw.get("server") or []
     server_in = {round(r[3], 3): r for r in server if r[0] == "in"}  # by the key event's timeStamp
@@ -778,6 +795,7 @@ def match(raw: dict, bound_ms: float) -> list[dict]:
     if kernel:
         by_ts = {round(k["ts"], 3): k for k in kernel["keys"] if k.get("ts") is not None}
         spans, probe, iopub = kernel["spans"], kernel["probe"], kernel.get("iopub", [])
+        page_log = kernel.get("page", [])
     used: set[int] = set()
     rows = []
     first_ts = keys[0]["ts"] if keys else 0.0
@@ -831,6 +849,12 @@ def match(raw: dict, bound_ms: float) -> list[dict]:
         row["how"] = img.get("how", "src")
         if k is not None and row["how"] == "switch" and origin + img["t_mut"] < k["t_in"]:
             row["how"] = "page"  # on top before the key reached the kernel: the page's own switch
+            # The image the page put on top (the kernel's record just before the key): the key's?
+            earlier = [p for p in page_log if p[0] <= k["t_in"]]
+            if earlier and earlier[-1][2] != want:
+                row["status"] = f"wrong image first ({earlier[-1][2]}, then {want})"
+                rows.append(row)
+                continue
         if k is not None and k.get("t_image_sent") is not None:
             row["to_send_ms"] = round(k["t_image_sent"] - k["t_in"], 2)
             row["to_dom_ms"] = round(origin + img["t_mut"] - k["t_image_sent"], 2)

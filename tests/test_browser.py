@@ -240,17 +240,23 @@ def test_quickstart_in_browser(jupyter, browser):
         store_is(labelled, f"after {len(labelled)} labels")
 
         # Once the next image is in a slot, the page brings it on top by itself on a label key, before
-        # the key reaches the kernel (ui/slot_switch.py); the kernel then finds it on screen.
+        # the key reaches the kernel (ui/slot_switch.py); the kernel takes it in, finds the image on top
+        # and answers: the lines about the image, transparent meanwhile, show again on ITS answer.
+        kernel_execute(page, "_s = annotator.labelling.slots\n_n = _s.page_switches + _s.late")
         expect(page.locator(".oal-slot-switch[data-armed]")).to_be_attached()
+        page.evaluate(
+            "document.querySelectorAll('.oal-slot-switch').forEach((e) => delete e.dataset.unveiledBy)"
+        )
         label_current()
+        on_page = page.locator(".oal-slot-switch").get_attribute("data-last-key")
+        assert "switched to slot" in on_page, on_page
+        # Taken in, or (its message overtaken by the key's) answered at once: the kernel heard of it.
         kernel_execute(
-            page,
-            "_s = annotator.labelling.slots\n"
-            "assert _s.page_switches >= 1, (_s.page_switches, _s.switches, _s.sends)",
+            page, f"assert _s.page_switches + _s.late == _n + 1, ({on_page!r}, _n, _s.page_switches, _s.late)"
         )
         store_is(labelled, "after a key the page switched on")
-        # ... and once the kernel has answered, the lines about the image (transparent meanwhile) show.
-        expect(page.locator(".oal-panel.oal-switching")).to_have_count(0)
+        expect(page.locator(".oal-slot-switch[data-unveiled-by='kernel']")).to_be_attached()
+        expect(page.locator(".oal-switching")).to_have_count(0)
         expect(filename).to_have_css("opacity", "1")
 
         assert_notebook_unchanged(f"after {len(labelled)} labels")

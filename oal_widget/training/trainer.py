@@ -12,6 +12,7 @@ import atexit
 import logging
 import os
 import queue
+import sys
 import threading
 import weakref
 
@@ -24,9 +25,11 @@ log = logging.getLogger(__name__)
 #: How long the idle loop blocks on the inbox before looking again (never forever: a stop must get through).
 IDLE_WAIT_S = 0.2
 #: The trainer's thread runs at this nice value (Linux: per thread), set before it starts TensorFlow, whose
-#: thread pools inherit it: on a busy box the person's side (the kernel's key handler, the Jupyter
-#: server, the browser) gets the cores first and the model trains in what is left. Unprivileged
-#: processes can only raise it, so it is set once, in the thread, never on the caller's.
+#: thread pools inherit it: the kernel's own threads (the key handler, the widget messages) get a core
+#: before training does. Where the kernel is its own scheduling group (Linux's autogroup, which Jupyter's
+#: new session per kernel makes), that is all it orders: the server and the browser are other groups.
+#: TensorFlow's pools made earlier by another thread (a model tried in a cell) keep that thread's value.
+#: Unprivileged processes can only raise it, so it is set once, in the thread, never on the caller's.
 NICE = 10
 #: At interpreter exit (a kernel shut down) a running trainer stops and saves within this bound: a daemon
 #: thread torn down inside TensorFlow's C++ would abort the process instead.
@@ -215,7 +218,9 @@ class Trainer(TrainingCore, threading.Thread):
 
 def _lower_priority() -> None:
     """This thread (and the threads it starts) at ``NICE``; where the platform has no per-thread
-    priority it stays as it is."""
+    priority it stays as it is (elsewhere a thread id passed as a process id could name a process)."""
+    if not sys.platform.startswith("linux"):
+        return
     try:
         current = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
         os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), max(current, NICE))

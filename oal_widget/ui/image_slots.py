@@ -21,9 +21,9 @@ elements have ``oal-image`` (a test's locator stays unique): the new frame gets 
 ``oal-image`` in place of ``oal-image-rising`` (beneath the next switch's rising frame).
 
 Most keys never wait for that: the page itself brings the next image on top when a label key is
-pressed (``slot_switch.py``), in the slot armed here (``arm``: the one that holds exactly the image
-following the current one); the kernel hears of it before the key (``shown``) and then finds the
-current image on screen already.
+pressed (``slot_switch.py``), in the slot armed here (``arm``: the one that holds the image following
+the current one); the kernel hears of it before the key (a message), takes it in if it is its latest
+arm, then finds the current image on top already, and answers after the key (``answer``).
 """
 
 from __future__ import annotations
@@ -66,12 +66,20 @@ class ImageSlots:
         #: The file whose PNG each slot holds (None: empty or unknown).
         self.paths: list[str | None] = [None] * SLOTS
         self.switch = SlotSwitch()
-        self.switch.observe(self._switched_by_page, names="shown")
+        self.switch.on_msg(self._on_page_message)
         self.box = widgets.Box([*self.frames, self.switch])
         self.box.add_class("oal-slots")
-        #: Keys shown by the page's own switch / a class switch / sending the bytes (read by the tests).
-        self._unsettled = False
+        #: The latest arm, ``(from, to, following, keys)`` with its token (None: nothing armed), and the
+        #: page's latest switch (its seq), taken in or refused: answered after its key.
+        self._armed: tuple | None = None
+        self._token = 0
+        self._asked = 0
+        self._last_key: float | None = None  # the page's timeStamp of the latest key answered
+        #: Keys shown by the page's own switch (and page switches refused) / a class switch / sending the
+        #: bytes (read by the tests).
         self.page_switches = 0
+        self.refused = 0
+        self.late = 0
         self.switches = 0
         self.sends = 0
 
@@ -85,10 +93,11 @@ class ImageSlots:
 
     # --- the key path ---------------------------------------------------------------------------------
     def show(self, path: str, png: bytes) -> None:
-        """Show ``png`` (the image of ``path``): a class switch when a hidden slot holds these very bytes,
-        else the bytes are set on the visible slot."""
+        """Show ``png`` (the image of ``path``): nothing when it is on top already (the page switched to
+        it on the key), a class switch when a hidden slot holds these very bytes, else the bytes are set
+        on the visible slot."""
         if self.paths[self.shown] == path and bytes(self.slots[self.shown].value) == png:
-            return  # on screen already: the page switched to it on the key
+            return
         j = self._holding(path, png)
         if j is None:
             visible = self.slots[self.shown]
@@ -106,37 +115,58 @@ class ImageSlots:
         self.switches += 1
 
     # --- the page's switch ---------------------------------------------------------------------------------
-    def arm(self, following: str | None, keys: list[str]) -> None:
+    def arm(self, following: str | None, keys: list[str], fresh: bool = False) -> None:
         """Let the page bring ``following`` (the image after the current one) on top by itself on one of
-        ``keys``, when a hidden slot holds it; otherwise (or with no keys) it waits for the kernel.
-        Called after the view has described the current image: a switch by the page is then settled."""
+        ``keys``, when a hidden slot holds it; otherwise (or with no keys) it waits for the kernel. A new
+        token when anything changed, or ``fresh`` (after a key: the page spent its token on it)."""
         j = None
         if following is not None and keys:
             j = next((k for k, held in enumerate(self.paths) if k != self.shown and held == following), None)
-        self.switch.next = -1 if j is None else j
-        self.switch.keys_to_next = list(keys) if j is not None else []
-        if self._unsettled:  # the lines about the image now describe the page's switch: show them
-            self._unsettled = False
-            self.switch.settled += 1
+        state = None if j is None else (self.shown, j, following, tuple(keys))
+        if state != self._armed or fresh:
+            self._armed = state
+            self._token += 1
+            nothing = {"from": -1, "to": -1, "keys": []}
+            where = nothing if j is None else {"from": self.shown, "to": j, "keys": list(keys)}
+            self.switch.armed = {"token": self._token, **where}
 
-    def _switched_by_page(self, change) -> None:
-        """The page put slot ``change.new`` on top (its key's event follows): the frames' classes, as the
-        kernel keeps them, follow the page's."""
-        if change.new == self.shown:  # the kernel's own switch
+    def answer(self, key_time: float | None = None) -> None:
+        """After a key (``key_time``: its event's timeStamp), once the view describes the image on top:
+        the page's switches so far are answered (it puts the kernel's slot on top and shows the lines
+        about the image again)."""
+        if isinstance(key_time, (int, float)):
+            self._last_key = max(key_time, self._last_key or key_time)
+        if self._asked > self.switch.settled:
+            self.switch.settled = self._asked
+
+    def _on_page_message(self, _widget, content, _buffers) -> None:
+        """The page put a slot on top (its key's event follows). Taken in only for the latest arm, as it
+        was: the frames' classes, as the kernel keeps them, follow the page's. A refused one is put
+        right by the answer after its key; one whose key came first is answered at once."""
+        switched = content.get("switched") if isinstance(content, dict) else None
+        if not isinstance(switched, dict):
             return
+        seq, token, to, ts = (switched.get(k) for k in ("seq", "token", "to", "ts"))
         with self._lock:
-            j = change.new
-            if not 0 <= j < len(self.frames):
+            self._asked = max(self._asked, int(seq or 0))
+            if isinstance(ts, (int, float)) and self._last_key is not None and ts <= self._last_key:
+                self.late += 1
+                self.answer()
                 return
+            if self._armed is None or token != self._token or self._armed[:2] != (self.shown, to):
+                self.refused += 1
+                return
+            j: int = self._armed[1]
+            self._armed = None  # one switch per arm
             self.frames[self.shown]._dom_classes = (SLOT,)
             self.frames[j]._dom_classes = (SLOT, VISIBLE)
             self.shown = j
-            self._unsettled = True
+            self.switch.shown = j
             self.page_switches += 1
 
     def clear(self) -> None:
         """Nothing to show."""
-        self.switch.next = -1
+        self.arm(None, [])
         self.slots[self.shown].value = b""
         self.paths[self.shown] = None
 
@@ -150,7 +180,6 @@ class ImageSlots:
     def fill(self, upcoming: list[tuple[str, bytes]]) -> None:
         """Put the upcoming ``(path, png)`` (soonest first) into hidden slots: a slot already holding one
         keeps it; the others are reused, the image shown longest ago first."""
-        self.switch.next = -1  # a slot about to be refilled is no one's next
         wanted = dict(upcoming[: self.ahead()])
         on_screen = self.paths[self.shown]
         if on_screen is not None:  # a key came between reading the order and now
@@ -163,6 +192,8 @@ class ImageSlots:
         free = [j for j in self._hidden_oldest_first() if j not in kept.values()]
         missing = [(path, png) for path, png in wanted.items() if path not in kept]
         for j, (path, png) in zip(free, missing, strict=False):
+            if self._armed is not None and self._armed[1] == j:
+                self.arm(None, [])  # no one's next while it changes: the caller arms again
             self.slots[j].value = png
             self.paths[j] = path
 

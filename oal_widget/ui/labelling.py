@@ -107,6 +107,7 @@ class LabellingView:
         )
         # In a narrow notebook the text goes under the image instead of being squeezed beside it.
         self.box = w.HBox([self.slots.box, side], layout=w.Layout(flex_flow="row wrap"))
+        self.box.add_class("oal-single")  # where the page's switch veils the lines about the image
 
     def _action_button(self, action, *, text=None, key=True, cls=None) -> widgets.Button:
         return action_button(
@@ -170,21 +171,31 @@ class LabellingView:
                 self.slots.fill(upcoming)
             self.arm(session)
 
-    def arm(self, session, live: bool | None = None) -> None:
+    def arm(self, session, fresh: bool = False) -> None:
         """With the lock held: the page may bring the image after the current one on top by itself, on a
-        label key (or Enter while a prediction is on screen), when a slot holds it. ``live``: whether
-        keys label in this view now (kept for the arming after trainer updates)."""
-        if live is not None:
-            self.live = live
+        label key (or Enter while a prediction is on screen), when a slot holds it."""
         if not self.live or session.current is None:
-            self.slots.arm(None, [])
+            self.slots.arm(None, [], fresh)
             return
         following = next(iter(session.upcoming(1)), None)
         n = len(session.label_names)
         keys = [k for k, a in self.keymap.items() if isinstance(a, tuple) and a[0] == "label" and a[1] < n]
         if self.shown is not None:
             keys += [k for k, a in self.keymap.items() if a == "accept"]
-        self.slots.arm(following, keys)
+        self.slots.arm(following, keys, fresh)
+
+    def after_key(self, session, live: bool, on_unreadable, key_time: float | None = None) -> None:
+        """With the lock held, after every key and click, whatever it did: the image on top is the
+        session's current one (the page may have switched on a key that did not move on), then the page
+        is armed anew (it spent its arm on the key) and its switch answered, in one message.
+        ``live``: keys label in this view now (not while typing a label's name, not at the end);
+        ``key_time``: the key event's timeStamp (None for a click)."""
+        self.live = live
+        if live and session.current is not None and self.slots.paths[self.slots.shown] != session.current:
+            self.show_current(session, on_unreadable)
+        with self.slots.switch.hold_sync():
+            self.arm(session, fresh=True)
+            self.slots.answer(key_time)
 
     def show_prediction(self, session) -> None:
         path = session.current

@@ -14,11 +14,14 @@ key meant for the panel never arrives there. Jupyter Notebook 7 listens on ``doc
 phase, registered at start-up, so it sees every key BEFORE ipyevents. Its command-mode shortcuts use
 selectors ending in ``:focus:not(:read-write)``, so the panel keeps a tiny invisible ``Text`` (the key
 sink) focused while the pointer is over it: no shortcut matches a focused text input, ipyevents still
-gets the key and its ``preventDefault()`` stops the character being typed. No JavaScript of our own.
+gets the key and its ``preventDefault()`` stops the character being typed. The package's only
+JavaScript is the page's half of the image slots (``slot_switch.py``): it shows the next image on a
+label key before the key arrives here; after every key and click the panel answers it (``_arm``).
 """
 
 from __future__ import annotations
 
+import functools
 import threading
 from collections.abc import Mapping
 
@@ -51,6 +54,24 @@ __all__ = ["ACTIONS", "DEFAULT_KEYS", "Annotator", "merge_keymap"]
 #: 1% of a p99. The status line says the newest accuracy meanwhile.
 PLOT_QUIET_S = 0.4
 PLOT_LATEST_S = 30.0
+
+
+def _then_answer_the_page(handler):
+    """A key or click handler of the panel, then, whatever it did, ``_arm`` under the lock (the page may
+    have switched images on the key). Never raises into ipyevents or ipywidgets."""
+
+    @functools.wraps(handler)
+    def answered(self, *args):
+        try:
+            return handler(self, *args)
+        finally:
+            try:
+                with self._lock:
+                    self._arm(args[0].get("timeStamp") if args and isinstance(args[0], Mapping) else None)
+            except Exception as e:
+                self.show_error(e)
+
+    return answered
 
 
 class Annotator(PanelApi, widgets.VBox):
@@ -242,6 +263,7 @@ class Annotator(PanelApi, widgets.VBox):
         self._ui.post(lambda: self._render_plots(force=True), key="plots")  # the final curve
 
     # --- keys and buttons (kernel main thread) -----------------------------------------------------------
+    @_then_answer_the_page
     def _on_key(self, event: Mapping) -> None:
         """ipyevents' callback. Never raises into ipyevents."""
         try:
@@ -254,7 +276,7 @@ class Annotator(PanelApi, widgets.VBox):
             with self._lock:
                 if self.modes.filter.active:  # typing a label's name: every key goes to the filter
                     picked = self.modes.filter_key(key)
-                    return self._do(picked) if picked is not None else self._arm()
+                    return self._do(picked) if picked is not None else None
                 action = self._keymap.get(key)
                 if action is not None:
                     self._do(action)
@@ -277,6 +299,7 @@ class Annotator(PanelApi, widgets.VBox):
         except Exception as e:
             self.show_error(e)
 
+    @_then_answer_the_page
     def _run(self, action) -> None:
         """A button click: the same actions as the keys."""
         try:
@@ -296,8 +319,7 @@ class Annotator(PanelApi, widgets.VBox):
             self._stop_in_background()
             return
         if action == "filter":
-            self.modes.start_filter()
-            return self._arm()
+            return self.modes.start_filter()
         if action in ("grid", "review", "close"):
             self._error.value = ""
             self.modes.switch(action)
@@ -310,7 +332,6 @@ class Annotator(PanelApi, widgets.VBox):
         self._show_current()
         self._refresh()
         s.prefetch()
-        self._arm()
         self._ui.post(self._render_plots, key="plots", after=PLOT_QUIET_S, latest=PLOT_LATEST_S)
         if s.current is None:
             self._finish()
@@ -349,10 +370,10 @@ class Annotator(PanelApi, widgets.VBox):
                 self._stop_in_background("every image is labelled")
 
     # --- showing state (lock held) -----------------------------------------------------------------------
-    def _arm(self) -> None:
-        """Whether the page may show the next image by itself on a label key (``slot_switch.py``)."""
+    def _arm(self, key_time=None) -> None:
+        """After every key and click: the page's switch answered, the page armed anew (``slot_switch.py``)."""
         live = self._view == "label" and not self._finishing and self.modes.keys_label
-        self.labelling.arm(self.session, live)
+        self.labelling.after_key(self.session, live, self._note_unreadable, key_time)
 
     def _show_current(self) -> None:
         if self.modes.mode == "single":

@@ -6,19 +6,24 @@ runs -> server -> page) was most of the key-to-image time and all of its tail. T
 everything else: it saves the label, advances the order and shows what follows; this widget only
 moves the CSS class that ``image_slots.py`` moves, earlier. The kernel stays the owner:
 
-- ``next`` is the slot the kernel has checked holds the image that follows the current one
-  (``-1``: none, no switch); the page uses it once (then ``-1`` until the kernel arms it again).
-- ``keys_to_next`` are the keys that move to that image (a label; Enter while a prediction is on screen);
-  empty while keys mean something else (the label filter, the end of a session).
+- ``armed`` (kernel's): a ``token``, the slot on top it assumes (``from``), the hidden slot it checked
+  holds the image after the current one (``to``, -1: none) and the ``keys`` that move there (labels;
+  Enter while a prediction is on screen). The page uses a token for ONE key, whatever the key (a key
+  that moves nothing, such as ``/``, changes what keys mean): after it, it waits for the kernel to arm
+  it again, which the kernel does after every key.
 - The page switches only where ipyevents delivers keys (the panel marked ``ipyevents-watched``: the
-  pointer is over it), so every switch is followed by the key's event; it sends ``shown`` before that
-  event (its listener captures the key on ``window``, ipyevents listens on ``document``), so the kernel
-  knows what is on screen when the key arrives. When the key does not move on as the page assumed (an
-  order changed in flight, a store that refused the label), the kernel's own switch puts the right
-  image on top.
-- Until the kernel has answered (``settled``), the lines about the image (its name, what the model
-  says of it) are transparent: they still describe the image before, and every word on the panel
-  must be true.
+  pointer is over it), so every switch is followed by the key's event, and only when the slot on top
+  is ``from``. It sends a message ``{"switched": {seq, token, to, ts}}`` (``ts``: the key event's
+  ``timeStamp``, which ipyevents forwards too) before that event: its listener captures the key on
+  ``window``, ipyevents listens on ``document``.
+- The kernel takes the switch in only when the token is its latest arm; otherwise the page's image
+  goes back. After the key it makes sure the image on screen is the session's, then answers
+  (``settled`` = the last ``seq`` taken in or refused), and the page puts exactly the kernel's
+  ``shown`` slot on top; it does that on every change of ``shown`` too. A switch whose key was handled
+  first (by its ``ts``) is answered at once: the kernel moved on without it.
+- Until the answer, the lines about the image (its name, what the model says of it) are transparent
+  (``oal-switching`` on the single view): they still describe the image before, and every word on the
+  panel must be true. A page whose kernel never answers shows them again after ``VEIL_MS``.
 """
 
 from __future__ import annotations
@@ -27,49 +32,77 @@ import anywidget
 import traitlets
 
 ESM = """
-const VEIL_MS = 2000;  // a kernel that never answers: the old lines come back rather than none
+const VEIL_MS = 2000;
 
 function render({ model, el }) {
+  let used = null, seq = 0, veiled = null, timer = null;
+  const frames = () => {
+    const box = el.closest(".oal-slots");
+    return box ? Array.from(box.children).filter((c) => c.classList.contains("oal-slot")) : [];
+  };
+  const put = (j) => {  // exactly frame j on top
+    const fs = frames();
+    if (fs[j]) fs.forEach((f, i) => f.classList.toggle("oal-image", i === j));
+  };
+  const unveil = (by) => {
+    clearTimeout(timer);
+    if (veiled) {
+      veiled.classList.remove("oal-switching");
+      veiled = null;
+      el.dataset.unveiledBy = by;  // what a test asks: the kernel's answer, not the fallback
+    }
+  };
+  const mark = () => {  // armed or not, as an attribute: what a test waits for before a key
+    const a = model.get("armed");
+    if (a && a.to >= 0 && a.token !== used && a.keys.length) el.dataset.armed = "";
+    else delete el.dataset.armed;
+  };
   const onKey = (event) => {
-    if (event.repeat || event.ctrlKey || event.metaKey || event.altKey) return;
+    const why = (reason) => { el.dataset.lastKey = `${event.key}: ${reason}`; };  // for tests, benches
+    const panel = el.closest(".oal-panel");
+    const a = model.get("armed");
+    if (!panel || !panel.classList.contains("ipyevents-watched")) return why("keys off");
+    if (!a || a.token === used) return why("not armed");
+    used = a.token;  // one key per arm, whatever it is: then the kernel decides again
+    mark();
+    if (event.repeat || event.ctrlKey || event.metaKey || event.altKey || a.to < 0) return why("no switch");
     let key = event.key;  // Caps Lock: a capital without Shift is the small letter (ui/keys.py)
     if (key.length === 1 && key !== key.toLowerCase() && !event.shiftKey) key = key.toLowerCase();
-    const next = model.get("next"), shown = model.get("shown");
-    if (next < 0 || next === shown || !model.get("keys_to_next").includes(key)) return;
-    const slots = el.closest(".oal-slots"), panel = el.closest(".oal-panel");
-    if (!slots || !panel || !panel.classList.contains("ipyevents-watched")) return;
-    const frames = Array.from(slots.children).filter((c) => c.classList.contains("oal-slot"));
-    if (!frames[next] || !frames[shown]) return;
-    frames[next].classList.add("oal-image");
-    frames[shown].classList.remove("oal-image");
-    panel.classList.add("oal-switching");  // the lines about the image wait for the kernel's words
-    clearTimeout(unveil);
-    unveil = setTimeout(() => panel.classList.remove("oal-switching"), VEIL_MS);
-    model.set({ shown: next, next: -1 });
-    model.save_changes();
+    const fs = frames();
+    if (!a.keys.includes(key)) return why("not a key that moves on");
+    if (!fs[a.to] || !fs[a.from] || !fs[a.from].classList.contains("oal-image")) {
+      return why(`slot ${a.from} is not on top`);
+    }
+    why(`switched to slot ${a.to}`);
+    put(a.to);
+    seq += 1;
+    unveil("the next switch");
+    veiled = el.closest(".oal-single");
+    if (veiled) {
+      veiled.classList.add("oal-switching");
+      timer = setTimeout(() => unveil("timeout"), VEIL_MS);
+    }
+    // A message, not a change of state: ipywidgets holds a state change back while an earlier one is
+    // unanswered, and the key's own message (ipyevents') must not overtake it.
+    model.send({ switched: { seq: seq, token: a.token, to: a.to, ts: event.timeStamp } });
   };
-  let unveil = null;
-  const settled = () => {
-    clearTimeout(unveil);
-    const panel = el.closest(".oal-panel");
-    if (panel) panel.classList.remove("oal-switching");
+  const onShown = () => put(model.get("shown"));
+  const onSettled = () => {
+    if (model.get("settled") < seq) return;  // an answer to an older switch
+    put(model.get("shown"));
+    unveil("kernel");
   };
-  model.on("change:settled", settled);
-  // Armed or not, as an attribute: what a test waits for before a key the page should switch on.
-  const mark = () => {
-    const armed = model.get("next") >= 0 && model.get("keys_to_next").length > 0;
-    if (armed) el.dataset.armed = ""; else delete el.dataset.armed;
-  };
-  model.on("change:next", mark);
-  model.on("change:keys_to_next", mark);
+  model.on("change:armed", mark);
+  model.on("change:shown", onShown);
+  model.on("change:settled", onSettled);
   mark();
   window.addEventListener("keydown", onKey, true);
   return () => {
     window.removeEventListener("keydown", onKey, true);
-    model.off("change:next", mark);
-    model.off("change:keys_to_next", mark);
-    model.off("change:settled", settled);
-    settled();
+    model.off("change:armed", mark);
+    model.off("change:shown", onShown);
+    model.off("change:settled", onSettled);
+    unveil("gone");
   };
 }
 export default { render };
@@ -80,13 +113,11 @@ class SlotSwitch(anywidget.AnyWidget):
     """Lives in the slots' box (hidden); the traits are the whole protocol (see the module docstring)."""
 
     _esm = ESM
-    #: The slot on top; set by the kernel on its own switches and by the page on a key.
+    #: Kernel's: the slot on top.
     shown = traitlets.Int(0).tag(sync=True)
-    #: The slot the page may bring on top on one of ``keys_to_next`` (-1: none).
-    next = traitlets.Int(-1).tag(sync=True)
-    keys_to_next = traitlets.List(traitlets.Unicode()).tag(sync=True)
-    #: Counts the page's switches the kernel has answered: the file name and the model's words under the
-    #: image are its new image's (until then the page keeps them transparent, ``oal-switching``).
+    #: Kernel's: ``{"token", "from", "to", "keys"}``.
+    armed = traitlets.Dict({"token": 0, "from": -1, "to": -1, "keys": []}).tag(sync=True)
+    #: Kernel's: the last page switch (its ``seq``) the kernel has answered.
     settled = traitlets.Int(0).tag(sync=True)
 
     def __init__(self):

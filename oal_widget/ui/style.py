@@ -33,8 +33,8 @@ STYLE = """<style>
 .oal-panel .oal-slots > .oal-slot-switch { display: none; }
 /* The page put the next image on top by itself (slot_switch.py): the lines about the image are the
    previous one's until the kernel's arrive. Transparent, not hidden: nothing moves. */
-.oal-panel.oal-switching :is(.oal-filename, .oal-test-flag, .oal-prediction, .oal-why, .oal-current-label) {
-  opacity: 0; }
+.oal-panel .oal-single.oal-switching :is(.oal-filename, .oal-test-flag, .oal-prediction, .oal-why,
+  .oal-current-label) { opacity: 0; }
 .oal-panel .oal-editor-label { min-width: 12em; align-self: center; }
 .oal-panel .oal-stale { color: #b35c00; }
 .oal-panel .oal-grid-warning { color: #b35c00; font-weight: bold; }

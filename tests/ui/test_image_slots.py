@@ -97,16 +97,19 @@ def test_fill_keeps_what_is_there_reuses_the_slot_left_last_and_never_touches_th
 def test_any_sequence_shows_exactly_the_image_asked_for_with_one_visible_slot():
     rng = random.Random(7)
     slots = ImageSlots("100px")
+    page = Page(slots)
     names = [f"p{i}" for i in range(8)]
     version = dict.fromkeys(names, 0)
     for _ in range(500):
         if rng.random() < 0.2:
-            slots.arm(rng.choice(names), ["1"])
-            if slots.switch.next >= 0 and rng.random() < 0.5:
-                page_switch(slots)  # the page moved on; the key that follows names any image
+            slots.arm(rng.choice(names), ["1"], fresh=rng.random() < 0.5)
+            if rng.random() < 0.5 and page.key("1"):  # the page moved on; the key then names any image
                 n = rng.choice(names)
                 slots.show(n, png(n, version[n]))
                 assert bytes(slots.image.value) == png(n, version[n]) and slots.paths[slots.shown] == n
+            elif rng.random() < 0.2:
+                page.seq += 1
+                page.send(rng.randint(0, slots.switch.armed["token"] + 1), rng.randint(-1, SLOTS))
         elif rng.random() < 0.4:
             ahead = rng.sample(names, rng.randint(0, SLOTS))
             slots.fill([(n, png(n, version[n])) for n in ahead])
@@ -122,58 +125,122 @@ def test_any_sequence_shows_exactly_the_image_asked_for_with_one_visible_slot():
                 assert bytes(slots.slots[j].value).startswith(png(held)[:-1]), "a slot's path names its bytes"
 
 
-def page_switch(slots: ImageSlots) -> None:
-    """What the page does on an armed label key (slot_switch.py's ESM): its message sets ``shown``."""
-    assert slots.switch.next >= 0, "armed"
-    slots.switch.set_state({"shown": slots.switch.next, "next": -1})
+class Page:
+    """What ``slot_switch.py``'s ESM does on a key while the pointer is over the panel, over the kernel's
+    traits: one key per arm token; a switch only for an armed key with the ``from`` slot on top."""
+
+    def __init__(self, slots: ImageSlots):
+        self.slots, self.used, self.seq, self.ts = slots, None, 0, 0.0
+
+    def key(self, name: str, ts: float | None = None) -> bool:
+        """``ts``: the key event's timeStamp (ipyevents forwards it too)."""
+        self.ts = ts if ts is not None else 1e9 + self.seq  # after every key the kernel has handled
+        armed = self.slots.switch.armed
+        if armed["token"] == self.used:
+            return False
+        self.used = armed["token"]
+        if armed["to"] < 0 or name not in armed["keys"] or visible(self.slots) != [armed["from"]]:
+            return False
+        self.seq += 1
+        self.send(armed["token"], armed["to"])
+        return True
+
+    def send(self, token, to) -> None:
+        message = {"switched": {"seq": self.seq, "token": token, "to": to, "ts": self.ts}}
+        self.slots.switch._handle_custom_msg(message, [])
 
 
-def test_arming_names_the_hidden_slot_holding_the_next_image_and_only_then_the_keys():
+def test_arming_names_the_hidden_slot_holding_the_next_image_with_a_new_token_when_it_changes():
     slots = ImageSlots("100px")
     slots.show("a", png("a"))
     slots.fill([("b", png("b")), ("c", png("c"))])
     slots.arm("b", ["1", "2"])
-    assert slots.paths[slots.switch.next] == "b" and slots.switch.keys_to_next == ["1", "2"]
+    armed = slots.switch.armed
+    assert slots.paths[armed["to"]] == "b" and armed["from"] == slots.shown and armed["keys"] == ["1", "2"]
+    slots.arm("b", ["1", "2"])
+    assert slots.switch.armed == armed, "nothing changed: the same token"
+    slots.arm("b", ["1", "2"], fresh=True)
+    assert slots.switch.armed["token"] == armed["token"] + 1, "after a key: a new token"
     for following, keys in (("z", ["1"]), ("a", ["1"]), ("b", []), (None, ["1"])):
         slots.arm(following, keys)  # not in a hidden slot (a is on screen), or no keys: no page switch
-        assert (slots.switch.next, slots.switch.keys_to_next) == (-1, []), following
+        assert (slots.switch.armed["to"], slots.switch.armed["keys"]) == (-1, []), following
     slots.arm("c", ["1"])
-    slots.fill([("d", png("d"))])
-    assert slots.switch.next == -1, "a fill disarms: the slot may be refilled"
+    token = slots.switch.armed["token"]
+    slots.fill([("d", png("d")), ("e", png("e")), ("f", png("f"))])
+    assert "c" not in slots.paths and slots.switch.armed["to"] == -1, "a slot refilled is no one's next"
+    assert slots.switch.armed["token"] > token
 
 
-def test_a_switch_by_the_page_is_taken_in_and_the_key_then_finds_its_image_on_screen():
+def test_a_switch_by_the_page_is_taken_in_then_the_key_finds_its_image_on_top_and_is_answered():
     slots = ImageSlots("100px")
+    page = Page(slots)
     slots.show("a", png("a"))
     slots.fill([("b", png("b")), ("c", png("c"))])
     slots.arm("b", ["1"])
-    target = slots.switch.next
-    page_switch(slots)
+    target = slots.switch.armed["to"]
+    assert page.key("1")
     assert slots.shown == target and visible(slots) == [target], "the frames' classes follow the page"
+    assert slots.switch.shown == target
     log = record(slots)
-    settled = slots.switch.settled
     slots.show("b", png("b"))  # the key's event, after the label was saved
     assert log == [] and bytes(slots.image.value) == png("b"), "nothing more to send"
-    assert (slots.page_switches, slots.switches, slots.sends) == (1, 0, 1)
-    assert slots.switch.settled == settled, "the lines about the image are not the new image's yet"
-    slots.arm("c", ["1"])  # the view has described b
-    slots.arm("c", ["1"])
-    assert slots.switch.settled == settled + 1, "answered once: the page shows the lines again"
+    assert (slots.page_switches, slots.refused, slots.switches, slots.sends) == (1, 0, 0, 1)
+    assert slots.switch.settled == 0, "the lines about the image are not the new image's yet"
+    slots.answer()
+    assert slots.switch.settled == page.seq == 1
 
 
-def test_a_page_switch_to_an_image_the_kernel_did_not_move_to_is_corrected():
-    """An order changed in flight, or the store refused the label: the kernel's image comes on top."""
+def test_one_page_switch_per_arm_and_none_for_an_arm_the_kernel_has_replaced():
     slots = ImageSlots("100px")
+    page = Page(slots)
     slots.show("a", png("a"))
     slots.fill([("b", png("b")), ("c", png("c"))])
     slots.arm("b", ["1"])
-    page_switch(slots)
-    slots.show("c", png("c"))  # re-ranked: c came first
-    assert bytes(slots.image.value) == png("c") and visible(slots) == [slots.shown]
+    armed = slots.switch.armed
+    assert page.key("1")
+    page.seq += 1
+    page.send(armed["token"], armed["to"])  # the same arm again (a page that kept it)
+    assert (slots.page_switches, slots.refused) == (1, 1)
+    slots.show("b", png("b"))
+    slots.arm("c", ["1"])
+    stale = slots.switch.armed
+    slots.arm("a", ["1"])  # re-ranked while the key was on its way
+    page.seq += 1
+    page.send(stale["token"], stale["to"])
+    assert slots.paths[slots.shown] == "b" and slots.refused == 2, "refused: the kernel's image stays"
+    slots.answer()
+    assert slots.switch.settled == page.seq, "answered: the page puts the kernel's slot back on top"
+
+
+def test_a_page_switch_whose_key_came_first_is_answered_at_once():
+    """The key's event overtook the page's message: the kernel moved on by itself; the answer lets the
+    page put the kernel's slot on top and show the lines about the image again."""
+    slots = ImageSlots("100px")
+    page = Page(slots)
+    slots.show("a", png("a"))
+    slots.fill([("b", png("b"))])
     slots.arm("b", ["1"])
-    page_switch(slots)
-    slots.show("c", png("c"))  # refused: still c
-    assert bytes(slots.image.value) == png("c") and visible(slots) == [slots.shown]
+    armed = slots.switch.armed
+    slots.show("b", png("b"))  # the key, handled first
+    slots.arm(None, [], fresh=True)
+    slots.answer(key_time=500.0)
+    page.seq, page.ts = page.seq + 1, 500.0
+    page.send(armed["token"], armed["to"])
+    assert (slots.page_switches, slots.refused, slots.late) == (0, 0, 1)
+    assert slots.switch.settled == page.seq and slots.switch.shown == slots.shown
+    assert bytes(slots.image.value) == png("b") and visible(slots) == [slots.shown]
+
+
+def test_a_key_the_page_did_not_expect_never_switches_until_the_kernel_arms_again():
+    slots = ImageSlots("100px")
+    page = Page(slots)
+    slots.show("a", png("a"))
+    slots.fill([("b", png("b"))])
+    slots.arm("b", ["1"])
+    assert not page.key("/"), "not a key that moves on"
+    assert not page.key("1"), "the arm was spent on '/': what '1' means now is the kernel's to say"
+    slots.arm("b", ["1"], fresh=True)  # the kernel, after '/'
+    assert page.key("1")
 
 
 # --- in the panel ---------------------------------------------------------------------------------------
@@ -233,29 +300,63 @@ def test_a_re_rank_refills_the_slots_and_the_next_key_shows_the_new_first_image(
 def test_the_panel_arms_the_page_for_label_keys_only_while_keys_label_in_the_single_view(panel):
     annotator, factory = panel
     s, slots = annotator.session, annotator.labelling.slots
-    annotator._on_key(key("1"))
+    page = Page(slots)
+
+    times = iter(range(10_000, 100_000, 100))
+
+    def press(name: str) -> bool:
+        """A key as the browser delivers it: first the page's listener, then ipyevents' event."""
+        ts = float(next(times))
+        switched = page.key(name, ts)
+        annotator._on_key(key(name, timeStamp=ts))
+        return switched
+
+    press("1")
     settle(annotator)
-    assert slots.paths[slots.switch.next] == s.upcoming(1)[0], "armed with the image after the current"
-    assert {"1", "2", "3"} <= set(slots.switch.keys_to_next) and "Backspace" not in slots.switch.keys_to_next
-    before, switches, settled = s.current, slots.switches, slots.switch.settled
-    page_switch(slots)
-    annotator._on_key(key("2"))
-    assert slots.switch.settled == settled + 1, "the key's answer lets the page show the lines again"
+    armed = slots.switch.armed
+    assert slots.paths[armed["to"]] == s.upcoming(1)[0], "armed with the image after the current"
+    assert {"1", "2", "3"} <= set(armed["keys"]) and "Backspace" not in armed["keys"]
+    before, switches = s.current, slots.switches
+    assert press("2")
     assert annotator.labels[before] == "one" and on_screen(annotator) == s.display_png(s.current)
     assert annotator.labelling.filename.value == s.current
-    assert (slots.page_switches, slots.switches) == (1, switches), "the key found its image on screen"
+    assert (slots.page_switches, slots.switches) == (1, switches), "the key found its image on top"
+    assert slots.switch.settled == page.seq, "answered once the lines describe it"
+    assert slots.switch.armed["to"] >= 0, "armed again for the next key"
+    # Typing a label's name: the page spent its arm on '/', the kernel arms nothing while the filter runs.
+    shown = s.current
+    assert not press("/") and slots.switch.armed["to"] == -1
+    assert not press("1") and s.current == shown and annotator.labels.get(shown) is None
+    press("Escape")
+    assert slots.switch.armed["to"] >= 0 and on_screen(annotator) == s.display_png(s.current)
+    press("g")  # the grid: its keys move a cursor
     settle(annotator)
-    assert slots.switch.next >= 0, "armed again for the next key"
-    annotator._on_key(key("/"))  # typing a label's name: keys do not label
-    assert slots.switch.keys_to_next == [] and slots.switch.next == -1
-    annotator._on_key(key("Escape"))
-    assert slots.switch.next >= 0
-    annotator._on_key(key("g"))  # the grid: its keys move a cursor
+    assert slots.switch.armed["to"] == -1
+    press("g")
     settle(annotator)
-    assert slots.switch.keys_to_next == [] and slots.switch.next == -1
-    annotator._on_key(key("g"))
+    assert slots.switch.armed["to"] >= 0
+
+
+def test_after_a_key_that_failed_the_image_on_top_is_the_session_s_again(panel, monkeypatch):
+    """The page switched, the kernel took it in, then the key did not move on (an error here; a store
+    that refused the label, a key the kernel ignores): the kernel puts the current image back on top."""
+    annotator, _ = panel
+    s, slots = annotator.session, annotator.labelling.slots
+    page = Page(slots)
+    annotator._on_key(key("1"))
     settle(annotator)
-    assert slots.switch.next >= 0
+    current = s.current
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("the store is away")
+
+    monkeypatch.setattr(annotator.modes, "do", broken)
+    assert page.key("2")
+    assert slots.paths[slots.shown] != current, "the page put the next image on top"
+    annotator._on_key(key("2"))
+    assert s.current == current and "the store is away" in annotator._error.value
+    assert on_screen(annotator) == s.display_png(current) and slots.paths[slots.shown] == current
+    assert slots.switch.settled == page.seq
 
 
 def test_a_file_that_cannot_be_decoded_ahead_is_left_to_the_key_path_which_says_so(small_digits):
