@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import atexit
 import logging
-import os
 import queue
-import sys
 import threading
 import weakref
 
@@ -24,13 +22,6 @@ log = logging.getLogger(__name__)
 
 #: How long the idle loop blocks on the inbox before looking again (never forever: a stop must get through).
 IDLE_WAIT_S = 0.2
-#: The trainer's thread runs at this nice value (Linux: per thread), set before it starts TensorFlow, whose
-#: thread pools inherit it: the kernel's own threads (the key handler, the widget messages) get a core
-#: before training does. Where the kernel is its own scheduling group (Linux's autogroup, which Jupyter's
-#: new session per kernel makes), that is all it orders: the server and the browser are other groups.
-#: TensorFlow's pools made earlier by another thread (a model tried in a cell) keep that thread's value.
-#: Unprivileged processes can only raise it, so it is set once, in the thread, never on the caller's.
-NICE = 10
 #: At interpreter exit (a kernel shut down) a running trainer stops and saves within this bound: a daemon
 #: thread torn down inside TensorFlow's C++ would abort the process instead.
 EXIT_STOP_S = 10.0
@@ -76,7 +67,6 @@ class Trainer(TrainingCore, threading.Thread):
 
         Every step is guarded: an exception becomes an error Update, never a dead thread."""
         self._in_thread = True
-        _lower_priority()
         try:
             if self.stop_reason is None:
                 self._guard(self.build)
@@ -214,15 +204,3 @@ class Trainer(TrainingCore, threading.Thread):
         if state != "error":  # the error Update already says what to do; don't overwrite its message
             with self._locked():
                 self._note_if_changed(state)
-
-
-def _lower_priority() -> None:
-    """This thread (and the threads it starts) at ``NICE``; where the platform has no per-thread
-    priority it stays as it is (elsewhere a thread id passed as a process id could name a process)."""
-    if not sys.platform.startswith("linux"):
-        return
-    try:
-        current = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
-        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), max(current, NICE))
-    except (AttributeError, OSError) as e:  # Windows has no setpriority; a sandbox may refuse it
-        log.debug("the trainer keeps its priority: %s", e)

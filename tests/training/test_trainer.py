@@ -6,7 +6,6 @@ the real thread and wait on conditions with a bound (never a sleep as an asserti
 
 import json
 import math
-import os
 import subprocess
 import sys
 import threading
@@ -21,7 +20,6 @@ from helpers import tiny_model_fn
 from oal_widget.config import Config
 from oal_widget.data.pool import ImagePool
 from oal_widget.messages import Labelled, Pause, Resume, Retry, Stop, Unlabelled, Update
-from oal_widget.training import trainer as trainer_module
 from oal_widget.training.trainer import Trainer
 
 SHAPE = (16, 16, 1)
@@ -580,43 +578,6 @@ def test_thread_publishes_queries_and_updates_queue(make, pool, split):
     assert set(with_order[0].order) == set(pool.paths) - set(train[:5]) - set(test)
     assert seen[0].status == "importing"
     assert {"training", "evaluating", "querying"} <= {u.status for u in seen}
-
-
-@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="per-thread priorities are Linux's")
-def test_the_thread_and_tensorflows_threads_train_at_a_lower_priority(digits_dir, tmp_path):
-    """The trainer's thread, and the TensorFlow threads it starts, yield the cores to the kernel's key
-    handler, the server and the browser; the caller's thread keeps its priority. In a fresh process:
-    TensorFlow's pools are made once, by the first thread that runs an op; threads started before the
-    trainer (a BLAS pool) are not its to change."""
-    code = f"""
-import os, threading, time
-from oal_widget.config import Config
-from oal_widget.data.pool import ImagePool
-from oal_widget.messages import Labelled
-from oal_widget.training.trainer import Trainer
-pool = ImagePool({str(digits_dir)!r}, (16, 16, 1))
-t = Trainer(pool, [str(d) for d in range(10)], Config(input_shape=(16, 16, 1), train_steps=1, seed=0),
-            test_paths=[], workdir={str(tmp_path)!r})
-before = set(os.listdir("/proc/self/task"))
-t.start()
-t.send(Labelled(pool.paths[0], pool.paths[0].split("/")[0]))
-deadline = time.monotonic() + 120
-while t.latest.n_labels < 1 and time.monotonic() < deadline:
-    time.sleep(0.05)
-python = {{thread.native_id for thread in threading.enumerate()}}
-others = [int(tid) for tid in set(os.listdir("/proc/self/task")) - before if int(tid) not in python]
-nice = lambda tid: os.getpriority(os.PRIO_PROCESS, tid)
-print(t.latest.n_labels, nice(threading.get_native_id()), nice(t.native_id), len(others),
-      min(map(nice, others), default=-1))
-t.stop(timeout=30)
-"""
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=180)
-    assert out.returncode == 0, out.stderr
-    trained, caller, thread, n_others, least = map(int, out.stdout.split())
-    assert trained >= 1, out.stderr
-    assert caller == os.getpriority(os.PRIO_PROCESS, 0)
-    assert thread >= trainer_module.NICE
-    assert n_others > 0 and least >= trainer_module.NICE
 
 
 def test_unexpected_exception_in_the_loop_is_published_and_stop_still_works(pool, split, tmp_path):
