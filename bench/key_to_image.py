@@ -297,7 +297,8 @@ def _k2i_instrument(annotator, gil_probe=False):
         def on_page(_widget, content, _buffers):
             to = (content.get("switched") or {}).get("to")
             path = slots.paths[to] if isinstance(to, int) and 0 <= to < len(slots.paths) else None
-            _K2I["page"].append((_time.time() * 1e3, to, path, slots.page_switches))
+            ts = (content.get("switched") or {}).get("ts")
+            _K2I["page"].append((_time.time() * 1e3, to, path, slots.page_switches, ts))
 
         slots.switch.on_msg(on_page)
         _K2I["installed"].append("page switch")
@@ -849,10 +850,11 @@ def match(raw: dict, bound_ms: float) -> list[dict]:
         row["how"] = img.get("how", "src")
         if k is not None and row["how"] == "switch" and origin + img["t_mut"] < k["t_in"]:
             row["how"] = "page"  # on top before the key reached the kernel: the page's own switch
-            # The image the page put on top (the kernel's record just before the key): the key's?
-            earlier = [p for p in page_log if p[0] <= k["t_in"]]
-            if earlier and earlier[-1][2] != want:
-                row["status"] = f"wrong image first ({earlier[-1][2]}, then {want})"
+            # The image the page put on top (the kernel's record of this key's page message, which may
+            # come after the key's own): the key's?
+            mine = [p for p in page_log if _page_record_of(p, ts, origin, keys, i)]
+            if mine and mine[0][2] != want:
+                row["status"] = f"wrong image first ({mine[0][2]}, then {want})"
                 rows.append(row)
                 continue
         if k is not None and k.get("t_image_sent") is not None:
@@ -894,6 +896,15 @@ def match(raw: dict, bound_ms: float) -> list[dict]:
     for row in rows:
         row.pop("_t1", None)
     return rows
+
+
+def _page_record_of(record, ts: float, origin: float, keys: list, i: int) -> bool:
+    """Whether the kernel's record of a page switch is key ``i``'s: by the key's timeStamp when the record
+    has it, else by arriving after the key and before the next one."""
+    if len(record) > 4 and record[4] is not None:
+        return abs(record[4] - ts) < 0.01
+    later = keys[i + 1]["ts"] if i + 1 < len(keys) else float("inf")
+    return origin + ts <= record[0] < origin + later
 
 
 def split_to_dom(
@@ -1160,6 +1171,12 @@ def parse_args(argv=None):
         "the other on the same front end, the order reversed every other run; rows are named 'app NAME'",
     )
     parser.add_argument("--artifacts", type=Path, default=ROOT / "artifacts", help="screenshots, logs")
+    parser.add_argument(
+        "--rematch",
+        type=Path,
+        metavar="DIR",
+        help="measure nothing: match and report again the raw logs a run left in DIR (its --artifacts)",
+    )
     args = parser.parse_args(argv)
     codes = []
     for item in filter(None, args.code.split(",")):
@@ -1223,6 +1240,26 @@ def main(argv=None) -> int:
     raws: dict[str, list[dict]] = {
         f"{app} {name}" if name else app: [] for app in args.apps for name, _ in codes
     }
+    if args.rematch:
+        raws = rematch_raws(args.rematch)
+    else:
+        measure(args, codes, raws, sync_playwright)
+    report_all(args, raws, spec)
+    return 0
+
+
+def rematch_raws(folder: Path) -> dict[str, list[dict]]:
+    """The raw logs a measurement left in ``folder`` (``--artifacts``), by row label, runs in order."""
+    raws: dict[str, list[dict]] = {}
+    for path in sorted(folder.glob("key_to_image-*-run*-raw.json")):
+        slug = path.name[len("key_to_image-") :].rsplit("-run", 1)[0]
+        raws.setdefault(slug.replace("-", " ", 1), []).append(json.loads(path.read_text()))
+    if not raws:
+        raise SystemExit(f"--rematch {folder}: no key_to_image-*-run*-raw.json there")
+    return raws
+
+
+def measure(args, codes, raws: dict[str, list[dict]], sync_playwright) -> None:
     with tempfile.TemporaryDirectory(prefix="oal-k2i-") as tmp, sync_playwright() as playwright:
         for run in range(args.runs):
             for app in args.apps:  # interleaved: a change in the box's load hits both front ends alike
@@ -1244,6 +1281,9 @@ def main(argv=None) -> int:
                     # Everything recorded, for a closer look (and to re-run the matching offline).
                     slug = label.replace(" ", "-")
                     (args.artifacts / f"key_to_image-{slug}-run{run}-raw.json").write_text(json.dumps(raw))
+
+
+def report_all(args, raws: dict[str, list[dict]], spec) -> None:
     rows_by_app = {}
     for app, runs in raws.items():
         rows_by_app[app] = []
@@ -1297,7 +1337,6 @@ def main(argv=None) -> int:
         extra={"settings": settings, "training": what, "code": code},
     )
     print(f"written {args.out}")
-    return 0
 
 
 if __name__ == "__main__":

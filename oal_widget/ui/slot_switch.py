@@ -14,8 +14,9 @@ moves the CSS class that ``image_slots.py`` moves, earlier. The kernel stays the
 - The page switches only where ipyevents delivers keys (the panel marked ``ipyevents-watched``: the
   pointer is over it), so every switch is followed by the key's event, and only when the slot on top
   is ``from``. It sends a message ``{"switched": {seq, token, to, ts}}`` (``ts``: the key event's
-  ``timeStamp``, which ipyevents forwards too) before that event: its listener captures the key on
-  ``window``, ipyevents listens on ``document``.
+  ``timeStamp``, which ipyevents forwards too). Its listener captures the key on ``window``, before
+  ipyevents' on ``document``, but the two messages travel apart: on the 2-core box about one in three
+  reached the kernel after the key's.
 - The kernel takes the switch in only when the token is its latest arm; otherwise the page's image
   goes back. After the key it makes sure the image on screen is the session's, then answers
   (``settled`` = the last ``seq`` taken in or refused), and the page puts exactly the kernel's
@@ -83,7 +84,7 @@ function render({ model, el }) {
       timer = setTimeout(() => unveil("timeout"), VEIL_MS);
     }
     // A message, not a change of state: ipywidgets holds a state change back while an earlier one is
-    // unanswered, and the key's own message (ipyevents') must not overtake it.
+    // unanswered. It may still reach the kernel after the key's own (ipyevents'): see the docstring.
     model.send({ switched: { seq: seq, token: a.token, to: a.to, ts: event.timeStamp } });
   };
   const onShown = () => put(model.get("shown"));
