@@ -1030,7 +1030,7 @@ def summary_rows(app: str, raws: list[dict], rows: list[dict], args) -> list[tup
         (f"{app}: key to image p99", _pct(lat, 99), "ms", f"< {TARGET_P99_MS:g} ms", n_note),
         (f"{app}: key to image max", max(lat) if lat else float("nan"), "ms", "", ""),
         (f"{app}: keys measured (n)", len(ok), "", "", ""),
-        (f"{app}: failures", failed, "", "0", f"no image within {args.bound_ms:g} ms" if failed else ""),
+        (f"{app}: failures", failed, "", "0", _failure_note(rows, args.bound_ms) if failed else ""),
     ]
     if len(gaps):
         note = f"min {gaps.min():.0f}, max {gaps.max():.0f} ms"
@@ -1069,6 +1069,15 @@ def summary_rows(app: str, raws: list[dict], rows: list[dict], args) -> list[tup
         (f"{app}: load average (1 min), after", la[0], "", "", "5/15 min: {:.2f} {:.2f}".format(*la[1:]))
     )
     return out
+
+
+def _failure_note(rows: list[dict], bound_ms: float) -> str:
+    """What the failed keys were: the wrong image on top first, or no image within the bound."""
+    bad = [r["status"] for r in rows if r["status"] not in MEASURED]
+    wrong = sum(status.startswith("wrong image first") for status in bad)
+    notes = [f"{wrong} the wrong image first (then the right one)" if wrong else ""]
+    notes.append(f"{len(bad) - wrong} no image within {bound_ms:g} ms" if len(bad) > wrong else "")
+    return "; ".join(filter(None, notes))
 
 
 def print_failures(app: str, rows: list[dict]) -> None:
