@@ -9,14 +9,29 @@ goes on without them.
 
 from __future__ import annotations
 
+import atexit
 import logging
 import threading
+import weakref
 from collections.abc import Callable
 from dataclasses import replace
 
 from ..data.duplicates import Cancelled, DuplicateGroups, find_groups
 
 log = logging.getLogger(__name__)
+#: At interpreter exit (a kernel shut down, a script's end) a search still running is cancelled and
+#: waited for this long: a daemon thread torn down inside faiss' or scikit-learn's C++ aborts the process
+#: ("terminate called without an active exception") instead of letting it exit.
+EXIT_STOP_S = 10.0
+_LIVE: weakref.WeakSet = weakref.WeakSet()
+
+
+@atexit.register
+def _stop_all() -> None:
+    for watch in list(_LIVE):
+        watch.stop()
+    for watch in list(_LIVE):
+        watch.join(EXIT_STOP_S)
 
 
 class DuplicateWatch:
@@ -31,6 +46,7 @@ class DuplicateWatch:
         self.error: str | None = None
         self._cancel = threading.Event()
         self._thread = threading.Thread(target=self._run, name="oal-duplicates", daemon=True)
+        _LIVE.add(self)
 
     def start(self) -> None:
         if self.pool.paths:

@@ -110,3 +110,26 @@ def test_a_teammate_sees_the_images_that_joined_the_test_split(small_digits, mon
     assert any(isinstance(c, Reserve) and set(c.paths) == set(others) for c in bob.trainer.commands)
     for s in (alice, bob):
         s.close()
+
+
+def test_at_exit_a_search_still_running_is_cancelled_and_waited_for(small_digits, monkeypatch):
+    """A daemon thread torn down inside faiss' C++ would abort the process at exit: the exit hook cancels
+    the search and waits for it."""
+    import threading
+
+    started, cancelled = threading.Event(), []
+
+    def slow(pool, progress=None, cancel=None):
+        started.set()
+        cancel.wait(30)  # a long search, checking for cancellation between its steps
+        cancelled.append(cancel.is_set())
+        raise duplicates.Cancelled
+
+    monkeypatch.setattr(duplicates, "find_groups", slow)
+    s = Session(small_digits, LABELS, trainer_factory=Factory(), input_shape=(16, 16, 1))
+    try:
+        assert started.wait(10)
+        duplicates._stop_all()
+        assert cancelled == [True] and s.duplicates.join(0), "cancelled and over when the hook returns"
+    finally:
+        s.close()
