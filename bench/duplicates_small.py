@@ -38,6 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from duplicates import RESULTS, ROOT, Base, base_images, distinct, measure, print_table, write_csv, write_pool  # noqa: E402
 
+from oal_widget.data import duplicate_scores as scores  # noqa: E402
 from oal_widget.data import duplicates as dup  # noqa: E402
 from oal_widget.data.closer_look import rescued  # noqa: E402
 from oal_widget.data.pool import ImagePool  # noqa: E402
@@ -70,15 +71,15 @@ def replay(scored: dup.ScoredPairs, rule: dict, pool=None) -> list[tuple[str, ..
     rule = dict(rule)
     closer = rule.pop("closer_look", False)
     threshold = rule.pop("threshold", dup.NEAR_THRESHOLD)
-    full_crowd = rule.pop("full_crowd", dup.FULL_CROWD)
-    kept, dup.FULL_CROWD = dup.FULL_CROWD, full_crowd
+    full_crowd = rule.pop("full_crowd", scores.FULL_CROWD)
+    kept, scores.FULL_CROWD = scores.FULL_CROWD, full_crowd
     try:
         verified, top = dup.select_pairs(scored.pairs, threshold, scored.best, scored.start, **rule)
         if closer:
             doubtful = dup.in_doubt(scored.pairs, threshold, top, verified)
             verified |= {p: scored.pairs[p] for p in rescued(pool, scored.order, doubtful)}
     finally:
-        dup.FULL_CROWD = kept
+        scores.FULL_CROWD = kept
     order = scored.order
     return [tuple(order[i] for i in members) for members in dup.grouped(len(order), verified)]
 

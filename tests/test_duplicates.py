@@ -81,7 +81,7 @@ def planted(tmp_path_factory):
 
 
 def test_planted_near_duplicates_are_grouped_and_distinct_images_are_not(planted, monkeypatch):
-    from oal_widget.data import duplicates
+    from oal_widget.data import duplicate_scores, duplicates
 
     pool, expected = planted
     assert len(expected) >= 10
@@ -95,7 +95,7 @@ def test_planted_near_duplicates_are_grouped_and_distinct_images_are_not(planted
     missed = [tuple(sorted((at[a], at[b]))) for a, b in set(expected) - set(found.groups)]
     assert all(scored.pairs[pair] < duplicates.CLEAR for pair in missed)
     # Every one with a full crowd's margin: these distinct patches have no look-alikes to confuse.
-    monkeypatch.setattr(duplicates, "THIN_MARGIN", 0.0)
+    monkeypatch.setattr(duplicate_scores, "THIN_MARGIN", 0.0)
     assert sorted(find_groups(pool, threshold=0.9).groups) == expected
     assert calls[-1][0] == calls[-1][1] == 2 * len(pool.paths)
     copy = next(g for g in expected if g[1].endswith("_copy.png"))
@@ -111,9 +111,9 @@ def test_planted_near_duplicates_are_grouped_and_distinct_images_are_not(planted
 
 
 def test_a_pool_that_grew_reuses_what_was_seen(planted, tmp_path, monkeypatch):
-    from oal_widget.data import duplicates
+    from oal_widget.data import duplicate_scores
 
-    monkeypatch.setattr(duplicates, "THIN_MARGIN", 0.0)  # 34 images: every copy, as with a full crowd
+    monkeypatch.setattr(duplicate_scores, "THIN_MARGIN", 0.0)  # 34 images: every copy, as with a full crowd
     pool, expected = planted
     originals = [p for p in pool.paths if "_" not in p]
     first = find_groups(ImagePool(pool.root, pool.input_shape, paths=originals), threshold=0.9)
@@ -257,7 +257,7 @@ def test_a_pair_joins_only_when_it_stands_above_the_crowd():
 def test_look_alike_digits_stay_apart_and_a_crop_of_one_is_found(tmp_path, monkeypatch):
     from sklearn.datasets import load_digits
 
-    from oal_widget.data import duplicates
+    from oal_widget.data import duplicate_scores
 
     digits = load_digits()
     ones = (digits.images[digits.target == 1] * 255 / 16).round().astype(np.uint8)
@@ -269,8 +269,8 @@ def test_look_alike_digits_stay_apart_and_a_crop_of_one_is_found(tmp_path, monke
     found = find_groups(pool)
     assert found.group_of("crop.png") == ("crop.png", "one_007.png")  # cropped to 88%: found
     alike = [g for g in found.groups if "crop.png" not in g]  # a few 1s are near-identical (one writer)
-    monkeypatch.setattr(duplicates, "MARGIN", -1.0)  # without the relative test: best partners alone
-    monkeypatch.setattr(duplicates, "CLEAR_MARGIN", -1.0)
+    monkeypatch.setattr(duplicate_scores, "MARGIN", -1.0)  # without the relative test: best partners alone
+    monkeypatch.setattr(duplicate_scores, "CLEAR_MARGIN", -1.0)
     loose = find_groups(pool).groups
     assert len(alike) <= 8 and 4 * len(alike) <= len(loose) - 1, (alike, loose)
 
@@ -287,7 +287,7 @@ def test_the_margin_grows_as_the_pool_shrinks():
 
 
 def test_look_alike_digits_in_a_small_pool_stay_apart(tmp_path, monkeypatch):
-    from oal_widget.data import duplicates
+    from oal_widget.data import duplicate_scores
     from oal_widget.data.samples import write_digits
 
     for path in write_digits(tmp_path, per_class=8, size=16, seed=1):  # the tests' 24 digits 0, 1, 2
@@ -296,7 +296,7 @@ def test_look_alike_digits_in_a_small_pool_stay_apart(tmp_path, monkeypatch):
     pool = ImagePool(tmp_path, (16, 16, 1))
     assert len(pool.paths) == 24 and len(find_groups(pool)) == 0
     # With a full crowd's margin two handwritten 2s (0.95) stand 0.07 above their third-best neighbour.
-    monkeypatch.setattr(duplicates, "THIN_MARGIN", 0.0)
+    monkeypatch.setattr(duplicate_scores, "THIN_MARGIN", 0.0)
     assert [{p.split("/")[0] for p in g} for g in find_groups(pool).groups] == [{"2"}]
 
 
