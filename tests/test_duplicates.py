@@ -307,8 +307,9 @@ def test_a_closer_look_finds_more_planted_copies_and_nothing_else(planted, monke
     pool, expected = planted
     found = set(find_groups(pool).groups)
     monkeypatch.setattr(duplicates, "rescued", lambda *args, **kwargs: set())
+    monkeypatch.setattr(duplicates, "contest_winners", lambda *args, **kwargs: set())
     coarse = set(find_groups(pool).groups)
-    assert coarse < found <= set(expected)  # 34 images: the closer look brings back copies, only copies
+    assert coarse < found <= set(expected)  # 34 images: the closer looks bring back copies, only copies
 
 
 def test_a_closer_look_keeps_look_alike_digits_apart(tmp_path):
@@ -325,6 +326,56 @@ def test_a_closer_look_keeps_look_alike_digits_apart(tmp_path):
     # Two handwritten 2s are in doubt among 24 digits; looked at closer, they are two drawings.
     assert {scored.order[i].split("/")[0] for pair in doubtful for i in pair} == {"2"}
     assert closer_look.rescued(pool, scored.order, doubtful) == set()
+
+
+# --- a closer look at the pairs left out for their crowd ------------------------------------------------
+def test_contested_pairs_are_best_partners_and_their_rivals_are_look_alikes(monkeypatch):
+    from oal_widget.data import duplicate_scores
+    from oal_widget.data.duplicate_scores import contested
+
+    # 0-1 a copy in a crowd: 2 and 3 look-alikes of 0, 4 has 1's pixels, 5 is 1's verified copy, 6 a
+    # look-alike of 1. 0-5, 1-2, 2-3 are nobody's best partner; 6-7 scores under the threshold.
+    scored = {
+        (0, 1): 0.95, (0, 2): 0.93, (0, 3): 0.92, (0, 4): 0.94, (0, 5): 0.90, (1, 5): 0.99,
+        (1, 2): 0.91, (1, 6): 0.90, (2, 3): 0.90, (6, 7): 0.8,
+    }  # fmt: skip
+    hashes = [b"a", b"b", b"c", b"d", b"b", b"e", b"f", b"g"]
+    verified = {(1, 5): 0.99}
+    top = [(0.95, 0.94, 0.93), (0.99, 0.95, 0.91), (0.93, 0.91, 0.9), (0.92, 0.9, 0.9), (0.94,), (0.99, 0.9)]
+    top += [(0.9, 0.8), (0.8,)]
+    found = dict(contested(scored, 0.88, verified, hashes, top))
+    assert set(found) == {(0, 1), (0, 2), (0, 3), (0, 4), (1, 6)}
+    # 0's rivals: 2 and 3, not 4 (1's pixels) nor 5 (1's copy); 1's: 2 and 6, not 5 (its own copy).
+    assert found[(0, 1)] == [(0, 2), (0, 3), (1, 2), (1, 6)]
+    # Few contests per image at most, those standing highest above their crowd first.
+    monkeypatch.setattr(duplicate_scores, "CONTESTS_MIN", 1)
+    monkeypatch.setattr(duplicate_scores, "CONTESTS", 0.0)
+    assert [pair for pair, _ in contested(scored, 0.88, verified, hashes, top)] == [(0, 1)]
+
+
+def test_a_crop_in_a_crowd_of_look_alike_bricks_is_found(tmp_path, monkeypatch):
+    import skimage.data
+
+    from oal_widget.data import duplicates
+
+    wall = skimage.data.brick()  # 64 patches of one brick wall: each has look-alikes scoring as a crop does
+    rng = np.random.default_rng(0)
+    crops = set()
+    for k, (y, x) in enumerate((y, x) for y in range(0, 512, 64) for x in range(0, 512, 64)):
+        patch = wall[y : y + 64, x : x + 64]
+        Image.fromarray(patch).save(tmp_path / f"p{k:02d}.png")
+        if k % 6 == 0:
+            c = round(64 * rng.uniform(0.8, 0.92))
+            oy, ox = rng.integers(0, 64 - c + 1, size=2)
+            crop = Image.fromarray(patch[oy : oy + c, ox : ox + c]).resize((64, 64), Image.BICUBIC)
+            crop.save(tmp_path / f"p{k:02d}_crop.png")
+            crops.add((f"p{k:02d}.png", f"p{k:02d}_crop.png"))
+    pool = ImagePool(tmp_path, (64, 64, 1))
+    found = set(find_groups(pool).groups)
+    monkeypatch.setattr(duplicates, "contest_winners", lambda *args, **kwargs: set())
+    coarse = set(find_groups(pool).groups)
+    assert len(found & crops) >= len(coarse & crops) + 2  # crops the crowd hid, found at the closer look
+    assert found - crops <= coarse - crops  # and no other pair (a few patches of the wall are alike)
 
 
 def test_a_straight_edge_matches_anywhere_along_it():

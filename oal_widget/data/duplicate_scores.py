@@ -43,8 +43,9 @@ if TYPE_CHECKING:
     from .duplicates import DuplicateGroups
 
 __all__ = [
-    "CLEAR", "CLEAR_MARGIN", "CROWD_RANK", "FULL_CROWD", "MARGIN", "NEAR_THRESHOLD", "SURE", "THIN_MARGIN",
-    "ScoredPairs", "in_doubt", "pool_margin", "score_pairs", "select_pairs", "stands_out",
+    "CLEAR", "CLEAR_MARGIN", "CONTESTS", "CROWD_RANK", "FULL_CROWD", "MARGIN", "NEAR_THRESHOLD", "RIVALS",
+    "SURE", "THIN_MARGIN", "ScoredPairs", "contested", "in_doubt", "pool_margin", "score_pairs",
+    "select_pairs", "stands_out",
 ]  # fmt: skip
 
 #: Lowest correlation a near-duplicate pair reaches (chosen on the tuning sets: bench/duplicates.py).
@@ -61,6 +62,11 @@ MARGIN, CLEAR, CLEAR_MARGIN, SURE = 0.07, 0.97, 0.02, 0.995
 #: neighbour, among 1,797 they would not. With it, small pools of the tuning sets group unplanted images
 #: within one pair per pool size of a bar at ``CLEAR``; chosen so (bench/duplicates_small.py).
 FULL_CROWD, THIN_MARGIN = 2000, 0.1
+#: Rivals per image of a contested pair (``contested``): its best look-alikes, compared at the closer look.
+RIVALS = 2
+#: Contested pairs per image at most (and ``CONTESTS_MIN`` in all at least): 0.35 per image in MNIST5k,
+#: 0.04 in 20,000 mosaics of MNIST digits and animals.
+CONTESTS, CONTESTS_MIN = 0.1, 200
 _PAIR_BATCH = 512
 
 
@@ -196,6 +202,50 @@ def in_doubt(
         for (i, j), s in scored.items()
         if s >= threshold and (i, j) not in verified and stands_out(s, max(crowd[i], crowd[j]))
     ]
+
+
+def contested(
+    scored: Mapping[tuple[int, int], float],
+    threshold: float,
+    verified: Mapping[tuple[int, int], float],
+    hashes: Sequence[bytes],
+    top: Sequence[tuple[float, ...]],
+) -> list[tuple[tuple[int, int], list[tuple[int, int]]]]:
+    """The pairs left out for their crowd that could still join a group, each with its rivals, for
+    ``closer_look.contest_winners``: a pair reaching ``threshold``, not ``verified``, the best partner
+    of one of its images (``linked`` joins no other). Its rivals: the pairs of either image with its
+    ``RIVALS`` best other neighbours, less either image's own copies (its pixels, or verified with it):
+    those are the same picture again, not look-alikes. ``top``: ``select_pairs``' best scores per image.
+    At most ``CONTESTS`` per image (``CONTESTS_MIN`` in all at least), those standing highest above their
+    crowd first: a pool of look-alikes contests many, and each costs ~10 ms."""
+    neighbours: dict[int, list[tuple[float, int]]] = {}
+    for (i, j), s in scored.items():
+        neighbours.setdefault(i, []).append((s, j))
+        neighbours.setdefault(j, []).append((s, i))
+    for found in neighbours.values():
+        found.sort(reverse=True)
+    best = {i: found[0][1] for i, found in neighbours.items()}
+    crowd = _crowd(top)
+
+    def copy(c: int, x: int) -> bool:  # the same picture as image x again, not a look-alike
+        return hashes[c] == hashes[x] or (min(c, x), max(c, x)) in verified
+
+    pairs = sorted(
+        (
+            (i, j)
+            for (i, j), s in scored.items()
+            if s >= threshold and (i, j) not in verified and (best[i] == j or best[j] == i)
+        ),
+        key=lambda p: max(crowd[p[0]], crowd[p[1]]) - scored[p],
+    )[: max(CONTESTS_MIN, int(CONTESTS * len(top)))]
+    out = []
+    for i, j in pairs:
+        rivals = []
+        for a, b in ((i, j), (j, i)):
+            others = [c for _, c in neighbours[a] if c != b and not (copy(c, a) or copy(c, b))]
+            rivals += [(min(a, c), max(a, c)) for c in others[:RIVALS]]
+        out.append(((i, j), rivals))
+    return out
 
 
 def _crowd(top: Sequence[tuple[float, ...]]) -> list[float]:

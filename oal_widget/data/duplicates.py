@@ -9,7 +9,9 @@ reserve makes the estimate look better than the model is. ``find_groups`` finds 
   (``score_pairs``, ``select_pairs``: a threshold and a margin above each image's crowd of look-alikes,
   grown in small pools). A pair left out by that growth alone gets a finer look (``closer_look.rescued``:
   less blur and finer zooms, where a crop of the same picture comes close to 1 and two look-alikes do not;
-  on one thread after progress reads done, ~20 ms a pair, and only in pools under ``FULL_CROWD``). Groups
+  on one thread after progress reads done, ~20 ms a pair, and only in pools under ``FULL_CROWD``); so
+  does a pair left out for its crowd of look-alikes, beside its rivals (``closer_look.contest_winners``,
+  at most ``CONTESTS`` pairs per image, on ``workers`` threads). Groups
 then join each image to its best verified partner (``linked``: a threshold alone chains look-alikes).
 ``bench/duplicates.py`` measures precision, recall and time and says on which sets the settings were
 chosen (``bench/duplicates_small.py``: small pools). Verification runs in batches on ``workers``
@@ -26,7 +28,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .closer_look import rescued
+from .closer_look import contest_winners, rescued
 from .duplicate_scores import (
     CLEAR,
     CLEAR_MARGIN,
@@ -37,6 +39,7 @@ from .duplicate_scores import (
     SURE,
     THIN_MARGIN,
     ScoredPairs,
+    contested,
     in_doubt,
     pool_margin,
     score_pairs,
@@ -154,6 +157,9 @@ def find_groups(
     verified, top = select_pairs(scored.pairs, threshold, scored.best, scored.start)
     doubtful = in_doubt(scored.pairs, threshold, top, verified)
     verified |= {pair: scored.pairs[pair] for pair in rescued(pool, scored.order, doubtful, cancel)}
+    contests = contested(scored.pairs, threshold, verified, scored.hashes, top)
+    won = contest_winners(pool, scored.order, contests, cancel, workers)
+    verified |= {pair: scored.pairs[pair] for pair in won}
     seen = {
         p: (scored.thumbs[i].astype(np.float16), scored.hashes[i], top[i]) for i, p in enumerate(scored.order)
     }
