@@ -43,8 +43,12 @@ BLUR, BAND = SIDE / 32, 4 * SIDE / 32
 #: Zooms the other image is searched at (crops down to ~76% of the side), and the centre searched for.
 ZOOMS = tuple(np.linspace(1.0, 1.32, 9))
 CENTRE = 48
-#: FFT shapes per zoom: at least the zoomed image's side.
-_SHAPES = tuple((sfft.next_fast_len(max(round(SIDE * z), SIDE), real=True),) * 2 for z in ZOOMS)
+#: The FFT shape (the largest zoom's side), the largest count of valid places per side, and per zoom
+#: which places are valid.
+_SIDES = [max(round(SIDE * z), SIDE) for z in ZOOMS]
+_SHAPE = (sfft.next_fast_len(max(_SIDES), real=True),) * 2
+_VALID = max(_SIDES) - CENTRE + 1
+_IN = np.stack([np.logical_and.outer(*[np.arange(_VALID) < side - CENTRE + 1] * 2) for side in _SIDES])
 #: A rescued pair scores at least ``FINE`` and its best match stands ``UNIQUE`` above every match
 #: ``RADIUS`` pixels or more away from it.
 FINE, UNIQUE, RADIUS = 0.98, 0.05, 4
@@ -59,9 +63,9 @@ _FLAT = 1e-12
 
 
 class _View:
-    """One image (blurred, or band-passed) as every pair with it reuses it: its centre, the template
-    (less its mean, flipped for a convolution), and per zoom the zoomed image and the norm of each of
-    its ``CENTRE`` x ``CENTRE`` windows."""
+    """One image (blurred, or band-passed) as every pair with it reuses it: the spectrum of its centre
+    (less its mean, flipped for a convolution) and its norm, and per zoom the spectrum of the zoomed
+    image and the inverse norm of each of its ``CENTRE`` x ``CENTRE`` windows (0 past the valid ones)."""
 
     def __init__(self, x: np.ndarray) -> None:
         m = (SIDE - CENTRE) // 2
@@ -69,13 +73,16 @@ class _View:
         centre = x[m : m + CENTRE, m : m + CENTRE]
         t = centre - centre.mean()
         self.norm = float(np.sqrt((t * t).sum() + k * _FLAT))
-        self.spectra, self.templates, self.window_norms = [], [], []
-        for zoom, shape in zip(ZOOMS, _SHAPES, strict=True):
-            y = _zoomed(x, zoom)
+        self.template = sfft.rfft2(t[::-1, ::-1], s=_SHAPE)
+        zoomed = [_zoomed(x, zoom) for zoom in ZOOMS]
+        self.spectra = sfft.rfft2(np.stack([np.pad(y, (0, _SHAPE[0] - len(y))) for y in zoomed]), s=_SHAPE)
+        self.inv_norms = np.zeros((len(ZOOMS), _VALID, _VALID))
+        for z, y in enumerate(zoomed):
             sums, squares = _window_sums(y), _window_sums(y * y)
-            self.window_norms.append(np.sqrt(np.maximum(squares - sums * sums / k, 0) + k * _FLAT))
-            self.spectra.append(sfft.rfft2(y, s=shape))
-            self.templates.append(sfft.rfft2(t[::-1, ::-1], s=shape))
+            valid = len(sums)
+            self.inv_norms[z, :valid, :valid] = 1 / np.sqrt(
+                np.maximum(squares - sums * sums / k, 0) + k * _FLAT
+            )
 
 
 def _window_sums(y: np.ndarray) -> np.ndarray:
@@ -116,21 +123,20 @@ def _best(a: _View, b: _View, unique: bool) -> tuple[float, float]:
     far its peak stands above the best match ``RADIUS`` pixels or more away (when ``unique``)."""
     top, margin = -1.0, 0.0
     for x, y in ((a, b), (b, a)):
-        for z, shape in enumerate(_SHAPES):
-            # A circular convolution as large as the zoomed image: its valid part does not wrap.
-            valid = y.window_norms[z].shape[0]
-            full = sfft.irfft2(y.spectra[z] * x.templates[z], s=shape)
-            ncc = full[CENTRE - 1 : CENTRE - 1 + valid, CENTRE - 1 : CENTRE - 1 + valid] / (
-                y.window_norms[z] * x.norm
-            )
-            at = np.unravel_index(int(np.argmax(ncc)), ncc.shape)
-            if ncc[at] <= top:
-                continue
-            top = float(ncc[at])
-            if unique:
-                rows, cols = np.ogrid[: ncc.shape[0], : ncc.shape[1]]
-                far = (rows - at[0]) ** 2 + (cols - at[1]) ** 2 >= RADIUS**2
-                margin = top - float(ncc[far].max()) if far.any() else 1.0
+        # Circular convolutions as large as the largest zoom: the valid part of each does not wrap.
+        full = sfft.irfft2(y.spectra * x.template, s=_SHAPE)
+        ncc = (
+            full[:, CENTRE - 1 : CENTRE - 1 + _VALID, CENTRE - 1 : CENTRE - 1 + _VALID] * y.inv_norms / x.norm
+        )
+        ncc[~_IN] = -np.inf
+        z, r, c = np.unravel_index(int(np.argmax(ncc)), ncc.shape)
+        if ncc[z, r, c] <= top:
+            continue
+        top = float(ncc[z, r, c])
+        if unique:
+            rows, cols = np.ogrid[:_VALID, :_VALID]
+            far = ((rows - r) ** 2 + (cols - c) ** 2 >= RADIUS**2) & _IN[z]
+            margin = top - float(ncc[z][far].max()) if far.any() else 1.0
     return top, margin
 
 
