@@ -16,7 +16,7 @@ search more than resolution), where a crop of the same picture comes close to 1 
 handwritten digits do not. A simple picture (one straight edge, a stroke) matches another one at many
 places along it, as well as any crop would: the match must also be unique in place (the aperture
 problem), its peak ``UNIQUE`` above the best match ``RADIUS`` pixels or more away. Each image is
-prepared once for all its pairs (~10 ms), each pair then costs ~5 ms; a score that cannot pass is cut
+prepared once for all its pairs (~4 ms), each pair then costs ~1 ms; a score that cannot pass is cut
 short. Settings chosen on photo patches, digits and MNIST (``bench/duplicates_small.py``,
 ``bench/duplicates.py``, ``bench/duplicates_missed.py``); the correlation is scikit-image's
 ``match_template`` written with scipy (scikit-image is no runtime dependency), by FFT. No widgets, no

@@ -217,7 +217,7 @@ def contested(
     ``RIVALS`` best other neighbours, less either image's own copies (its pixels, or verified with it):
     those are the same picture again, not look-alikes. ``top``: ``select_pairs``' best scores per image.
     At most ``CONTESTS`` per image (``CONTESTS_MIN`` in all at least), those standing highest above their
-    crowd first: a pool of look-alikes contests many, and each costs ~10 ms."""
+    crowd first: a pool of look-alikes contests many, and each costs a few ms."""
     neighbours: dict[int, list[tuple[float, int]]] = {}
     for (i, j), s in scored.items():
         neighbours.setdefault(i, []).append((s, j))
