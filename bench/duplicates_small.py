@@ -15,8 +15,9 @@ removed) are grouped twice:
 Each pool is scored once (``score_pairs``) and every rule replayed on the scores (``select_pairs``):
 ``relative`` (``MARGIN`` at every size), ``absolute`` (a bar at ``CLEAR`` alone, the rule before the
 relative test), and the margin growing by ``THIN_MARGIN`` per tenfold below ``FULL_CROWD`` images
-(``k<growth>N<full crowd>``; ``coarse`` is the module's growth alone, ``product`` adds the closer look
-at the pairs that growth alone leaves out: ``oal_widget.data.closer_look``). Chosen on the tuning sets
+(``k<growth>N<full crowd>``; ``coarse`` is the module's growth alone, ``product`` adds the closer looks
+at the pairs that growth alone leaves out and at the pairs left out for their crowd, as ``find_groups``:
+``oal_widget.data.closer_look``). Chosen on the tuning sets
 (digits, MNIST5k): the smallest growth whose false groups match ``absolute``'s at every size; animals,
 faces and photos only confirm it. Results: ``results/duplicates_small.csv``.
 
@@ -38,8 +39,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from duplicates import RESULTS, ROOT, Base, base_images, distinct, measure, print_table, write_csv, write_pool  # noqa: E402
 
+from oal_widget.data import duplicate_scores as scores  # noqa: E402
 from oal_widget.data import duplicates as dup  # noqa: E402
-from oal_widget.data.closer_look import rescued  # noqa: E402
+from oal_widget.data.closer_look import contest_winners, rescued  # noqa: E402
 from oal_widget.data.pool import ImagePool  # noqa: E402
 
 #: Pool size -> pools drawn (fewer of the larger: their rates are averages over more images).
@@ -70,15 +72,17 @@ def replay(scored: dup.ScoredPairs, rule: dict, pool=None) -> list[tuple[str, ..
     rule = dict(rule)
     closer = rule.pop("closer_look", False)
     threshold = rule.pop("threshold", dup.NEAR_THRESHOLD)
-    full_crowd = rule.pop("full_crowd", dup.FULL_CROWD)
-    kept, dup.FULL_CROWD = dup.FULL_CROWD, full_crowd
+    full_crowd = rule.pop("full_crowd", scores.FULL_CROWD)
+    kept, scores.FULL_CROWD = scores.FULL_CROWD, full_crowd
     try:
         verified, top = dup.select_pairs(scored.pairs, threshold, scored.best, scored.start, **rule)
         if closer:
             doubtful = dup.in_doubt(scored.pairs, threshold, top, verified)
             verified |= {p: scored.pairs[p] for p in rescued(pool, scored.order, doubtful)}
+            contests = dup.contested(scored.pairs, threshold, verified, scored.hashes, top)
+            verified |= {p: scored.pairs[p] for p in contest_winners(pool, scored.order, contests)}
     finally:
-        dup.FULL_CROWD = kept
+        scores.FULL_CROWD = kept
     order = scored.order
     return [tuple(order[i] for i in members) for members in dup.grouped(len(order), verified)]
 

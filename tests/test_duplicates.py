@@ -81,7 +81,7 @@ def planted(tmp_path_factory):
 
 
 def test_planted_near_duplicates_are_grouped_and_distinct_images_are_not(planted, monkeypatch):
-    from oal_widget.data import duplicates
+    from oal_widget.data import duplicate_scores, duplicates
 
     pool, expected = planted
     assert len(expected) >= 10
@@ -95,7 +95,7 @@ def test_planted_near_duplicates_are_grouped_and_distinct_images_are_not(planted
     missed = [tuple(sorted((at[a], at[b]))) for a, b in set(expected) - set(found.groups)]
     assert all(scored.pairs[pair] < duplicates.CLEAR for pair in missed)
     # Every one with a full crowd's margin: these distinct patches have no look-alikes to confuse.
-    monkeypatch.setattr(duplicates, "THIN_MARGIN", 0.0)
+    monkeypatch.setattr(duplicate_scores, "THIN_MARGIN", 0.0)
     assert sorted(find_groups(pool, threshold=0.9).groups) == expected
     assert calls[-1][0] == calls[-1][1] == 2 * len(pool.paths)
     copy = next(g for g in expected if g[1].endswith("_copy.png"))
@@ -111,9 +111,9 @@ def test_planted_near_duplicates_are_grouped_and_distinct_images_are_not(planted
 
 
 def test_a_pool_that_grew_reuses_what_was_seen(planted, tmp_path, monkeypatch):
-    from oal_widget.data import duplicates
+    from oal_widget.data import duplicate_scores
 
-    monkeypatch.setattr(duplicates, "THIN_MARGIN", 0.0)  # 34 images: every copy, as with a full crowd
+    monkeypatch.setattr(duplicate_scores, "THIN_MARGIN", 0.0)  # 34 images: every copy, as with a full crowd
     pool, expected = planted
     originals = [p for p in pool.paths if "_" not in p]
     first = find_groups(ImagePool(pool.root, pool.input_shape, paths=originals), threshold=0.9)
@@ -257,7 +257,7 @@ def test_a_pair_joins_only_when_it_stands_above_the_crowd():
 def test_look_alike_digits_stay_apart_and_a_crop_of_one_is_found(tmp_path, monkeypatch):
     from sklearn.datasets import load_digits
 
-    from oal_widget.data import duplicates
+    from oal_widget.data import duplicate_scores
 
     digits = load_digits()
     ones = (digits.images[digits.target == 1] * 255 / 16).round().astype(np.uint8)
@@ -269,8 +269,8 @@ def test_look_alike_digits_stay_apart_and_a_crop_of_one_is_found(tmp_path, monke
     found = find_groups(pool)
     assert found.group_of("crop.png") == ("crop.png", "one_007.png")  # cropped to 88%: found
     alike = [g for g in found.groups if "crop.png" not in g]  # a few 1s are near-identical (one writer)
-    monkeypatch.setattr(duplicates, "MARGIN", -1.0)  # without the relative test: best partners alone
-    monkeypatch.setattr(duplicates, "CLEAR_MARGIN", -1.0)
+    monkeypatch.setattr(duplicate_scores, "MARGIN", -1.0)  # without the relative test: best partners alone
+    monkeypatch.setattr(duplicate_scores, "CLEAR_MARGIN", -1.0)
     loose = find_groups(pool).groups
     assert len(alike) <= 8 and 4 * len(alike) <= len(loose) - 1, (alike, loose)
 
@@ -287,7 +287,7 @@ def test_the_margin_grows_as_the_pool_shrinks():
 
 
 def test_look_alike_digits_in_a_small_pool_stay_apart(tmp_path, monkeypatch):
-    from oal_widget.data import duplicates
+    from oal_widget.data import duplicate_scores
     from oal_widget.data.samples import write_digits
 
     for path in write_digits(tmp_path, per_class=8, size=16, seed=1):  # the tests' 24 digits 0, 1, 2
@@ -296,7 +296,7 @@ def test_look_alike_digits_in_a_small_pool_stay_apart(tmp_path, monkeypatch):
     pool = ImagePool(tmp_path, (16, 16, 1))
     assert len(pool.paths) == 24 and len(find_groups(pool)) == 0
     # With a full crowd's margin two handwritten 2s (0.95) stand 0.07 above their third-best neighbour.
-    monkeypatch.setattr(duplicates, "THIN_MARGIN", 0.0)
+    monkeypatch.setattr(duplicate_scores, "THIN_MARGIN", 0.0)
     assert [{p.split("/")[0] for p in g} for g in find_groups(pool).groups] == [{"2"}]
 
 
@@ -307,8 +307,9 @@ def test_a_closer_look_finds_more_planted_copies_and_nothing_else(planted, monke
     pool, expected = planted
     found = set(find_groups(pool).groups)
     monkeypatch.setattr(duplicates, "rescued", lambda *args, **kwargs: set())
+    monkeypatch.setattr(duplicates, "contest_winners", lambda *args, **kwargs: set())
     coarse = set(find_groups(pool).groups)
-    assert coarse < found <= set(expected)  # 34 images: the closer look brings back copies, only copies
+    assert coarse < found <= set(expected)  # 34 images: the closer looks bring back copies, only copies
 
 
 def test_a_closer_look_keeps_look_alike_digits_apart(tmp_path):
@@ -325,6 +326,56 @@ def test_a_closer_look_keeps_look_alike_digits_apart(tmp_path):
     # Two handwritten 2s are in doubt among 24 digits; looked at closer, they are two drawings.
     assert {scored.order[i].split("/")[0] for pair in doubtful for i in pair} == {"2"}
     assert closer_look.rescued(pool, scored.order, doubtful) == set()
+
+
+# --- a closer look at the pairs left out for their crowd ------------------------------------------------
+def test_contested_pairs_are_best_partners_and_their_rivals_are_look_alikes(monkeypatch):
+    from oal_widget.data import duplicate_scores
+    from oal_widget.data.duplicate_scores import contested
+
+    # 0-1 a copy in a crowd: 2 and 3 look-alikes of 0, 4 has 1's pixels, 5 is 1's verified copy, 6 a
+    # look-alike of 1. 0-5, 1-2, 2-3 are nobody's best partner; 6-7 scores under the threshold.
+    scored = {
+        (0, 1): 0.95, (0, 2): 0.93, (0, 3): 0.92, (0, 4): 0.94, (0, 5): 0.90, (1, 5): 0.99,
+        (1, 2): 0.91, (1, 6): 0.90, (2, 3): 0.90, (6, 7): 0.8,
+    }  # fmt: skip
+    hashes = [b"a", b"b", b"c", b"d", b"b", b"e", b"f", b"g"]
+    verified = {(1, 5): 0.99}
+    top = [(0.95, 0.94, 0.93), (0.99, 0.95, 0.91), (0.93, 0.91, 0.9), (0.92, 0.9, 0.9), (0.94,), (0.99, 0.9)]
+    top += [(0.9, 0.8), (0.8,)]
+    found = dict(contested(scored, 0.88, verified, hashes, top))
+    assert set(found) == {(0, 1), (0, 2), (0, 3), (0, 4), (1, 6)}
+    # 0's rivals: 2 and 3, not 4 (1's pixels) nor 5 (1's copy); 1's: 2 and 6, not 5 (its own copy).
+    assert found[(0, 1)] == [(0, 2), (0, 3), (1, 2), (1, 6)]
+    # Few contests per image at most, those standing highest above their crowd first.
+    monkeypatch.setattr(duplicate_scores, "CONTESTS_MIN", 1)
+    monkeypatch.setattr(duplicate_scores, "CONTESTS", 0.0)
+    assert [pair for pair, _ in contested(scored, 0.88, verified, hashes, top)] == [(0, 1)]
+
+
+def test_a_crop_in_a_crowd_of_look_alike_bricks_is_found(tmp_path, monkeypatch):
+    import skimage.data
+
+    from oal_widget.data import duplicates
+
+    wall = skimage.data.brick()  # 64 patches of one brick wall: each has look-alikes scoring as a crop does
+    rng = np.random.default_rng(0)
+    crops = set()
+    for k, (y, x) in enumerate((y, x) for y in range(0, 512, 64) for x in range(0, 512, 64)):
+        patch = wall[y : y + 64, x : x + 64]
+        Image.fromarray(patch).save(tmp_path / f"p{k:02d}.png")
+        if k % 6 == 0:
+            c = round(64 * rng.uniform(0.8, 0.92))
+            oy, ox = rng.integers(0, 64 - c + 1, size=2)
+            crop = Image.fromarray(patch[oy : oy + c, ox : ox + c]).resize((64, 64), Image.BICUBIC)
+            crop.save(tmp_path / f"p{k:02d}_crop.png")
+            crops.add((f"p{k:02d}.png", f"p{k:02d}_crop.png"))
+    pool = ImagePool(tmp_path, (64, 64, 1))
+    found = set(find_groups(pool).groups)
+    monkeypatch.setattr(duplicates, "contest_winners", lambda *args, **kwargs: set())
+    coarse = set(find_groups(pool).groups)
+    assert len(found & crops) >= len(coarse & crops) + 2  # crops the crowd hid, found at the closer look
+    assert found - crops <= coarse - crops  # and no other pair (a few patches of the wall are alike)
 
 
 def test_a_straight_edge_matches_anywhere_along_it():

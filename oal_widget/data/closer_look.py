@@ -1,27 +1,39 @@
-"""A second, finer look at the pairs a small pool leaves in doubt, for near-duplicates.
+"""A second, finer look at the pairs of near-duplicates the coarse look leaves out, for two reasons.
 
-In a pool of fewer than ``duplicates.FULL_CROWD`` images a pair must stand further above its crowd
-(``duplicates.pool_margin``): two look-alikes stand out among a few images. A true crop or re-encode
-scoring about 0.95 on 32-px thumbnails falls in the same zone. ``rescued`` looks again at those pairs
-only (few: none from ``FULL_CROWD`` images on), resized to ``SIDE`` pixels (from the pool's arrays: the
-gain is less blur and a finer zoom search more than resolution), where a crop of the same picture comes
-close to 1 and two different handwritten digits do not. A simple
-picture (one straight edge, a stroke) matches another one at many places along it, as well as any
-crop would: the match must also be unique in place (the aperture problem), its peak ``UNIQUE`` above
-the best match ``RADIUS`` pixels or more away. About 20 ms a pair. Settings chosen on the pairs in doubt
-of photo patches, digits and MNIST (``bench/duplicates_small.py``, ``bench/duplicates.py``); the
-correlation is scikit-image's ``match_template`` written with scipy (scikit-image is no runtime
-dependency). No widgets, no TensorFlow.
+- *A small pool*: in a pool of fewer than ``duplicate_scores.FULL_CROWD`` images a pair must stand
+  further above its crowd (``duplicate_scores.pool_margin``): two look-alikes stand out among a few
+  images. A true crop or re-encode scoring about 0.95 on 32-px thumbnails falls in the same zone.
+  ``rescued`` looks again at those pairs only (few: none from ``FULL_CROWD`` images on).
+- *A crowd*: a crop among look-alike textures (a brick wall, a star field) or handwritten digits scores
+  about as high on the thumbnails as its look-alikes do, and is left out for its crowd.
+  ``contest_winners`` looks again at such a pair and at its rivals (``duplicate_scores.contested``: the
+  pairs of either image with its best look-alikes): it wins when it scores ``CROWD_FINE`` and stands
+  ``CROWD_GAP`` above each rival. A relative test again, as ``duplicate_scores.stands_out``, on finer
+  scores. At most ``duplicate_scores.CONTESTS`` pairs per image are contested (its cost bound).
+
+Images are resized to ``SIDE`` pixels (from the pool's arrays: the gain is less blur and a finer zoom
+search more than resolution), where a crop of the same picture comes close to 1 and two different
+handwritten digits do not. A simple picture (one straight edge, a stroke) matches another one at many
+places along it, as well as any crop would: the match must also be unique in place (the aperture
+problem), its peak ``UNIQUE`` above the best match ``RADIUS`` pixels or more away. Each image is
+prepared once for all its pairs (~4 ms), each pair then costs ~1 ms; a score that cannot pass is cut
+short. Settings chosen on photo patches, digits and MNIST (``bench/duplicates_small.py``,
+``bench/duplicates.py``, ``bench/duplicates_missed.py``); the correlation is scikit-image's
+``match_template`` written with scipy (scikit-image is no runtime dependency), by FFT. No widgets, no
+TensorFlow.
 """
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from functools import cached_property
 
 import numpy as np
 from PIL import Image
+from scipy import fft as sfft
 from scipy.ndimage import gaussian_filter
-from scipy.signal import fftconvolve
 
 from .similarity import check_cancel, grey_images
 
@@ -31,33 +43,70 @@ BLUR, BAND = SIDE / 32, 4 * SIDE / 32
 #: Zooms the other image is searched at (crops down to ~76% of the side), and the centre searched for.
 ZOOMS = tuple(np.linspace(1.0, 1.32, 9))
 CENTRE = 48
+#: The FFT shape (the largest zoom's side), the largest count of valid places per side, and per zoom
+#: which places are valid.
+_SIDES = [max(round(SIDE * z), SIDE) for z in ZOOMS]
+_SHAPE = (sfft.next_fast_len(max(_SIDES), real=True),) * 2
+_VALID = max(_SIDES) - CENTRE + 1
+_IN = np.stack([np.logical_and.outer(*[np.arange(_VALID) < side - CENTRE + 1] * 2) for side in _SIDES])
 #: A rescued pair scores at least ``FINE`` and its best match stands ``UNIQUE`` above every match
 #: ``RADIUS`` pixels or more away from it.
 FINE, UNIQUE, RADIUS = 0.98, 0.05, 4
+#: A contested pair (left out for its crowd of look-alikes) wins at ``CROWD_FINE`` or more, ``CROWD_GAP``
+#: above each rival; from ``SURE_FINE`` on it need not be unique in place (a smooth picture's re-encode).
+CROWD_FINE, CROWD_GAP, SURE_FINE = 0.98, 0.02, 0.995
+#: Images whose views are kept for the next pairs (~0.5 MB each), and contests a thread judges at once.
+_KEPT, _SHARE = 256, 256
 #: Added to each variance: the pairs looked at have structure (they passed the coarse look), so only
 #: enough to keep a flat window from dividing by zero.
 _FLAT = 1e-12
 
 
-def _prepared(grey: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The image at ``SIDE`` pixels, blurred, and its band-passed version."""
-    im = Image.fromarray(np.ascontiguousarray(grey, dtype=np.float32), mode="F")
-    x = np.asarray(im.resize((SIDE, SIDE), Image.Resampling.BILINEAR, reducing_gap=2.0), np.float64)
-    x = gaussian_filter(x, BLUR, mode="nearest")
-    return x, x - gaussian_filter(x, BAND, mode="nearest")
+class _View:
+    """One image (blurred, or band-passed) as every pair with it reuses it: the spectrum of its centre
+    (less its mean, flipped for a convolution) and its norm, and per zoom the spectrum of the zoomed
+    image and the inverse norm of each of its ``CENTRE`` x ``CENTRE`` windows (0 past the valid ones)."""
+
+    def __init__(self, x: np.ndarray) -> None:
+        m = (SIDE - CENTRE) // 2
+        k = CENTRE * CENTRE
+        centre = x[m : m + CENTRE, m : m + CENTRE]
+        t = centre - centre.mean()
+        self.norm = float(np.sqrt((t * t).sum() + k * _FLAT))
+        self.template = sfft.rfft2(t[::-1, ::-1], s=_SHAPE)
+        zoomed = [_zoomed(x, zoom) for zoom in ZOOMS]
+        self.spectra = sfft.rfft2(np.stack([np.pad(y, (0, _SHAPE[0] - len(y))) for y in zoomed]), s=_SHAPE)
+        self.inv_norms = np.zeros((len(ZOOMS), _VALID, _VALID))
+        for z, y in enumerate(zoomed):
+            sums, squares = _window_sums(y), _window_sums(y * y)
+            valid = len(sums)
+            self.inv_norms[z, :valid, :valid] = 1 / np.sqrt(
+                np.maximum(squares - sums * sums / k, 0) + k * _FLAT
+            )
 
 
-def _ncc(image: np.ndarray, template: np.ndarray) -> np.ndarray:
-    """Normalised cross-correlation of ``template`` at every place inside ``image`` (as
-    scikit-image's ``match_template``; scipy only, a runtime dependency)."""
-    k = template.size
-    t = template - template.mean()
-    products = fftconvolve(image, t[::-1, ::-1], mode="valid")
-    window = np.ones(template.shape)
-    sums = fftconvolve(image, window, mode="valid")
-    squares = fftconvolve(image * image, window, mode="valid")
-    norm = np.sqrt(np.maximum(squares - sums * sums / k, 0) + k * _FLAT) * np.sqrt((t * t).sum() + k * _FLAT)
-    return products / norm
+def _window_sums(y: np.ndarray) -> np.ndarray:
+    """The sum of every ``CENTRE`` x ``CENTRE`` window of ``y`` (a summed-area table)."""
+    c = np.pad(y.cumsum(axis=0).cumsum(axis=1), ((1, 0), (1, 0)))
+    k = CENTRE
+    return c[k:, k:] - c[:-k, k:] - c[k:, :-k] + c[:-k, :-k]
+
+
+class _Image:
+    """An image at ``SIDE`` pixels, blurred; its plain and band-passed views made when first used."""
+
+    def __init__(self, grey: np.ndarray) -> None:
+        im = Image.fromarray(np.ascontiguousarray(grey, dtype=np.float32), mode="F")
+        x = np.asarray(im.resize((SIDE, SIDE), Image.Resampling.BILINEAR, reducing_gap=2.0), np.float64)
+        self.x = gaussian_filter(x, BLUR, mode="nearest")
+
+    @cached_property
+    def plain(self) -> _View:
+        return _View(self.x)
+
+    @cached_property
+    def band(self) -> _View:
+        return _View(self.x - gaussian_filter(self.x, BAND, mode="nearest"))
 
 
 def _zoomed(x: np.ndarray, zoom: float) -> np.ndarray:
@@ -68,35 +117,70 @@ def _zoomed(x: np.ndarray, zoom: float) -> np.ndarray:
     return np.asarray(im.resize((side, side), Image.Resampling.BILINEAR), np.float64)
 
 
-def _best(a: np.ndarray, b: np.ndarray, unique: bool) -> tuple[float, float]:
-    """The best correlation of either image's centre in the other, over the zooms, and how far its
-    peak stands above the best match ``RADIUS`` pixels or more away (when ``unique``)."""
-    m = (SIDE - CENTRE) // 2
+def _best(a: _View, b: _View, unique: bool) -> tuple[float, float]:
+    """The best correlation of either image's centre in the other, over the zooms (normalised
+    cross-correlation as scikit-image's ``match_template``, with scipy, a runtime dependency), and how
+    far its peak stands above the best match ``RADIUS`` pixels or more away (when ``unique``)."""
     top, margin = -1.0, 0.0
     for x, y in ((a, b), (b, a)):
-        centre = x[m : m + CENTRE, m : m + CENTRE]
-        for zoom in ZOOMS:
-            ncc = _ncc(_zoomed(y, zoom), centre)
-            at = np.unravel_index(int(np.argmax(ncc)), ncc.shape)
-            if ncc[at] <= top:
-                continue
-            top = float(ncc[at])
-            if unique:
-                rows, cols = np.ogrid[: ncc.shape[0], : ncc.shape[1]]
-                far = (rows - at[0]) ** 2 + (cols - at[1]) ** 2 >= RADIUS**2
-                margin = top - float(ncc[far].max()) if far.any() else 1.0
+        # Circular convolutions as large as the largest zoom: the valid part of each does not wrap.
+        full = sfft.irfft2(y.spectra * x.template, s=_SHAPE)
+        ncc = (
+            full[:, CENTRE - 1 : CENTRE - 1 + _VALID, CENTRE - 1 : CENTRE - 1 + _VALID] * y.inv_norms / x.norm
+        )
+        ncc[~_IN] = -np.inf
+        z, r, c = np.unravel_index(int(np.argmax(ncc)), ncc.shape)
+        if ncc[z, r, c] <= top:
+            continue
+        top = float(ncc[z, r, c])
+        if unique:
+            rows, cols = np.ogrid[:_VALID, :_VALID]
+            far = ((rows - r) ** 2 + (cols - c) ** 2 >= RADIUS**2) & _IN[z]
+            margin = top - float(ncc[z][far].max()) if far.any() else 1.0
     return top, margin
+
+
+def _fine(a: _Image, b: _Image, floor: float = -1.0) -> tuple[float, float]:
+    """``fine_score`` of two prepared images; a band-passed score under ``floor`` is returned as it
+    is (an upper bound of the score), the plain one not computed."""
+    band, unique = _best(a.band, b.band, unique=True)
+    if band < floor:
+        return band, unique
+    plain, _ = _best(a.plain, b.plain, unique=False)
+    return min(plain, band), unique
 
 
 def fine_score(grey_a: np.ndarray, grey_b: np.ndarray) -> tuple[float, float]:
     """(score, uniqueness) of two grey images (h, w) in [0, 1]: the lower of the plain and the
     band-passed best correlation (as ``similarity.indexed_pair_scores``, at ``SIDE`` pixels), and how
     far the band-passed match stands above any match ``RADIUS`` pixels away."""
-    plain_a, band_a = _prepared(grey_a)
-    plain_b, band_b = _prepared(grey_b)
-    plain, _ = _best(plain_a, plain_b, unique=False)
-    band, unique = _best(band_a, band_b, unique=True)
-    return min(plain, band), unique
+    return _fine(_Image(grey_a), _Image(grey_b))
+
+
+class _Looks:
+    """Each image's views, decoded from the pool when first asked for and kept for the next pairs
+    (pairs come sorted by their first image); at most ``_KEPT`` images at a time."""
+
+    def __init__(self, pool, order: Sequence[str]) -> None:
+        self.pool, self.order = pool, order
+        self.images: OrderedDict[int, _Image | None] = OrderedDict()
+
+    def __call__(self, i: int) -> _Image | None:
+        """Image ``i`` prepared, or None when it no longer decodes."""
+        if i in self.images:
+            self.images.move_to_end(i)
+            return self.images[i]
+        arrays, loaded = self.pool.arrays([self.order[i]])
+        image = _Image(grey_images(arrays)[0]) if loaded else None
+        self.images[i] = image
+        if len(self.images) > _KEPT:
+            self.images.popitem(last=False)
+        return image
+
+    def fine(self, i: int, j: int, floor: float = -1.0) -> tuple[float, float] | None:
+        """``_fine`` of images ``i`` and ``j``, or None when either no longer decodes."""
+        a, b = self(i), self(j)
+        return None if a is None or b is None else _fine(a, b, floor)
 
 
 def rescued(
@@ -104,18 +188,45 @@ def rescued(
 ) -> set[tuple[int, int]]:
     """The ``pairs`` (indices into ``order``, paths of ``pool``) that the finer look confirms: score
     at least ``FINE``, uniqueness at least ``UNIQUE``. Images that no longer decode confirm nothing."""
-    pairs = list(pairs)
-    used = sorted({i for pair in pairs for i in pair})
-    if not used:
-        return set()
-    arrays, loaded = pool.arrays([order[i] for i in used])
-    by_path = dict(zip(loaded, grey_images(arrays), strict=True))
-    grey = {i: by_path[order[i]] for i in used if order[i] in by_path}
+    looks = _Looks(pool, order)
     out = set()
-    for i, j in pairs:
+    for i, j in sorted(pairs):
         check_cancel(cancel)
-        if i in grey and j in grey:
-            score, unique = fine_score(grey[i], grey[j])
-            if score >= FINE and unique >= UNIQUE:
-                out.add((i, j))
+        fine = looks.fine(i, j, FINE)
+        if fine is not None and fine[0] >= FINE and fine[1] >= UNIQUE:
+            out.add((i, j))
     return out
+
+
+def contest_winners(
+    pool,
+    order: Sequence[str],
+    contests: Iterable[tuple[tuple[int, int], Sequence[tuple[int, int]]]],
+    cancel=None,
+    workers: int = 1,
+) -> set[tuple[int, int]]:
+    """The contested pairs (indices into ``order``) that stand out from their rivals at the finer
+    look: each ``(pair, rivals)``, the rivals the pairs of either image with its look-alikes. A pair
+    wins when it scores at least ``CROWD_FINE`` (and, below ``SURE_FINE``, is ``UNIQUE`` in place) and
+    ``CROWD_GAP`` above every rival. Images that no longer decode win nothing. ``workers``: threads
+    (scipy's FFTs release the GIL), each on its own share of the pairs."""
+    contests = sorted(contests)
+    shares = [contests[k : k + _SHARE] for k in range(0, len(contests), _SHARE)]
+
+    def judge(share) -> set[tuple[int, int]]:
+        looks = _Looks(pool, order)
+        out = set()
+        for pair, rivals in share:
+            check_cancel(cancel)
+            fine = looks.fine(pair[0], pair[1], CROWD_FINE)
+            if fine is None or fine[0] < CROWD_FINE or (fine[0] < SURE_FINE and fine[1] < UNIQUE):
+                continue
+            bar = fine[0] - CROWD_GAP  # a rival's upper bound under it is enough
+            if all((r := looks.fine(rival[0], rival[1], bar)) is None or r[0] <= bar for rival in rivals):
+                out.add(pair)
+        return out
+
+    if not shares:
+        return set()
+    with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="oal-closer-look") as ex:
+        return set().union(*ex.map(judge, shares))
