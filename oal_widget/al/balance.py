@@ -20,6 +20,9 @@ So part of the order *seeks* the short classes:
   strategy, which serves accuracy best;
 - it is sought by its most probable images (for a class the model barely knows these lie on its
   boundary with the rest: the uncertainty between that class and the others);
+- the turns go to the sought class with the fewest training labels first (``_turn``): shared in
+  proportion to the deficits, every class an early model under-predicts took turns from an unseen
+  one, and with the target above the mean so would every class near the mean;
 - the sought share of the order is ``share`` while the largest deficit is at least ``FULL_DEFICIT``,
   then ``share`` times deficit / ``FULL_DEFICIT``: it falls as the classes fill, but only near the
   target (a share proportional to the whole deficit lets a rare class settle at about 5/6 of the
@@ -113,20 +116,22 @@ def seek_picks(
             queues[c] = np.argsort(-p[:, c], kind="stable")[:limit].tolist()
     picks: list[int] = []
     taken: set[int] = set()
-    # Round robin weighted by deficit: each class gets its turn in proportion to how short it is.
-    credit = dict.fromkeys(wanted, 0.0)
-    while len(picks) < limit and any(queues.values()):
-        for c in wanted:
-            credit[c] += d[c]
-        c = max((c for c in wanted if queues[c]), key=lambda c: credit[c])
-        credit[c] -= 1.0
-        while queues[c]:
-            i = queues[c].pop(0)
+    for c in sorted(wanted, key=lambda c: (_turn(int(counts[c]), float(d[c])), -d[c])):
+        for i in queues[c]:
+            if len(picks) >= limit:
+                break
             if i not in taken:
                 taken.add(i)
                 picks.append(i)
-                break
     return picks, min(1.0, float(d[wanted].max()) / full)
+
+
+def _turn(labels: int, deficit: float) -> float:
+    """Fewest training labels first: the seek turns go to the shortest class, not shared among every
+    class an early model under-predicts (those took most turns from an unseen class), nor among the
+    classes at the mean once a rare one is sought beyond it. A class with no label whose deficit has
+    begun to fall (it may be absent from the pool) goes last."""
+    return float(labels) if labels > 0 or deficit >= 1.0 else np.inf
 
 
 def interleave(ranked: list, picks: list, share: float) -> list:

@@ -112,3 +112,31 @@ def test_uncovered_leads_with_the_cluster_the_model_is_least_sure_of_given_its_d
     assert 300 <= by_distance[0] < 306  # farthest first: the odd images
     assert by_doubt[0] >= 306  # least sure first: the unseen class
     assert sorted(by_doubt) == sorted(by_distance)  # the same clusters, in another order
+
+
+def test_the_class_with_fewest_labels_takes_the_turns_first():
+    """Nine classes at six labels (some of them under-predicted by an early model) and a rare one with
+    one: the rare class's best guesses come first, not shared with the classes short of the target."""
+    rng = np.random.default_rng(3)
+    p = rng.uniform(0.0, 0.05, (300, 10))
+    p[:, 5:9] += rng.dirichlet(np.ones(4), 300)  # the model predicts only classes 5-8
+    best = [11, 120, 230, 290]
+    p[best, 9] = 0.9  # its best guesses of the rare class 9
+    p /= p.sum(1, keepdims=True)
+    counts = [6] * 9 + [1]
+    assert deficits(counts)[:5].min() > 0  # classes 0-4: short of the target and thought rare
+    picks, _ = seek_picks(p, counts, 300, 6)
+    assert picks[:4] == sorted(best, key=lambda i: -p[i, 9])
+
+
+def test_a_class_with_no_label_that_may_be_absent_goes_last():
+    """Once the others have many labels, a class nobody has found may not be in the pool: a rare class
+    with labels gets its turns first."""
+    p = np.full((60, 4), 0.3)
+    p[:, 3] = 0.02
+    p[[5, 6], 3] = 0.4  # the best guesses of class 3 (5 labels)
+    p /= p.sum(1, keepdims=True)
+    counts = [0, 40, 40, 5]
+    assert 0 < deficits(counts)[0] < 1
+    picks, _ = seek_picks(p, counts, 60, 4, uncovered=lambda: [30, 31, 32])
+    assert picks[:2] == [5, 6] and not {30, 31, 32} & set(picks)
