@@ -4,14 +4,16 @@ and the uncovered regions that find a class nobody has labelled."""
 import numpy as np
 import pytest
 
-from oal_widget.al.balance import FULL_DEFICIT, deficits, interleave, seek_picks, uncovered
+from oal_widget.al.balance import FULL_DEFICIT, RARE_TARGET, deficits, interleave, seek_picks, uncovered
 
 
-def test_deficit_is_zero_at_or_above_the_mean_and_one_for_a_class_with_no_label():
-    d = deficits([0, 5, 10, 25])
-    assert d[0] == 1.0 and d[2] == 0.0 and d[3] == 0.0
-    assert d[1] == pytest.approx(1 - 5 / 10)
-    assert not deficits([7, 7, 7]).any() and not deficits([0, 0]).any()  # balanced, or nothing yet
+def test_deficit_is_zero_at_or_above_the_target_and_one_for_a_class_with_no_label():
+    d = deficits([0, 5, 10, 25])  # mean 10
+    assert d[0] == 1.0 and d[3] == 0.0
+    assert d[1] == pytest.approx(1 - 5 / (RARE_TARGET * 10))
+    assert d[2] == pytest.approx(1 - 1 / RARE_TARGET) and d[2] > 0  # at the mean: short of the target
+    assert deficits([0, 5, 10, 25], target=1.0)[2] == 0.0
+    assert not deficits([0, 0]).any()  # nothing yet
     # A class nobody has found yet (it may be absent) weighs less once the others have many labels.
     assert deficits([0, 200, 200])[0] == pytest.approx(10 / (400 / 3))
 
@@ -37,9 +39,24 @@ def test_a_short_class_the_model_thinks_rare_is_sought_by_its_most_probable_imag
     p[[7, 50, 99], :] = [0.2, 0.1, 0.7]  # the model's best guesses of class 2
     picks, share = seek_picks(p, [20, 20, 2], 200, 3)
     assert sorted(picks) == [7, 50, 99]
-    assert share == pytest.approx(min(1.0, (1 - 2 / 14) / FULL_DEFICIT))
-    # Balanced labels: nothing sought, and the share is 0.
-    assert seek_picks(p, [10, 10, 10], 200, 3) == ([], 0.0)
+    assert share == pytest.approx(min(1.0, (1 - 2 / (RARE_TARGET * 14)) / FULL_DEFICIT))
+    # At the target (twice the mean): nothing sought, and the share is 0.
+    assert seek_picks(p, [6, 6, 24], 200, 3) == ([], 0.0)
+
+
+def test_a_class_the_model_thinks_rare_is_still_sought_at_the_mean_per_class():
+    """At the mean a rare class would gain labels only as fast as the mean grows: it is sought on to
+    ``RARE_TARGET`` times the mean, at the full share while a quarter short of that."""
+    rng = np.random.default_rng(0)
+    p = np.column_stack([rng.uniform(0.4, 0.6, 200), np.zeros(200), rng.uniform(0.0, 0.04, 200)])
+    p[:, 1] = 1 - p[:, 0] - p[:, 2]
+    p[[7, 50, 99], :] = [0.2, 0.1, 0.7]
+    picks, share = seek_picks(p, [10, 10, 10], 200, 3)
+    assert sorted(picks) == [7, 50, 99]
+    assert share > 0 and share == pytest.approx(min(1.0, (1 - 1 / RARE_TARGET) / FULL_DEFICIT))
+    # A balanced pool: a model that predicts every class often seeks none, whatever their labels.
+    even = rng.dirichlet(np.ones(3), 200)
+    assert seek_picks(even, [10, 10, 10], 200, 3) == ([], 0.0)
 
 
 @pytest.mark.parametrize("full", [0.25, 0.5, 1.0])
@@ -47,8 +64,8 @@ def test_the_share_is_full_while_the_deficit_is_large_and_falls_to_zero_near_the
     rng = np.random.default_rng(0)
     p = np.column_stack([rng.uniform(0.4, 0.6, 200), np.zeros(200), rng.uniform(0.0, 0.04, 200)])
     p[:, 1] = 1 - p[:, 0] - p[:, 2]
-    shares = [seek_picks(p, [40, 40, n], 200, 3, full=full)[1] for n in range(2, 41, 2)]
-    deficit = [1 - 3 * n / (80 + n) for n in range(2, 41, 2)]
+    shares = [seek_picks(p, [40, 40, n], 200, 3, full=full)[1] for n in range(2, 161, 2)]
+    deficit = [1 - 3 * n / (RARE_TARGET * (80 + n)) for n in range(2, 161, 2)]
     assert shares == pytest.approx([min(1.0, max(0.0, d) / full) for d in deficit])
     assert shares[-1] == 0.0 and all(a >= b for a, b in zip(shares, shares[1:], strict=False))
 
@@ -60,6 +77,7 @@ def test_a_short_class_the_model_thinks_common_is_left_to_the_strategy():
 
 def test_an_exhausted_class_is_not_sought():
     p = np.tile([0.5, 0.5 - 1e-4, 1e-4], (100, 1))  # the model expects 0.01 images of class 2
+    p[::2] = p[::2, [1, 0, 2]]  # and predicts classes 0 and 1 alike
     assert seek_picks(p, [30, 30, 2], 100, 5) == ([], 0.0)
 
 
@@ -94,3 +112,31 @@ def test_uncovered_leads_with_the_cluster_the_model_is_least_sure_of_given_its_d
     assert 300 <= by_distance[0] < 306  # farthest first: the odd images
     assert by_doubt[0] >= 306  # least sure first: the unseen class
     assert sorted(by_doubt) == sorted(by_distance)  # the same clusters, in another order
+
+
+def test_the_class_with_fewest_labels_takes_the_turns_first():
+    """Nine classes at six labels (some of them under-predicted by an early model) and a rare one with
+    one: the rare class's best guesses come first, not shared with the classes short of the target."""
+    rng = np.random.default_rng(3)
+    p = rng.uniform(0.0, 0.05, (300, 10))
+    p[:, 5:9] += rng.dirichlet(np.ones(4), 300)  # the model predicts only classes 5-8
+    best = [11, 120, 230, 290]
+    p[best, 9] = 0.9  # its best guesses of the rare class 9
+    p /= p.sum(1, keepdims=True)
+    counts = [6] * 9 + [1]
+    assert deficits(counts)[:5].min() > 0  # classes 0-4: short of the target and thought rare
+    picks, _ = seek_picks(p, counts, 300, 6)
+    assert picks[:4] == sorted(best, key=lambda i: -p[i, 9])
+
+
+def test_a_class_with_no_label_that_may_be_absent_goes_last():
+    """Once the others have many labels, a class nobody has found may not be in the pool: a rare class
+    with labels gets its turns first."""
+    p = np.full((60, 4), 0.3)
+    p[:, 3] = 0.02
+    p[[5, 6], 3] = 0.4  # the best guesses of class 3 (5 labels)
+    p /= p.sum(1, keepdims=True)
+    counts = [0, 40, 40, 5]
+    assert 0 < deficits(counts)[0] < 1
+    picks, _ = seek_picks(p, counts, 60, 4, uncovered=lambda: [30, 31, 32])
+    assert picks[:2] == [5, 6] and not {30, 31, 32} & set(picks)
