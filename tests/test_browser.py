@@ -242,7 +242,7 @@ def test_quickstart_in_browser(jupyter, browser):
         # Once the next image is in a slot, the page brings it on top by itself on a label key, before
         # the key reaches the kernel (ui/slot_switch.py); the kernel takes it in, finds the image on top
         # and answers: the lines about the image, transparent meanwhile, show again on ITS answer.
-        kernel_execute(page, "_s = annotator.labelling.slots\n_n = _s.page_switches + _s.late")
+        kernel_execute(page, "_s = annotator.labelling.slots\n_n = _s.page_switches + _s.late + _s.refused")
         expect(page.locator(".oal-slot-switch[data-armed]")).to_be_attached()
         page.evaluate(
             "document.querySelectorAll('.oal-slot-switch').forEach((e) => delete e.dataset.unveiledBy)"
@@ -250,9 +250,12 @@ def test_quickstart_in_browser(jupyter, browser):
         label_current()
         on_page = page.locator(".oal-slot-switch").get_attribute("data-last-key")
         assert "switched to slot" in on_page, on_page
-        # Taken in, or (its message overtaken by the key's) answered at once: the kernel heard of it.
+        # Taken in, refused (an arm from before a re-rank: put right) or, its message overtaken by the
+        # key's, answered at once: the kernel heard of it.
         kernel_execute(
-            page, f"assert _s.page_switches + _s.late == _n + 1, ({on_page!r}, _n, _s.page_switches, _s.late)"
+            page,
+            "assert _s.page_switches + _s.late + _s.refused == _n + 1, "
+            f"({on_page!r}, _n, _s.page_switches, _s.late, _s.refused)",
         )
         store_is(labelled, "after a key the page switched on")
         expect(page.locator(".oal-slot-switch[data-unveiled-by='kernel']")).to_be_attached()

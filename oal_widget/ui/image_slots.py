@@ -34,6 +34,8 @@ import ipywidgets as widgets
 
 from .slot_switch import SlotSwitch
 
+#: Arms whose state a page's switch is checked against (tokens go up by one or two per key).
+ARMS_KEPT = 8
 #: Slots: the visible image and the next ones (the session decodes three ahead).
 SLOTS = 4
 #: The hidden slots are filled this long after a key (or a trainer update), at most FILL_LATEST_S
@@ -73,6 +75,9 @@ class ImageSlots:
         #: page's latest switch (its seq), taken in or refused: answered after its key.
         self._armed: tuple | None = None
         self._token = 0
+        #: The states of the latest arms by token: a page's switch on an arm since replaced by one that
+        #: puts the same image on top (a new token after every key, or Enter now armed too) still holds.
+        self._arms: dict[int, tuple | None] = {}
         self._asked = 0
         self._last_key: float | None = None  # the page's timeStamp of the latest key answered
         #: Keys shown by the page's own switch (and page switches refused) / a class switch / sending the
@@ -126,6 +131,8 @@ class ImageSlots:
         if state != self._armed or fresh:
             self._armed = state
             self._token += 1
+            self._arms = {t: a for t, a in self._arms.items() if t > self._token - ARMS_KEPT}
+            self._arms[self._token] = state
             nothing = {"from": -1, "to": -1, "keys": []}
             where = nothing if j is None else {"from": self.shown, "to": j, "keys": list(keys)}
             self.switch.armed = {"token": self._token, **where}
@@ -140,9 +147,10 @@ class ImageSlots:
             self.switch.settled = self._asked
 
     def _on_page_message(self, _widget, content, _buffers) -> None:
-        """The page put a slot on top (its key's event follows). Taken in only for the latest arm, as it
-        was: the frames' classes, as the kernel keeps them, follow the page's. A refused one is put
-        right by the answer after its key; one whose key came first is answered at once."""
+        """The page put a slot on top (its key's event follows). Taken in only when the arm it used put
+        the same image on top as the latest arm (from the same slot, to the same slot, the same image
+        following): the frames' classes, as the kernel keeps them, follow the page's. A refused one is
+        put right by the answer after its key; one whose key came first is answered at once."""
         switched = content.get("switched") if isinstance(content, dict) else None
         if not isinstance(switched, dict):
             return
@@ -153,10 +161,12 @@ class ImageSlots:
                 self.late += 1
                 self.answer()
                 return
-            if self._armed is None or token != self._token or self._armed[:2] != (self.shown, to):
+            used = self._arms.get(token) if isinstance(token, int) else None
+            now = self._armed
+            if now is None or used is None or used[:3] != now[:3] or now[:2] != (self.shown, to):
                 self.refused += 1
                 return
-            j: int = self._armed[1]
+            j: int = now[1]
             self._armed = None  # one switch per arm
             self.frames[self.shown]._dom_classes = (SLOT,)
             self.frames[j]._dom_classes = (SLOT, VISIBLE)

@@ -17,11 +17,13 @@ moves the CSS class that ``image_slots.py`` moves, earlier. The kernel stays the
   ``timeStamp``, which ipyevents forwards too). Its listener captures the key on ``window``, before
   ipyevents' on ``document``, but the two messages travel apart: on the 2-core box about one in three
   reached the kernel after the key's.
-- The kernel takes the switch in only when the token is its latest arm; otherwise the page's image
-  goes back. After the key it makes sure the image on screen is the session's, then answers
-  (``settled`` = the last ``seq`` taken in or refused), and the page puts exactly the kernel's
-  ``shown`` slot on top; it does that on every change of ``shown`` too. A switch whose key was handled
-  first (by its ``ts``) is answered at once: the kernel moved on without it.
+- The kernel takes the switch in only when the arm the page used puts the same image on top as its
+  latest arm (the same slots, the same image following: a new token after every key, or Enter armed too,
+  changes nothing there); otherwise the page's image goes back. After the key it makes sure the image on
+  screen is the session's, then answers (``settled`` = the last ``seq`` taken in or refused), and the
+  page puts exactly the kernel's ``shown`` slot on top; it does that on every change of ``shown`` too. A
+  switch whose key was handled first (by its ``ts``) is answered at once: the kernel moved on without
+  it.
 - Until the answer, the lines about the image (its name, what the model says of it) are transparent
   (``oal-switching`` on the single view): they still describe the image before, and every word on the
   panel must be true. A page whose kernel never answers shows them again after ``VEIL_MS``.

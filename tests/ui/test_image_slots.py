@@ -231,6 +231,21 @@ def test_a_page_switch_whose_key_came_first_is_answered_at_once():
     assert bytes(slots.image.value) == png("b") and visible(slots) == [slots.shown]
 
 
+def test_a_switch_on_an_arm_replaced_by_one_to_the_same_image_is_taken_in():
+    """A new token after every key (or Enter armed too) changes nothing about which image comes next."""
+    slots = ImageSlots("100px")
+    page = Page(slots)
+    slots.show("a", png("a"))
+    slots.fill([("b", png("b"))])
+    slots.arm("b", ["1"])
+    armed = slots.switch.armed
+    slots.arm("b", ["1", "Enter"])  # on its way while the page used the first arm
+    slots.arm("b", ["1", "Enter"], fresh=True)
+    page.seq += 1
+    page.send(armed["token"], armed["to"])
+    assert (slots.page_switches, slots.refused) == (1, 0) and slots.paths[slots.shown] == "b"
+
+
 def test_a_key_the_page_did_not_expect_never_switches_until_the_kernel_arms_again():
     slots = ImageSlots("100px")
     page = Page(slots)
