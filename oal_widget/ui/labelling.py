@@ -197,6 +197,12 @@ class LabellingView:
             self.arm(session, fresh=True)
             self.slots.answer(key_time)
 
+    def show_update(self, session) -> None:
+        """A trainer update, with the lock held: the prediction, and the page armed again (a re-rank may
+        have changed the image after the current one). After a key or click ``after_key`` arms it, once."""
+        self.show_prediction(session)
+        self.arm(session)
+
     def show_prediction(self, session) -> None:
         path = session.current
         predicted = session.prediction(path)
@@ -217,7 +223,6 @@ class LabellingView:
             self.shown = (path, name)
         # Set once: each change of a widget's value is a message to the page (none if it is the same).
         self.why.value = why
-        self.arm(session)  # after every key and trainer update (the order may have changed)
         if path is not None:  # after every key and trainer update (a re-rank)
             self._ui.post(
                 lambda: self.fill_ahead(session), key="slots", after=FILL_AFTER_S, latest=FILL_LATEST_S

@@ -411,7 +411,7 @@ class Annotator(PanelApi, widgets.VBox):
                 return
             self.labelling.refresh_status(self.session)
             if self.modes.mode == "single":
-                self.labelling.show_prediction(self.session)
+                self.labelling.show_update(self.session)
             else:
                 self.modes.refresh()
             if "order" in kinds:

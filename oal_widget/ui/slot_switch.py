@@ -64,7 +64,7 @@ function render({ model, el }) {
     const why = (reason) => { el.dataset.lastKey = `${event.key}: ${reason}`; };  // for tests, benches
     const panel = el.closest(".oal-panel");
     const a = model.get("armed");
-    if (!panel || !panel.classList.contains("ipyevents-watched")) return why("keys off");
+    if (!panel || !panel.classList.contains("ipyevents-watched")) return;  // a key for the notebook
     if (!a || a.token === used) return why("not armed");
     used = a.token;  // one key per arm, whatever it is: then the kernel decides again
     mark();

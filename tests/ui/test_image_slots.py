@@ -150,10 +150,16 @@ class Page:
         self.slots.switch._handle_custom_msg(message, [])
 
 
-def test_arming_names_the_hidden_slot_holding_the_next_image_with_a_new_token_when_it_changes():
+def a_on_top(*ahead: str) -> tuple[ImageSlots, Page]:
+    """Slots showing "a" with ``ahead`` filled in beneath it, and the page over them."""
     slots = ImageSlots("100px")
     slots.show("a", png("a"))
-    slots.fill([("b", png("b")), ("c", png("c"))])
+    slots.fill([(name, png(name)) for name in ahead])
+    return slots, Page(slots)
+
+
+def test_arming_names_the_hidden_slot_holding_the_next_image_with_a_new_token_when_it_changes():
+    slots, _ = a_on_top("b", "c")
     slots.arm("b", ["1", "2"])
     armed = slots.switch.armed
     assert slots.paths[armed["to"]] == "b" and armed["from"] == slots.shown and armed["keys"] == ["1", "2"]
@@ -172,10 +178,7 @@ def test_arming_names_the_hidden_slot_holding_the_next_image_with_a_new_token_wh
 
 
 def test_a_switch_by_the_page_is_taken_in_then_the_key_finds_its_image_on_top_and_is_answered():
-    slots = ImageSlots("100px")
-    page = Page(slots)
-    slots.show("a", png("a"))
-    slots.fill([("b", png("b")), ("c", png("c"))])
+    slots, page = a_on_top("b", "c")
     slots.arm("b", ["1"])
     target = slots.switch.armed["to"]
     assert page.key("1")
@@ -191,10 +194,7 @@ def test_a_switch_by_the_page_is_taken_in_then_the_key_finds_its_image_on_top_an
 
 
 def test_one_page_switch_per_arm_and_none_for_an_arm_the_kernel_has_replaced():
-    slots = ImageSlots("100px")
-    page = Page(slots)
-    slots.show("a", png("a"))
-    slots.fill([("b", png("b")), ("c", png("c"))])
+    slots, page = a_on_top("b", "c")
     slots.arm("b", ["1"])
     armed = slots.switch.armed
     assert page.key("1")
@@ -215,10 +215,7 @@ def test_one_page_switch_per_arm_and_none_for_an_arm_the_kernel_has_replaced():
 def test_a_page_switch_whose_key_came_first_is_answered_at_once():
     """The key's event overtook the page's message: the kernel moved on by itself; the answer lets the
     page put the kernel's slot on top and show the lines about the image again."""
-    slots = ImageSlots("100px")
-    page = Page(slots)
-    slots.show("a", png("a"))
-    slots.fill([("b", png("b"))])
+    slots, page = a_on_top("b")
     slots.arm("b", ["1"])
     armed = slots.switch.armed
     slots.show("b", png("b"))  # the key, handled first
@@ -233,10 +230,7 @@ def test_a_page_switch_whose_key_came_first_is_answered_at_once():
 
 def test_a_switch_on_an_arm_replaced_by_one_to_the_same_image_is_taken_in():
     """A new token after every key (or Enter armed too) changes nothing about which image comes next."""
-    slots = ImageSlots("100px")
-    page = Page(slots)
-    slots.show("a", png("a"))
-    slots.fill([("b", png("b"))])
+    slots, page = a_on_top("b")
     slots.arm("b", ["1"])
     armed = slots.switch.armed
     slots.arm("b", ["1", "Enter"])  # on its way while the page used the first arm
@@ -247,10 +241,7 @@ def test_a_switch_on_an_arm_replaced_by_one_to_the_same_image_is_taken_in():
 
 
 def test_a_key_the_page_did_not_expect_never_switches_until_the_kernel_arms_again():
-    slots = ImageSlots("100px")
-    page = Page(slots)
-    slots.show("a", png("a"))
-    slots.fill([("b", png("b"))])
+    slots, page = a_on_top("b")
     slots.arm("b", ["1"])
     assert not page.key("/"), "not a key that moves on"
     assert not page.key("1"), "the arm was spent on '/': what '1' means now is the kernel's to say"
