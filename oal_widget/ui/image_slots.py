@@ -33,6 +33,7 @@ import threading
 import ipywidgets as widgets
 
 from .slot_switch import SlotSwitch
+from .style import image_layout
 
 #: Arms whose state a page's switch is checked against (tokens go up by one or two per key).
 ARMS_KEPT = 8
@@ -58,8 +59,7 @@ class ImageSlots:
 
     def __init__(self, side: str, lock: threading.RLock | None = None):
         self._lock = lock or threading.RLock()
-        look = dict(width=side, height=side, object_fit="contain", border="1px solid #eee")
-        self.slots = [widgets.Image(format="png", layout=widgets.Layout(**look)) for _ in range(SLOTS)]
+        self.slots = [widgets.Image(format="png", layout=image_layout(side)) for _ in range(SLOTS)]
         self.frames = [widgets.Box([image]) for image in self.slots]
         for frame in self.frames:
             frame._dom_classes = (SLOT,)

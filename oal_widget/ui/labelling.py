@@ -15,8 +15,8 @@ from ..data.pool import ImageError
 from . import keys as keys_module
 from .image_slots import FILL_AFTER_S, FILL_LATEST_S, FILL_WAIT_S, ImageSlots
 from .label_buttons import LabelButtons, action_button
+from .style import IMAGE_SIDE
 
-IMAGE_SIDE = "384px"
 #: A prediction made this many training labels ago or more is marked as old.
 STALE_LABELS = 10
 #: Strategies that ask first for the images the model is least sure of.
@@ -158,12 +158,12 @@ class LabellingView:
     def fill_ahead(self, session) -> None:
         """UI thread: the upcoming images into the hidden slots. Only PNGs the session's prefetch has
         decoded already are taken, without the lock (a file that cannot be decoded is left to the key
-        path, which sets it aside and says so); only setting the widgets takes the lock."""
+        path, which sets it aside and says so); only reading and setting the slots takes the lock."""
         paths = session.upcoming(self.slots.ahead())
-        if set(paths) <= set(self.slots.paths):  # the usual case after a trainer update: nothing to do
-            with self._ui.lock:
+        with self._ui.lock:  # the slots change under it on the key path
+            if set(paths) <= set(self.slots.paths):  # the usual case after a trainer update: nothing to do
                 self.arm(session)
-            return
+                return
         wait = FILL_WAIT_S  # for the prefetch's decodes under way (a few ms each; a large photo more)
         upcoming = [(path, png) for path in paths if (png := session.ready_png(path, wait)) is not None]
         with self._ui.lock:

@@ -13,7 +13,8 @@ import ipywidgets as widgets
 from ..data.pool import ImageError
 from . import keys as keys_module
 from .label_buttons import LabelButtons, action_button
-from .labelling import IMAGE_SIDE, label
+from .labelling import label
+from .style import image_layout
 
 #: How each source reads in the view.
 SOURCES = {
@@ -32,9 +33,7 @@ class ReviewView:
         self._keys = keys_module.by_action(keymap)
         self._run = run
         w = widgets
-        side = IMAGE_SIDE
-        look = w.Layout(width=side, height=side, object_fit="contain", border="1px solid #eee")
-        self.image = w.Image(format="png", layout=look)
+        self.image = w.Image(format="png", layout=image_layout())
         self.image.add_class("oal-review-image")
         self.position = label("oal-review-position")
         self.filename = label("oal-filename")

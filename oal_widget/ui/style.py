@@ -1,6 +1,8 @@
 """The panel's CSS and the "keys live" hint: ipyevents marks the panel ``ipyevents-watched`` while the
 pointer is over it, and only then are keys delivered, so the hint follows that class."""
 
+import ipywidgets as widgets
+
 STYLE = """<style>
 .oal-panel { border: 2px solid #d0d0d0; border-radius: 6px; padding: 6px; }
 .oal-panel.ipyevents-watched { border-color: #2e7d32; }
@@ -74,3 +76,12 @@ KEYS_HINT = (
     '<span class="oal-keys-off">keys off: move the pointer onto this panel</span>'
     '<span class="oal-keys-on">keys live</span>'
 )
+
+
+#: The side of the single view's and the review queue's image.
+IMAGE_SIDE = "384px"
+
+
+def image_layout(side: str = IMAGE_SIDE) -> widgets.Layout:
+    """The layout of a full-size image: the single view's slots and the review queue's image look the same."""
+    return widgets.Layout(width=side, height=side, object_fit="contain", border="1px solid #eee")
