@@ -47,9 +47,12 @@ class Labelled:
 
 @dataclass(frozen=True)
 class Unlabelled:
-    """An image lost its label (undo)."""
+    """An image lost its label (undo), or has one the trainer must neither learn nor be graded by
+    (``paid``: a class it does not know, a test label shadowed by a training near-duplicate); a paid
+    label still counts among the labels given, the curve's x."""
 
     path: str
+    paid: bool = False
 
 
 @dataclass(frozen=True)

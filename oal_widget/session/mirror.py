@@ -149,7 +149,7 @@ class Mirror:
             split = book.split(path)
             self.commands.send(Labelled(path, label, split, sent_at, source=source or "person"))
         else:
-            self.commands.send(Unlabelled(path), flush=True)
+            self.commands.send(Unlabelled(path, paid=label is not None), flush=True)
 
     # --- near-duplicates ---------------------------------------------------------------------------------
     def shadowed(self, path: str) -> bool:

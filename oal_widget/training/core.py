@@ -169,7 +169,7 @@ class TrainingCore(Publishing):
                     if self.labels.add(command.path, command.label, command.split, command.sent_at):
                         self._idle = 0  # new or changed data: train again even if it had gone idle
             elif isinstance(command, Unlabelled):
-                if self.labels.remove(command.path):
+                if self.labels.remove(command.path, command.paid):
                     self._idle = 0  # the training set changed: train on it again
             elif isinstance(command, Pause):
                 self._paused = True

@@ -65,7 +65,7 @@ def evaluate(classify, labels, recent, rng) -> tuple[dict, dict[str, bool]] | No
     p_true = probs[rows, y] if len(rows) else np.array([r[0][r[1]] for r in recent])
     loss, loss_low, loss_high = mean_interval(-np.log(np.clip(p_true, _EPS, 1)))
     row = {
-        "n_labels": len(labels.train) + len(held),
+        "n_labels": len(labels.train) + len(held) + len(labels.paid),
         "n_train": len(labels.train),
         "n_test": len(held),
         "n_eval": est.n,

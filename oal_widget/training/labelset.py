@@ -24,6 +24,8 @@ class LabelSet:
         #: Monotonic counts of new training and test labels (a relabel is not new).
         self.added = 0
         self.added_test = 0
+        #: Labels given that neither train nor grade (``Unlabelled.paid``): counted among those given.
+        self.paid: set[str] = set()
         self._fresh: dict[str, float | None] = {}  # path -> send time, oldest first
         #: (path, seconds from send to the end of the first step that included it), newest last.
         self.latency: collections.deque = collections.deque(maxlen=LATENCY_KEPT)
@@ -40,6 +42,7 @@ class LabelSet:
         """Take a label (check ``problem`` first); True when the training set changed (a new training
         label, or a training image whose class changed: a relabel must be learnt too)."""
         k = self.index[label]
+        self.paid.discard(path)
         if split == "test" or path in self.test_paths:
             moved = self.train.pop(path, None) is not None
             self._fresh.pop(path, None)
@@ -56,8 +59,10 @@ class LabelSet:
         self.train[path] = k
         return old != k
 
-    def remove(self, path: str) -> bool:
-        """Forget a label (undo); True when the training set changed."""
+    def remove(self, path: str, paid: bool = False) -> bool:
+        """Forget a label (undo; ``paid``: given, but neither to train nor to grade); True when the
+        training set changed."""
+        (self.paid.add if paid else self.paid.discard)(path)
         self.test.pop(path, None)
         self._fresh.pop(path, None)
         return self.train.pop(path, None) is not None

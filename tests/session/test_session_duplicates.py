@@ -85,7 +85,8 @@ def test_a_test_label_grouped_with_a_training_label_grades_nothing_and_an_undo_r
     pair.extend([test, train])
     s.start()
     searched(s)
-    assert isinstance(told(factory, test), Unlabelled)  # handed over, then withdrawn: it grades nothing
+    # Handed over, then withdrawn: it grades nothing, but it was given (the curve's x counts it).
+    assert told(factory, test) == Unlabelled(test, paid=True)
     assert told(factory, train) == Labelled(train, truth(train), "train")
     s.undo()  # the training label goes: the test label grades again
     wait_for(lambda: told(factory, test) == Labelled(test, truth(test), "test"), "the test label given back")

@@ -15,3 +15,16 @@ def test_a_test_label_never_enters_training():
     labels = LabelSet(["a", "b"], test_paths=["t.png"])
     assert labels.add("t.png", "a", "train") is False
     assert "t.png" not in labels.train and labels.test["t.png"] == 0
+
+
+def test_a_label_that_neither_trains_nor_grades_is_still_counted_as_given():
+    labels = LabelSet(["a", "b"], test_paths=["t.png"])
+    labels.add("x.png", "a", "train")
+    labels.add("t.png", "b", "test")
+    labels.remove("t.png", paid=True)  # shadowed by a training near-duplicate
+    assert "t.png" not in labels.test and labels.paid == {"t.png"}
+    labels.add("t.png", "b", "test")  # grades again (the near-duplicate's label was undone)
+    assert not labels.paid
+    labels.remove("t.png", paid=True)
+    labels.remove("t.png")  # undone: no longer given
+    assert not labels.paid and labels.train == {"x.png": 0}

@@ -192,6 +192,9 @@ def test_evaluate_gives_plain_floats_and_writes_metrics_csv(make, split):
     lines = (t.workdir / "metrics.csv").read_text().splitlines()
     assert lines[0].startswith(",".join(METRICS_COLUMNS) + ",recall:")  # then each class's figures
     assert len(lines) == 3 and lines[2].startswith(f"{10 + len(test)},10,{len(test)},")
+    t.handle(Unlabelled(test[0], paid=True))  # shadowed by a training near-duplicate: grades nothing
+    shadowed = t.evaluate()
+    assert (shadowed["n_labels"], shadowed["n_test"]) == (10 + len(test), len(test) - 1)  # still given
 
 
 # --- query: full paths, a permutation of the unlabelled candidates, plain floats ---------------------
