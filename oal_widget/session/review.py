@@ -164,9 +164,41 @@ class ReviewQueue:
     def open(self) -> None:
         """Rank the training labels again with what the trainer knows now; a new visit."""
         s = self.session
-        labels = {p: lab for p, lab in s.known_labels().items() if p not in self.decided}
+        labels = {
+            p: lab
+            for p, lab in s.known_labels().items()
+            if p not in self.decided and not s.is_second_opinion(p)
+        }  # an image this annotator must label blind shows no one's label
         self.items = likely_mistakes(s.first_sight(), labels, s.label_names)
         self.position, self._decisions = 0, []
+
+    def sync(self) -> int:
+        """The queue follows the labels as they stand now (another session's write, an undo): an image
+        whose label went, or that this annotator is now asked for blind, leaves it; one relabelled shows
+        its new label with the model's first-sight probability of it (unflagged: the flag judged the old
+        one). Returns how many left; the image on screen stays current while it is in the queue."""
+        s = self.session
+        index = {name: i for i, name in enumerate(s.label_names)}
+        seen = None
+        current, kept = self.current, []
+        for item in self.items:
+            label = s.label_of(item.path)
+            if label not in index:  # gone, blind, or a class this session does not know
+                continue
+            if label != item.label:
+                seen = s.first_sight() if seen is None else seen
+                probs = seen.get(item.path)
+                p = float(probs[index[label]]) if np.shape(probs) == (len(index),) else item.p_label
+                item = replace(item, label=label, p_label=p, flagged=False, doubt=0.0)
+            kept.append(item)
+        left = len(self.items) - len(kept)
+        paths = [item.path for item in kept]
+        if current is not None and current.path in paths:
+            self.position = paths.index(current.path)
+        else:
+            self.position = min(self.position, max(0, len(kept) - 1))
+        self.items = kept
+        return left
 
     @property
     def current(self) -> ReviewItem | None:
@@ -190,7 +222,11 @@ class ReviewQueue:
         item = self.current
         if item is None:
             return None
-        if name == item.label:
+        standing = self.session.label_of(item.path)
+        if standing is None:  # unlabelled (or blind for this annotator) since: nothing to review there
+            self.sync()
+            return None
+        if name == standing:  # as it stands, whatever the queue showed
             return self._decide("confirm")
         written = self.session.actions.relabel(item.path, name, source="review")
         return self._decide("fix", written.step)

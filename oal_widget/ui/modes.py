@@ -130,6 +130,7 @@ class Modes:
         if self.mode == "grid":
             self.grid_view.show(self.grid, self.session)
         elif self.mode == "review":
+            self.review.sync()  # labels another session changed since the queue opened
             self.review_view.show(self.review, self.session)
 
     def refresh(self) -> None:

@@ -165,6 +165,70 @@ def test_a_fix_with_the_label_it_has_is_a_confirmation(reviewed):
     assert s.store.record(item.path).source == "person" and item.path in queue.decided
 
 
+def test_the_queue_follows_labels_another_session_changed_and_a_fix_acts_on_the_label_as_it_stands(
+    reviewed, tmp_path
+):
+    s, factory, paths = reviewed
+    kw = dict(trainer_factory=Factory(), input_shape=(16, 16, 1), test_fraction=0.0, workdir=s.workdir)
+    bob = Session(s.pool.root, s.label_names, annotator="bob", **kw)
+    try:
+        queue = ReviewQueue(s)
+        queue.open()
+        worst, second = queue.items[0], queue.items[1]
+        other = next(n for n in s.label_names if n != worst.label)
+        bob.actions.relabel(worst.path, other)  # bob's fix of the image on alice's screen
+        bob.actions.relabel(second.path, other if other != second.label else worst.label)
+        s.refresh()
+        assert queue.sync() == 0
+        assert queue.current.path == worst.path and queue.current.label == s.label_of(worst.path) == other
+        assert queue.current.p_label == pytest.approx(factory.last.first_sight[worst.path][int(other)])
+        queue.fix(worst.label)  # "it is what the queue showed before": a relabel, not a confirmation
+        assert s.store.get(worst.path) == worst.label and s.store.record(worst.path).source == "review"
+        s.actions.undo_step(show_labelled=False)  # its fix undone here: bob's label stands again
+        bob.refresh()
+        bob.undo()  # bob's second relabel undone: the image has its first label again
+        s.refresh()
+        assert queue.sync() == 0 and queue.current.label == s.label_of(queue.current.path)
+    finally:
+        bob.close()
+
+
+def test_an_image_unlabelled_since_the_queue_opened_leaves_it_and_a_fix_writes_nothing(reviewed):
+    s, _, _ = reviewed
+    queue = ReviewQueue(s)
+    queue.open()
+    last = s.actions.undo_step(show_labelled=False)  # the newest label goes (it is the queue's worst)
+    assert last is not None and s.label_of(queue.current.path) is None
+    gone = queue.current.path
+    assert queue.fix("1") is None and s.store.get(gone) is None, "no label written on an unlabelled image"
+    assert gone not in [i.path for i in queue.items] and queue.current is not None
+    assert queue.sync() == 0
+
+
+def test_the_queue_never_shows_an_image_this_annotator_is_to_label_blind(small_digits, tmp_path):
+    kw = dict(trainer_factory=Factory(), input_shape=(16, 16, 1), test_fraction=0.0, workdir=tmp_path / "wd")
+    bob = Session(small_digits, ["0", "1", "2"], annotator="bob", **kw)
+    alice = Session(
+        small_digits,
+        ["0", "1", "2"],
+        annotator="alice",
+        double_label=1.0,
+        **{**kw, "trainer_factory": Factory()},
+    )
+    try:
+        path = bob.current
+        bob.label("0")
+        alice.refresh()
+        assert alice.is_second_opinion(path)
+        alice.trainer.first_sight = {path: np.array([0.2, 0.7, 0.1])}  # her trainer learnt bob's label
+        queue = ReviewQueue(alice)
+        queue.open()
+        assert queue.items == [], "bob's label would be shown, and a fix would settle it before her opinion"
+    finally:
+        alice.close()
+        bob.close()
+
+
 def test_without_first_sight_the_queue_is_empty(small_digits):
     s = Session(small_digits, ["0", "1", "2"], trainer_factory=Factory(), input_shape=(16, 16, 1))
     try:
