@@ -166,6 +166,16 @@ def test_test_split_membership_is_fixed_once_written(backend, store):
         assert "ok.png" not in again.test_paths()  # all or nothing
 
 
+def test_joining_the_test_split_leaves_out_images_labelled_since_the_session_read(backend, store):
+    store.add_test_paths(["t/1.png"])
+    with backend.open(annotator="bob") as bob:
+        bob.label("b/labelled.png", "cat")  # after this session read its labels: a training label
+        joined = store.join_test_split(["t/1.png", "b/labelled.png", "free.png", "free.png"])
+        assert joined == ["t/1.png", "free.png"]
+        assert bob.test_paths() == {"t/1.png", "free.png"}
+    assert store.join_test_split([]) == []
+
+
 def test_remove_test_paths_moves_images_back_to_training(backend, store):
     store.add_test_paths(["t/1.png", "t/2.png", "t/3.png"])
     store.label("t/1.png", "cat")

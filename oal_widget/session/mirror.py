@@ -68,10 +68,11 @@ class LabelCounts:
                 self.n_test_labelled += delta
 
     def join_test(self, paths: Iterable[str]) -> list[str]:
-        """Unlabelled pool images join the test split; returns those that did."""
-        joined = [p for p in paths if p in self.pool and p not in self.test and p not in self.labels]
+        """Pool images join the test split; returns those that did (a labelled one is a test label now)."""
+        joined = [p for p in paths if p in self.pool and p not in self.test]
         self.test = self.test | set(joined)
         self.test_total += len(joined)
+        self.n_test_labelled += sum(1 for p in joined if p in self.labels)
         return joined
 
     def per_label(self, names) -> dict[str, int]:
@@ -172,11 +173,17 @@ class Mirror:
         ]  # fmt: skip
 
     def join_test(self, paths: Iterable[str]) -> list[str]:
-        """The store's test split took ``paths``: those unlabelled here join it, and the trainer never
-        trains on them (``Reserve``). Returns those that joined."""
+        """The store's test split took ``paths``: here too. The trainer never trains on those unlabelled
+        (``Reserve``); one labelled here (a label given in the moment between another session's join
+        and this session's next read) is a test label for the trainer too, as the store says. Returns
+        those that joined."""
         joined = self.book.join_test(paths)
-        if joined:
-            self.commands.send(Reserve(tuple(joined)), flush=True)
+        fresh = tuple(p for p in joined if p not in self.book)
+        if fresh:
+            self.commands.send(Reserve(fresh), flush=True)
+        for path in joined:
+            if path in self.book:
+                self._tell(path, None, None)
         return joined
 
     def take_near(self, near: Mapping[str, tuple[str, ...]]) -> None:

@@ -93,6 +93,58 @@ def test_a_test_label_grouped_with_a_training_label_grades_nothing_and_an_undo_r
     s.close()
 
 
+def test_an_image_a_teammate_labelled_since_the_search_began_stays_a_training_image(
+    small_digits, monkeypatch, tmp_path
+):
+    group: list[str] = []
+    with_groups(monkeypatch, lambda paths: [tuple(group)] if group else [])
+    kw = dict(input_shape=(16, 16, 1), test_fraction=0.25, workdir=tmp_path / "wd")
+    fa, fb = Factory(), Factory()
+    alice = Session(small_digits, LABELS, annotator="alice", trainer_factory=fa, start=False, **kw)
+    bob = Session(small_digits, LABELS, annotator="bob", trainer_factory=fb, **kw)
+    test = next(p for p in alice.pool.paths if alice.is_test(p))
+    bob.refresh()
+    path = bob.current
+    assert not bob.is_test(path)
+    bob.label(truth(path))  # a training label alice has not read yet
+    group.extend([test, path])
+    alice.start()  # her search groups it with a test image, from labels read before bob's
+    searched(alice)
+    alice.refresh()
+    bob.refresh()
+    assert alice.store.record(path).split == "train" and not alice.is_test(path) and not bob.is_test(path)
+    assert told(fa, path) == told(fb, path) == Labelled(path, truth(path), "train")
+    alice.close()
+    bob.close()
+
+
+def test_an_image_labelled_as_it_joined_the_test_split_is_a_test_label_for_every_trainer(
+    small_digits, monkeypatch, tmp_path
+):
+    """Bob labels the image on his screen just after Alice's search put it in the test split, before his
+    session read that: the store says test, so both trainers hear a test label."""
+    group: list[str] = []
+    with_groups(monkeypatch, lambda paths: [tuple(group)] if group else [])
+    kw = dict(input_shape=(16, 16, 1), test_fraction=0.25, workdir=tmp_path / "wd")
+    fa, fb = Factory(), Factory()
+    bob = Session(small_digits, LABELS, annotator="bob", trainer_factory=fb, **kw)
+    searched(bob)
+    path = bob.current
+    test = next(p for p in bob.pool.paths if bob.is_test(p))
+    group.extend([test, path])
+    alice = Session(small_digits, LABELS, annotator="alice", trainer_factory=fa, **kw)
+    searched(alice)
+    assert alice.is_test(path) and not bob.is_test(path)
+    bob.label(truth(path))  # from his screen, as a training image
+    bob.refresh()
+    alice.refresh()
+    assert alice.store.record(path).split == "test" and bob.is_test(path) and alice.is_test(path)
+    assert told(fa, path) == told(fb, path) == Labelled(path, truth(path), "test")
+    assert bob.progress()["test_labelled"] == alice.progress()["test_labelled"] == 1
+    alice.close()
+    bob.close()
+
+
 def test_a_teammate_sees_the_images_that_joined_the_test_split(small_digits, monkeypatch, tmp_path):
     group: list[str] = []
     with_groups(monkeypatch, lambda paths: [tuple(group)] if group else [])

@@ -275,6 +275,27 @@ class StoreCore:
 
         return self._write(work)
 
+    def join_test_split(self, paths: Iterable[str]) -> list[str]:
+        """``paths`` join the test split in one transaction, except an image labelled meanwhile: a session
+        deciding from labels it read before would otherwise turn a teammate's training label, which
+        their model has learnt, into a test label. Returns those that joined (members count as joined)."""
+        paths = list(dict.fromkeys(check_path(p) for p in paths))
+
+        def work(tx: Tx) -> list[str]:
+            sql = "SELECT path FROM {table} WHERE project_id = ? AND path IN ({{params}})"
+            known, labelled = (
+                {r[0] for r in tx.where_in(sql.format(table=t), (tx.project,), paths)}
+                for t in ("test_split", "labels")
+            )
+            new = [p for p in paths if p not in known and p not in labelled]
+            tx.many(
+                "INSERT INTO test_split (project_id, path, added) VALUES (?, ?, ?)",
+                [(tx.project, p, tx.stamp) for p in new],
+            )
+            return [p for p in paths if p in known or p in new]
+
+        return self._write(work) if paths else []
+
     def remove_test_paths(self, paths: Iterable[str]) -> int:
         """Take paths out of the test split (e.g. a near-duplicate of a training image: it would grade
         the model on what it has learnt); returns how many were in it. Their labels stay: a labelled
