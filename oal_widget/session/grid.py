@@ -137,6 +137,16 @@ class Grid:
             self.cursor = [t.path for t in self.shown].index(under.path)
         return True
 
+    def sync(self) -> bool:
+        """Tiles whose image joined the test split since the page opened (a near-duplicate of a test
+        image, found here or by a teammate) ask for the person's own label: their prediction and proposal
+        go. True when any changed."""
+        s = self.session
+        changed = [i for i, t in enumerate(self.tiles) if not t.test and s.is_test(t.path)]
+        for i in changed:
+            self.tiles[i] = replace(self.tiles[i], test=True, prediction=None, proposed=None)
+        return bool(changed)
+
     @property
     def shown(self) -> list[Tile]:
         """The tiles in display order: grouped by predicted class in label order, most confident first,
@@ -159,6 +169,8 @@ class Grid:
         if tile.chosen is not None:
             return tile.chosen, "person"
         if tile.cleared or tile.test or (tile.prediction is None and tile.proposed is None):
+            return None
+        if s.is_test(tile.path):  # joined the test split since the page opened (``sync``)
             return None
         if s.label_of(tile.path) is not None or not s.is_readable(tile.path):
             return None  # labelled elsewhere meanwhile (another panel), or it cannot be shown

@@ -128,6 +128,7 @@ class Modes:
     def show(self) -> None:
         """Draw the grid or the review view from the headless state."""
         if self.mode == "grid":
+            self.grid.sync()  # images that joined the test split since the page opened
             self.grid_view.show(self.grid, self.session)
         elif self.mode == "review":
             self.review.sync()  # labels another session changed since the queue opened

@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 from fake_trainer import Factory
 
-from oal_widget.data.store import UndoConflict
+from oal_widget.data.store import Store, UndoConflict
 from oal_widget.messages import Labelled, Unlabelled, Update
 from oal_widget.session.grid import Grid
 from oal_widget.session.session import Session
@@ -56,6 +56,27 @@ def check_order(s: Session) -> None:
 
 
 # --- the page ----------------------------------------------------------------------------------------
+def test_a_tile_whose_image_joined_the_test_split_since_the_page_opened_never_stores_a_prediction(session):
+    s, factory = session
+    predict(s, factory)
+    grid = Grid(s, grouped=False)
+    grid.open()
+    tile = next(t for t in grid.tiles if not t.test and t.path != s.current)
+    assert grid.gets(tile) == (truth(tile.path), "accepted")
+    with Store(s.workdir) as teammate:  # a teammate's near-duplicate search
+        assert teammate.join_test_split([tile.path]) == [tile.path]
+    s.refresh()
+    assert s.is_test(tile.path) and grid.gets(tile) is None, (
+        "a prediction would grade the model as a test label"
+    )
+    assert grid.sync() and not grid.sync()
+    now = next(t for t in grid.tiles if t.path == tile.path)
+    assert now.test and now.prediction is None and grid.summary()["test_unset"] >= 1
+    grid.commit()
+    assert s.store.get(tile.path) is None
+    assert not any(isinstance(c, Labelled) and c.path == tile.path for c in factory.last.commands)
+
+
 def test_the_page_is_the_next_images_of_the_order_current_first(session):
     s, _ = session
     grid = Grid(s)
