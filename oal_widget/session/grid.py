@@ -269,7 +269,10 @@ class Grid:
         if not restored:
             return []
         if last is not None and frozenset(restored) == last[1]:
-            self.tiles = [t for t in last[0] if self.session.label_of(t.path) is None]
+            tiles = [t for t in last[0] if self.session.label_of(t.path) is None]
+            # Claimed again as the page (a label ended their claims): kept while it is on screen.
+            ours = set(self.session.reserve([t.path for t in tiles], len(tiles)))
+            self.tiles = [t for t in tiles if t.path in ours]
             self.predicted_at, self.cursor, self.moved = last[2], 0, False
         else:
             self.open()

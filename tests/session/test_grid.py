@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import pytest
 from fake_trainer import Factory
+from helpers import wait_for
 
 from oal_widget.data.store import Store, UndoConflict
 from oal_widget.messages import Labelled, Unlabelled, Update
@@ -282,6 +283,31 @@ def test_backspace_undoes_the_whole_page_and_shows_it_again_as_it_was(session):
     assert s.current == page[0]
     check_order(s)
     assert grid.undo() == [], "nothing more to undo"
+
+
+def test_a_page_brought_back_by_undo_is_claimed_as_the_page_on_screen(small_digits):
+    s, _ = make(small_digits, test_fraction=0.25, claim_lease=1)
+    grid = Grid(s, size=12, grouped=False)  # more than the single view's image and the next ones
+    grid.open()
+    for tile in grid.tiles:
+        tile.chosen = "0"
+    page = [t.path for t in grid.tiles]
+    grid.commit()  # the labels end the page's claims
+    grid.undo()
+    assert [t.path for t in grid.tiles] == page
+    renewed: list[set[str]] = []
+    real = s.store.claim
+
+    def recording(paths, **kw):
+        renewed.append(set(paths))
+        return real(paths, **kw)
+
+    s.store.claim = recording
+    # The heartbeat (a third of the 1 s lease) renews the whole page, not only the images after the current.
+    wait_for(lambda: any(set(page) <= paths for paths in renewed), "the page renewed")
+    with Store(s.workdir) as teammate:
+        assert teammate.claim(page, lease_s=60) == [], "no teammate is given an image on this page"
+    s.close()
 
 
 def test_the_single_views_undo_after_a_page_brings_back_every_image_of_it(session):
