@@ -99,11 +99,15 @@ class Order:
             both have images).
         claim: ``(path, the next paths of its lane) -> bool``: reserve ``path`` before it is shown;
             False passes it over (another session holds it). None: no claims.
+        test_split: every image of the test split, labelled ones too (an undo brings one back to the
+            test lane); default: the test lane's.
     """
 
-    def __init__(self, train, test, *, wanted, readable, counts, pick, claim=None, is_open=None):
+    def __init__(
+        self, train, test, *, wanted, readable, counts, pick, claim=None, is_open=None, test_split=None
+    ):
         self.lanes = {"train": Lane(train), "test": Lane(test)}
-        self._test_paths = set(test)
+        self._test_paths = set(test if test_split is None else test_split) | set(test)
         self._wanted, self._readable, self._counts, self._pick = wanted, readable, counts, pick
         self._claim = claim
         self._open = is_open or wanted

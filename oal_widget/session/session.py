@@ -157,7 +157,8 @@ class Session(Readouts):
         mirror, book = self._mirror, self._mirror.book
         self._order = Order(
             [p for p in shuffled if p not in test and mirror.wanted(p)],
-            [p for p in shuffled if p in test and p not in book],
+            [p for p in shuffled if p in test and mirror.wanted(p)],  # blind second opinions too
+            test_split=book.test,
             wanted=self._wanted,
             readable=lambda p: p not in self._unreadable,
             counts=lambda: (book.n_train_labelled, book.n_test_labelled),

@@ -110,3 +110,20 @@ def test_the_order_is_always_a_permutation_of_the_wanted_images(ops):
             order.show(arg)
             assert order.current == arg
         world.check()
+
+
+def test_a_test_image_labelled_before_the_order_began_comes_back_in_the_test_lane():
+    """Labelled before this session started (so in no lane), then unlabelled elsewhere: drawn with the
+    test images (a uniform sample), not queued behind the ranked training images."""
+    labels = {"t.png": "x"}
+    order = Order(
+        ["a.png", "b.png", "c.png"], [],
+        wanted=lambda p: p not in labels, readable=lambda p: True,
+        counts=lambda: (sum(p != "t.png" for p in labels), int("t.png" in labels)),
+        pick=lambda n_train, n_test: "test" if n_test < n_train else "train",
+        test_split={"t.png"},
+    )  # fmt: skip
+    del labels["t.png"]  # another session's undo
+    order.reinstate("t.png")
+    order.rank(["c.png", "b.png", "a.png"])
+    assert order.paths() == ["a.png", "t.png", "c.png", "b.png"], "the next turn of the test lane"

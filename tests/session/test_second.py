@@ -12,9 +12,8 @@ LABELS = ["zero", "one", "two"]
 
 def make(root, who, **kw):
     factory = Factory()
-    s = Session(
-        root, LABELS, trainer_factory=factory, input_shape=(16, 16, 1), annotator=who, test_fraction=0, **kw
-    )
+    kw.setdefault("test_fraction", 0)
+    s = Session(root, LABELS, trainer_factory=factory, input_shape=(16, 16, 1), annotator=who, **kw)
     return s, factory
 
 
@@ -78,4 +77,16 @@ def test_surest_grid_pages_leave_second_opinions_to_the_single_view(small_digits
     page.open()
     assert page.tiles and not {t.path for t in page.tiles} & set(second)
     assert set(second) <= set(bob.order()), "still asked, in the single view"
+    bob.close()
+
+
+def test_a_test_image_labelled_before_the_session_started_is_still_asked_blind(small_digits):
+    alice, _ = make(small_digits, "alice", test_fraction=0.25)
+    while not alice.is_test(alice.current):
+        alice.label("one")
+    test = alice.label("two")  # a test image
+    alice.close()
+    bob, _ = make(small_digits, "bob", test_fraction=0.25, double_label=1.0)
+    assert bob.is_test(test) and bob.is_second_opinion(test) and bob.label_of(test) is None
+    assert test in bob.order(), "his second opinion of a test image comes up, as it does after a refresh"
     bob.close()
