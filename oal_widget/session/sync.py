@@ -52,11 +52,16 @@ class Sync:
             current = self.order.current
             current_was_open = current is not None and mirror.wanted(current)
             known = mirror.labels()
-            changed = [p for p, label in labels.items() if known.get(p) != label]
+            blind = set(self.store.double_label_candidates(mirror.share)) if mirror.share else set()
+            # A label changed, or a second opinion was given (or asked) with the label unchanged: this
+            # annotator's other panel gave it, or an undo took it back.
+            changed = [
+                p for p, label in labels.items()
+                if known.get(p) != label or mirror.blind(p) != (p in blind and mirror.in_pool(p))
+            ]  # fmt: skip
             gone = [p for p in known if p not in labels]
             # A teammate's accepted or grid label was chosen by a prediction: it must not grade the model.
             sources = self.store.sources(changed)
-            blind = set(self.store.double_label_candidates(mirror.share)) if mirror.share else set()
             for path in changed:
                 mirror.take(path, Standing(labels[path], sources.get(path), mine=path not in blind))
             for path in gone:

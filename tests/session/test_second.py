@@ -90,3 +90,19 @@ def test_a_test_image_labelled_before_the_session_started_is_still_asked_blind(s
     assert bob.is_test(test) and bob.is_second_opinion(test) and bob.label_of(test) is None
     assert test in bob.order(), "his second opinion of a test image comes up, as it does after a refresh"
     bob.close()
+
+
+def test_a_second_opinion_given_in_one_panel_is_not_asked_again_in_the_annotator_s_other_panel(small_digits):
+    bob, _ = make(small_digits, "bob")
+    first, _ = make(small_digits, "alice", double_label=1.0)  # two notebooks of hers on one folder
+    other, _ = make(small_digits, "alice", double_label=1.0)
+    path = bob.label("one")
+    first.refresh()
+    other.refresh()
+    assert first.is_second_opinion(path) and other.is_second_opinion(path) and path in other.order()
+    first.actions.label_page([(path, "one", "person")])  # her blind opinion, given in the first panel
+    other.refresh()
+    assert not other.is_second_opinion(path) and path not in other.order(), "asked for it again"
+    assert other.label_of(path) == "one"
+    for s in (bob, first, other):
+        s.close()
