@@ -2,8 +2,8 @@
 
 Two lanes: training candidates (re-ranked by each query) and test images (a seeded random order, never
 ranked: an evaluation needs a uniform sample). Which lane the next image comes from is a rule of the
-counts of labels given so far (``pick``), so a restart continues exactly where it stopped. Each lane is
-a deque with lazy deletion: a queued path carries a generation number, and an entry whose number is no
+counts of labels given so far (``pick``), so a restart keeps the share of test labels. Each lane is a
+deque with lazy deletion: a queued path carries a generation number, and an entry whose number is no
 longer the path's current one (or whose image got labelled meanwhile) is dropped when it reaches the
 front. That keeps labelling O(1) while a re-ranking is O(n).
 

@@ -66,6 +66,8 @@ class Session(Readouts):
         project: separates data sets in one database (default: the images folder's name).
         annotator: who labels (default: the login name); every label records it.
         pool: an ``ImagePool`` of ``images`` to label instead of all of them (e.g. an oracle set left out).
+        resume_at: the image a retired session on this folder was on (``retire`` returns it): shown first
+            while it is still to label here.
     """
 
     def __init__(
@@ -84,6 +86,7 @@ class Session(Readouts):
         project: str | None = None,
         annotator: str | None = None,
         pool: ImagePool | None = None,
+        resume_at: str | None = None,
         **settings,
     ):
         # replace() names an unknown setting and lists the accepted ones (Config(**kw) would not).
@@ -106,7 +109,7 @@ class Session(Readouts):
         )
         self.store = open_store(**self._store_args)
         try:
-            self._setup(labels, model_fn, trainer_factory, on_change, on_update_ready)
+            self._setup(labels, model_fn, trainer_factory, on_change, on_update_ready, resume_at)
             #: What ``import_labels=`` did (an ``exports.ImportResult``), or None.
             self.imported = self.import_labels(import_labels) if import_labels is not None else None
         except BaseException:
@@ -115,7 +118,7 @@ class Session(Readouts):
         if start and not self.needs_labels:
             self.start()
 
-    def _setup(self, labels, model_fn, trainer_factory, on_change, on_update_ready) -> None:
+    def _setup(self, labels, model_fn, trainer_factory, on_change, on_update_ready, resume_at) -> None:
         if self.config.image_cache:  # decoded images in a memory-mapped file: bounded memory, decoded once
             self.pool.use_disk_cache(self.workdir / CACHE_DIR)
         self._lock = threading.RLock()
@@ -151,23 +154,8 @@ class Session(Readouts):
         self._stopped = False
         self._unreadable: dict[str, str] = {}  # path -> reason, found when decoding for display
         self.thumbnails = Thumbnails(self.images, on_unreadable=self._set_unreadable)
-        # Shuffle ALL paths, then drop the labelled ones: a restart continues from the image on screen.
-        shuffled = list(self.pool.paths)
-        random.Random(self.config.seed).shuffle(shuffled)
-        mirror, book = self._mirror, self._mirror.book
-        self._order = Order(
-            [p for p in shuffled if p not in test and mirror.wanted(p)],
-            [p for p in shuffled if p in test and mirror.wanted(p)],  # blind second opinions too
-            test_split=book.test,
-            wanted=self._wanted,
-            readable=lambda p: p not in self._unreadable,
-            counts=lambda: (book.n_train_labelled, book.n_test_labelled),
-            pick=lambda n_train, n_test: (
-                "test" if wants_test(n_train, n_test, self._trainer_state.halfwidth()) else "train"
-            ),
-            claim=self._leases.ensure,
-            is_open=lambda p: mirror.wanted(p) and p not in self._unreadable,
-        )
+        self._order = _starting_order(self, test, resume_at)
+        mirror = self._mirror
         closed = lambda: self._closed  # noqa: E731
         #: Near-duplicate groups, searched in a thread from ``start`` (``session.duplicates``).
         self.duplicates = DuplicateWatch(self.pool, self.store, mirror, self._order, self._lock, closed)
@@ -315,16 +303,19 @@ class Session(Readouts):
             self.thumbnails.close()
         self.store.close()  # releases the claims
 
-    def retire(self) -> None:
+    def retire(self) -> str | None:
         """A newer session takes over this folder (the cell ran again): take no more labels, release the
         claims and the connection NOW (before the new session builds its order); the trainer is left to
-        ``stop()``, which saves and may take a while."""
+        ``stop()``, which saves and may take a while. Returns the image on screen (the new session's
+        ``resume_at``)."""
         with self._lock:
             self._stopped = True
             self._closed = True
+            on_screen = self._order.current
         self._leases.stop()
         self.duplicates.stop()
         self.store.close()
+        return on_screen
 
     # --- labels in and out, the final model, insight -----------------------------------------------------
     def import_labels(self, source, *, overwrite: bool = False):
@@ -392,3 +383,34 @@ class Session(Readouts):
     def _set_unreadable(self, path: str, reason: str) -> None:
         with self._lock:
             self._unreadable.setdefault(path, reason)
+
+
+def _starting_order(s: Session, test, resume_at: str | None) -> Order:
+    """ALL paths shuffled by the seed, then the labelled ones dropped: a restart goes on through the same
+    sequence. ``resume_at`` (the image a retired session was on, its order ranked by its trainer) first,
+    while it is still to label here and no one else took it."""
+    shuffled = list(s.pool.paths)
+    random.Random(s.config.seed).shuffle(shuffled)
+    mirror, book = s._mirror, s._mirror.book
+    order = Order(
+        [p for p in shuffled if p not in test and mirror.wanted(p)],
+        [p for p in shuffled if p in test and mirror.wanted(p)],  # blind second opinions too
+        test_split=book.test,
+        wanted=s._wanted,
+        readable=lambda p: p not in s._unreadable,
+        counts=lambda: (book.n_train_labelled, book.n_test_labelled),
+        pick=lambda n_train, n_test: (
+            "test" if wants_test(n_train, n_test, s._trainer_state.halfwidth()) else "train"
+        ),
+        claim=s._leases.ensure,
+        is_open=lambda p: mirror.wanted(p) and p not in s._unreadable,
+    )
+    if (
+        resume_at is not None
+        and resume_at != order.current
+        and mirror.in_pool(resume_at)
+        and s._wanted(resume_at)
+    ):
+        order.show(resume_at)
+        order.recheck()
+    return order

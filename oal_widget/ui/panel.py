@@ -126,7 +126,7 @@ class Annotator(PanelApi, widgets.VBox):
             raise
         # A re-run of the cell: the older panel on this folder lets go of its claims and connection first.
         key = registry.workdir_key(images, settings.get("workdir"))
-        registry.retire_previous(key)
+        on_screen = registry.retire_previous(key)
         self._lock = threading.RLock()  # taken by the key handler and by every UI-thread job
         self._ui = UiThread(self._lock, on_error=self.show_error)
         try:  # the session first: a wrong folder or setting raises before any widget exists
@@ -141,6 +141,7 @@ class Annotator(PanelApi, widgets.VBox):
                 store=store,
                 project=project,
                 annotator=annotator,
+                resume_at=on_screen,
                 **settings,
             )
         except BaseException as e:

@@ -23,17 +23,19 @@ def workdir_key(images, workdir=None) -> str:
     return str(folder.expanduser().resolve())
 
 
-def retire_previous(key: str) -> None:
+def retire_previous(key: str) -> str | None:
     """The cell ran again: the previous panel on this workdir takes no more keys and lets go of its claims
-    and connection now (its trainer is stopped by ``take_over``, which may take a while)."""
+    and connection now (its trainer is stopped by ``take_over``, which may take a while). Returns the
+    image it was on (the new panel shows it first)."""
     with _LOCK:
         previous = _PANELS.get(key)
     if previous is None or previous.session.closed:
-        return
+        return None
     try:
-        previous.session.retire()
+        return previous.session.retire()
     except Exception:
         log.exception("retiring the previous panel on %s failed", key)
+        return None
 
 
 def abandon(key: str, error: BaseException) -> None:

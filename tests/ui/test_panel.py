@@ -537,15 +537,22 @@ def test_constructing_an_annotator_does_not_import_tensorflow(small_digits):
 
 
 def test_rerunning_the_cell_lets_go_of_the_older_panels_claims_before_building_its_order(small_digits):
-    first, _ = make(small_digits)
+    first, factory = make(small_digits)
+    first._on_key(key("1"))
+    rest = [p for p in first.session.order() if p != first.session.current]
+    factory.last.publish(Update(status="training", n_labels=1, order=tuple(reversed(rest))))  # a query
+    settle(first)
+    first._on_key(key("2"))
     on_screen = first.session.current
+    assert on_screen == rest[-1], "the ranked order, not the seeded one"
     old_store = first.session.store
     second, _ = make(small_digits, labels=None)
     assert old_store.closed, "the older session's connection is closed, not leaked"
     assert second.session.current == on_screen, "the image the person was on is not held for ten minutes"
     assert second.session.store.claimed_by_others() == set()
+    labels = second.session.store.labels()
     first._on_key(key("1"))  # the older panel takes no more labels
-    assert second.session.store.labels() == {}
+    assert second.session.store.labels() == labels
     second.session.close()
 
 
