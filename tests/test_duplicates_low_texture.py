@@ -75,10 +75,11 @@ def test_textured_and_grey_pairs_are_not_rescored(wheel_pool, tmp_path):
     assert not any(i in textured and j in textured for i, j in changed)
     # The same wheel in grey: nothing tells two smooth grey gradients apart, the scores stay as they are.
     for path in pool.paths:
-        Image.open(pool.root / path).convert("L").save(tmp_path / path)
-    grey = ImagePool(tmp_path, (SIDE, SIDE, 1))
-    scored = score_pairs(grey)
-    assert low_texture.rescored(grey, scored.order, scored.thumbs, scored.pairs, scored.hashes) == {}
+        Image.open(pool.root / path).convert("L").convert("RGB").save(tmp_path / path)
+    for channels in (3, 1):  # grey pixels in colour files, and a grey pool
+        grey = ImagePool(tmp_path, (SIDE, SIDE, channels))
+        scored = score_pairs(grey)
+        assert low_texture.rescored(grey, scored.order, scored.thumbs, scored.pairs, scored.hashes) == {}
 
 
 def test_chroma_ignores_brightness_and_contrast_and_grey_has_none():

@@ -71,6 +71,8 @@ def rescored(
     in colour, scored again: the lower of the plain correlation of their ``thumbs`` and their
     ``chroma_similarity``. Exact copies (same ``hashes``) and images that no longer decode are left
     out (they keep their score)."""
+    if pool.input_shape[-1] != 3:  # a grey pool: no colour to score on, nothing decoded again
+        return {}
     energy = sharp_energy(thumbs)
     pairs = np.array(
         [(i, j) for i, j in scores if min(energy[i], energy[j]) < LOW_ENERGY and hashes[i] != hashes[j]],
