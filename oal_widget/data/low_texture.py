@@ -7,14 +7,16 @@ or shift scores far under the threshold (0.2-0.8 against a plain 0.99). Such a p
 scored instead by the lower of the plain correlation and ``chroma_similarity``: the cosine of the two
 images' coarse opponent-colour fields (red-green, yellow-blue), which a brightness or contrast change
 (the same gain and offset on each channel) leaves as it is, and a re-encode, a crop or a shift of a
-smooth field barely moves; two patches of one colour wheel differ in it. Grey images (and pairs with
-one) keep their score: nothing here tells two smooth grey skies apart.
+smooth field barely moves; two patches of one colour wheel differ in it, though less: its distance
+from 1 counts ``COLOUR_STRETCH`` times. Grey images (and pairs with one) keep their score: nothing here
+tells two smooth grey skies apart.
 
 Only images under ``LOW_ENERGY`` are decoded again (a few per hundred photo patches; none of the
 benches' digits), so the cost is small. The rule decides nothing by itself: a rescored pair still
 goes through ``duplicate_scores.select_pairs`` (threshold, margin above its crowd of look-alikes).
-Settings chosen on photo patches (``bench/duplicates.py``, ``bench/duplicates_missed.py``). No
-widgets, no TensorFlow.
+Settings chosen on photo patches, seeds 2-3 (``bench/duplicates.py``, ``bench/duplicates_missed.py``;
+``COLOUR_STRETCH`` also on small pools of them, ``bench/duplicates_small.py``). No widgets, no
+TensorFlow.
 """
 
 from __future__ import annotations
@@ -26,13 +28,24 @@ from PIL import Image
 
 from .similarity import check_cancel, plain_pair_scores, sharp_energy
 
-__all__ = ["CHROMA_SIDE", "LOW_ENERGY", "MIN_CHROMA", "chroma_fields", "chroma_similarity", "rescored"]
+__all__ = [
+    "CHROMA_SIDE",
+    "COLOUR_STRETCH",
+    "LOW_ENERGY",
+    "MIN_CHROMA",
+    "chroma_fields",
+    "chroma_similarity",
+    "rescored",
+]
 
 #: Spread of the band-passed thumbnail (``similarity.sharp_energy``) under which an image is low-texture.
 LOW_ENERGY = 0.02
 #: Side of the coarse colour field compared, and its RMS chroma (in [0, 1] grey levels) below which an
 #: image counts as grey (a JPEG of a grey image has a little chroma noise).
 CHROMA_SIDE, MIN_CHROMA = 8, 0.03
+#: How much further from 1 a colour field's cosine is taken: a copy's fields agree to 0.996 or more,
+#: two neighbouring patches of a colour wheel to 0.88-0.97, which must fall under the threshold.
+COLOUR_STRETCH = 4.0
 
 
 def chroma_fields(arrays: np.ndarray) -> np.ndarray | None:
@@ -93,7 +106,7 @@ def rescored(
         return {}
     a = fields[[row[order[i]] for i in pairs[:, 0]]]
     b = fields[[row[order[j]] for j in pairs[:, 1]]]
-    colour = chroma_similarity(a, b)
+    colour = 1 - COLOUR_STRETCH * (1 - chroma_similarity(a, b))
     coloured = ~np.isnan(colour)
     pairs, colour = pairs[coloured], colour[coloured]
     plain = plain_pair_scores(thumbs, pairs)
