@@ -24,7 +24,10 @@ The margin's growth in small pools (``THIN_MARGIN``, ``FULL_CROWD``) was chosen 
 (planted) and of small pools of ``photos``, ``digits`` and ``mnist5k`` (unplanted). The closer look at
 the pairs left out for their crowd (``closer_look.contest_winners``: ``CROWD_FINE``, ``CROWD_GAP``,
 ``duplicate_scores.RIVALS``) was chosen on ``photos``, ``digits`` and ``mnist5k`` with seed 2 (not this
-bench's seeds 0 and 1; ``bench/duplicates_missed.py`` says which step loses each missed copy).
+bench's seeds 0 and 1; ``bench/duplicates_missed.py`` says which step loses each missed copy). The
+colour score of low-texture pairs (``oal_widget.data.low_texture``: ``LOW_ENERGY``, ``MIN_CHROMA``) and
+the contest's groups of three (``closer_look.winners``, ``GROUP_MOST``) were chosen on ``photos``,
+``digits`` and ``mnist5k`` with seeds 2 and 3.
 Earlier rules, for comparison: ``results/duplicates_sweep_all_pairs.csv``, every pair above an absolute
 threshold joined a group (look-alike digits chained); ``results/duplicates_sweep_best_partner_digits.csv``,
 an image joined only its best partner above the threshold (no margin).

@@ -8,8 +8,9 @@
   about as high on the thumbnails as its look-alikes do, and is left out for its crowd.
   ``contest_winners`` looks again at such a pair and at its rivals (``duplicate_scores.contested``: the
   pairs of either image with its best look-alikes): it wins when it scores ``CROWD_FINE`` and stands
-  ``CROWD_GAP`` above each rival. A relative test again, as ``duplicate_scores.stands_out``, on finer
-  scores. At most ``duplicate_scores.CONTESTS`` pairs per image are contested (its cost bound).
+  ``CROWD_GAP`` above each rival outside its own group (``winners``: an image's two copies are not
+  each other's rivals). A relative test again, as ``duplicate_scores.stands_out``, on finer scores.
+  At most ``duplicate_scores.CONTESTS`` pairs per image are contested (its cost bound).
 
 Images are resized to ``SIDE`` pixels (from the pool's arrays: the gain is less blur and a finer zoom
 search more than resolution), where a crop of the same picture comes close to 1 and two different
@@ -26,7 +27,7 @@ TensorFlow.
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from functools import cached_property
 
@@ -55,6 +56,9 @@ FINE, UNIQUE, RADIUS = 0.98, 0.05, 4
 #: A contested pair (left out for its crowd of look-alikes) wins at ``CROWD_FINE`` or more, ``CROWD_GAP``
 #: above each rival; from ``SURE_FINE`` on it need not be unique in place (a smooth picture's re-encode).
 CROWD_FINE, CROWD_GAP, SURE_FINE = 0.98, 0.02, 0.995
+#: The most images a group of passed pairs may hold for its members not to count as each other's rivals:
+#: an image and two copies (``duplicate_scores.CROWD_RANK``'s assumption); a larger one is a crowd.
+GROUP_MOST = 3
 #: Images whose views are kept for the next pairs (~0.5 MB each), and contests a thread judges at once.
 _KEPT, _SHARE = 256, 256
 #: Added to each variance: the pairs looked at have structure (they passed the coarse look), so only
@@ -207,26 +211,56 @@ def contest_winners(
 ) -> set[tuple[int, int]]:
     """The contested pairs (indices into ``order``) that stand out from their rivals at the finer
     look: each ``(pair, rivals)``, the rivals the pairs of either image with its look-alikes. A pair
-    wins when it scores at least ``CROWD_FINE`` (and, below ``SURE_FINE``, is ``UNIQUE`` in place) and
-    ``CROWD_GAP`` above every rival. Images that no longer decode win nothing. ``workers``: threads
-    (scipy's FFTs release the GIL), each on its own share of the pairs."""
+    passes when it scores at least ``CROWD_FINE`` (and, below ``SURE_FINE``, is ``UNIQUE`` in place),
+    and wins when it stands ``CROWD_GAP`` above every rival outside its own group (``winners``).
+    Images that no longer decode win nothing. ``workers``: threads (scipy's FFTs release the GIL),
+    each on its own share of the pairs."""
     contests = sorted(contests)
     shares = [contests[k : k + _SHARE] for k in range(0, len(contests), _SHARE)]
 
-    def judge(share) -> set[tuple[int, int]]:
+    def judge(share) -> dict[tuple[int, int], list[tuple[int, int]]]:
         looks = _Looks(pool, order)
-        out = set()
+        out = {}
         for pair, rivals in share:
             check_cancel(cancel)
             fine = looks.fine(pair[0], pair[1], CROWD_FINE)
             if fine is None or fine[0] < CROWD_FINE or (fine[0] < SURE_FINE and fine[1] < UNIQUE):
                 continue
             bar = fine[0] - CROWD_GAP  # a rival's upper bound under it is enough
-            if all((r := looks.fine(rival[0], rival[1], bar)) is None or r[0] <= bar for rival in rivals):
-                out.add(pair)
+            out[pair] = [r for r in rivals if (f := looks.fine(r[0], r[1], bar)) is not None and f[0] > bar]
         return out
 
     if not shares:
         return set()
+    passed: dict[tuple[int, int], list[tuple[int, int]]] = {}
     with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="oal-closer-look") as ex:
-        return set().union(*ex.map(judge, shares))
+        for part in ex.map(judge, shares):
+            passed |= part
+    return winners(passed)
+
+
+def winners(passed: Mapping[tuple[int, int], Sequence[tuple[int, int]]]) -> set[tuple[int, int]]:
+    """The pairs that win their contest, of ``passed``: each pair that passed the finer look, with the
+    rivals it does not stand ``CROWD_GAP`` above. A rival in the pair's own group does not count: the
+    passed pairs join images into groups, and a group of at most ``GROUP_MOST`` images (an image and
+    its two copies) is one picture, whose copies score as high with each other as with the original.
+    Without this, each copy of a group of three stands in the other's way."""
+    parent: dict[int, int] = {}
+
+    def root(x: int) -> int:
+        while parent.setdefault(x, x) != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    for a, b in passed:
+        parent[root(a)] = root(b)
+    members: dict[int, set[int]] = {}
+    for x in list(parent):
+        members.setdefault(root(x), set()).add(x)
+    out = set()
+    for pair, close in passed.items():
+        group = members[root(pair[0])]
+        if not close or (len(group) <= GROUP_MOST and all(set(r) <= group for r in close)):
+            out.add(pair)
+    return out

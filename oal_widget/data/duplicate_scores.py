@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from .low_texture import rescored
 from .similarity import (
     CANDIDATE_MIN,
     NEIGHBOURS,
@@ -151,6 +152,7 @@ def score_pairs(
             for (i, j), score in zip(part.tolist(), scores.tolist(), strict=True):
                 scored.setdefault((i, j), score)
             report(progress, n + n * done // len(batches), total)
+    scored |= rescored(pool, order, thumbs, scored, hashes, cancel)  # smooth colour images: their colour
     report(progress, total, total)
     return ScoredPairs(order, hashes, thumbs, scored, best, start)
 

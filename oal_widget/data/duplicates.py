@@ -7,7 +7,8 @@ reserve makes the estimate look better than the model is. ``find_groups`` finds 
 - *near*: crops (down to about 80% of the side, resized back), re-encodes (JPEG, PNG), small shifts
   and brightness or contrast changes: candidate pairs scored and selected by ``duplicate_scores``
   (``score_pairs``, ``select_pairs``: a threshold and a margin above each image's crowd of look-alikes,
-  grown in small pools). A pair left out by that growth alone gets a finer look (``closer_look.rescued``:
+  grown in small pools; a smooth colour image's pairs scored on its colour, ``low_texture``).
+  A pair left out by that growth alone gets a finer look (``closer_look.rescued``:
   less blur and finer zooms, where a crop of the same picture comes close to 1 and two look-alikes do not;
   on one thread after progress reads done, ~10 ms a pair, and only in pools under ``FULL_CROWD``); so
   does a pair left out for its crowd of look-alikes, beside its rivals (``closer_look.contest_winners``,

@@ -92,6 +92,12 @@ def _band(thumbs: np.ndarray) -> np.ndarray:
     return thumbs - gaussian_filter(thumbs, sigma=(0, BAND, BAND), mode="nearest")
 
 
+def sharp_energy(thumbs: np.ndarray) -> np.ndarray:
+    """(n,) the spread of each band-passed thumbnail: near 0 for a smooth image, whose band-passed
+    correlation is noise (``low_texture`` scores such pairs otherwise)."""
+    return _band(thumbs).reshape(len(thumbs), -1).std(axis=1)
+
+
 def thumbnails(pool, paths: Sequence[str], progress, cancel, done0: int, total: int):
     """(thumbnails (n, THUMB, THUMB), pixel hashes, the paths that loaded) of ``paths``, in batches."""
     thumbs, hashes, ok = [], [], []
@@ -204,6 +210,15 @@ def indexed_pair_scores(thumbs: np.ndarray, pairs: np.ndarray, floor: float | No
         band = _best_ncc(_band(thumbs[used]), at[:, 0], at[:, 1])
         plain[keep] = np.minimum(plain[keep], band)
     return plain
+
+
+def plain_pair_scores(thumbs: np.ndarray, pairs: np.ndarray) -> np.ndarray:
+    """The plain (not band-passed) best correlation of each pair ``(thumbs[i], thumbs[j])`` of ``pairs``
+    (m, 2), shift- and zoom-tolerant as ``indexed_pair_scores``."""
+    pairs = np.asarray(pairs).reshape(-1, 2)
+    if not len(pairs):
+        return np.zeros(0, np.float32)
+    return _best_ncc(thumbs, pairs[:, 0], pairs[:, 1])
 
 
 # --- candidates ----------------------------------------------------------------------------------------
