@@ -48,6 +48,17 @@ class Actions:
             self._next()
             return path
 
+    def _take(self, written: Written, now: bool = True) -> None:
+        """The mirror takes what stands after a write not made from the image on screen (a page, a review
+        fix, a settlement, an import); the image on screen, if it is no longer to label here (labelled by
+        the write, or a test image its near-duplicate's new training label shadowed), gives way."""
+        current = self.order.current
+        was_open = current is not None and self.mirror.wanted(current)
+        self.mirror.take_all(written.after, now=now)
+        self.mirror.flush()  # none of it waits for more labels
+        if current is not None and (was_open or current in written.after) and not self.mirror.wanted(current):
+            self._next()
+
     def _next(self) -> None:
         """The labelled image leaves the screen. The label is saved whatever happens here: a store that
         fails now must not make it look unsaved (the claims say what they do about it)."""
@@ -110,10 +121,7 @@ class Actions:
                 return []
             items = [tuple(item) for item in items]  # (path, label, source[, model_labels])
             written = self.store.commit_labels(items, model_labels=model_labels)
-            self.mirror.take_all(written.after)
-            if self.order.current in written.after and not self.mirror.wanted(self.order.current):
-                self._next()
-            self.mirror.flush()  # a page is a batch already: none of it waits for the next one
+            self._take(written)
             return [item[0] for item in items]
 
     def relabel(self, path: str, name: str, source: str = "review") -> Written:
@@ -123,8 +131,7 @@ class Actions:
             self._refuse_if_closed()
             self._check(name)
             written = self.store.commit_labels([(path, name, source)])
-            self.mirror.take_all(written.after)
-            self.mirror.flush()
+            self._take(written)
             return written
 
     def settle(self, path: str, name: str) -> Written:
@@ -132,19 +139,14 @@ class Actions:
         with self._lock:
             self._refuse_if_closed()
             written = self.store.commit_settle(path, name)
-            self.mirror.take_all(written.after)
-            self.mirror.flush()
+            self._take(written)
             return written
 
     def take_written(self, written: Written) -> None:
         """A write made by another store object of this session (an import): mirror what stands."""
         with self._lock:
             self._refuse_if_closed()
-            current = self.order.current
-            self.mirror.take_all(written.after, now=False)
-            self.mirror.flush()
-            if current is not None and current in written.after and not self.mirror.wanted(current):
-                self._next()
+            self._take(written, now=False)
 
     def skip(self) -> str | None:
         """The image goes to the end of the order; its claim is given back meanwhile."""

@@ -91,7 +91,7 @@ class DuplicateWatch:
                 return
             near = near_pairs(groups)
             joined = self._mirror.to_join(near)
-            if joined:  # the store leaves out any a teammate labelled or holds since this session read
+            if joined:  # the store leaves out any a teammate labelled since this session read
                 joined = self._store.join_test_split(joined)
                 self._order.join_test(self._mirror.join_test(joined))
             self._mirror.take_near(near)
