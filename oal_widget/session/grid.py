@@ -139,13 +139,16 @@ class Grid:
 
     def sync(self) -> bool:
         """Tiles whose image joined the test split since the page opened (a near-duplicate of a test
-        image, found here or by a teammate) ask for the person's own label: their prediction and proposal
-        go. True when any changed."""
+        image, found here or by a teammate), or that a teammate's label made a blind second opinion, ask
+        for the person's own label: their prediction and proposal go. True when any changed."""
         s = self.session
-        changed = [i for i, t in enumerate(self.tiles) if not t.test and s.is_test(t.path)]
-        for i in changed:
-            self.tiles[i] = replace(self.tiles[i], test=True, prediction=None, proposed=None)
-        return bool(changed)
+        changed = False
+        for i, t in enumerate(self.tiles):
+            test = t.test or s.is_test(t.path)
+            if (test and not t.test) or (s.is_second_opinion(t.path) and (t.prediction or t.proposed)):
+                self.tiles[i] = replace(t, test=test, prediction=None, proposed=None)
+                changed = True
+        return changed
 
     @property
     def shown(self) -> list[Tile]:
@@ -170,8 +173,8 @@ class Grid:
             return tile.chosen, "person"
         if tile.cleared or tile.test or (tile.prediction is None and tile.proposed is None):
             return None
-        if s.is_test(tile.path):  # joined the test split since the page opened (``sync``)
-            return None
+        if s.is_test(tile.path) or s.is_second_opinion(tile.path):  # since the page opened (``sync``)
+            return None  # a test label or a blind second opinion is the person's own, never the model's
         if s.label_of(tile.path) is not None or not s.is_readable(tile.path):
             return None  # labelled elsewhere meanwhile (another panel), or it cannot be shown
         if tile.proposed is not None:

@@ -78,6 +78,23 @@ def test_a_tile_whose_image_joined_the_test_split_since_the_page_opened_never_st
     assert not any(isinstance(c, Labelled) and c.path == tile.path for c in factory.last.commands)
 
 
+def test_a_tile_a_teammate_labelled_since_the_page_opened_is_a_blind_opinion_never_a_prediction(small_digits):
+    s, factory = make(small_digits, test_fraction=0, double_label=1.0, annotator="alice")
+    predict(s, factory)
+    grid = Grid(s, grouped=False)
+    grid.open()
+    tile = next(t for t in grid.tiles if t.path != s.current)
+    with Store(s.workdir, annotator="bob") as bob:  # an import of his: no claim stops it
+        bob.label(tile.path, truth(tile.path))
+    s.refresh()
+    assert s.is_second_opinion(tile.path) and grid.gets(tile) is None, "the model's guess as her blind label"
+    assert grid.sync() and next(t for t in grid.tiles if t.path == tile.path).prediction is None
+    grid.commit()
+    assert s.store.record(tile.path).annotator == "bob"
+    assert [a.annotator for a in s.store.annotations(tile.path)] == ["bob"], "no opinion of hers stored"
+    s.close()
+
+
 def test_the_page_is_the_next_images_of_the_order_current_first(session):
     s, _ = session
     grid = Grid(s)

@@ -186,4 +186,3 @@ def test_at_exit_a_search_still_running_is_cancelled_and_waited_for(small_digits
         assert cancelled == [True] and s.duplicates.join(0), "cancelled and over when the hook returns"
     finally:
         s.close()
-
