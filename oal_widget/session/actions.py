@@ -165,4 +165,7 @@ class Actions:
             if self.order.current is None or self._closed():
                 return None
             self._unreadable.setdefault(self.order.current, reason)
-            return self.order.drop_current()
+            path = self.order.drop_current()
+            if path is not None:
+                self._give_back([path])  # a teammate's copy of the file may open (their claim is free)
+            return path

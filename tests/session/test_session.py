@@ -541,8 +541,10 @@ def test_unreadable_image_is_set_aside_and_listed(small_digits):
     (small_digits / broken).write_bytes(b"\x89PNG\r\n\x1a\n not really")
     with pytest.raises(ImageError):
         session.display_png(broken)
+    assert broken in session.store.claimed()
     assert session.skip_unreadable("damaged") == broken
     assert broken not in session.order()
+    assert broken not in session.store.claimed(), "its claim is given back (a teammate may read it)"
     assert broken in [s.path for s in session.skipped]
     assert session.progress()["total"] == len(session.pool.paths) - 1
     check_order(session)
