@@ -70,9 +70,16 @@ class DuplicateWatch:
             self._take(groups)
         except Cancelled:
             return
+        except RuntimeError as e:
+            if "interpreter shutdown" in str(e):  # concurrent.futures refuses work once Python is exiting
+                return
+            self._failed(e)
         except Exception as e:  # labelling goes on without them
-            log.exception("finding near-duplicates failed")
-            self.error = f"finding near-duplicates failed ({type(e).__name__}: {e}); labelling goes on"
+            self._failed(e)
+
+    def _failed(self, e: Exception) -> None:
+        log.exception("finding near-duplicates failed")
+        self.error = f"finding near-duplicates failed ({type(e).__name__}: {e}); labelling goes on"
 
     def export(self, out):
         """``duplicates.csv`` at ``out``: every group found, with each image's label and split
