@@ -106,6 +106,35 @@ def first_rare(E: dict, space: str, y, rare: int, rule, seed: int, budget: int) 
     return float("nan")
 
 
+def uncovered(E_candidates, E_labelled, seed: int, extra: int = 50, uncertainty=None) -> list[int]:
+    """Indices of candidates: the most typical of each cluster holding no labelled image (k-means of
+    both sets into ``len(labelled) + extra`` clusters), the cluster of the highest mean
+    ``uncertainty`` (one value per candidate, e.g. 1 - the top probability) first; without it, the
+    cluster farthest from the labels first."""
+    E_c = np.asarray(E_candidates, dtype=np.float32)
+    E_l = np.asarray(E_labelled, dtype=np.float32).reshape(-1, E_c.shape[1] if E_c.ndim == 2 else 0)
+    n = len(E_c)
+    k = min(len(E_l) + extra, (n + len(E_l)) // coldstart.MIN_CLUSTER)
+    if n < 2 * coldstart.MIN_CLUSTER or k < 2:
+        return []
+    clusters = coldstart.kmeans(np.concatenate([E_c, E_l]), k, np.random.default_rng(seed))
+    covered = set(clusters[n:].tolist())
+    own = clusters[:n]
+    doubt = None if uncertainty is None else np.asarray(uncertainty, dtype=np.float64)
+    picks, first = [], []
+    for c in range(k):
+        members = np.flatnonzero(own == c)
+        if c in covered or len(members) < coldstart.MIN_CLUSTER:
+            continue
+        picks.append(int(members[coldstart.most_typical(E_c[members])]))
+        if doubt is not None:
+            first.append(float(doubt[members].mean()))
+        else:  # novelty: distance of the cluster's centre to the nearest label
+            centre = E_c[members].mean(0)
+            first.append(float(np.min(np.sum((E_l - centre) ** 2, 1))) if len(E_l) else 0.0)
+    return [picks[i] for i in np.argsort(-np.asarray(first), kind="stable")]
+
+
 def _d2(A, B):
     return np.maximum(np.sum(A**2, 1)[:, None] - 2 * A @ B.T + np.sum(B**2, 1)[None], 0)
 
@@ -140,21 +169,21 @@ def alternate(a, b):
 
 #: name -> (candidates' features, labelled features, seed, the stand-in's doubt) -> candidate indices.
 RULES = {
-    # the previous default: the most typical image of each uncovered k-means cluster, least sure first
-    "uncovered": lambda E_c, E_l, s, d: balance.uncovered(E_c, E_l, s, uncertainty=d),
-    "uncovered-far": lambda E_c, E_l, s, d: balance.uncovered(E_c, E_l, s),
-    "fine": lambda E_c, E_l, s, d: balance.uncovered(E_c, E_l, s, extra=200, uncertainty=d),
-    "fine-far": lambda E_c, E_l, s, d: balance.uncovered(E_c, E_l, s, extra=200),
+    # TypiClust's uncovered clusters: the most typical image of each, the stand-in's least sure first
+    "uncovered": lambda E_c, E_l, s, d: uncovered(E_c, E_l, s, uncertainty=d),
+    "uncovered-far": lambda E_c, E_l, s, d: uncovered(E_c, E_l, s),
+    "fine": lambda E_c, E_l, s, d: uncovered(E_c, E_l, s, extra=200, uncertainty=d),
+    "fine-far": lambda E_c, E_l, s, d: uncovered(E_c, E_l, s, extra=200),
     "tight5": lambda E_c, E_l, s, d: isolated(E_c, E_l, 5),
     "tight10": lambda E_c, E_l, s, d: isolated(E_c, E_l, 10),
     "tight5-doubt": lambda E_c, E_l, s, d: isolated(E_c, E_l, 5, doubt=d),
     "tight5-squared": lambda E_c, E_l, s, d: isolated(E_c, E_l, 5, power=2.0),
     "far5": lambda E_c, E_l, s, d: isolated(E_c, E_l, 5, power=0.0),
     "far10": lambda E_c, E_l, s, d: isolated(E_c, E_l, 10, power=0.0),
-    # the default: k-center greedy from the labels
+    # the product's rule (al.balance): k-center greedy from the labels
     "farthest-first": lambda E_c, E_l, s, d: balance.farthest_first(E_c, E_l, 50),
     "alternate": lambda E_c, E_l, s, d: alternate(
-        balance.farthest_first(E_c, E_l, 50), balance.uncovered(E_c, E_l, s, uncertainty=d)
+        balance.farthest_first(E_c, E_l, 50), uncovered(E_c, E_l, s, uncertainty=d)
     ),
 }
 
