@@ -101,9 +101,8 @@ class Querier:
         limit = int(np.ceil(share * 3 * self.config.query_every))
 
         def regions() -> list[int]:
-            # In the cold start's space: the network's embedding has never seen the class either.
-            E, loaded = graph.pixel_features(scored)
-            E_train, _ = graph.pixel_features(list(labels.train))
+            E, loaded = graph.unseen_features(scored)
+            E_train, _ = graph.unseen_features(list(labels.train))
             index = {path: i for i, path in enumerate(scored)}
             rows = [index[path] for path in loaded]
             return [rows[i] for i in farthest_first(E, E_train, limit)]
