@@ -54,6 +54,8 @@ UNSEEN_PER_CLASS = 10
 RARE_BELOW = 0.5
 #: The sought share is full while the largest deficit is at least this, then falls with it to 0.
 FULL_DEFICIT = 0.25
+#: Candidate-label distances computed at once by ``farthest_first`` (about 32 MB as float64).
+DISTANCE_BLOCK = 4_000_000
 
 
 def deficits(counts, target: float = RARE_TARGET) -> np.ndarray:
@@ -165,10 +167,12 @@ def farthest_first(E_candidates: np.ndarray, E_labelled: np.ndarray, n: int) -> 
         return []
     E_l = np.asarray(E_labelled, dtype=np.float64).reshape(-1, E_c.shape[1])
     sq = np.sum(E_c**2, 1)
-    if len(E_l):
-        d = np.maximum(sq[:, None] - 2 * E_c @ E_l.T + np.sum(E_l**2, 1)[None], 0).min(1)
-    else:
-        d = np.full(len(E_c), np.inf)
+    d = np.full(len(E_c), np.inf)
+    step = max(1, DISTANCE_BLOCK // len(E_c))  # labels at a time: bounded memory on a whole pool
+    for j in range(0, len(E_l), step):
+        block = E_l[j : j + step]
+        d = np.minimum(d, (sq[:, None] - 2 * E_c @ block.T + np.sum(block**2, 1)[None]).min(1))
+    d = np.maximum(d, 0)
     picks: list[int] = []
     for _ in range(min(n, len(E_c))):
         i = int(np.argmax(d))

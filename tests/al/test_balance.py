@@ -121,6 +121,16 @@ def test_farthest_first_spends_one_pick_on_a_handful_of_odd_images():
     assert len(farthest_first(E, np.zeros((0, 6)), 3)) == 3  # no label yet: still a spread of picks
 
 
+def test_farthest_first_gives_the_same_picks_a_block_of_labels_at_a_time(monkeypatch):
+    import oal_widget.al.balance as balance
+
+    rng = np.random.default_rng(6)
+    E, labelled = rng.normal(0, 1, (200, 5)), rng.normal(0, 1, (30, 5))
+    whole = farthest_first(E, labelled, 10)
+    monkeypatch.setattr(balance, "DISTANCE_BLOCK", 200 * 7)  # seven labels at a time
+    assert farthest_first(E, labelled, 10) == whole
+
+
 def test_the_class_with_fewest_labels_takes_the_turns_first():
     """Nine classes at six labels (some of them under-predicted by an early model) and a rare one with
     one: the rare class's best guesses come first, not shared with the classes short of the target."""
