@@ -2,12 +2,12 @@
 
 The pool is ``rare_class.py``'s (one class at 1%, the rare class ``classes[seed % 10]``); a fifth is
 held out (the oracle) and a tenth of the rest is the test split, never sought. The first 30 labels are
-TypiClust's picks (``al.coldstart``) in the cold-start space, then each round of 10 gives half to the
-seek for a class with no label (``--rule`` in ``--space``) and half to the smallest margin of a
-logistic regression on the pixels' PCA (the stand-in for the network), until the rare class has its
-first training label. Prints, per space and rule, the training labels given when the rare class was
-first labelled (mean and per seed) and the seeds that never found it within ``--budget``. Tuning
-sets only: ``digits``, ``mnist5k``.
+TypiClust's picks (``al.coldstart``) in the cold-start space, then each round of 10 gives half to
+the seek for a class with no label (each of ``--rules`` in each of ``--spaces``) and half to the
+smallest margin of a logistic regression on the pixels' PCA (the stand-in for the network), until the
+rare class has its first training label. Prints, per space and rule, the training labels given when
+the rare class was first labelled (mean and per seed) and the seeds that never found it within
+``--budget``. Tuning sets only: ``digits``, ``mnist5k``.
 """
 
 from __future__ import annotations
