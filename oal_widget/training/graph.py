@@ -81,6 +81,12 @@ class GraphBlend:
         representation learned from the pool once it is ready, else a PCA of the pixels (cached)."""
         return self._space("learned" if self.learned_ready() else "pixels").of(paths)
 
+    def unseen_features(self, paths) -> tuple[np.ndarray, list[str]]:
+        """The space to seek a class with no label in: the cold start's (``pixel_features``; the
+        network's embedding has never seen the class either), or in frozen-backbone mode the
+        backbone's embeddings (the only space there: no image is decoded)."""
+        return self.features(paths) if self._frozen() is not None else self.pixel_features(paths)
+
     def features(self, paths) -> tuple[np.ndarray, list[str]]:
         """The best space available: the frozen backbone's embeddings in frozen-backbone mode, else the
         space whose graph best predicted the latest labels (``space``)."""

@@ -10,9 +10,9 @@ the images the last evaluation used (the same images before and after).
 Seeking the short classes (``al.balance``): part of each order (``seek_share`` at most, falling as
 the classes fill) goes to the classes with fewest training labels: the images most probable of a class
 the model thinks rare (the network's probabilities averaged with label spreading's, which reaches a
-rare class's neighbours from one label), or for a class with no label yet the typical images of the
-regions no label covers, those the model is least sure of first. Never with the ``random`` strategy:
-random order stays the reference.
+rare class's neighbours from one label), or for a class with no label yet the images farthest from
+every label in the cold start's space (k-center greedy). Never with the ``random`` strategy: random
+order stays the reference.
 
 The cold start: a model's uncertainty means nothing before it has seen a few labels, so the first
 ``typical_start`` training labels are the most typical image of as many clusters of the pixels'
@@ -25,7 +25,7 @@ import numpy as np
 
 from ..al import get_strategy, needs_mc_samples, rank
 from ..al.adaptive import AdaptiveStrategy
-from ..al.balance import interleave, seek_picks, uncovered
+from ..al.balance import farthest_first, interleave, seek_picks
 from ..al.coldstart import typiclust
 from .evaluation import accuracy_on
 
@@ -98,18 +98,15 @@ class Querier:
         p_graph = graph.probs(scored)  # label spreading finds a rare class's neighbours from one label
         p = probs if p_graph is None else (probs + p_graph) / 2
 
+        limit = int(np.ceil(share * 3 * self.config.query_every))
+
         def regions() -> list[int]:
-            E, loaded = graph.features(scored)
-            E_train, _ = graph.features(list(labels.train))
+            E, loaded = graph.unseen_features(scored)
+            E_train, _ = graph.unseen_features(list(labels.train))
             index = {path: i for i, path in enumerate(scored)}
             rows = [index[path] for path in loaded]
-            # The clusters the model is least sure of first: an unseen class's images are forced onto
-            # known classes with little confidence.
-            doubt = 1.0 - p[rows].max(1)
-            picks = uncovered(E, E_train, self.config.seed + self.queries, uncertainty=doubt)
-            return [rows[i] for i in picks]
+            return [rows[i] for i in farthest_first(E, E_train, limit)]
 
-        limit = int(np.ceil(share * 3 * self.config.query_every))
         picks, weight = seek_picks(p, counts, n_candidates, limit, regions)
         return interleave(list(ranked), [scored[i] for i in picks], share * weight)
 

@@ -1,10 +1,17 @@
 """Seeking the classes with fewest labels: deficits, picks, the interleaved order (always a permutation)
-and the uncovered regions that find a class nobody has labelled."""
+and the images far from every label that find a class nobody has labelled."""
 
 import numpy as np
 import pytest
 
-from oal_widget.al.balance import FULL_DEFICIT, RARE_TARGET, deficits, interleave, seek_picks, uncovered
+from oal_widget.al.balance import (
+    FULL_DEFICIT,
+    RARE_TARGET,
+    deficits,
+    farthest_first,
+    interleave,
+    seek_picks,
+)
 
 
 def test_deficit_is_zero_at_or_above_the_target_and_one_for_a_class_with_no_label():
@@ -81,37 +88,47 @@ def test_an_exhausted_class_is_not_sought():
     assert seek_picks(p, [30, 30, 2], 100, 5) == ([], 0.0)
 
 
-def test_a_class_with_no_label_gets_the_uncovered_regions():
+def test_a_class_with_no_label_gets_the_images_far_from_every_label():
     p = np.full((50, 3), 1 / 3)
     picks, deficit = seek_picks(p, [10, 10, 0], 50, 4, uncovered=lambda: [3, 1, 4])
     assert picks[:3] == [3, 1, 4] and deficit == 1.0
 
 
-def test_uncovered_finds_a_small_cluster_apart_from_the_labelled_ones_first():
-    rng = np.random.default_rng(1)
-    common = rng.normal(0, 1, (400, 6))
-    rare = rng.normal(6, 0.3, (8, 6))
-    E = np.concatenate([common, rare]).astype(np.float32)
-    labelled = common[:20]
-    picks = uncovered(E, labelled, seed=0)
-    assert picks and picks[0] >= 400  # the most typical image of the rare cluster leads
+def test_farthest_first_reaches_a_class_that_is_a_minority_in_every_cluster():
+    """Four big groups, each labelled at its centre, and an unseen class of 12 split among them,
+    a little off each group's centre: a minority in every cluster, so each cluster's most typical image
+    is a common one, but the unseen class's images lie farthest from every label."""
+    rng = np.random.default_rng(4)
+    centres = np.eye(6)[:4] * 12
+    common = np.concatenate([c + rng.normal(0, 1, (100, 6)) for c in centres])
+    unseen = np.concatenate([c + np.eye(6)[5] * 6 + rng.normal(0, 0.3, (3, 6)) for c in centres])
+    E = np.concatenate([common, unseen]).astype(np.float32)
+    labelled = np.concatenate([c + rng.normal(0, 0.2, (3, 6)) for c in centres])
+    picks = farthest_first(E, labelled, 8)
+    assert picks[0] >= 400  # an unseen image comes before any big group's next image
+    assert sum(i >= 400 for i in picks[:4]) >= 3, picks
     assert len(set(picks)) == len(picks) and all(0 <= i < len(E) for i in picks)
-    assert uncovered(E[:6], labelled, seed=0) == []  # too few images to cluster
 
 
-def test_uncovered_leads_with_the_cluster_the_model_is_least_sure_of_given_its_doubt():
-    rng = np.random.default_rng(2)
-    known = rng.normal(0, 1, (300, 6))  # the labelled class's region
-    odd = rng.normal(8, 0.2, (6, 6))  # a handful of odd images, far from everything
-    unseen = rng.normal(3, 0.3, (20, 6))  # a class nobody has labelled, nearer the labels
-    E = np.concatenate([known, odd, unseen]).astype(np.float32)
-    doubt = np.full(len(E), 0.05)
-    doubt[306:] = 0.6  # the model cannot place the unseen class's images
-    by_distance = uncovered(E, known[:20], seed=0)
-    by_doubt = uncovered(E, known[:20], seed=0, uncertainty=doubt)
-    assert 300 <= by_distance[0] < 306  # farthest first: the odd images
-    assert by_doubt[0] >= 306  # least sure first: the unseen class
-    assert sorted(by_doubt) == sorted(by_distance)  # the same clusters, in another order
+def test_farthest_first_spends_one_pick_on_a_handful_of_odd_images():
+    rng = np.random.default_rng(5)
+    known = rng.normal(0, 1, (300, 6))
+    odd = rng.normal(9, 0.1, (6, 6))
+    E = np.concatenate([known, odd]).astype(np.float32)
+    picks = farthest_first(E, known[:20], 5)
+    assert picks[0] >= 300 and all(i < 300 for i in picks[1:])  # one stands for its neighbours
+    assert farthest_first(E, known[:20], 0) == []
+    assert len(farthest_first(E, np.zeros((0, 6)), 3)) == 3  # no label yet: still a spread of picks
+
+
+def test_farthest_first_gives_the_same_picks_a_block_of_labels_at_a_time(monkeypatch):
+    import oal_widget.al.balance as balance
+
+    rng = np.random.default_rng(6)
+    E, labelled = rng.normal(0, 1, (200, 5)), rng.normal(0, 1, (30, 5))
+    whole = farthest_first(E, labelled, 10)
+    monkeypatch.setattr(balance, "DISTANCE_BLOCK", 200 * 7)  # seven labels at a time
+    assert farthest_first(E, labelled, 10) == whole
 
 
 def test_the_class_with_fewest_labels_takes_the_turns_first():
