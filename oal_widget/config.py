@@ -74,7 +74,7 @@ class Config:
     #: images (TypiClust on a PCA of the pixels), largest cluster first; 0 turns it off.
     typical_start: int = 30
     #: Share of the order (at most) that seeks the classes with fewest labels: their most probable
-    #: images, or for a class with no label the regions no label covers; it falls as the classes fill
+    #: images, or for a class with no label the images farthest from every label; it falls as the classes fill
     #: (``al/balance.py``). Finds a rare class early; 0 turns it off. Never with the ``random`` strategy.
     seek_share: float = 0.5
     #: Blend the network with label spreading over a nearest-neighbour graph of the images, weighted by
