@@ -142,12 +142,15 @@ class Grid:
         image, found here or by a teammate), or that a teammate's label made a blind second opinion, ask
         for the person's own label: their prediction and proposal go. True when any changed."""
         s = self.session
+        under = self.under_cursor
         changed = False
         for i, t in enumerate(self.tiles):
             test = t.test or s.is_test(t.path)
             if (test and not t.test) or (s.is_second_opinion(t.path) and (t.prediction or t.proposed)):
                 self.tiles[i] = replace(t, test=test, prediction=None, proposed=None)
                 changed = True
+        if changed and under is not None:  # a tile without a prediction moves in the grouped display
+            self.cursor = [t.path for t in self.shown].index(under.path)
         return changed
 
     @property

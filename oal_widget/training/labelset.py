@@ -43,6 +43,8 @@ class LabelSet:
         label, or a training image whose class changed: a relabel must be learnt too)."""
         k = self.index[label]
         self.paid.discard(path)
+        if split == "test" and path not in self.test_paths:  # joined the split as it was labelled
+            self.test_paths = self.test_paths | {path}
         if split == "test" or path in self.test_paths:
             moved = self.train.pop(path, None) is not None
             self._fresh.pop(path, None)

@@ -78,6 +78,20 @@ def test_a_tile_whose_image_joined_the_test_split_since_the_page_opened_never_st
     assert not any(isinstance(c, Labelled) and c.path == tile.path for c in factory.last.commands)
 
 
+def test_the_cursor_stays_on_its_tile_when_a_tile_loses_its_prediction_in_the_grouped_page(session):
+    s, factory = session
+    predict(s, factory)
+    grid = Grid(s)  # grouped: a tile without a prediction goes last
+    grid.open()
+    predicted = [t for t in grid.shown if t.prediction is not None]
+    grid.point(grid.shown.index(predicted[-1]))
+    under = grid.under_cursor.path
+    with Store(s.workdir) as teammate:
+        teammate.join_test_split([predicted[0].path])
+    s.refresh()
+    assert grid.sync() and grid.under_cursor.path == under, "a key would label another image"
+
+
 def test_a_tile_a_teammate_labelled_since_the_page_opened_is_a_blind_opinion_never_a_prediction(small_digits):
     s, factory = make(small_digits, test_fraction=0, double_label=1.0, annotator="alice")
     predict(s, factory)

@@ -28,3 +28,11 @@ def test_a_label_that_neither_trains_nor_grades_is_still_counted_as_given():
     labels.remove("t.png", paid=True)
     labels.remove("t.png")  # undone: no longer given
     assert not labels.paid and labels.train == {"x.png": 0}
+
+
+def test_a_test_label_of_an_image_that_joined_the_split_as_it_was_labelled_grades():
+    labels = LabelSet(["a", "b"], test_paths=["t.png"])
+    labels.add("x.png", "a", "test")  # the store's split took it after the trainer's reserve was set
+    assert "x.png" in labels.test_paths and labels.test == {"x.png": 0}
+    labels.remove("x.png")  # undone: still a test image, never a training candidate
+    assert "x.png" in labels.test_paths
