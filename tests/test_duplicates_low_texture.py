@@ -64,7 +64,7 @@ def test_smooth_colour_copies_are_found_and_look_alike_gradients_stay_apart(whee
     assert set(find_groups(pool).groups).isdisjoint(expected)
 
 
-def test_neighbouring_gradients_score_under_the_threshold_and_copies_near_one(wheel_pool):
+def test_neighbouring_gradients_score_under_the_threshold_and_copies_near_one(wheel_pool, monkeypatch):
     from oal_widget.data.duplicate_scores import CLEAR, NEAR_THRESHOLD, score_pairs
 
     pool, expected = wheel_pool
@@ -75,6 +75,8 @@ def test_neighbouring_gradients_score_under_the_threshold_and_copies_near_one(wh
     look_alikes = [s for (i, j), s in changed.items() if i in wheel and j in wheel and (i, j) not in copies]
     assert len(look_alikes) >= 20 and max(look_alikes) < NEAR_THRESHOLD  # two wheel patches: no pair
     assert all(changed[pair] >= CLEAR for pair in copies)
+    monkeypatch.setattr(low_texture, "DECODE_BATCH", 3)  # decoded a few at a time: the same scores
+    assert low_texture.rescored(pool, scored.order, scored.thumbs, scored.pairs, scored.hashes) == changed
 
 
 def test_textured_and_grey_pairs_are_not_rescored(wheel_pool, tmp_path):
