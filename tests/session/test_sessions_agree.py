@@ -1,7 +1,8 @@
 """Two sessions on one store, driven at random (hypothesis' state machine): labels, accepted
 predictions, undo, back, skip, grid pages, review fixes and their undo, second opinions, settlements,
-a claim that fails and leases that run out. After every step each session, once refreshed, holds
-exactly the store's labels, and so does its trainer. Both backends (SQLite, a real PostgreSQL server)."""
+a claim that fails and leases that run out, with and without a test split. After every step each
+session, once refreshed, holds exactly the store's labels, and so does its trainer. Both backends
+(SQLite, a real PostgreSQL server)."""
 
 from __future__ import annotations
 
@@ -23,14 +24,23 @@ WHO = ("alice", "bob")
 class Sessions(RuleBasedStateMachine):
     backend = None  # set by the test below
     buffer_size = 1  # labels held back before the trainer hears of them
+    test_fraction = 0.0  # the test split (its lane, blind test images, test labels undone elsewhere)
 
     def __init__(self):
         super().__init__()
         self.backend.project = f"agree{next(_runs)}"
         # bob gives blind second opinions on half of what alice labelled
         made = [
-            open_session(self.backend, WHO[0], buffer_size=self.buffer_size),
-            open_session(self.backend, WHO[1], double_label=0.5, buffer_size=self.buffer_size),
+            open_session(
+                self.backend, WHO[0], buffer_size=self.buffer_size, test_fraction=self.test_fraction
+            ),
+            open_session(
+                self.backend,
+                WHO[1],
+                double_label=0.5,
+                buffer_size=self.buffer_size,
+                test_fraction=self.test_fraction,
+            ),  # fmt: skip
         ]
         self.sessions = [s for s, _ in made]
         self.factories = [f for _, f in made]
@@ -158,9 +168,9 @@ class Sessions(RuleBasedStateMachine):
 _runs = iter(range(10**9))
 
 
-@pytest.mark.parametrize("buffer_size", [1, 3])
-def test_sessions_agree_with_the_store(backend, buffer_size):
-    Sessions.backend, Sessions.buffer_size = backend, buffer_size
+@pytest.mark.parametrize(("buffer_size", "test_fraction"), [(1, 0.0), (3, 0.25)])
+def test_sessions_agree_with_the_store(backend, buffer_size, test_fraction):
+    Sessions.backend, Sessions.buffer_size, Sessions.test_fraction = backend, buffer_size, test_fraction
     examples = 20 if backend.name == "sqlite" else 6
     run_state_machine_as_test(
         Sessions, settings=settings(max_examples=examples, stateful_step_count=20, deadline=None)
