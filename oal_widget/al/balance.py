@@ -108,9 +108,12 @@ def seek_picks(
     if not wanted:
         return [], 0.0
     queues: dict[int, list[int]] = {}
+    far: list[int] | None = None  # the same for every class with no label: computed once
     for c in wanted:
         if counts[c] == 0:
-            queues[c] = list(uncovered()) if uncovered is not None else []
+            if far is None:
+                far = list(uncovered()) if uncovered is not None else []
+            queues[c] = far
         else:
             queues[c] = np.argsort(-p[:, c], kind="stable")[:limit].tolist()
     picks: list[int] = []

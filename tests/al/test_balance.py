@@ -157,3 +157,15 @@ def test_a_class_with_no_label_that_may_be_absent_goes_last():
     assert 0 < deficits(counts)[0] < 1
     picks, _ = seek_picks(p, counts, 60, 4, uncovered=lambda: [30, 31, 32])
     assert picks[:2] == [5, 6] and not {30, 31, 32} & set(picks)
+
+
+def test_the_images_far_from_every_label_are_computed_once_for_all_classes_with_no_label():
+    p = np.full((60, 4), 0.25)
+    calls = []
+
+    def uncovered():
+        calls.append(1)
+        return [30, 31, 32, 33]
+
+    picks, _ = seek_picks(p, [10, 0, 0, 0], 60, 4, uncovered=uncovered)
+    assert picks == [30, 31, 32, 33] and len(calls) == 1
