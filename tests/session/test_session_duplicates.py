@@ -93,6 +93,28 @@ def test_a_test_label_grouped_with_a_training_label_grades_nothing_and_an_undo_r
     s.close()
 
 
+def test_a_test_image_on_screen_that_a_training_label_shadows_is_not_asked_for(small_digits, monkeypatch):
+    """The search finds that the test image on screen is a near-duplicate of a training label given before:
+    its label would grade nothing, so the next refresh (after the next key) moves on from it."""
+    pair: list[str] = []
+    with_groups(monkeypatch, lambda paths: [tuple(pair)])
+    s = Session(small_digits, LABELS, trainer_factory=Factory(), input_shape=(16, 16, 1), test_fraction=0.25,
+                start=False)  # fmt: skip
+    train = None
+    while train is None or not s.is_test(s.current):  # training labels until a test image shows
+        if not s.is_test(s.current):
+            train = s.current
+        s.label(truth(s.current))
+    test = s.current
+    pair.extend([test, train])
+    s.start()
+    searched(s)
+    assert s.shadowed(test) and test not in s.order()
+    s.refresh()
+    assert s.current not in (None, test) and s.order()[0] == s.current
+    s.close()
+
+
 def test_an_image_a_teammate_labelled_since_the_search_began_stays_a_training_image(
     small_digits, monkeypatch, tmp_path
 ):
