@@ -36,9 +36,10 @@ class Sync:
         changed = self._take_changes()
         with self._lock:
             current, mirror = self.order.current, self.mirror
-            if current is not None and current not in mirror.book and mirror.shadowed(current):
-                # A test image on screen whose near-duplicate has a training label since it came up (the
-                # search found the pair, or a page labelled it): its label would grade nothing.
+            to_label = current is not None and (current not in mirror.book or mirror.blind(current))
+            if to_label and mirror.shadowed(current):
+                # A test image on screen (to label, or blind) whose near-duplicate has a training label since
+                # it came up (the search found the pair, or a page labelled it): its label grades nothing.
                 self.order.drop_current()
             self.order.recheck()
         return changed
