@@ -11,6 +11,7 @@ from helpers import wait_for
 from oal_widget.data.duplicates import DuplicateGroups
 from oal_widget.messages import Labelled, Reserve, Unlabelled
 from oal_widget.session import duplicates
+from oal_widget.session.grid import Grid
 from oal_widget.session.session import Session
 
 LABELS = ["0", "1", "2"]
@@ -112,6 +113,27 @@ def test_a_test_image_on_screen_that_a_training_label_shadows_is_not_asked_for(s
     assert s.shadowed(test) and test not in s.order()
     s.refresh()
     assert s.current not in (None, test) and s.order()[0] == s.current
+    s.close()
+
+
+def test_a_grid_tile_of_a_test_image_that_a_training_label_shadows_leaves_the_page(small_digits, monkeypatch):
+    pair: list[str] = []
+    with_groups(monkeypatch, lambda paths: [tuple(pair)])
+    s = Session(small_digits, LABELS, trainer_factory=Factory(), input_shape=(16, 16, 1), test_fraction=0.25,
+                start=False)  # fmt: skip
+    while s.is_test(s.current):
+        s.label(truth(s.current))
+    train = s.current
+    s.label(truth(train))
+    grid = Grid(s, size=30, grouped=False)  # every image still to label
+    grid.open()
+    test = next(t.path for t in grid.tiles if t.test)
+    pair.extend([test, train])
+    s.start()
+    searched(s)
+    s.refresh()
+    assert grid.sync() and test not in [t.path for t in grid.tiles], "not asked for: it would grade nothing"
+    assert grid.tiles and grid.under_cursor is not None
     s.close()
 
 

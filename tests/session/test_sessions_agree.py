@@ -367,6 +367,10 @@ class Sessions(RuleBasedStateMachine):
             grid.refresh()
             grid.sync()
             for tile in grid.tiles:
+                assert tile.test == s.is_test(tile.path), "a grid tile's split as the session holds it"
+                assert not (s.label_of(tile.path) is None and s.shadowed(tile.path)), (
+                    "a grid tile asks for a shadowed test image"
+                )
                 got = grid.gets(tile)
                 if got is not None and got[1] in PREDICTED:
                     assert not s.is_test(tile.path), "a grid tile offers a prediction for a test image"
