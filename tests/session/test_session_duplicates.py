@@ -116,6 +116,35 @@ def test_a_test_image_on_screen_that_a_training_label_shadows_is_not_asked_for(s
     s.close()
 
 
+def test_a_blind_test_image_on_screen_that_a_training_label_shadows_is_not_asked_for(
+    small_digits, monkeypatch, tmp_path
+):
+    """Alice labelled a test image and its near-duplicate (a training image); Bob, asked for the test image
+    blind, has it on screen when his search finds the pair: his label would grade nothing."""
+    pair: list[str] = []
+    with_groups(monkeypatch, lambda paths: [tuple(pair)])
+    kw = dict(input_shape=(16, 16, 1), test_fraction=0.25, workdir=tmp_path / "wd")
+    alice = Session(small_digits, LABELS, annotator="alice", trainer_factory=Factory(), start=False, **kw)
+    test = train = None
+    while test is None or train is None:
+        path = alice.current
+        test, train = (path, train) if alice.is_test(path) else (test, path)
+        alice.label(truth(path))
+    bob = Session(small_digits, LABELS, annotator="bob", trainer_factory=Factory(), double_label=1.0,
+                  start=False, **kw)  # fmt: skip
+    while bob.current not in (None, test):  # bob labels what comes before it
+        bob.label(truth(bob.current))
+    assert bob.current == test and bob.is_second_opinion(test)
+    pair.extend([test, train])
+    bob.start()
+    searched(bob)
+    assert bob.shadowed(test)
+    bob.refresh()
+    assert bob.current != test and test not in bob.order()
+    alice.close()
+    bob.close()
+
+
 def test_a_grid_tile_of_a_test_image_that_a_training_label_shadows_leaves_the_page(small_digits, monkeypatch):
     pair: list[str] = []
     with_groups(monkeypatch, lambda paths: [tuple(pair)])
