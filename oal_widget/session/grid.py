@@ -140,17 +140,29 @@ class Grid:
     def sync(self) -> bool:
         """Tiles whose image joined the test split since the page opened (a near-duplicate of a test
         image, found here or by a teammate), or that a teammate's label made a blind second opinion, ask
-        for the person's own label: their prediction and proposal go. True when any changed."""
+        for the person's own label: their prediction and proposal go. A test image still to label whose
+        near-duplicate has a training label since leaves the page (its label would grade nothing). True
+        when any changed."""
         s = self.session
         under = self.under_cursor
         changed = False
-        for i, t in enumerate(self.tiles):
+        tiles = []
+        for t in self.tiles:
+            if s.label_of(t.path) is None and s.shadowed(t.path):
+                changed = True
+                continue
             test = t.test or s.is_test(t.path)
             if (test and not t.test) or (s.is_second_opinion(t.path) and (t.prediction or t.proposed)):
-                self.tiles[i] = replace(t, test=test, prediction=None, proposed=None)
+                t = replace(t, test=test, prediction=None, proposed=None)
                 changed = True
-        if changed and under is not None:  # a tile without a prediction moves in the grouped display
-            self.cursor = [t.path for t in self.shown].index(under.path)
+            tiles.append(t)
+        self.tiles = tiles
+        if changed:  # a tile without a prediction moves in the grouped display; one may have left
+            shown = [t.path for t in self.shown]
+            if under is not None and under.path in shown:
+                self.cursor = shown.index(under.path)
+            else:
+                self.cursor = min(self.cursor, max(0, len(shown) - 1))
         return changed
 
     @property

@@ -24,7 +24,8 @@ class Sync:
     def refresh(self) -> bool:
         """Take the other sessions' labels, relabels and undos in; True when any changed. Images another
         session held and let go of come back into the order; the image on screen is claimed again if it
-        came to be labelled again, or left if another session took it (a lease lost)."""
+        came to be labelled again, or left if another session took it (a lease lost) or it is no longer
+        asked for (a test image shadowed by a near-duplicate's training label)."""
         if self._closed():
             return False
         returned = self.leases.returned()
@@ -34,6 +35,12 @@ class Sync:
                     self.order.reinstate(path)
         changed = self._take_changes()
         with self._lock:
+            current, mirror = self.order.current, self.mirror
+            to_label = current is not None and (current not in mirror.book or mirror.blind(current))
+            if to_label and mirror.shadowed(current):
+                # A test image on screen (to label, or blind) whose near-duplicate has a training label since
+                # it came up (the search found the pair, or a page labelled it): its label grades nothing.
+                self.order.drop_current()
             self.order.recheck()
         return changed
 

@@ -11,6 +11,7 @@ from helpers import wait_for
 from oal_widget.data.duplicates import DuplicateGroups
 from oal_widget.messages import Labelled, Reserve, Unlabelled
 from oal_widget.session import duplicates
+from oal_widget.session.grid import Grid
 from oal_widget.session.session import Session
 
 LABELS = ["0", "1", "2"]
@@ -90,6 +91,78 @@ def test_a_test_label_grouped_with_a_training_label_grades_nothing_and_an_undo_r
     assert told(factory, train) == Labelled(train, truth(train), "train")
     s.undo()  # the training label goes: the test label grades again
     wait_for(lambda: told(factory, test) == Labelled(test, truth(test), "test"), "the test label given back")
+    s.close()
+
+
+def test_a_test_image_on_screen_that_a_training_label_shadows_is_not_asked_for(small_digits, monkeypatch):
+    """The search finds that the test image on screen is a near-duplicate of a training label given before:
+    its label would grade nothing, so the next refresh (after the next key) moves on from it."""
+    pair: list[str] = []
+    with_groups(monkeypatch, lambda paths: [tuple(pair)])
+    s = Session(small_digits, LABELS, trainer_factory=Factory(), input_shape=(16, 16, 1), test_fraction=0.25,
+                start=False)  # fmt: skip
+    train = None
+    while train is None or not s.is_test(s.current):  # training labels until a test image shows
+        if not s.is_test(s.current):
+            train = s.current
+        s.label(truth(s.current))
+    test = s.current
+    pair.extend([test, train])
+    s.start()
+    searched(s)
+    assert s.shadowed(test) and test not in s.order()
+    s.refresh()
+    assert s.current not in (None, test) and s.order()[0] == s.current
+    s.close()
+
+
+def test_a_blind_test_image_on_screen_that_a_training_label_shadows_is_not_asked_for(
+    small_digits, monkeypatch, tmp_path
+):
+    """Alice labelled a test image and its near-duplicate (a training image); Bob, asked for the test image
+    blind, has it on screen when his search finds the pair: his label would grade nothing."""
+    pair: list[str] = []
+    with_groups(monkeypatch, lambda paths: [tuple(pair)])
+    kw = dict(input_shape=(16, 16, 1), test_fraction=0.25, workdir=tmp_path / "wd")
+    alice = Session(small_digits, LABELS, annotator="alice", trainer_factory=Factory(), start=False, **kw)
+    test = train = None
+    while test is None or train is None:
+        path = alice.current
+        test, train = (path, train) if alice.is_test(path) else (test, path)
+        alice.label(truth(path))
+    bob = Session(small_digits, LABELS, annotator="bob", trainer_factory=Factory(), double_label=1.0,
+                  start=False, **kw)  # fmt: skip
+    while bob.current not in (None, test):  # bob labels what comes before it
+        bob.label(truth(bob.current))
+    assert bob.current == test and bob.is_second_opinion(test)
+    pair.extend([test, train])
+    bob.start()
+    searched(bob)
+    assert bob.shadowed(test)
+    bob.refresh()
+    assert bob.current != test and test not in bob.order()
+    alice.close()
+    bob.close()
+
+
+def test_a_grid_tile_of_a_test_image_that_a_training_label_shadows_leaves_the_page(small_digits, monkeypatch):
+    pair: list[str] = []
+    with_groups(monkeypatch, lambda paths: [tuple(pair)])
+    s = Session(small_digits, LABELS, trainer_factory=Factory(), input_shape=(16, 16, 1), test_fraction=0.25,
+                start=False)  # fmt: skip
+    while s.is_test(s.current):
+        s.label(truth(s.current))
+    train = s.current
+    s.label(truth(train))
+    grid = Grid(s, size=30, grouped=False)  # every image still to label
+    grid.open()
+    test = next(t.path for t in grid.tiles if t.test)
+    pair.extend([test, train])
+    s.start()
+    searched(s)
+    s.refresh()
+    assert grid.sync() and test not in [t.path for t in grid.tiles], "not asked for: it would grade nothing"
+    assert grid.tiles and grid.under_cursor is not None
     s.close()
 
 
