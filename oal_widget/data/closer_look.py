@@ -36,7 +36,7 @@ from PIL import Image
 from scipy import fft as sfft
 from scipy.ndimage import gaussian_filter
 
-from .similarity import check_cancel, grey_images
+from .similarity import check_cancel, components, grey_images
 
 #: Side (pixels) of the finer look; blur and band-pass scale with it as on the 32-px thumbnails.
 SIDE = 64
@@ -245,22 +245,10 @@ def winners(passed: Mapping[tuple[int, int], Sequence[tuple[int, int]]]) -> set[
     passed pairs join images into groups, and a group of at most ``GROUP_MOST`` images (an image and
     its two copies) is one picture, whose copies score as high with each other as with the original.
     Without this, each copy of a group of three stands in the other's way."""
-    parent: dict[int, int] = {}
-
-    def root(x: int) -> int:
-        while parent.setdefault(x, x) != x:
-            parent[x] = parent[parent[x]]
-            x = parent[x]
-        return x
-
-    for a, b in passed:
-        parent[root(a)] = root(b)
-    members: dict[int, set[int]] = {}
-    for x in list(parent):
-        members.setdefault(root(x), set()).add(x)
+    group_of = {x: set(group) for group in components(passed) for x in group}
     out = set()
     for pair, close in passed.items():
-        group = members[root(pair[0])]
+        group = group_of[pair[0]]
         if not close or (len(group) <= GROUP_MOST and all(set(r) <= group for r in close)):
             out.add(pair)
     return out

@@ -47,7 +47,7 @@ from .duplicate_scores import (
     select_pairs,
     stands_out,
 )
-from .similarity import Cancelled
+from .similarity import Cancelled, components
 
 # The scoring names stay importable from here, where the product and the benches import them.
 __all__ = [
@@ -107,25 +107,6 @@ class DuplicateGroups:
 
 
 # --- grouping ------------------------------------------------------------------------------------------
-def _components(n: int, pairs: Iterable[tuple[int, int]]) -> list[list[int]]:
-    parent = list(range(n))
-
-    def root(x: int) -> int:
-        while parent[x] != x:
-            parent[x] = parent[parent[x]]
-            x = parent[x]
-        return x
-
-    for a, b in pairs:
-        ra, rb = root(a), root(b)
-        if ra != rb:
-            parent[max(ra, rb)] = min(ra, rb)
-    members: dict[int, list[int]] = {}
-    for x in range(n):
-        members.setdefault(root(x), []).append(x)
-    return [m for m in members.values() if len(m) > 1]
-
-
 def find_groups(
     pool,
     progress: Callable[[int, int], None] | None = None,
@@ -184,14 +165,14 @@ def linked(verified: Mapping[tuple[int, int], float]) -> list[tuple[int, int]]:
     ]
 
 
-def grouped(n: int, verified: Mapping[tuple[int, int], float]) -> list[list[int]]:
-    """The groups (indices, two or more) of ``n`` images that the ``verified`` pairs' links join."""
-    return _components(n, linked(verified))
+def grouped(verified: Mapping[tuple[int, int], float]) -> list[list[int]]:
+    """The groups (indices, two or more) that the ``verified`` pairs' links join."""
+    return components(linked(verified))
 
 
 def _result(order, hashes, verified, seen) -> DuplicateGroups:
     groups, kinds = [], []
-    for members in grouped(len(order), verified):
+    for members in grouped(verified):
         paths = tuple(sorted(order[i] for i in members))
         groups.append(paths)
         kinds.append("exact" if len({hashes[i] for i in members}) == 1 else "near")

@@ -14,12 +14,14 @@ from __future__ import annotations
 
 import hashlib
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 from PIL import Image
 from scipy import fft as sfft
 from scipy.ndimage import gaussian_filter
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
 
 #: Side of the grey thumbnails pairs are verified on, and of the centre searched for in the other image.
 THUMB, CENTRE = 32, 24
@@ -263,3 +265,17 @@ def report(progress, done: int, total: int) -> None:
 
 class Cancelled(Exception):
     """``find_groups`` was cancelled (its ``cancel`` said so) before it finished."""
+
+
+def components(pairs: Iterable[tuple[int, int]]) -> list[list[int]]:
+    """The groups (two or more indices, ascending; groups by their first) that the ``pairs`` link."""
+    edges = np.array(list(pairs), dtype=np.int64).reshape(-1, 2)
+    if not len(edges):
+        return []
+    n = int(edges.max()) + 1
+    graph = coo_matrix((np.ones(len(edges)), (edges[:, 0], edges[:, 1])), shape=(n, n))
+    _, labels = connected_components(graph, directed=False)
+    members: dict[int, list[int]] = {}
+    for x in np.unique(edges).tolist():
+        members.setdefault(int(labels[x]), []).append(x)
+    return sorted((m for m in members.values() if len(m) > 1), key=lambda m: m[0])
