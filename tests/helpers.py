@@ -50,3 +50,28 @@ def settle(panel, timeout: float = WAIT) -> None:
     """Wait (bounded) until the panel's UI thread has run every job posted so far (trainer updates are
     applied there, asynchronously, as in a kernel)."""
     assert panel._ui.wait_idle(timeout), f"the panel's UI thread still busy after {timeout} s"
+
+
+def brick_wall(folder, copies: int, seed: int) -> set[tuple[str, ...]]:
+    """Writes the 64 patches of scikit-image's brick wall (each has look-alikes scoring as a crop does) and
+    ``copies`` crops (80-92%, resized back) of every sixth; returns those planted groups, names sorted."""
+    import numpy as np
+    import skimage.data
+    from PIL import Image
+
+    wall = skimage.data.brick()
+    rng = np.random.default_rng(seed)
+    planted = set()
+    for k, (y, x) in enumerate((y, x) for y in range(0, 512, 64) for x in range(0, 512, 64)):
+        patch = wall[y : y + 64, x : x + 64]
+        Image.fromarray(patch).save(folder / f"p{k:02d}.png")
+        if k % 6 == 0:
+            names = [f"p{k:02d}.png"]
+            for copy in range(copies):
+                c = round(64 * rng.uniform(0.8, 0.92))
+                oy, ox = rng.integers(0, 64 - c + 1, size=2)
+                crop = Image.fromarray(patch[oy : oy + c, ox : ox + c]).resize((64, 64), Image.BICUBIC)
+                crop.save(folder / f"p{k:02d}_c{copy}.png")
+                names.append(f"p{k:02d}_c{copy}.png")
+            planted.add(tuple(names))
+    return planted

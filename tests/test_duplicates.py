@@ -7,6 +7,7 @@ import threading
 
 import numpy as np
 import pytest
+from helpers import brick_wall
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image
@@ -354,22 +355,9 @@ def test_contested_pairs_are_best_partners_and_their_rivals_are_look_alikes(monk
 
 
 def test_a_crop_in_a_crowd_of_look_alike_bricks_is_found(tmp_path, monkeypatch):
-    import skimage.data
-
     from oal_widget.data import duplicates
 
-    wall = skimage.data.brick()  # 64 patches of one brick wall: each has look-alikes scoring as a crop does
-    rng = np.random.default_rng(0)
-    crops = set()
-    for k, (y, x) in enumerate((y, x) for y in range(0, 512, 64) for x in range(0, 512, 64)):
-        patch = wall[y : y + 64, x : x + 64]
-        Image.fromarray(patch).save(tmp_path / f"p{k:02d}.png")
-        if k % 6 == 0:
-            c = round(64 * rng.uniform(0.8, 0.92))
-            oy, ox = rng.integers(0, 64 - c + 1, size=2)
-            crop = Image.fromarray(patch[oy : oy + c, ox : ox + c]).resize((64, 64), Image.BICUBIC)
-            crop.save(tmp_path / f"p{k:02d}_crop.png")
-            crops.add((f"p{k:02d}.png", f"p{k:02d}_crop.png"))
+    crops = brick_wall(tmp_path, copies=1, seed=0)
     pool = ImagePool(tmp_path, (64, 64, 1))
     found = set(find_groups(pool).groups)
     monkeypatch.setattr(duplicates, "contest_winners", lambda *args, **kwargs: set())

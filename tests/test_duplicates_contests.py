@@ -3,8 +3,7 @@ count as each other's rivals; look-alikes still do. Real photos from scikit-imag
 
 from __future__ import annotations
 
-import numpy as np
-from PIL import Image
+from helpers import brick_wall
 
 from oal_widget.data import closer_look
 from oal_widget.data.closer_look import winners
@@ -25,23 +24,7 @@ def test_copies_of_one_picture_are_not_each_others_rivals():
 
 
 def test_a_patch_and_its_two_crops_among_look_alike_bricks_are_found_whole(tmp_path, monkeypatch):
-    import skimage.data
-
-    wall = skimage.data.brick()  # 64 patches of one brick wall: each has look-alikes scoring as a crop does
-    rng = np.random.default_rng(1)
-    triples = set()
-    for k, (y, x) in enumerate((y, x) for y in range(0, 512, 64) for x in range(0, 512, 64)):
-        patch = wall[y : y + 64, x : x + 64]
-        Image.fromarray(patch).save(tmp_path / f"p{k:02d}.png")
-        if k % 6 == 0:
-            names = [f"p{k:02d}.png"]
-            for copy in range(2):
-                c = round(64 * rng.uniform(0.8, 0.92))
-                oy, ox = rng.integers(0, 64 - c + 1, size=2)
-                crop = Image.fromarray(patch[oy : oy + c, ox : ox + c]).resize((64, 64), Image.BICUBIC)
-                crop.save(tmp_path / f"p{k:02d}_c{copy}.png")
-                names.append(f"p{k:02d}_c{copy}.png")
-            triples.add(tuple(names))
+    triples = brick_wall(tmp_path, copies=2, seed=1)
     pool = ImagePool(tmp_path, (64, 64, 1))
 
     def mixed(groups) -> int:  # groups holding more than one patch of the wall
